@@ -1,0 +1,41 @@
+//! Errors of the BFV layer, in words a caller can act on.
+
+use crate::wire::WireError;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BfvError {
+    #[error("{given} values do not fit in {slots} slots")]
+    TooManyValues { given: usize, slots: usize },
+    #[error("slot {slot} holds {value}, outside the declared range [{lo}, {hi}]")]
+    ValueOutOfRange {
+        slot: usize,
+        value: i64,
+        lo: i128,
+        hi: i128,
+    },
+    #[error("a range [{lo}, {hi}] must contain 0 (unused slots hold 0) and be ordered")]
+    InvalidRange { lo: i128, hi: i128 },
+    #[error("{op}: the result may take any value in [{lo}, {hi}], which does not fit the plaintext modulus t = {t} (needs t > {width}); use a parameter set with a larger t, fewer contributions, or tighter bounds")]
+    PlaintextOverflow {
+        op: &'static str,
+        lo: i128,
+        hi: i128,
+        width: i128,
+        t: u64,
+    },
+    #[error("operands belong to different parameter sets ({left} and {right})")]
+    ParameterMismatch {
+        left: &'static str,
+        right: &'static str,
+    },
+    #[error(
+        "operands are at different levels ({left} and {right}); switch them to one level first"
+    )]
+    LevelMismatch { left: usize, right: usize },
+    #[error(
+        "level {level} is not reachable from level {from} (levels go down, 1 ≤ level ≤ {from})"
+    )]
+    Level { level: usize, from: usize },
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}

@@ -1,0 +1,180 @@
+//! Secret and public keys.
+//!
+//! A [`SecretKey`] is held in NTT form at the top level, zeroized on drop, never printed. In
+//! Concord a party's key is a *share* `s_i` of the collective secret `s = Σ s_i` (see
+//! `concord-mhe`); a single-party key (a researcher's, for receiving key-switched results) is
+//! the same type. A [`PublicKey`] `(p, a)` satisfies `p + a·s = e` (small).
+
+use crate::params::BfvParameters;
+use crate::wire::{Kind, WireError, WireReader, WireWriter};
+use concord_ring::sampling::{gaussian, secret_rng, ternary, uniform_poly};
+use concord_ring::{Poly, Representation};
+use std::sync::Arc;
+use zeroize::{Zeroize, Zeroizing};
+
+/// A secret key (or key share): `s` in NTT form over all ciphertext moduli.
+pub struct SecretKey {
+    params: Arc<BfvParameters>,
+    s: Poly,
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.s.zeroize();
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKey({}, <redacted>)", self.params.name())
+    }
+}
+
+impl SecretKey {
+    /// A fresh ternary secret from the operating system's CSPRNG.
+    pub fn generate(params: &Arc<BfvParameters>) -> Self {
+        let ring = params.ring();
+        let coeffs = ternary(ring.degree(), &mut secret_rng());
+        let mut s = Poly::from_signed(ring, params.max_level(), &coeffs);
+        s.to_ntt(ring);
+        Self {
+            params: params.clone(),
+            s,
+        }
+    }
+
+    /// A key from a polynomial (any representation, top level) — e.g. a threshold party's
+    /// Lagrange-weighted share. The polynomial is consumed, so no copy of it lingers.
+    pub fn from_poly(params: &Arc<BfvParameters>, mut s: Poly) -> Self {
+        assert_eq!(
+            s.level(),
+            params.max_level(),
+            "a secret key lives at the top level"
+        );
+        s.to_ntt(params.ring());
+        Self {
+            params: params.clone(),
+            s,
+        }
+    }
+
+    pub fn params(&self) -> &Arc<BfvParameters> {
+        &self.params
+    }
+
+    /// `s` at `level`, NTT form.
+    pub fn at_level(&self, level: usize) -> Poly {
+        self.s.truncated(self.params.ring(), level)
+    }
+
+    /// `s` at the top level, NTT form.
+    pub fn poly(&self) -> &Poly {
+        &self.s
+    }
+
+    /// For storage at the owning party only (files readable by its user alone). The buffer is
+    /// zeroized when dropped.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let ring = self.params.ring();
+        let mut w = WireWriter::new(
+            Kind::SecretKey,
+            &self.params,
+            crate::wire::poly_len(ring, self.s.level()),
+        );
+        w.poly(ring, &self.s);
+        Zeroizing::new(w.finish())
+    }
+
+    pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = WireReader::open(bytes, Kind::SecretKey, params)?;
+        let s = r.poly(params.ring(), params.max_level(), Representation::Ntt)?;
+        r.finish()?;
+        Ok(Self {
+            params: params.clone(),
+            s,
+        })
+    }
+}
+
+/// A public key `(p, a) = (−s·a + e, a)`, both in NTT form at the top level.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub(crate) params: Arc<BfvParameters>,
+    pub(crate) p: Poly,
+    pub(crate) a: Poly,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.params.name())
+    }
+}
+
+impl PublicKey {
+    /// The public key of a single-party secret (e.g. a researcher's receiving key).
+    pub fn generate(sk: &SecretKey) -> Self {
+        let params = sk.params();
+        let ring = params.ring();
+        let mut rng = secret_rng();
+        let a = uniform_poly(ring, params.max_level(), &mut rng);
+        let e = gaussian(ring.degree(), &mut rng);
+        let mut p = Poly::product_to_coefficients(ring, &a, sk.poly());
+        p.neg_assign(ring);
+        p.add_assign(ring, &Poly::from_signed(ring, params.max_level(), &e));
+        p.to_ntt(ring);
+        Self {
+            params: params.clone(),
+            p,
+            a,
+        }
+    }
+
+    /// A key from its two halves in NTT form at the top level (e.g. the output of CKG).
+    pub fn from_parts(params: &Arc<BfvParameters>, p: Poly, a: Poly) -> Self {
+        assert!(p.level() == params.max_level() && a.level() == params.max_level());
+        assert!(
+            p.representation() == Representation::Ntt && a.representation() == Representation::Ntt
+        );
+        Self {
+            params: params.clone(),
+            p,
+            a,
+        }
+    }
+
+    pub fn params(&self) -> &Arc<BfvParameters> {
+        &self.params
+    }
+
+    /// `(p, a)` at `level`, NTT form.
+    pub fn at_level(&self, level: usize) -> (Poly, Poly) {
+        let ring = self.params.ring();
+        (self.p.truncated(ring, level), self.a.truncated(ring, level))
+    }
+
+    pub fn serialized_len(&self) -> usize {
+        crate::wire::HEADER_LEN
+            + 2 * crate::wire::poly_len(self.params.ring(), self.params.max_level())
+            + crate::wire::CHECKSUM_LEN
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let ring = self.params.ring();
+        let mut w = WireWriter::new(Kind::PublicKey, &self.params, self.serialized_len());
+        w.poly(ring, &self.p).poly(ring, &self.a);
+        w.finish()
+    }
+
+    pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, WireError> {
+        let mut r = WireReader::open(bytes, Kind::PublicKey, params)?;
+        let ring = params.ring();
+        let p = r.poly(ring, params.max_level(), Representation::Ntt)?;
+        let a = r.poly(ring, params.max_level(), Representation::Ntt)?;
+        r.finish()?;
+        Ok(Self {
+            params: params.clone(),
+            p,
+            a,
+        })
+    }
+}

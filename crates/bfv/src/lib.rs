@@ -1,0 +1,36 @@
+//! BFV (Brakerski/Fan–Vercauteren, scale-invariant) over the Concord RNS ring, as Concord uses
+//! it: named parameter sets checked against the Homomorphic Encryption Standard, SIMD batching,
+//! encryption under a public or secret key, exact decryption, additive evaluation with
+//! overflow accounting, modulus switching, and a compact versioned wire format
+//! (DESIGN.md §2).
+//!
+//! The multiparty protocols (collective keys, joint decryption, key switching, threshold) are in
+//! `concord-mhe`; ciphertext × ciphertext multiplication, relinearization and rotations are
+//! engine part 2 — the sets already carry key-switching moduli and levels for them, and the slot
+//! layout is the 2 × N/2 matrix their Galois automorphisms act on.
+//!
+//! ```
+//! use concord_bfv::{params, BfvParameters, Plaintext, PublicKey, SecretKey, ValueRange};
+//! let params = BfvParameters::new(&params::ADD_4096).unwrap();
+//! let sk = SecretKey::generate(&params);
+//! let pk = PublicKey::generate(&sk);
+//! let pt = Plaintext::encode(&params, &[1, 2, 3], ValueRange::counts(10)).unwrap();
+//! let mut ct = pk.encrypt(&pt).unwrap();
+//! ct.add_assign(&ct.clone()).unwrap();
+//! ct.switch_to_transmit_level().unwrap();
+//! assert_eq!(&sk.decrypt(&ct).unwrap().decode()[..3], &[2, 4, 6]);
+//! ```
+
+pub mod ciphertext;
+pub mod error;
+pub mod keys;
+pub mod params;
+pub mod plaintext;
+pub mod wire;
+
+pub use ciphertext::{Ciphertext, CiphertextTag};
+pub use error::BfvError;
+pub use keys::{PublicKey, SecretKey};
+pub use params::{BfvParameters, ParameterError, ParameterSpec};
+pub use plaintext::{Plaintext, ValueRange};
+pub use wire::{Kind, WireError};

@@ -1,0 +1,360 @@
+//! Named BFV parameter sets, checked against the Homomorphic Encryption Standard.
+//!
+//! A set is named by its ring degree `N`, the bit sizes of its ciphertext moduli
+//! `q_0 … q_{L-1}` (and of the key-switching moduli `P` for sets that will relinearize or rotate),
+//! and its plaintext modulus `t`, a prime `≡ 1 (mod 2N)` so that a plaintext holds `N` slots.
+//! The primes are the largest of their size with `q ≡ 1 (mod 2N)`, found deterministically, so
+//! a set's id always denotes the same moduli.
+//!
+//! **Security.** [`BfvParameters::new`] refuses any set whose `log2(Q·P)` exceeds the
+//! Homomorphic Encryption Standard (Albrecht et al., 2018, Table 1) bound for 128-bit classical
+//! security with ternary secrets and σ = 3.2: 27, 54, 109, 218, 438, 881 bits for
+//! `N = 2^10 … 2^15`.
+//!
+//! **Levels.** A ciphertext at level `ℓ` lives modulo `Q_ℓ = q_0 ⋯ q_{ℓ-1}`. Encryption happens
+//! at the top level; additive work then switches down to the set's *transmit level* before a
+//! ciphertext is sent (smaller, and less noisy relative to the modulus — see `concord-mhe`'s
+//! smudging analysis for how the transmit modulus is sized).
+//!
+//! | set | N | log2 q_i | t | use |
+//! |---|---|---|---|---|
+//! | `ADD-4096` | 4096 | 40, 40 \| 29 | 65537 | small aggregates, up to 64 parties |
+//! | `ADD-8192` | 8192 | 38, 38 \| 32 | 65537 | counts below 65537 (the W16 workload) |
+//! | `ADD-8192-T33` | 8192 | 48, 48 \| 32 | 2^33-bit prime | large counters (t > 2^32) |
+//!
+//! (`|` separates the transmit level from the moduli dropped before sending.)
+
+use concord_ring::{ntt_primes, ContextError, Modulus, RnsContext};
+use std::sync::Arc;
+use tfhe_ntt::prime64::Plan;
+
+/// How the plaintext modulus is chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlaintextModulus {
+    /// This exact prime.
+    Prime(u64),
+    /// The largest prime below `2^bits` that is `≡ 1 (mod 2N)`.
+    Bits(u32),
+}
+
+/// The definition of a named parameter set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParameterSpec {
+    /// Wire identifier: every serialized value carries it, and values of another set are refused.
+    pub id: u16,
+    pub name: &'static str,
+    pub log_n: u32,
+    /// Bit sizes of the ciphertext moduli `q_0 … q_{L-1}`.
+    pub ciphertext_moduli_bits: &'static [u32],
+    /// Bit sizes of the key-switching moduli `P` (empty for additive-only sets).
+    pub special_moduli_bits: &'static [u32],
+    pub plaintext_modulus: PlaintextModulus,
+    /// The level ciphertexts are switched down to before they leave a party.
+    pub transmit_level: usize,
+}
+
+/// Additive set, N = 4096, t = 65537.
+pub const ADD_4096: ParameterSpec = ParameterSpec {
+    id: 1,
+    name: "ADD-4096",
+    log_n: 12,
+    ciphertext_moduli_bits: &[40, 40, 29],
+    special_moduli_bits: &[],
+    plaintext_modulus: PlaintextModulus::Prime(65537),
+    transmit_level: 2,
+};
+
+/// Additive set, N = 8192, t = 65537: the W16 workload.
+pub const ADD_8192: ParameterSpec = ParameterSpec {
+    id: 2,
+    name: "ADD-8192",
+    log_n: 13,
+    ciphertext_moduli_bits: &[38, 38, 32],
+    special_moduli_bits: &[],
+    plaintext_modulus: PlaintextModulus::Prime(65537),
+    transmit_level: 2,
+};
+
+/// Additive set for large counters, N = 8192, t a 33-bit prime (t > 2^32).
+pub const ADD_8192_T33: ParameterSpec = ParameterSpec {
+    id: 3,
+    name: "ADD-8192-T33",
+    log_n: 13,
+    ciphertext_moduli_bits: &[48, 48, 32],
+    special_moduli_bits: &[],
+    plaintext_modulus: PlaintextModulus::Bits(33),
+    transmit_level: 2,
+};
+
+/// Every named set.
+pub const ALL_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33];
+
+/// Look a set up by its wire id.
+pub fn spec_by_id(id: u16) -> Option<&'static ParameterSpec> {
+    ALL_SETS.iter().find(|s| s.id == id)
+}
+
+/// Look a set up by name (case-insensitive).
+pub fn spec_by_name(name: &str) -> Option<&'static ParameterSpec> {
+    ALL_SETS.iter().find(|s| s.name.eq_ignore_ascii_case(name))
+}
+
+/// Maximum `log2(Q·P)` for 128-bit security with ternary secrets (HE Standard, Table 1).
+pub fn he_standard_max_log_qp(n: usize) -> Option<u32> {
+    match n {
+        1024 => Some(27),
+        2048 => Some(54),
+        4096 => Some(109),
+        8192 => Some(218),
+        16384 => Some(438),
+        32768 => Some(881),
+        _ => None,
+    }
+}
+
+/// Why a parameter set cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParameterError {
+    #[error("parameter set {name}: log2(QP) = {log_qp:.1} bits exceeds the 128-bit bound of {max} bits for N = {n} (Homomorphic Encryption Standard); refusing an insecure set")]
+    Insecure {
+        name: &'static str,
+        n: usize,
+        log_qp: f64,
+        max: u32,
+    },
+    #[error("parameter set {name}: ring degree N = {n} has no 128-bit bound in the Homomorphic Encryption Standard")]
+    UnsupportedDegree { name: &'static str, n: usize },
+    #[error("parameter set {name}: not enough NTT-friendly primes of {bits} bits for N = {n}")]
+    NoPrimes {
+        name: &'static str,
+        bits: u32,
+        n: usize,
+    },
+    #[error("parameter set {name}: plaintext modulus {t} is not a prime ≡ 1 mod 2N (needed for batching)")]
+    PlaintextModulus { name: &'static str, t: u64 },
+    #[error("parameter set {name}: transmit level {level} outside 1..={max}")]
+    TransmitLevel {
+        name: &'static str,
+        level: usize,
+        max: usize,
+    },
+    #[error("parameter set {name}: {source}")]
+    Ring {
+        name: &'static str,
+        source: ContextError,
+    },
+}
+
+/// A parameter set, built: moduli, NTT plans, plaintext batching, scaling constants.
+/// Shared by every key and ciphertext behind an `Arc`.
+#[derive(Debug)]
+pub struct BfvParameters {
+    spec: ParameterSpec,
+    ring: RnsContext,
+    special_moduli: Vec<u64>,
+    t: Modulus,
+    t_plan: Plan,
+    /// Per level ℓ (index ℓ−1): `⌊Q_ℓ/t⌋ mod q_j` for `j < ℓ`.
+    delta: Vec<Vec<u64>>,
+    /// Per level: `Q_ℓ mod t`.
+    q_mod_t: Vec<u64>,
+    /// Slot k ↦ index into the NTT (mod t) output holding it.
+    slot_position: Vec<usize>,
+}
+
+impl BfvParameters {
+    /// Build a set, refusing it if it is insecure or malformed.
+    pub fn new(spec: &ParameterSpec) -> Result<Arc<Self>, ParameterError> {
+        let name = spec.name;
+        let n = 1usize << spec.log_n;
+        let max = he_standard_max_log_qp(n).ok_or(ParameterError::UnsupportedDegree { name, n })?;
+        let t = match spec.plaintext_modulus {
+            PlaintextModulus::Prime(t) => t,
+            PlaintextModulus::Bits(bits) => *ntt_primes(bits, 1, n, &[])
+                .first()
+                .ok_or(ParameterError::NoPrimes { name, bits, n })?,
+        };
+        if !concord_ring::is_prime(t) || t % (2 * n as u64) != 1 {
+            return Err(ParameterError::PlaintextModulus { name, t });
+        }
+        let mut chosen: Vec<u64> = vec![t];
+        let mut pick = |bits: &[u32]| -> Result<Vec<u64>, ParameterError> {
+            let mut out = Vec::new();
+            for &b in bits {
+                let p = *ntt_primes(b, 1, n, &chosen)
+                    .first()
+                    .ok_or(ParameterError::NoPrimes { name, bits: b, n })?;
+                chosen.push(p);
+                out.push(p);
+            }
+            Ok(out)
+        };
+        let q = pick(spec.ciphertext_moduli_bits)?;
+        let p = pick(spec.special_moduli_bits)?;
+        let log_qp: f64 = q.iter().chain(&p).map(|&x| (x as f64).log2()).sum();
+        if log_qp > max as f64 {
+            return Err(ParameterError::Insecure {
+                name,
+                n,
+                log_qp,
+                max,
+            });
+        }
+        if spec.transmit_level == 0 || spec.transmit_level > q.len() {
+            return Err(ParameterError::TransmitLevel {
+                name,
+                level: spec.transmit_level,
+                max: q.len(),
+            });
+        }
+        let ring =
+            RnsContext::new(n, &q).map_err(|source| ParameterError::Ring { name, source })?;
+        let tm = Modulus::new(t).expect("t < 2^62");
+        let t_plan = Plan::try_new(n, t).ok_or(ParameterError::PlaintextModulus { name, t })?;
+        let mut delta = Vec::new();
+        let mut q_mod_t = Vec::new();
+        for level in 1..=q.len() {
+            let qt = q[..level]
+                .iter()
+                .fold(1, |acc, &qi| tm.mul(acc, tm.reduce(qi)));
+            let t_inv: Vec<u64> = ring.moduli()[..level]
+                .iter()
+                .map(|m| {
+                    // ⌊Q/t⌋ = (Q − (Q mod t))/t ≡ −(Q mod t)·t^{-1}  (mod q_j), as q_j | Q.
+                    let inv = m.inv(m.reduce(t)).expect("t is not a modulus");
+                    m.mul(m.neg(m.reduce(qt)), inv)
+                })
+                .collect();
+            delta.push(t_inv);
+            q_mod_t.push(qt);
+        }
+        let slot_position = slot_positions(&t_plan, tm, n);
+        Ok(Arc::new(Self {
+            spec: *spec,
+            ring,
+            special_moduli: p,
+            t: tm,
+            t_plan,
+            delta,
+            q_mod_t,
+            slot_position,
+        }))
+    }
+
+    pub fn spec(&self) -> &ParameterSpec {
+        &self.spec
+    }
+
+    pub fn id(&self) -> u16 {
+        self.spec.id
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The ring degree `N` (also the number of plaintext slots).
+    pub fn degree(&self) -> usize {
+        self.ring.degree()
+    }
+
+    /// The ring of ciphertext moduli.
+    pub fn ring(&self) -> &RnsContext {
+        &self.ring
+    }
+
+    /// The key-switching moduli `P` (empty for additive sets).
+    pub fn special_moduli(&self) -> &[u64] {
+        &self.special_moduli
+    }
+
+    /// The top level `L`.
+    pub fn max_level(&self) -> usize {
+        self.ring.max_level()
+    }
+
+    pub fn transmit_level(&self) -> usize {
+        self.spec.transmit_level
+    }
+
+    /// The plaintext modulus `t`.
+    pub fn plaintext_modulus(&self) -> u64 {
+        self.t.value()
+    }
+
+    pub(crate) fn t(&self) -> &Modulus {
+        &self.t
+    }
+
+    pub(crate) fn t_plan(&self) -> &Plan {
+        &self.t_plan
+    }
+
+    pub(crate) fn slot_position(&self) -> &[usize] {
+        &self.slot_position
+    }
+
+    /// `log2(Q·P)`, what the security bound is checked against.
+    pub fn log_qp(&self) -> f64 {
+        self.ring.log_modulus(self.max_level())
+            + self
+                .special_moduli
+                .iter()
+                .map(|&p| (p as f64).log2())
+                .sum::<f64>()
+    }
+
+    /// `⌊Q_ℓ / t⌋ mod q_j`.
+    pub(crate) fn delta(&self, level: usize) -> &[u64] {
+        &self.delta[level - 1]
+    }
+
+    /// `Q_ℓ mod t`.
+    pub(crate) fn q_mod_t(&self, level: usize) -> u64 {
+        self.q_mod_t[level - 1]
+    }
+}
+
+/// Where each slot sits in the output of tfhe-ntt's forward transform modulo `t`.
+///
+/// Slots form a 2 × N/2 matrix: slot `(r, c)` is the evaluation at `ζ^{±3^c}` (`+` for row 0,
+/// `−` for row 1) for a primitive 2N-th root `ζ`, so that the automorphism `X ↦ X^3` rotates the
+/// rows and `X ↦ X^{-1}` swaps them (engine part 2). The transform's output order is read off
+/// by transforming `X` itself: position `i` then holds its own evaluation point.
+fn slot_positions(plan: &Plan, t: Modulus, n: usize) -> Vec<usize> {
+    let mut x = vec![0u64; n];
+    x[1] = 1;
+    plan.fwd(&mut x);
+    let zeta = x[0];
+    let two_n = 2 * n;
+    // exponent of each odd power of zeta
+    let mut exponent_of = std::collections::HashMap::with_capacity(n);
+    let mut power = zeta;
+    let zeta2 = t.mul(zeta, zeta);
+    for e in (1..two_n).step_by(2) {
+        exponent_of.insert(power, e);
+        power = t.mul(power, zeta2);
+    }
+    let position_of_exponent: std::collections::HashMap<usize, usize> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (exponent_of[v], i))
+        .collect();
+    let half = n / 2;
+    let mut out = vec![0; n];
+    let mut g = 1usize;
+    for c in 0..half {
+        out[c] = position_of_exponent[&g];
+        out[half + c] = position_of_exponent[&(two_n - g)];
+        g = g * 3 % two_n;
+    }
+    out
+}
+
+/// Two built sets are equal when they are the same named set.
+impl PartialEq for BfvParameters {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+impl Eq for BfvParameters {}

@@ -1,0 +1,234 @@
+//! Word-size prime moduli: modular arithmetic with Barrett reduction, and the search for the
+//! NTT-friendly primes (`q ≡ 1 mod 2N`) an RNS basis is made of.
+
+/// A prime modulus `q < 2^62` with precomputed Barrett constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modulus {
+    value: u64,
+    bits: u32,
+    /// `floor(2^(2·bits) / q)`.
+    barrett: u128,
+}
+
+impl Modulus {
+    /// A modulus for `q`; `None` unless `2 ≤ q < 2^62`.
+    pub fn new(value: u64) -> Option<Self> {
+        if !(2..(1 << 62)).contains(&value) {
+            return None;
+        }
+        let bits = 64 - value.leading_zeros();
+        let barrett = (1u128 << (2 * bits)) / value as u128;
+        Some(Self {
+            value,
+            bits,
+            barrett,
+        })
+    }
+
+    #[inline]
+    pub fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// Bit length of `q`: a residue packs into this many bits.
+    #[inline]
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+
+    #[inline]
+    pub fn add(&self, a: u64, b: u64) -> u64 {
+        let s = a + b;
+        if s >= self.value {
+            s - self.value
+        } else {
+            s
+        }
+    }
+
+    #[inline]
+    pub fn sub(&self, a: u64, b: u64) -> u64 {
+        if a >= b {
+            a - b
+        } else {
+            a + self.value - b
+        }
+    }
+
+    #[inline]
+    pub fn neg(&self, a: u64) -> u64 {
+        if a == 0 {
+            0
+        } else {
+            self.value - a
+        }
+    }
+
+    /// `x mod q` for any `x < 2^(2·bits)`.
+    #[inline]
+    pub fn reduce_u128(&self, x: u128) -> u64 {
+        let est = ((x >> (self.bits - 1)) * self.barrett) >> (self.bits + 1);
+        let mut r = (x - est * self.value as u128) as u64;
+        while r >= self.value {
+            r -= self.value;
+        }
+        r
+    }
+
+    #[inline]
+    pub fn mul(&self, a: u64, b: u64) -> u64 {
+        self.reduce_u128(a as u128 * b as u128)
+    }
+
+    /// `x mod q` for any `u64`.
+    #[inline]
+    pub fn reduce(&self, x: u64) -> u64 {
+        x % self.value
+    }
+
+    /// The residue of a signed integer, branch-free in the sign.
+    #[inline]
+    pub fn from_i64(&self, x: i64) -> u64 {
+        let abs = x.unsigned_abs();
+        // Barrett covers |x| < 2^63 whenever 2·bits ≥ 64; small moduli use the division.
+        let r = if self.bits >= 32 {
+            self.reduce_u128(abs as u128)
+        } else {
+            abs % self.value
+        };
+        let neg_mask = (x >> 63) as u64; // all ones when x < 0
+        let pos = r as u64;
+        let negated = (self.value - pos) % self.value;
+        (pos & !neg_mask) | (negated & neg_mask)
+    }
+
+    /// The centered representative of `a` in `(-q/2, q/2]`.
+    #[inline]
+    pub fn center(&self, a: u64) -> i64 {
+        if a > self.value / 2 {
+            a as i64 - self.value as i64
+        } else {
+            a as i64
+        }
+    }
+
+    pub fn pow(&self, mut base: u64, mut exp: u64) -> u64 {
+        let mut acc = 1 % self.value;
+        base %= self.value;
+        while exp > 0 {
+            if exp & 1 == 1 {
+                acc = self.mul(acc, base);
+            }
+            base = self.mul(base, base);
+            exp >>= 1;
+        }
+        acc
+    }
+
+    /// Inverse modulo the prime `q`; `None` for zero.
+    pub fn inv(&self, a: u64) -> Option<u64> {
+        let a = a % self.value;
+        (a != 0).then(|| self.pow(a, self.value - 2))
+    }
+}
+
+/// Deterministic Miller–Rabin for all 64-bit integers.
+pub fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+        if n % p == 0 {
+            return n == p;
+        }
+    }
+    let (mut d, mut s) = (n - 1, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        s += 1;
+    }
+    let mulmod = |a: u64, b: u64| ((a as u128 * b as u128) % n as u128) as u64;
+    let powmod = |mut b: u64, mut e: u64| {
+        let mut r = 1u64;
+        while e > 0 {
+            if e & 1 == 1 {
+                r = mulmod(r, b);
+            }
+            b = mulmod(b, b);
+            e >>= 1;
+        }
+        r
+    };
+    'witness: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+        let mut x = powmod(a, d);
+        if x == 1 || x == n - 1 {
+            continue;
+        }
+        for _ in 1..s {
+            x = mulmod(x, x);
+            if x == n - 1 {
+                continue 'witness;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// The `count` largest primes below `2^bits` that are `≡ 1 (mod 2n)` and not in `exclude`,
+/// in decreasing order. Deterministic, so a parameter set named by its bit sizes always
+/// denotes the same moduli.
+pub fn ntt_primes(bits: u32, count: usize, n: usize, exclude: &[u64]) -> Vec<u64> {
+    let step = 2 * n as u64;
+    let mut candidate = ((1u64 << bits) - 1) / step * step + 1;
+    let mut found = Vec::with_capacity(count);
+    while found.len() < count && candidate > step {
+        if candidate < (1u64 << bits) && is_prime(candidate) && !exclude.contains(&candidate) {
+            found.push(candidate);
+        }
+        candidate -= step;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn primality_matches_trial_division_on_small_numbers() {
+        for n in 0..5000u64 {
+            let trial = n >= 2 && (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0);
+            assert_eq!(is_prime(n), trial, "{n}");
+        }
+        assert!(is_prime(65537));
+        assert!(!is_prime(3_215_031_751)); // strong pseudoprime to bases 2, 3, 5, 7
+    }
+
+    #[test]
+    fn ntt_primes_are_prime_and_congruent() {
+        let ps = ntt_primes(38, 3, 8192, &[]);
+        assert_eq!(ps.len(), 3);
+        for p in &ps {
+            assert!(is_prime(*p) && p % 16384 == 1 && *p < 1 << 38 && *p > 1 << 37);
+        }
+        assert!(ps.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    proptest! {
+        #[test]
+        fn arithmetic_matches_u128(a in any::<u64>(), b in any::<u64>(), bits in 20u32..62) {
+            let q = ntt_primes(bits, 1, 16, &[])[0];
+            let m = Modulus::new(q).unwrap();
+            let (a, b) = (a % q, b % q);
+            prop_assert_eq!(m.mul(a, b) as u128, a as u128 * b as u128 % q as u128);
+            prop_assert_eq!(m.add(a, b) as u128, (a as u128 + b as u128) % q as u128);
+            prop_assert_eq!(m.sub(a, b) as u128, (a as u128 + q as u128 - b as u128) % q as u128);
+            prop_assert_eq!(m.reduce_u128(a as u128 * b as u128), m.mul(a, b));
+            let s = a as i64 >> 2;
+            prop_assert_eq!(m.center(m.from_i64(-s)), if s as u64 % q == 0 { 0 } else { m.center(q - (s as u64 % q)) });
+            if a != 0 { prop_assert_eq!(m.mul(a, m.inv(a).unwrap()), 1); }
+        }
+    }
+}

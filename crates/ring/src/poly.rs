@@ -1,0 +1,353 @@
+//! Polynomials of `R_Q` in RNS form, in coefficient or NTT (evaluation) representation.
+//!
+//! A [`Poly`] is plain data: its level `ℓ` (it lives modulo `Q_ℓ = q_0 ⋯ q_{ℓ-1}`), its
+//! representation, and `ℓ·N` residues, modulus by modulus. Operations take the [`RnsContext`]
+//! they belong to. Products go through tfhe-ntt; operands are converted only when an operation
+//! needs it, and [`Poly::product_to_coefficients`] folds the `N^{-1}` of the inverse transform
+//! into the pointwise product so that a product headed for coefficient form costs no extra pass.
+
+use crate::context::RnsContext;
+use zeroize::Zeroize;
+
+/// Coefficient or NTT representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Representation {
+    Coefficient,
+    Ntt,
+}
+
+/// An element of `R_{Q_ℓ}` in RNS form.
+#[derive(Clone, PartialEq, Eq, Zeroize)]
+pub struct Poly {
+    #[zeroize(skip)]
+    level: usize,
+    #[zeroize(skip)]
+    repr: Representation,
+    data: Vec<u64>,
+}
+
+impl std::fmt::Debug for Poly {
+    // Never print coefficients: a Poly may be secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poly")
+            .field("level", &self.level)
+            .field("repr", &self.repr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Poly {
+    pub fn zero(ctx: &RnsContext, level: usize, repr: Representation) -> Self {
+        assert!(
+            level >= 1 && level <= ctx.max_level(),
+            "level {level} out of range"
+        );
+        Self {
+            level,
+            repr,
+            data: vec![0; level * ctx.degree()],
+        }
+    }
+
+    /// The polynomial with small signed coefficients `coeffs`, in coefficient form.
+    pub fn from_signed(ctx: &RnsContext, level: usize, coeffs: &[i64]) -> Self {
+        let n = ctx.degree();
+        assert_eq!(coeffs.len(), n);
+        let mut p = Self::zero(ctx, level, Representation::Coefficient);
+        for (j, m) in ctx.moduli()[..level].iter().enumerate() {
+            for (r, &c) in p.data[j * n..(j + 1) * n].iter_mut().zip(coeffs) {
+                *r = m.from_i64(c);
+            }
+        }
+        p
+    }
+
+    /// A polynomial from raw residues (modulus-major), checking each is reduced.
+    pub fn from_residues(
+        ctx: &RnsContext,
+        level: usize,
+        repr: Representation,
+        data: Vec<u64>,
+    ) -> Option<Self> {
+        let n = ctx.degree();
+        if level == 0 || level > ctx.max_level() || data.len() != level * n {
+            return None;
+        }
+        let reduced = ctx.moduli()[..level]
+            .iter()
+            .enumerate()
+            .all(|(j, m)| data[j * n..(j + 1) * n].iter().all(|&r| r < m.value()));
+        reduced.then_some(Self { level, repr, data })
+    }
+
+    #[inline]
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    #[inline]
+    pub fn representation(&self) -> Representation {
+        self.repr
+    }
+
+    /// All residues, modulus-major.
+    #[inline]
+    pub fn data(&self) -> &[u64] {
+        &self.data
+    }
+
+    /// The residues modulo `q_j`.
+    #[inline]
+    pub fn residues(&self, j: usize) -> &[u64] {
+        let n = self.data.len() / self.level;
+        &self.data[j * n..(j + 1) * n]
+    }
+
+    #[inline]
+    pub fn residues_mut(&mut self, j: usize) -> &mut [u64] {
+        let n = self.data.len() / self.level;
+        &mut self.data[j * n..(j + 1) * n]
+    }
+
+    fn check_compatible(&self, other: &Poly) {
+        assert_eq!(self.level, other.level, "level mismatch");
+        assert_eq!(self.repr, other.repr, "representation mismatch");
+    }
+
+    /// Forward NTT of every residue vector (no-op when already in NTT form).
+    pub fn to_ntt(&mut self, ctx: &RnsContext) {
+        if self.repr == Representation::Ntt {
+            return;
+        }
+        let n = ctx.degree();
+        for (j, chunk) in self.data.chunks_exact_mut(n).enumerate() {
+            ctx.plan(j).fwd(chunk);
+        }
+        self.repr = Representation::Ntt;
+    }
+
+    /// Inverse NTT of every residue vector (no-op when already in coefficient form).
+    pub fn to_coefficients(&mut self, ctx: &RnsContext) {
+        if self.repr == Representation::Coefficient {
+            return;
+        }
+        let n = ctx.degree();
+        for (j, chunk) in self.data.chunks_exact_mut(n).enumerate() {
+            let plan = ctx.plan(j);
+            plan.inv(chunk);
+            plan.normalize(chunk);
+        }
+        self.repr = Representation::Coefficient;
+    }
+
+    /// `self ← self + other`.
+    pub fn add_assign(&mut self, ctx: &RnsContext, other: &Poly) {
+        self.check_compatible(other);
+        let n = ctx.degree();
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            let (a, b) = (
+                &mut self.data[j * n..(j + 1) * n],
+                &other.data[j * n..(j + 1) * n],
+            );
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.add(*x, y);
+            }
+        }
+    }
+
+    /// `self ← self − other`.
+    pub fn sub_assign(&mut self, ctx: &RnsContext, other: &Poly) {
+        self.check_compatible(other);
+        let n = ctx.degree();
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            let (a, b) = (
+                &mut self.data[j * n..(j + 1) * n],
+                &other.data[j * n..(j + 1) * n],
+            );
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.sub(*x, y);
+            }
+        }
+    }
+
+    /// `self ← −self`.
+    pub fn neg_assign(&mut self, ctx: &RnsContext) {
+        let n = ctx.degree();
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            for x in &mut self.data[j * n..(j + 1) * n] {
+                *x = m.neg(*x);
+            }
+        }
+    }
+
+    /// `self ← self · other`, both in NTT form.
+    pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Poly) {
+        self.check_compatible(other);
+        assert_eq!(self.repr, Representation::Ntt, "products need NTT form");
+        let n = ctx.degree();
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            let (a, b) = (
+                &mut self.data[j * n..(j + 1) * n],
+                &other.data[j * n..(j + 1) * n],
+            );
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x = m.mul(*x, y);
+            }
+        }
+    }
+
+    /// `self ← self + a · b`, all in NTT form.
+    pub fn mul_accumulate(&mut self, ctx: &RnsContext, a: &Poly, b: &Poly) {
+        self.check_compatible(a);
+        self.check_compatible(b);
+        assert_eq!(self.repr, Representation::Ntt, "products need NTT form");
+        let n = ctx.degree();
+        for j in 0..self.level {
+            let r = j * n..(j + 1) * n;
+            ctx.plan(j)
+                .mul_accumulate(&mut self.data[r.clone()], &a.data[r.clone()], &b.data[r]);
+        }
+    }
+
+    /// `a · b` in coefficient form, from two NTT-form operands: the pointwise product absorbs the
+    /// `N^{-1}` of the inverse transform, saving a pass over the data.
+    pub fn product_to_coefficients(ctx: &RnsContext, a: &Poly, b: &Poly) -> Poly {
+        a.check_compatible(b);
+        assert_eq!(a.repr, Representation::Ntt, "products need NTT form");
+        let mut out = a.clone();
+        let n = ctx.degree();
+        for j in 0..a.level {
+            let r = j * n..(j + 1) * n;
+            let plan = ctx.plan(j);
+            plan.mul_assign_normalize(&mut out.data[r.clone()], &b.data[r.clone()]);
+            plan.inv(&mut out.data[r]);
+        }
+        out.repr = Representation::Coefficient;
+        out
+    }
+
+    /// `self ← self · c_j` residue-wise, for a constant given by its residues `c_j mod q_j`.
+    pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) {
+        let n = ctx.degree();
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            let c = scalar[j];
+            for x in &mut self.data[j * n..(j + 1) * n] {
+                *x = m.mul(*x, c);
+            }
+        }
+    }
+
+    /// The same element at a lower level, by dropping residues (no rounding: `x mod Q_ℓ'`).
+    pub fn truncated(&self, ctx: &RnsContext, level: usize) -> Poly {
+        assert!(level >= 1 && level <= self.level);
+        Poly {
+            level,
+            repr: self.repr,
+            data: self.data[..level * ctx.degree()].to_vec(),
+        }
+    }
+
+    /// Divide by the last modulus with rounding, in coefficient form:
+    /// `x ↦ round(x / q_{ℓ-1}) mod Q_{ℓ-1}` (the RNS modulus switch).
+    pub fn drop_last_modulus_rounding(&mut self, ctx: &RnsContext) {
+        assert_eq!(self.repr, Representation::Coefficient);
+        assert!(self.level >= 2, "cannot drop the last remaining modulus");
+        let n = ctx.degree();
+        let last = self.level - 1;
+        let ql = ctx.moduli()[last];
+        let half = ql.value() / 2;
+        let (head, tail) = self.data.split_at_mut(last * n);
+        let tail = &tail[..n];
+        for (j, m) in ctx.moduli()[..last].iter().enumerate() {
+            let ql_inv = m.inv(m.reduce(ql.value())).expect("coprime moduli");
+            for (x, &r) in head[j * n..(j + 1) * n].iter_mut().zip(tail) {
+                // x − [x]_{q_l} (centered) is divisible by q_l; multiply by q_l^{-1} mod q_j.
+                let centered = if r > half {
+                    r as i64 - ql.value() as i64
+                } else {
+                    r as i64
+                };
+                *x = m.mul(m.sub(*x, m.from_i64(centered)), ql_inv);
+            }
+        }
+        self.data.truncate(last * n);
+        self.level = last;
+    }
+
+    /// Each coefficient as an exact integer in `(-Q_ℓ/2, Q_ℓ/2]` (CRT lift). Slow: for noise
+    /// measurement and tests, never on a hot path.
+    pub fn lift_centered(&self, ctx: &RnsContext) -> Vec<num_bigint::BigInt> {
+        crate::torus::crt_lift_centered(ctx, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modulus::ntt_primes;
+    use crate::sampling::uniform_poly;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// Schoolbook negacyclic product modulo q.
+    fn schoolbook(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
+        let n = a.len();
+        let mut out = vec![0u128; n];
+        let q128 = q as u128;
+        for i in 0..n {
+            for k in 0..n {
+                let p = a[i] as u128 * b[k] as u128 % q128;
+                if i + k < n {
+                    out[i + k] = (out[i + k] + p) % q128;
+                } else {
+                    out[i + k - n] = (out[i + k - n] + q128 - p) % q128;
+                }
+            }
+        }
+        out.into_iter().map(|x| x as u64).collect()
+    }
+
+    #[test]
+    fn ntt_product_equals_schoolbook_for_small_degree() {
+        let n = 64;
+        let primes = ntt_primes(49, 2, n, &[]);
+        let ctx = RnsContext::new(n, &primes).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let mut a = uniform_poly(&ctx, 2, &mut rng);
+        let mut b = uniform_poly(&ctx, 2, &mut rng);
+        a.repr = Representation::Coefficient;
+        b.repr = Representation::Coefficient;
+        let expect: Vec<Vec<u64>> = (0..2)
+            .map(|j| schoolbook(a.residues(j), b.residues(j), primes[j]))
+            .collect();
+        let (mut an, mut bn) = (a.clone(), b.clone());
+        an.to_ntt(&ctx);
+        bn.to_ntt(&ctx);
+        let fused = Poly::product_to_coefficients(&ctx, &an, &bn);
+        an.mul_assign(&ctx, &bn);
+        an.to_coefficients(&ctx);
+        for j in 0..2 {
+            assert_eq!(an.residues(j), &expect[j][..]);
+            assert_eq!(fused.residues(j), &expect[j][..]);
+        }
+    }
+
+    #[test]
+    fn drop_last_modulus_rounds_to_nearest() {
+        let n = 16;
+        let primes = ntt_primes(40, 3, n, &[]);
+        let ctx = RnsContext::new(n, &primes).unwrap();
+        let q2 = primes[2] as i64;
+        // x = k·q2 + r for small k and r around ±q2/2.
+        let vals: Vec<i64> = (0..n as i64)
+            .map(|i| (i - 8) * q2 + (i * 7919 % q2) - q2 / 2)
+            .collect();
+        let mut p = Poly::from_signed(&ctx, 3, &vals);
+        p.drop_last_modulus_rounding(&ctx);
+        let expect: Vec<i64> = vals
+            .iter()
+            .map(|&v| ((v as f64) / q2 as f64).round() as i64)
+            .collect();
+        assert_eq!(p, Poly::from_signed(&ctx, 2, &expect));
+    }
+}
