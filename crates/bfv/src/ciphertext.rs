@@ -47,7 +47,7 @@ pub type CiphertextTag = [u8; 16];
 impl PublicKey {
     /// `c = (p·u + e_0 + round(Q·m/t), a·u + e_1)` with `u` ternary, `e_0, e_1 ← χ`, at the top level.
     pub fn encrypt(&self, pt: &Plaintext) -> Result<Ciphertext, BfvError> {
-        same_params(&self.params, &pt.params)?;
+        check_same_params(&self.params, &pt.params)?;
         let params = &self.params;
         let ring = params.ring();
         let level = params.max_level();
@@ -75,7 +75,7 @@ impl PublicKey {
 impl SecretKey {
     /// `c = (−a·s + e + round(Q·m/t), a)` with `a` uniform, at the top level.
     pub fn encrypt(&self, pt: &Plaintext) -> Result<Ciphertext, BfvError> {
-        same_params(self.params(), &pt.params)?;
+        check_same_params(self.params(), &pt.params)?;
         let params = self.params();
         let ring = params.ring();
         let level = params.max_level();
@@ -98,7 +98,7 @@ impl SecretKey {
 
     /// `[c_0 + c_1·s]_{Q_ℓ}`, coefficient form.
     fn phase(&self, ct: &Ciphertext) -> Result<Poly, BfvError> {
-        same_params(self.params(), &ct.params)?;
+        check_same_params(self.params(), &ct.params)?;
         let ring = ct.params.ring();
         let mut c1 = ct.c1.clone();
         c1.to_ntt(ring);
@@ -160,7 +160,7 @@ fn frac_log2(x: &BigInt) -> f64 {
     (top / 2f64.powi(exp)).log2()
 }
 
-pub(crate) fn same_params(a: &Arc<BfvParameters>, b: &Arc<BfvParameters>) -> Result<(), BfvError> {
+pub fn check_same_params(a: &Arc<BfvParameters>, b: &Arc<BfvParameters>) -> Result<(), BfvError> {
     if Arc::ptr_eq(a, b) || a.id() == b.id() {
         Ok(())
     } else {
@@ -214,7 +214,7 @@ impl Ciphertext {
     }
 
     fn compatible(&self, other: &Ciphertext) -> Result<(), BfvError> {
-        same_params(&self.params, &other.params)?;
+        check_same_params(&self.params, &other.params)?;
         if self.level() != other.level() {
             return Err(BfvError::LevelMismatch {
                 left: self.level(),
@@ -262,7 +262,7 @@ impl Ciphertext {
 
     /// `self ← self + pt` (slot-wise).
     pub fn add_plain_assign(&mut self, pt: &Plaintext) -> Result<(), BfvError> {
-        same_params(&self.params, &pt.params)?;
+        check_same_params(&self.params, &pt.params)?;
         let range = self
             .range
             .add(pt.range)
@@ -275,7 +275,7 @@ impl Ciphertext {
 
     /// `self ← self − pt` (slot-wise).
     pub fn sub_plain_assign(&mut self, pt: &Plaintext) -> Result<(), BfvError> {
-        same_params(&self.params, &pt.params)?;
+        check_same_params(&self.params, &pt.params)?;
         let range = self
             .range
             .add(pt.range.neg())
@@ -288,7 +288,7 @@ impl Ciphertext {
 
     /// `self ← self · pt` (slot-wise product). The noise grows by about `N·t/2`.
     pub fn mul_plain_assign(&mut self, pt: &Plaintext) -> Result<(), BfvError> {
-        same_params(&self.params, &pt.params)?;
+        check_same_params(&self.params, &pt.params)?;
         let range = self
             .range
             .mul(pt.range)

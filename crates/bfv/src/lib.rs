@@ -28,7 +28,7 @@ pub mod params;
 pub mod plaintext;
 pub mod wire;
 
-pub use ciphertext::{Ciphertext, CiphertextTag};
+pub use ciphertext::{check_same_params, Ciphertext, CiphertextTag};
 pub use error::BfvError;
 pub use keys::{PublicKey, SecretKey};
 pub use params::{BfvParameters, ParameterError, ParameterSpec};

@@ -13,7 +13,8 @@
 
 use crate::context::RnsContext;
 use crate::poly::{Poly, Representation};
-use rand_chacha::rand_core::{OsRng, RngCore, SeedableRng};
+pub use rand_chacha::rand_core::RngCore;
+use rand_chacha::rand_core::{OsRng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
 use std::sync::OnceLock;

@@ -1,0 +1,222 @@
+//! CKS to the zero key — joint decryption (Mouchet et al., PETS 2021, §IV-C; PROTOCOLS.md).
+//!
+//! - share: `h_i = s_i·c_1 + e_i`, `e_i` uniform on `[-2^b, 2^b)` ([`SmudgingPlan`]), sent as
+//!   the top `d` bits of `h_i/Q` on the torus (the bits below are smudging noise already);
+//! - aggregate: `h = Σ_i h_i`, a sum modulo `2^d` of the compressed shares;
+//! - output: `m = round(t·(c_0/Q + h/2^d)) mod t`.
+//!
+//! A party must never give two shares for one ciphertext: two independently smudged shares
+//! average the smudging away. The crypto layer cannot remember; the node's store enforces it
+//! (one share per query, recorded before it is sent).
+
+use crate::noise::SmudgingPlan;
+use crate::party::{Participants, PartyId};
+use crate::MheError;
+use concord_bfv::wire::{Kind, WireError, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
+use concord_bfv::{
+    check_same_params, BfvParameters, Ciphertext, CiphertextTag, Plaintext, SecretKey,
+};
+use concord_ring::packing::packed_len;
+use concord_ring::sampling::{secret_rng, uniform_centered};
+use concord_ring::torus::{compress, to_torus, torus_to_modulus};
+use concord_ring::Poly;
+use std::sync::Arc;
+
+/// Joint decryption of one ciphertext under one smudging plan.
+pub struct CollectiveDecryption<'a> {
+    ct: &'a Ciphertext,
+    tag: CiphertextTag,
+    plan: SmudgingPlan,
+}
+
+/// Party `i`'s compressed, smudged share `h_i = s_i·c_1 + e_i`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecryptionShare {
+    params: Arc<BfvParameters>,
+    pub party: PartyId,
+    /// The ciphertext this share decrypts.
+    pub ciphertext: CiphertextTag,
+    level: u8,
+    smudging_bits: u8,
+    compressed_bits: u8,
+    values: Vec<u64>,
+}
+
+/// The running sum of decryption shares (modulo `2^d`).
+#[derive(Clone, Debug)]
+pub struct DecryptionAggregate {
+    params: Arc<BfvParameters>,
+    ciphertext: CiphertextTag,
+    compressed_bits: u32,
+    sum: Vec<u64>,
+    parties: Participants,
+}
+
+/// A share computed at `plan.level` from `c_1`: `x_i = s·c_1 + uniform[-2^b, 2^b)`, to the torus,
+/// compressed to `d` bits. Shared by CKS and PCKS.
+pub(crate) fn smudged_compressed(
+    params: &BfvParameters,
+    mut x: Poly,
+    plan: &SmudgingPlan,
+) -> Vec<u64> {
+    let ring = params.ring();
+    let e = uniform_centered(ring.degree(), plan.bits, &mut secret_rng());
+    x.add_assign(ring, &Poly::from_signed(ring, plan.level, &e));
+    to_torus(ring, &x)
+        .into_iter()
+        .map(|v| compress(v, plan.compressed_bits))
+        .collect()
+}
+
+fn check_plan(ct: &Ciphertext, plan: &SmudgingPlan) -> Result<(), MheError> {
+    if plan.level != ct.level() {
+        return Err(MheError::Bfv(concord_bfv::BfvError::LevelMismatch {
+            left: plan.level,
+            right: ct.level(),
+        }));
+    }
+    Ok(())
+}
+
+impl<'a> CollectiveDecryption<'a> {
+    pub fn new(ct: &'a Ciphertext, plan: SmudgingPlan) -> Result<Self, MheError> {
+        check_plan(ct, &plan)?;
+        Ok(Self {
+            ct,
+            tag: ct.tag(),
+            plan,
+        })
+    }
+
+    pub fn plan(&self) -> &SmudgingPlan {
+        &self.plan
+    }
+
+    /// `h_i = s_i·c_1 + e_i`, smudged and compressed.
+    pub fn share(&self, sk: &SecretKey, party: PartyId) -> Result<DecryptionShare, MheError> {
+        check_same_params(sk.params(), self.ct.params())?;
+        let params = self.ct.params();
+        let ring = params.ring();
+        let mut c1 = self.ct.c1().clone();
+        c1.to_ntt(ring);
+        let x = Poly::product_to_coefficients(ring, &c1, &sk.at_level(self.plan.level));
+        Ok(DecryptionShare {
+            params: params.clone(),
+            party,
+            ciphertext: self.tag,
+            level: self.plan.level as u8,
+            smudging_bits: self.plan.bits as u8,
+            compressed_bits: self.plan.compressed_bits as u8,
+            values: smudged_compressed(params, x, &self.plan),
+        })
+    }
+
+    pub fn aggregator(&self) -> DecryptionAggregate {
+        DecryptionAggregate {
+            params: self.ct.params().clone(),
+            ciphertext: self.tag,
+            compressed_bits: self.plan.compressed_bits,
+            sum: vec![0; self.ct.params().degree()],
+            parties: Participants::default(),
+        }
+    }
+
+    /// `m = round(t·(c_0/Q + h/2^d)) mod t`, only from exactly the `expected` parties' shares.
+    pub fn decrypt(
+        &self,
+        aggregate: &DecryptionAggregate,
+        expected: &[PartyId],
+    ) -> Result<Plaintext, MheError> {
+        if aggregate.ciphertext != self.tag {
+            return Err(MheError::WrongCiphertext {
+                party: aggregate.parties.iter().next().unwrap_or(PartyId(0)),
+            });
+        }
+        aggregate.parties.check_exactly(expected)?;
+        let params = self.ct.params();
+        let shift = 64 - aggregate.compressed_bits;
+        let mut torus = to_torus(params.ring(), self.ct.c0());
+        for (x, &h) in torus.iter_mut().zip(&aggregate.sum) {
+            *x = x.wrapping_add(h << shift);
+        }
+        let coeffs = torus_to_modulus(&torus, params.plaintext_modulus());
+        Ok(Plaintext::from_coefficients(
+            params,
+            coeffs,
+            self.ct.range(),
+        ))
+    }
+}
+
+impl DecryptionAggregate {
+    /// `h ← h + h_i (mod 2^d)`.
+    pub fn add(&mut self, share: &DecryptionShare) -> Result<(), MheError> {
+        check_same_params(&self.params, &share.params)?;
+        if share.ciphertext != self.ciphertext {
+            return Err(MheError::WrongCiphertext { party: share.party });
+        }
+        if share.compressed_bits as u32 != self.compressed_bits
+            || share.values.len() != self.sum.len()
+        {
+            return Err(MheError::IncompatibleShare {
+                party: share.party,
+                what: "smudging plan",
+            });
+        }
+        self.parties.admit(share.party)?;
+        let mask = (1u64 << self.compressed_bits) - 1;
+        for (s, &v) in self.sum.iter_mut().zip(&share.values) {
+            *s = s.wrapping_add(v) & mask;
+        }
+        Ok(())
+    }
+
+    pub fn parties(&self) -> &Participants {
+        &self.parties
+    }
+}
+
+impl DecryptionShare {
+    pub fn serialized_len(&self) -> usize {
+        HEADER_LEN
+            + 4
+            + 16
+            + 3
+            + packed_len(self.values.len(), self.compressed_bits as u32)
+            + CHECKSUM_LEN
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = WireWriter::new(Kind::DecryptionShare, &self.params, self.serialized_len());
+        w.u32(self.party.0)
+            .bytes(&self.ciphertext)
+            .u8(self.level)
+            .u8(self.smudging_bits)
+            .u8(self.compressed_bits)
+            .packed(&self.values, self.compressed_bits as u32);
+        w.finish()
+    }
+
+    pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, MheError> {
+        let mut r = WireReader::open(bytes, Kind::DecryptionShare, params)?;
+        let party = PartyId(r.u32()?);
+        let ciphertext = r.array::<16>()?;
+        let level = r.level(params.ring())? as u8;
+        let smudging_bits = r.u8()?;
+        let compressed_bits = r.u8()?;
+        if !(1..=63).contains(&compressed_bits) || !(1..=62).contains(&smudging_bits) {
+            return Err(WireError::Malformed("share bit widths out of range".into()).into());
+        }
+        let values = r.packed(params.degree(), compressed_bits as u32)?;
+        r.finish()?;
+        Ok(Self {
+            params: params.clone(),
+            party,
+            ciphertext,
+            level,
+            smudging_bits,
+            compressed_bits,
+            values,
+        })
+    }
+}
