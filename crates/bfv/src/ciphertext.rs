@@ -53,16 +53,16 @@ impl PublicKey {
         let level = params.max_level();
         let mut rng = secret_rng();
         let u = ternary(ring.degree(), &mut rng);
-        let mut u = Poly::from_signed(ring, level, &u);
+        let mut u = Poly::from_small(ring, level, &u);
         u.to_ntt(ring);
         let mut c0 = Poly::product_to_coefficients(ring, &self.p, &u);
         let mut c1 = Poly::product_to_coefficients(ring, &self.a, &u);
         zeroize::Zeroize::zeroize(&mut u);
         let e0 = gaussian(ring.degree(), &mut rng);
         let e1 = gaussian(ring.degree(), &mut rng);
-        c0.add_assign(ring, &Poly::from_signed(ring, level, &e0));
+        c0.add_small_assign(ring, &e0);
         c0.add_assign(ring, &pt.scaled(level));
-        c1.add_assign(ring, &Poly::from_signed(ring, level, &e1));
+        c1.add_small_assign(ring, &e1);
         Ok(Ciphertext {
             params: params.clone(),
             c0,
@@ -83,8 +83,7 @@ impl SecretKey {
         let a = uniform_poly(ring, level, &mut rng);
         let mut c0 = Poly::product_to_coefficients(ring, &a, self.poly());
         c0.neg_assign(ring);
-        let e = gaussian(ring.degree(), &mut rng);
-        c0.add_assign(ring, &Poly::from_signed(ring, level, &e));
+        c0.add_small_assign(ring, &gaussian(ring.degree(), &mut rng));
         c0.add_assign(ring, &pt.scaled(level));
         let mut c1 = a;
         c1.to_coefficients(ring);

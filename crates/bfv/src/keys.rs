@@ -35,7 +35,7 @@ impl SecretKey {
     pub fn generate(params: &Arc<BfvParameters>) -> Self {
         let ring = params.ring();
         let coeffs = ternary(ring.degree(), &mut secret_rng());
-        let mut s = Poly::from_signed(ring, params.max_level(), &coeffs);
+        let mut s = Poly::from_small(ring, params.max_level(), &coeffs);
         s.to_ntt(ring);
         Self {
             params: params.clone(),
@@ -120,7 +120,7 @@ impl PublicKey {
         let e = gaussian(ring.degree(), &mut rng);
         let mut p = Poly::product_to_coefficients(ring, &a, sk.poly());
         p.neg_assign(ring);
-        p.add_assign(ring, &Poly::from_signed(ring, params.max_level(), &e));
+        p.add_small_assign(ring, &e);
         p.to_ntt(ring);
         Self {
             params: params.clone(),

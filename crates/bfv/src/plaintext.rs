@@ -197,13 +197,14 @@ impl Plaintext {
         let mut out = Poly::zero(ring, level, Representation::Coefficient);
         for (j, m) in ring.moduli()[..level].iter().enumerate() {
             let d = params.delta(level)[j];
+            let d_shoup = m.shoup(d);
             for ((r, &x), &c) in out
                 .residues_mut(j)
                 .iter_mut()
                 .zip(&self.coeffs)
                 .zip(&correction)
             {
-                *r = m.add(m.mul(d, m.reduce(x)), m.reduce(c));
+                *r = m.add(m.mul_shoup(m.reduce(x), d, d_shoup), m.reduce(c));
             }
         }
         out
@@ -213,7 +214,7 @@ impl Plaintext {
     pub(crate) fn lifted_ntt(&self, level: usize) -> Poly {
         let t = self.params.t();
         let centered: Vec<i64> = self.coeffs.iter().map(|&c| t.center(c)).collect();
-        let mut p = Poly::from_signed(self.params.ring(), level, &centered);
+        let mut p = Poly::from_small(self.params.ring(), level, &centered);
         p.to_ntt(self.params.ring());
         p
     }

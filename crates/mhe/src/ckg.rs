@@ -54,7 +54,7 @@ impl PublicKeyGen {
         check_same_params(&self.params, sk.params())?;
         let ring = self.params.ring();
         let e = gaussian(ring.degree(), &mut secret_rng());
-        let mut p = Poly::from_signed(ring, self.params.max_level(), &e);
+        let mut p = Poly::from_small(ring, self.params.max_level(), &e);
         p.to_ntt(ring);
         let mut sa = self.a.clone();
         sa.mul_assign(ring, sk.poly());

@@ -61,7 +61,7 @@ pub(crate) fn smudged_compressed(
 ) -> Vec<u64> {
     let ring = params.ring();
     let e = uniform_centered(ring.degree(), plan.bits, &mut secret_rng());
-    x.add_assign(ring, &Poly::from_signed(ring, plan.level, &e));
+    x.add_signed_assign(ring, &e);
     to_torus(ring, &x)
         .into_iter()
         .map(|v| compress(v, plan.compressed_bits))

@@ -88,7 +88,7 @@ impl<'a> PublicKeySwitch<'a> {
         let ring = params.ring();
         let level = self.plan.level;
         let mut rng = secret_rng();
-        let mut u = Poly::from_signed(ring, level, &ternary(ring.degree(), &mut rng));
+        let mut u = Poly::from_small(ring, level, &ternary(ring.degree(), &mut rng));
         u.to_ntt(ring);
         let (p, a) = &self.receiver;
         let mut h0 = self.ct.c1().clone();
@@ -98,10 +98,7 @@ impl<'a> PublicKeySwitch<'a> {
         h0.to_coefficients(ring);
         let mut h1 = Poly::product_to_coefficients(ring, &u, a);
         zeroize::Zeroize::zeroize(&mut u);
-        h1.add_assign(
-            ring,
-            &Poly::from_signed(ring, level, &gaussian(ring.degree(), &mut rng)),
-        );
+        h1.add_small_assign(ring, &gaussian(ring.degree(), &mut rng));
         Ok(KeySwitchShare {
             params: params.clone(),
             party,

@@ -16,5 +16,13 @@ pub mod sampling;
 pub mod torus;
 
 pub use context::{ContextError, RnsContext};
+
+/// Runs `f` compiled for the best instruction set the CPU offers (AVX-512, AVX2, …), chosen at
+/// run time, so element-wise loops vectorise without building for one CPU. Safe: pulp checks
+/// the features before entering the specialised code.
+#[inline(always)]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
 pub use modulus::{is_prime, ntt_primes, Modulus};
 pub use poly::{Poly, Representation};

@@ -6,8 +6,8 @@
 pub struct Modulus {
     value: u64,
     bits: u32,
-    /// `floor(2^(2·bits) / q)`.
-    barrett: u128,
+    /// `floor(2^(2·bits) / q)`, below `2^(bits+1)`, so it fits a word.
+    barrett: u64,
 }
 
 impl Modulus {
@@ -17,7 +17,7 @@ impl Modulus {
             return None;
         }
         let bits = 64 - value.leading_zeros();
-        let barrett = (1u128 << (2 * bits)) / value as u128;
+        let barrett = ((1u128 << (2 * bits)) / value as u128) as u64;
         Some(Self {
             value,
             bits,
@@ -36,43 +36,56 @@ impl Modulus {
         self.bits
     }
 
+    /// `a + b mod q` for reduced inputs; branch-free (`min` of the two candidates), so loops
+    /// over it vectorise.
     #[inline]
     pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.value {
-            s - self.value
-        } else {
-            s
-        }
+        s.min(s.wrapping_sub(self.value))
     }
 
+    /// `a − b mod q` for reduced inputs; branch-free.
     #[inline]
     pub fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.value - b
-        }
+        let d = a.wrapping_sub(b);
+        d.min(d.wrapping_add(self.value))
     }
 
     #[inline]
     pub fn neg(&self, a: u64) -> u64 {
-        if a == 0 {
-            0
-        } else {
-            self.value - a
-        }
+        // q − a, or 0 for a = 0, branch-free
+        (self.value - a) & 0u64.wrapping_sub((a != 0) as u64)
     }
 
-    /// `x mod q` for any `x < 2^(2·bits)`.
+    /// `x mod q` for any `x < 2^(2·bits)` (Barrett; the estimate is off by at most 2).
     #[inline]
     pub fn reduce_u128(&self, x: u128) -> u64 {
-        let est = ((x >> (self.bits - 1)) * self.barrett) >> (self.bits + 1);
-        let mut r = (x - est * self.value as u128) as u64;
-        while r >= self.value {
-            r -= self.value;
-        }
-        r
+        let est = (((x >> (self.bits - 1)) as u64 as u128 * self.barrett as u128)
+            >> (self.bits + 1)) as u64;
+        let r = (x as u64).wrapping_sub(est.wrapping_mul(self.value));
+        let r = r.min(r.wrapping_sub(self.value));
+        r.min(r.wrapping_sub(self.value))
+    }
+
+    /// Shoup's precomputation for multiplying by the constant `w < q`: `⌊w·2^64/q⌋`.
+    #[inline]
+    pub fn shoup(&self, w: u64) -> u64 {
+        (((w as u128) << 64) / self.value as u128) as u64
+    }
+
+    /// `x·w mod q` for a constant `w` with [`Modulus::shoup`] precomputation `w_shoup`.
+    #[inline]
+    pub fn mul_shoup(&self, x: u64, w: u64, w_shoup: u64) -> u64 {
+        let hi = ((x as u128 * w_shoup as u128) >> 64) as u64;
+        let r = x.wrapping_mul(w).wrapping_sub(hi.wrapping_mul(self.value));
+        r.min(r.wrapping_sub(self.value))
+    }
+
+    /// The residue of a signed integer with `|x| < q`, branch-free.
+    #[inline]
+    pub fn from_small(&self, x: i64) -> u64 {
+        debug_assert!(x.unsigned_abs() < self.value);
+        (x as u64).wrapping_add(self.value & ((x >> 63) as u64))
     }
 
     #[inline]
@@ -80,25 +93,22 @@ impl Modulus {
         self.reduce_u128(a as u128 * b as u128)
     }
 
-    /// `x mod q` for any `u64`.
+    /// `x mod q` for any `u64` (Barrett for moduli of 32 bits or more, a division below).
     #[inline]
     pub fn reduce(&self, x: u64) -> u64 {
-        x % self.value
+        if self.bits >= 32 {
+            self.reduce_u128(x as u128)
+        } else {
+            x % self.value
+        }
     }
 
     /// The residue of a signed integer, branch-free in the sign.
     #[inline]
     pub fn from_i64(&self, x: i64) -> u64 {
-        let abs = x.unsigned_abs();
-        // Barrett covers |x| < 2^63 whenever 2·bits ≥ 64; small moduli use the division.
-        let r = if self.bits >= 32 {
-            self.reduce_u128(abs as u128)
-        } else {
-            abs % self.value
-        };
+        let pos = self.reduce(x.unsigned_abs());
         let neg_mask = (x >> 63) as u64; // all ones when x < 0
-        let pos = r as u64;
-        let negated = (self.value - pos) % self.value;
+        let negated = self.neg(pos);
         (pos & !neg_mask) | (negated & neg_mask)
     }
 
@@ -229,6 +239,10 @@ mod tests {
             let s = a as i64 >> 2;
             prop_assert_eq!(m.center(m.from_i64(-s)), if s as u64 % q == 0 { 0 } else { m.center(q - (s as u64 % q)) });
             if a != 0 { prop_assert_eq!(m.mul(a, m.inv(a).unwrap()), 1); }
+            prop_assert_eq!(m.mul_shoup(a, b, m.shoup(b)), m.mul(a, b));
+            prop_assert_eq!(m.reduce(a.wrapping_mul(b)) as u128, (a.wrapping_mul(b) % q) as u128);
+            let small = (a % q) as i64 * if b & 1 == 0 { 1 } else { -1 };
+            prop_assert_eq!(m.from_small(small), m.from_i64(small));
         }
     }
 }

@@ -62,6 +62,48 @@ impl Poly {
         p
     }
 
+    /// The polynomial with coefficients `coeffs`, each of magnitude below every modulus
+    /// (secrets, errors, centered plaintexts), in coefficient form. Branch-free.
+    pub fn from_small(ctx: &RnsContext, level: usize, coeffs: &[i64]) -> Self {
+        let n = ctx.degree();
+        assert_eq!(coeffs.len(), n);
+        let mut p = Self::zero(ctx, level, Representation::Coefficient);
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..level].iter().enumerate() {
+                for (r, &c) in p.data[j * n..(j + 1) * n].iter_mut().zip(coeffs) {
+                    *r = m.from_small(c);
+                }
+            }
+        });
+        p
+    }
+
+    /// `self ← self + e` for small signed `e` (`|e_i| <` every modulus), in coefficient form.
+    pub fn add_small_assign(&mut self, ctx: &RnsContext, e: &[i64]) {
+        assert_eq!(self.repr, Representation::Coefficient);
+        let n = ctx.degree();
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
+                    *x = m.add(*x, m.from_small(c));
+                }
+            }
+        });
+    }
+
+    /// `self ← self + e` for any signed `e` (e.g. smudging noise wider than a modulus).
+    pub fn add_signed_assign(&mut self, ctx: &RnsContext, e: &[i64]) {
+        assert_eq!(self.repr, Representation::Coefficient);
+        let n = ctx.degree();
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
+                    *x = m.add(*x, m.from_i64(c));
+                }
+            }
+        });
+    }
+
     /// A polynomial from raw residues (modulus-major), checking each is reduced.
     pub fn from_residues(
         ctx: &RnsContext,
@@ -144,40 +186,46 @@ impl Poly {
     pub fn add_assign(&mut self, ctx: &RnsContext, other: &Poly) {
         self.check_compatible(other);
         let n = ctx.degree();
-        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-            let (a, b) = (
-                &mut self.data[j * n..(j + 1) * n],
-                &other.data[j * n..(j + 1) * n],
-            );
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = m.add(*x, y);
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                let (a, b) = (
+                    &mut self.data[j * n..(j + 1) * n],
+                    &other.data[j * n..(j + 1) * n],
+                );
+                for (x, &y) in a.iter_mut().zip(b) {
+                    *x = m.add(*x, y);
+                }
             }
-        }
+        });
     }
 
     /// `self ← self − other`.
     pub fn sub_assign(&mut self, ctx: &RnsContext, other: &Poly) {
         self.check_compatible(other);
         let n = ctx.degree();
-        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-            let (a, b) = (
-                &mut self.data[j * n..(j + 1) * n],
-                &other.data[j * n..(j + 1) * n],
-            );
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = m.sub(*x, y);
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                let (a, b) = (
+                    &mut self.data[j * n..(j + 1) * n],
+                    &other.data[j * n..(j + 1) * n],
+                );
+                for (x, &y) in a.iter_mut().zip(b) {
+                    *x = m.sub(*x, y);
+                }
             }
-        }
+        });
     }
 
     /// `self ← −self`.
     pub fn neg_assign(&mut self, ctx: &RnsContext) {
         let n = ctx.degree();
-        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-            for x in &mut self.data[j * n..(j + 1) * n] {
-                *x = m.neg(*x);
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                for x in &mut self.data[j * n..(j + 1) * n] {
+                    *x = m.neg(*x);
+                }
             }
-        }
+        });
     }
 
     /// `self ← self · other`, both in NTT form.
@@ -229,12 +277,14 @@ impl Poly {
     /// `self ← self · c_j` residue-wise, for a constant given by its residues `c_j mod q_j`.
     pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) {
         let n = ctx.degree();
-        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-            let c = scalar[j];
-            for x in &mut self.data[j * n..(j + 1) * n] {
-                *x = m.mul(*x, c);
+        crate::vectorized(|| {
+            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                let (c, c_shoup) = (scalar[j], m.shoup(scalar[j]));
+                for x in &mut self.data[j * n..(j + 1) * n] {
+                    *x = m.mul_shoup(*x, c, c_shoup);
+                }
             }
-        }
+        });
     }
 
     /// The same element at a lower level, by dropping residues (no rounding: `x mod Q_ℓ'`).
@@ -260,14 +310,13 @@ impl Poly {
         let tail = &tail[..n];
         for (j, m) in ctx.moduli()[..last].iter().enumerate() {
             let ql_inv = m.inv(m.reduce(ql.value())).expect("coprime moduli");
+            let ql_inv_shoup = m.shoup(ql_inv);
+            let ql_mod = m.reduce(ql.value());
             for (x, &r) in head[j * n..(j + 1) * n].iter_mut().zip(tail) {
                 // x − [x]_{q_l} (centered) is divisible by q_l; multiply by q_l^{-1} mod q_j.
-                let centered = if r > half {
-                    r as i64 - ql.value() as i64
-                } else {
-                    r as i64
-                };
-                *x = m.mul(m.sub(*x, m.from_i64(centered)), ql_inv);
+                // The centered remainder is r − q_l·[r > q_l/2], branch-free.
+                let centered = m.sub(m.reduce(r), ql_mod & 0u64.wrapping_sub((r > half) as u64));
+                *x = m.mul_shoup(m.sub(*x, centered), ql_inv, ql_inv_shoup);
             }
         }
         self.data.truncate(last * n);

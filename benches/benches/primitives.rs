@@ -1,0 +1,84 @@
+//! Primitives: NTT per ring degree (IFMA-sized and 60-bit primes), and BFV per parameter set —
+//! encrypt, modulus switch, add, decrypt, serialize, deserialize.
+//!
+//! `cargo bench -p concord-benches --bench primitives`
+
+use concord_bfv::params::ALL_SETS;
+use concord_bfv::{BfvParameters, Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
+use concord_ring::ntt_primes;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use std::time::Duration;
+use tfhe_ntt::prime64::Plan;
+
+fn ntt(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ntt");
+    for log_n in 12..=15 {
+        let n = 1usize << log_n;
+        for bits in [49u32, 60] {
+            let q = ntt_primes(bits, 1, n, &[])[0];
+            let plan = Plan::try_new(n, q).unwrap();
+            let mut buf: Vec<u64> = (0..n as u64).map(|i| i * 7919 % q).collect();
+            g.bench_function(BenchmarkId::new(format!("forward/{bits}-bit"), n), |b| {
+                b.iter(|| plan.fwd(black_box(&mut buf)))
+            });
+            g.bench_function(BenchmarkId::new(format!("inverse/{bits}-bit"), n), |b| {
+                b.iter(|| plan.inv(black_box(&mut buf)))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bfv(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bfv");
+    for spec in ALL_SETS {
+        let p = BfvParameters::new(spec).unwrap();
+        let sk = SecretKey::generate(&p);
+        let pk = PublicKey::generate(&sk);
+        let values: Vec<i64> = (0..p.degree() as i64).map(|i| i % 100).collect();
+        let pt = Plaintext::encode(&p, &values, ValueRange::counts(100)).unwrap();
+        let name = spec.name;
+        g.bench_function(BenchmarkId::new("encode", name), |b| {
+            b.iter(|| Plaintext::encode(&p, black_box(&values), ValueRange::counts(100)).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("encrypt_pk", name), |b| {
+            b.iter(|| pk.encrypt(black_box(&pt)).unwrap())
+        });
+        let top = pk.encrypt(&pt).unwrap();
+        g.bench_function(BenchmarkId::new("mod_switch_to_transmit", name), |b| {
+            b.iter(|| {
+                let mut ct = top.clone();
+                ct.switch_to_transmit_level().unwrap();
+                ct
+            })
+        });
+        let mut ct = top.clone();
+        ct.switch_to_transmit_level().unwrap();
+        let other = ct.clone();
+        g.bench_function(BenchmarkId::new("add", name), |b| {
+            b.iter(|| {
+                let mut x = ct.clone();
+                x.add_assign(black_box(&other)).unwrap();
+                x
+            })
+        });
+        g.bench_function(BenchmarkId::new("decrypt", name), |b| {
+            b.iter(|| sk.decrypt(black_box(&ct)).unwrap())
+        });
+        g.bench_function(BenchmarkId::new("serialize", name), |b| {
+            b.iter(|| black_box(&ct).to_bytes())
+        });
+        let bytes = ct.to_bytes();
+        g.bench_function(BenchmarkId::new("deserialize", name), |b| {
+            b.iter(|| Ciphertext::from_bytes(&p, black_box(&bytes)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = ntt, bfv
+}
+criterion_main!(benches);

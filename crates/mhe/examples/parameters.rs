@@ -1,0 +1,69 @@
+//! Prints every named parameter set with its security, sizes and smudging plan.
+//!
+//! `cargo run --release -p concord-mhe --example parameters`
+
+use concord_bfv::params::{he_standard_max_log_qp, ALL_SETS};
+use concord_bfv::BfvParameters;
+use concord_mhe::{NoiseEstimate, SmudgingPlan};
+
+fn main() {
+    println!(
+        "{:<14} {:>6} {:>8} {:>6} {:>12} {:>9} {:>10} | {:>7} {:>4} {:>4} {:>6} {:>11} {:>11}",
+        "set",
+        "N",
+        "logQP",
+        "bound",
+        "t",
+        "tx bits",
+        "ct bytes",
+        "parties",
+        "b",
+        "d",
+        "λ",
+        "share B",
+        "max parties"
+    );
+    for spec in ALL_SETS {
+        let p = BfvParameters::new(spec).unwrap();
+        let n = p.degree();
+        let tx = p.ring().packed_bits_per_coefficient(p.transmit_level());
+        let ct_bytes = 8 + 1 + 32 + 2 * n * tx / 8 + 16;
+        let max_parties = (1..=4096usize)
+            .take_while(|&k| {
+                SmudgingPlan::for_decryption(&p, NoiseEstimate::aggregate(&p, k, k), k).is_ok()
+            })
+            .last()
+            .unwrap_or(0);
+        for parties in [4usize, 16, 64] {
+            let Ok(plan) = SmudgingPlan::for_decryption(
+                &p,
+                NoiseEstimate::aggregate(&p, parties, parties),
+                parties,
+            ) else {
+                println!(
+                    "{:<14} {:>6} {:>92}",
+                    spec.name,
+                    n,
+                    format!("{parties} parties: not supported")
+                );
+                continue;
+            };
+            println!(
+                "{:<14} {:>6} {:>8.1} {:>6} {:>12} {:>9} {:>10} | {:>7} {:>4} {:>4} {:>6.1} {:>11} {:>11}",
+                spec.name,
+                n,
+                p.log_qp(),
+                he_standard_max_log_qp(n).unwrap(),
+                p.plaintext_modulus(),
+                tx,
+                ct_bytes,
+                parties,
+                plan.bits,
+                plan.compressed_bits,
+                plan.lambda,
+                8 + 4 + 16 + 3 + n * plan.compressed_bits as usize / 8 + 16,
+                max_parties
+            );
+        }
+    }
+}
