@@ -101,7 +101,8 @@ impl SecretKey {
         let ring = ct.params.ring();
         let mut c1 = ct.c1.clone();
         c1.to_ntt(ring);
-        let mut x = Poly::product_to_coefficients(ring, &c1, &self.at_level(ct.level()));
+        c1.mul_assign_to_coefficients(ring, self.poly());
+        let mut x = c1;
         x.add_assign(ring, &ct.c0);
         Ok(x)
     }

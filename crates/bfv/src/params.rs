@@ -154,8 +154,8 @@ pub struct BfvParameters {
     special_moduli: Vec<u64>,
     t: Modulus,
     t_plan: Plan,
-    /// Per level ℓ (index ℓ−1): `⌊Q_ℓ/t⌋ mod q_j` for `j < ℓ`.
-    delta: Vec<Vec<u64>>,
+    /// `−t^{-1} mod q_j`, for scaling messages by `Q/t` ([`crate::Plaintext`]).
+    neg_t_inv: Vec<u64>,
     /// Per level: `Q_ℓ mod t`.
     q_mod_t: Vec<u64>,
     /// Slot k ↦ index into the NTT (mod t) output holding it.
@@ -211,23 +211,18 @@ impl BfvParameters {
             RnsContext::new(n, &q).map_err(|source| ParameterError::Ring { name, source })?;
         let tm = Modulus::new(t).expect("t < 2^62");
         let t_plan = Plan::try_new(n, t).ok_or(ParameterError::PlaintextModulus { name, t })?;
-        let mut delta = Vec::new();
-        let mut q_mod_t = Vec::new();
-        for level in 1..=q.len() {
-            let qt = q[..level]
-                .iter()
-                .fold(1, |acc, &qi| tm.mul(acc, tm.reduce(qi)));
-            let t_inv: Vec<u64> = ring.moduli()[..level]
-                .iter()
-                .map(|m| {
-                    // ⌊Q/t⌋ = (Q − (Q mod t))/t ≡ −(Q mod t)·t^{-1}  (mod q_j), as q_j | Q.
-                    let inv = m.inv(m.reduce(t)).expect("t is not a modulus");
-                    m.mul(m.neg(m.reduce(qt)), inv)
-                })
-                .collect();
-            delta.push(t_inv);
-            q_mod_t.push(qt);
-        }
+        let q_mod_t = (1..=q.len())
+            .map(|level| {
+                q[..level]
+                    .iter()
+                    .fold(1, |acc, &qi| tm.mul(acc, tm.reduce(qi)))
+            })
+            .collect();
+        let neg_t_inv = ring
+            .moduli()
+            .iter()
+            .map(|m| m.neg(m.inv(m.reduce(t)).expect("t is not a modulus")))
+            .collect();
         let slot_position = slot_positions(&t_plan, tm, n);
         Ok(Arc::new(Self {
             spec: *spec,
@@ -235,7 +230,7 @@ impl BfvParameters {
             special_moduli: p,
             t: tm,
             t_plan,
-            delta,
+            neg_t_inv,
             q_mod_t,
             slot_position,
         }))
@@ -304,9 +299,9 @@ impl BfvParameters {
                 .sum::<f64>()
     }
 
-    /// `⌊Q_ℓ / t⌋ mod q_j`.
-    pub(crate) fn delta(&self, level: usize) -> &[u64] {
-        &self.delta[level - 1]
+    /// `−t^{-1} mod q_j`.
+    pub(crate) fn neg_t_inv(&self) -> &[u64] {
+        &self.neg_t_inv
     }
 
     /// `Q_ℓ mod t`.

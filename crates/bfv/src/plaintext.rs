@@ -182,29 +182,24 @@ impl Plaintext {
     ///
     /// Rounding (rather than `⌊Q/t⌋·m`) keeps the scaled message exact under modulus switching
     /// and plaintext products: the error is at most 1/2 per coefficient, whatever `m`.
+    /// Computed without division: with `Q·m = t·a + r`, `r` centered (never `t/2`: `t` is odd),
+    /// `round(Q·m/t) = (Q·m − r)/t ≡ −r·t^{-1} (mod q_j)`, and `r = [(Q mod t)·m]_t`.
     pub(crate) fn scaled(&self, level: usize) -> Poly {
         let params = &self.params;
         let ring = params.ring();
-        let (t, qt) = (
-            params.plaintext_modulus() as u128,
-            params.q_mod_t(level) as u128,
-        );
-        let correction: Vec<u64> = self
+        let t = params.t();
+        let qt = params.q_mod_t(level);
+        let remainders: Vec<i64> = self
             .coeffs
             .iter()
-            .map(|&m| ((qt * m as u128 + t / 2) / t) as u64)
+            .map(|&m| t.center(t.mul(qt, m)))
             .collect();
         let mut out = Poly::zero(ring, level, Representation::Coefficient);
         for (j, m) in ring.moduli()[..level].iter().enumerate() {
-            let d = params.delta(level)[j];
-            let d_shoup = m.shoup(d);
-            for ((r, &x), &c) in out
-                .residues_mut(j)
-                .iter_mut()
-                .zip(&self.coeffs)
-                .zip(&correction)
-            {
-                *r = m.add(m.mul_shoup(m.reduce(x), d, d_shoup), m.reduce(c));
+            let w = params.neg_t_inv()[j];
+            let w_shoup = m.shoup(w);
+            for (res, &r) in out.residues_mut(j).iter_mut().zip(&remainders) {
+                *res = m.mul_shoup(m.from_i64(r), w, w_shoup);
             }
         }
         out
@@ -214,7 +209,8 @@ impl Plaintext {
     pub(crate) fn lifted_ntt(&self, level: usize) -> Poly {
         let t = self.params.t();
         let centered: Vec<i64> = self.coeffs.iter().map(|&c| t.center(c)).collect();
-        let mut p = Poly::from_small(self.params.ring(), level, &centered);
+        // |c| ≤ t/2 may exceed a small modulus (ADD-8192-T33): the general lift
+        let mut p = Poly::from_signed(self.params.ring(), level, &centered);
         p.to_ntt(self.params.ring());
         p
     }

@@ -17,7 +17,7 @@ use concord_bfv::{
     check_same_params, BfvParameters, Ciphertext, CiphertextTag, Plaintext, SecretKey,
 };
 use concord_ring::packing::packed_len;
-use concord_ring::sampling::{secret_rng, uniform_centered};
+use concord_ring::sampling::secret_rng;
 use concord_ring::torus::{compress, to_torus, torus_to_modulus};
 use concord_ring::Poly;
 use std::sync::Arc;
@@ -60,8 +60,7 @@ pub(crate) fn smudged_compressed(
     plan: &SmudgingPlan,
 ) -> Vec<u64> {
     let ring = params.ring();
-    let e = uniform_centered(ring.degree(), plan.bits, &mut secret_rng());
-    x.add_signed_assign(ring, &e);
+    x.add_centered_uniform(ring, plan.bits, &mut secret_rng());
     to_torus(ring, &x)
         .into_iter()
         .map(|v| compress(v, plan.compressed_bits))
@@ -99,7 +98,7 @@ impl<'a> CollectiveDecryption<'a> {
         let ring = params.ring();
         let mut c1 = self.ct.c1().clone();
         c1.to_ntt(ring);
-        let x = Poly::product_to_coefficients(ring, &c1, &sk.at_level(self.plan.level));
+        c1.mul_assign_to_coefficients(ring, sk.poly());
         Ok(DecryptionShare {
             params: params.clone(),
             party,
@@ -107,7 +106,7 @@ impl<'a> CollectiveDecryption<'a> {
             level: self.plan.level as u8,
             smudging_bits: self.plan.bits as u8,
             compressed_bits: self.plan.compressed_bits as u8,
-            values: smudged_compressed(params, x, &self.plan),
+            values: smudged_compressed(params, c1, &self.plan),
         })
     }
 

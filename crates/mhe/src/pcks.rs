@@ -93,7 +93,7 @@ impl<'a> PublicKeySwitch<'a> {
         let (p, a) = &self.receiver;
         let mut h0 = self.ct.c1().clone();
         h0.to_ntt(ring);
-        h0.mul_assign(ring, &sk.at_level(level));
+        h0.mul_assign(ring, sk.poly());
         h0.mul_accumulate(ring, &u, p);
         h0.to_coefficients(ring);
         let mut h1 = Poly::product_to_coefficients(ring, &u, a);

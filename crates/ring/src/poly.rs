@@ -68,13 +68,16 @@ impl Poly {
         let n = ctx.degree();
         assert_eq!(coeffs.len(), n);
         let mut p = Self::zero(ctx, level, Representation::Coefficient);
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..level].iter().enumerate() {
-                for (r, &c) in p.data[j * n..(j + 1) * n].iter_mut().zip(coeffs) {
-                    *r = m.from_small(c);
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..level].iter().enumerate() {
+                    for (r, &c) in p.data[j * n..(j + 1) * n].iter_mut().zip(coeffs) {
+                        *r = m.from_small(c);
+                    }
                 }
-            }
-        });
+            },
+        );
         p
     }
 
@@ -82,26 +85,60 @@ impl Poly {
     pub fn add_small_assign(&mut self, ctx: &RnsContext, e: &[i64]) {
         assert_eq!(self.repr, Representation::Coefficient);
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
-                    *x = m.add(*x, m.from_small(c));
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
+                        *x = m.add(*x, m.from_small(c));
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
-    /// `self ← self + e` for any signed `e` (e.g. smudging noise wider than a modulus).
+    /// `self ← self + e` for any signed `e` (e.g. smudging noise wider than a modulus). Scalar on
+    /// purpose: its Barrett step needs a 64×64→128-bit product, which vector units lack.
     pub fn add_signed_assign(&mut self, ctx: &RnsContext, e: &[i64]) {
         assert_eq!(self.repr, Representation::Coefficient);
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
-                    *x = m.add(*x, m.from_i64(c));
-                }
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            for (x, &c) in self.data[j * n..(j + 1) * n].iter_mut().zip(e) {
+                *x = m.add(*x, m.from_i64(c));
             }
-        });
+        }
+    }
+
+    /// `self ← self + e` with `e` uniform on `[-2^bits, 2^bits)` (smudging noise), in coefficient
+    /// form: each coefficient is `u − 2^bits` for `u` uniform on `[0, 2^(bits+1))`, added residue
+    /// by residue as `[u]_{q_j} − [2^bits]_{q_j}`. Exact and branch-free; `bits ≤ 62`, moduli of
+    /// 20 to 51 bits (every Concord set; see [`crate::Modulus::reduce_vectorizable`]).
+    pub fn add_centered_uniform(
+        &mut self,
+        ctx: &RnsContext,
+        bits: u32,
+        rng: &mut impl rand_chacha::rand_core::RngCore,
+    ) {
+        assert_eq!(self.repr, Representation::Coefficient);
+        assert!(bits <= 62);
+        assert!(ctx.moduli().iter().all(|m| (20..52).contains(&m.bits())));
+        let n = ctx.degree();
+        let mask = (1u64 << (bits + 1)) - 1;
+        let mut u = zeroize::Zeroizing::new(vec![0u64; n]);
+        for x in u.iter_mut() {
+            *x = rng.next_u64() & mask;
+        }
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    let offset = m.reduce(1u64 << bits);
+                    for (x, &v) in self.data[j * n..(j + 1) * n].iter_mut().zip(u.iter()) {
+                        *x = m.add(*x, m.sub(m.reduce_vectorizable(v), offset));
+                    }
+                }
+            },
+        );
     }
 
     /// A polynomial from raw residues (modulus-major), checking each is reduced.
@@ -156,6 +193,14 @@ impl Poly {
         assert_eq!(self.repr, other.repr, "representation mismatch");
     }
 
+    /// For products: `other` may sit at a higher level, and then stands for its reduction to
+    /// `self`'s level (its first residues), with no copy — e.g. a top-level secret key times a
+    /// transmit-level ciphertext.
+    fn check_factor(&self, other: &Poly) {
+        assert!(other.level >= self.level, "level mismatch");
+        assert_eq!(self.repr, other.repr, "representation mismatch");
+    }
+
     /// Forward NTT of every residue vector (no-op when already in NTT form).
     pub fn to_ntt(&mut self, ctx: &RnsContext) {
         if self.repr == Representation::Ntt {
@@ -186,51 +231,60 @@ impl Poly {
     pub fn add_assign(&mut self, ctx: &RnsContext, other: &Poly) {
         self.check_compatible(other);
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                let (a, b) = (
-                    &mut self.data[j * n..(j + 1) * n],
-                    &other.data[j * n..(j + 1) * n],
-                );
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.add(*x, y);
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    let (a, b) = (
+                        &mut self.data[j * n..(j + 1) * n],
+                        &other.data[j * n..(j + 1) * n],
+                    );
+                    for (x, &y) in a.iter_mut().zip(b) {
+                        *x = m.add(*x, y);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// `self ← self − other`.
     pub fn sub_assign(&mut self, ctx: &RnsContext, other: &Poly) {
         self.check_compatible(other);
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                let (a, b) = (
-                    &mut self.data[j * n..(j + 1) * n],
-                    &other.data[j * n..(j + 1) * n],
-                );
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.sub(*x, y);
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    let (a, b) = (
+                        &mut self.data[j * n..(j + 1) * n],
+                        &other.data[j * n..(j + 1) * n],
+                    );
+                    for (x, &y) in a.iter_mut().zip(b) {
+                        *x = m.sub(*x, y);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// `self ← −self`.
     pub fn neg_assign(&mut self, ctx: &RnsContext) {
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                for x in &mut self.data[j * n..(j + 1) * n] {
-                    *x = m.neg(*x);
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    for x in &mut self.data[j * n..(j + 1) * n] {
+                        *x = m.neg(*x);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// `self ← self · other`, both in NTT form.
     pub fn mul_assign(&mut self, ctx: &RnsContext, other: &Poly) {
-        self.check_compatible(other);
+        self.check_factor(other);
         assert_eq!(self.repr, Representation::Ntt, "products need NTT form");
         let n = ctx.degree();
         for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
@@ -247,7 +301,7 @@ impl Poly {
     /// `self ← self + a · b`, all in NTT form.
     pub fn mul_accumulate(&mut self, ctx: &RnsContext, a: &Poly, b: &Poly) {
         self.check_compatible(a);
-        self.check_compatible(b);
+        self.check_factor(b);
         assert_eq!(self.repr, Representation::Ntt, "products need NTT form");
         let n = ctx.degree();
         for j in 0..self.level {
@@ -257,34 +311,42 @@ impl Poly {
         }
     }
 
-    /// `a · b` in coefficient form, from two NTT-form operands: the pointwise product absorbs the
-    /// `N^{-1}` of the inverse transform, saving a pass over the data.
+    /// `a · b` in coefficient form, from two NTT-form operands (`b` at `a`'s level or above):
+    /// the pointwise product absorbs the `N^{-1}` of the inverse transform, saving a pass.
     pub fn product_to_coefficients(ctx: &RnsContext, a: &Poly, b: &Poly) -> Poly {
-        a.check_compatible(b);
-        assert_eq!(a.repr, Representation::Ntt, "products need NTT form");
         let mut out = a.clone();
+        out.mul_assign_to_coefficients(ctx, b);
+        out
+    }
+
+    /// `self ← self · b` in coefficient form, from NTT-form operands (`b` at this level or above).
+    pub fn mul_assign_to_coefficients(&mut self, ctx: &RnsContext, b: &Poly) {
+        self.check_factor(b);
+        assert_eq!(self.repr, Representation::Ntt, "products need NTT form");
         let n = ctx.degree();
-        for j in 0..a.level {
+        for j in 0..self.level {
             let r = j * n..(j + 1) * n;
             let plan = ctx.plan(j);
-            plan.mul_assign_normalize(&mut out.data[r.clone()], &b.data[r.clone()]);
-            plan.inv(&mut out.data[r]);
+            plan.mul_assign_normalize(&mut self.data[r.clone()], &b.data[r.clone()]);
+            plan.inv(&mut self.data[r]);
         }
-        out.repr = Representation::Coefficient;
-        out
+        self.repr = Representation::Coefficient;
     }
 
     /// `self ← self · c_j` residue-wise, for a constant given by its residues `c_j mod q_j`.
     pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) {
         let n = ctx.degree();
-        crate::vectorized(|| {
-            for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
-                let (c, c_shoup) = (scalar[j], m.shoup(scalar[j]));
-                for x in &mut self.data[j * n..(j + 1) * n] {
-                    *x = m.mul_shoup(*x, c, c_shoup);
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    let (c, c_shoup) = (scalar[j], m.shoup(scalar[j]));
+                    for x in &mut self.data[j * n..(j + 1) * n] {
+                        *x = m.mul_shoup(*x, c, c_shoup);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 
     /// The same element at a lower level, by dropping residues (no rounding: `x mod Q_ℓ'`).
@@ -312,10 +374,13 @@ impl Poly {
             let ql_inv = m.inv(m.reduce(ql.value())).expect("coprime moduli");
             let ql_inv_shoup = m.shoup(ql_inv);
             let ql_mod = m.reduce(ql.value());
+            // residues of q_l are below q_j when q_l < q_j (public: decided per modulus)
+            let needs_reduction = ql.value() > m.value();
             for (x, &r) in head[j * n..(j + 1) * n].iter_mut().zip(tail) {
                 // x − [x]_{q_l} (centered) is divisible by q_l; multiply by q_l^{-1} mod q_j.
                 // The centered remainder is r − q_l·[r > q_l/2], branch-free.
-                let centered = m.sub(m.reduce(r), ql_mod & 0u64.wrapping_sub((r > half) as u64));
+                let r_mod = if needs_reduction { m.reduce(r) } else { r };
+                let centered = m.sub(r_mod, ql_mod & 0u64.wrapping_sub((r > half) as u64));
                 *x = m.mul_shoup(m.sub(*x, centered), ql_inv, ql_inv_shoup);
             }
         }

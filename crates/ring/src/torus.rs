@@ -19,19 +19,18 @@ pub fn to_torus(ctx: &RnsContext, p: &Poly) -> Vec<u64> {
     let q_hat_inv = ctx.q_hat_inv(level);
     let scale = ctx.torus_scale();
     let mut out = vec![0u64; ctx.degree()];
-    crate::vectorized(|| {
-        for (j, m) in ctx.moduli()[..level].iter().enumerate() {
-            let (hinv, s) = (q_hat_inv[j], scale[j]);
-            let hinv_shoup = m.shoup(hinv);
-            let (s_lo, s_hi) = (s as u64 as u128, (s >> 64) as u64 as u128);
-            for (acc, &x) in out.iter_mut().zip(p.residues(j)) {
-                let y = m.mul_shoup(x, hinv, hinv_shoup) as u128;
-                // (y · s) >> 64 with s < 2^128 split in halves; y · s < 2^128 since y < q_j.
-                let term = ((y * s_lo) >> 64) + y * s_hi;
-                *acc = acc.wrapping_add(term as u64);
-            }
+    // Scalar on purpose: every step is a 64×64→128-bit product, which vector units lack.
+    for (j, m) in ctx.moduli()[..level].iter().enumerate() {
+        let (hinv, s) = (q_hat_inv[j], scale[j]);
+        let hinv_shoup = m.shoup(hinv);
+        let (s_lo, s_hi) = (s as u64 as u128, (s >> 64) as u64 as u128);
+        for (acc, &x) in out.iter_mut().zip(p.residues(j)) {
+            let y = m.mul_shoup(x, hinv, hinv_shoup) as u128;
+            // (y · s) >> 64 with s < 2^128 split in halves; y · s < 2^128 since y < q_j.
+            let term = ((y * s_lo) >> 64) + y * s_hi;
+            *acc = acc.wrapping_add(term as u64);
         }
-    });
+    }
     out
 }
 
