@@ -19,12 +19,14 @@ use num_bigint::BigInt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// A BFV ciphertext of degree 1, with the public range of the values it holds.
+/// A BFV ciphertext `(c_0, c_1, …, c_k)` of degree `k` (1 when fresh; a ciphertext product has
+/// degree 2 until relinearized — engine part 2), decrypting as `Σ c_i·s^i`, with the public
+/// range of the values it holds.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Ciphertext {
     pub(crate) params: Arc<BfvParameters>,
-    pub(crate) c0: Poly,
-    pub(crate) c1: Poly,
+    /// `c_0, c_1, …`, coefficient form, all at one level.
+    pub(crate) parts: Vec<Poly>,
     pub(crate) range: ValueRange,
 }
 
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Ciphertext {
         f.debug_struct("Ciphertext")
             .field("params", &self.params.name())
             .field("level", &self.level())
+            .field("degree", &self.degree())
             .field("range", &self.range)
             .finish_non_exhaustive()
     }
@@ -43,6 +46,10 @@ impl std::fmt::Debug for Ciphertext {
 /// to the ciphertext it was made for; binding against a malicious party is the job of the
 /// signed digests of the full serialization, one layer up.
 pub type CiphertextTag = [u8; 16];
+
+/// The highest ciphertext degree accepted (a product of two degree-1 ciphertexts before
+/// relinearization).
+pub const MAX_DEGREE: usize = 2;
 
 impl PublicKey {
     /// `c = (p·u + e_0 + round(Q·m/t), a·u + e_1)` with `u` ternary, `e_0, e_1 ← χ`, at the top level.
@@ -65,8 +72,7 @@ impl PublicKey {
         c1.add_small_assign(ring, &e1);
         Ok(Ciphertext {
             params: params.clone(),
-            c0,
-            c1,
+            parts: vec![c0, c1],
             range: pt.range,
         })
     }
@@ -89,22 +95,30 @@ impl SecretKey {
         c1.to_coefficients(ring);
         Ok(Ciphertext {
             params: params.clone(),
-            c0,
-            c1,
+            parts: vec![c0, c1],
             range: pt.range,
         })
     }
 
-    /// `[c_0 + c_1·s]_{Q_ℓ}`, coefficient form.
+    /// `[c_0 + c_1·s + c_2·s² + …]_{Q_ℓ}`, coefficient form (Horner in NTT form).
     fn phase(&self, ct: &Ciphertext) -> Result<Poly, BfvError> {
         check_same_params(self.params(), &ct.params)?;
         let ring = ct.params.ring();
-        let mut c1 = ct.c1.clone();
-        c1.to_ntt(ring);
-        c1.mul_assign_to_coefficients(ring, self.poly());
-        let mut x = c1;
-        x.add_assign(ring, &ct.c0);
-        Ok(x)
+        let (c0, higher) = ct
+            .parts
+            .split_first()
+            .expect("a ciphertext has two parts or more");
+        let mut acc = higher.last().expect("degree ≥ 1").clone();
+        acc.to_ntt(ring);
+        for c in higher.iter().rev().skip(1) {
+            acc.mul_assign(ring, self.poly());
+            let mut c = c.clone();
+            c.to_ntt(ring);
+            acc.add_assign(ring, &c);
+        }
+        acc.mul_assign_to_coefficients(ring, self.poly());
+        acc.add_assign(ring, c0);
+        Ok(acc)
     }
 
     /// The plaintext: `m = round(t·[c_0 + c_1·s]/Q) mod t`.
@@ -177,7 +191,12 @@ impl Ciphertext {
     }
 
     pub fn level(&self) -> usize {
-        self.c0.level()
+        self.parts[0].level()
+    }
+
+    /// The degree `k` of `(c_0, …, c_k)`: 1 for fresh and linearly combined ciphertexts.
+    pub fn degree(&self) -> usize {
+        self.parts.len() - 1
     }
 
     /// The public range of every slot's value.
@@ -187,28 +206,37 @@ impl Ciphertext {
 
     /// `c_0`, coefficient form.
     pub fn c0(&self) -> &Poly {
-        &self.c0
+        &self.parts[0]
     }
 
     /// `c_1`, coefficient form.
     pub fn c1(&self) -> &Poly {
-        &self.c1
+        &self.parts[1]
     }
 
-    /// A ciphertext from its parts (coefficient form, same level) — e.g. a key-switched result.
+    /// All parts `c_0, …, c_k`, coefficient form.
+    pub fn parts(&self) -> &[Poly] {
+        &self.parts
+    }
+
+    /// A ciphertext from its parts `c_0, c_1, …` (same level, any representation) — e.g. a
+    /// key-switched result.
     pub fn from_parts(
         params: &Arc<BfvParameters>,
-        mut c0: Poly,
-        mut c1: Poly,
+        mut parts: Vec<Poly>,
         range: ValueRange,
     ) -> Self {
-        assert_eq!(c0.level(), c1.level());
-        c0.to_coefficients(params.ring());
-        c1.to_coefficients(params.ring());
+        assert!(parts.len() >= 2, "a ciphertext has two parts or more");
+        assert!(
+            parts.iter().all(|p| p.level() == parts[0].level()),
+            "parts at different levels"
+        );
+        for p in &mut parts {
+            p.to_coefficients(params.ring());
+        }
         Self {
             params: params.clone(),
-            c0,
-            c1,
+            parts,
             range,
         }
     }
@@ -231,9 +259,7 @@ impl Ciphertext {
             .range
             .add(other.range)
             .checked("add", self.params.plaintext_modulus())?;
-        let ring = self.params.ring();
-        self.c0.add_assign(ring, &other.c0);
-        self.c1.add_assign(ring, &other.c1);
+        self.combine(other, |ring, a, b| a.add_assign(ring, b));
         self.range = range;
         Ok(())
     }
@@ -245,18 +271,34 @@ impl Ciphertext {
             .range
             .add(other.range.neg())
             .checked("sub", self.params.plaintext_modulus())?;
-        let ring = self.params.ring();
-        self.c0.sub_assign(ring, &other.c0);
-        self.c1.sub_assign(ring, &other.c1);
+        self.combine(other, |ring, a, b| a.sub_assign(ring, b));
         self.range = range;
         Ok(())
+    }
+
+    /// Part-wise `self_i ← op(self_i, other_i)`, a missing part counting as zero (degrees may
+    /// differ once ciphertext products exist).
+    fn combine(
+        &mut self,
+        other: &Ciphertext,
+        op: impl Fn(&concord_ring::RnsContext, &mut Poly, &Poly),
+    ) {
+        let ring = self.params.ring();
+        while self.parts.len() < other.parts.len() {
+            self.parts
+                .push(Poly::zero(ring, self.level(), Representation::Coefficient));
+        }
+        for (a, b) in self.parts.iter_mut().zip(&other.parts) {
+            op(ring, a, b);
+        }
     }
 
     /// `self ← −self`.
     pub fn neg_assign(&mut self) {
         let ring = self.params.ring();
-        self.c0.neg_assign(ring);
-        self.c1.neg_assign(ring);
+        for c in &mut self.parts {
+            c.neg_assign(ring);
+        }
         self.range = self.range.neg();
     }
 
@@ -267,8 +309,8 @@ impl Ciphertext {
             .range
             .add(pt.range)
             .checked("add_plain", self.params.plaintext_modulus())?;
-        self.c0
-            .add_assign(self.params.ring(), &pt.scaled(self.level()));
+        let scaled = pt.scaled(self.level());
+        self.parts[0].add_assign(self.params.ring(), &scaled);
         self.range = range;
         Ok(())
     }
@@ -280,8 +322,8 @@ impl Ciphertext {
             .range
             .add(pt.range.neg())
             .checked("sub_plain", self.params.plaintext_modulus())?;
-        self.c0
-            .sub_assign(self.params.ring(), &pt.scaled(self.level()));
+        let scaled = pt.scaled(self.level());
+        self.parts[0].sub_assign(self.params.ring(), &scaled);
         self.range = range;
         Ok(())
     }
@@ -295,7 +337,7 @@ impl Ciphertext {
             .checked("mul_plain", self.params.plaintext_modulus())?;
         let ring = self.params.ring();
         let m = pt.lifted_ntt(self.level());
-        for c in [&mut self.c0, &mut self.c1] {
+        for c in &mut self.parts {
             c.to_ntt(ring);
             *c = Poly::product_to_coefficients(ring, c, &m);
         }
@@ -325,8 +367,9 @@ impl Ciphertext {
         }
         let ring = self.params.ring();
         while self.level() > level {
-            self.c0.drop_last_modulus_rounding(ring);
-            self.c1.drop_last_modulus_rounding(ring);
+            for c in &mut self.parts {
+                c.drop_last_modulus_rounding(ring);
+            }
         }
         Ok(())
     }
@@ -344,26 +387,32 @@ impl Ciphertext {
         h.update(self.range.lo.to_le_bytes());
         h.update(self.range.hi.to_le_bytes());
         for j in 0..self.level() {
-            for r in &self.c1.residues(j)[..64.min(self.params.degree())] {
+            for r in &self.parts[1].residues(j)[..64.min(self.params.degree())] {
                 h.update(r.to_le_bytes());
             }
         }
         h.finalize()[..16].try_into().unwrap()
     }
 
-    /// Bytes of the serialized form: header, level, range, two packed polynomials, checksum.
+    /// Bytes of the serialized form: header, level, degree, range, the packed parts, checksum.
     pub fn serialized_len(&self) -> usize {
-        HEADER_LEN + 1 + 32 + 2 * poly_len(self.params.ring(), self.level()) + CHECKSUM_LEN
+        HEADER_LEN
+            + 2
+            + 32
+            + self.parts.len() * poly_len(self.params.ring(), self.level())
+            + CHECKSUM_LEN
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let ring = self.params.ring();
         let mut w = WireWriter::new(Kind::Ciphertext, &self.params, self.serialized_len());
         w.u8(self.level() as u8)
+            .u8(self.degree() as u8)
             .i128(self.range.lo)
-            .i128(self.range.hi)
-            .poly(ring, &self.c0)
-            .poly(ring, &self.c1);
+            .i128(self.range.hi);
+        for c in &self.parts {
+            w.poly(ring, c);
+        }
         w.finish()
     }
 
@@ -371,17 +420,24 @@ impl Ciphertext {
         let mut r = WireReader::open(bytes, Kind::Ciphertext, params)?;
         let ring = params.ring();
         let level = r.level(ring)?;
+        let degree = r.u8()? as usize;
+        if !(1..=MAX_DEGREE).contains(&degree) {
+            return Err(WireError::Malformed(format!(
+                "ciphertext degree {degree} outside 1..={MAX_DEGREE}"
+            ))
+            .into());
+        }
         let (lo, hi) = (r.i128()?, r.i128()?);
         let range = ValueRange::new(lo, hi)
             .and_then(|rg| rg.checked("decode", params.plaintext_modulus()))
             .map_err(|e| WireError::Malformed(format!("range: {e}")))?;
-        let c0 = r.poly(ring, level, Representation::Coefficient)?;
-        let c1 = r.poly(ring, level, Representation::Coefficient)?;
+        let parts = (0..=degree)
+            .map(|_| r.poly(ring, level, Representation::Coefficient))
+            .collect::<Result<Vec<_>, _>>()?;
         r.finish()?;
         Ok(Self {
             params: params.clone(),
-            c0,
-            c1,
+            parts,
             range,
         })
     }

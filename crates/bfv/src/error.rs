@@ -36,6 +36,8 @@ pub enum BfvError {
         "level {level} is not reachable from level {from} (levels go down, 1 ≤ level ≤ {from})"
     )]
     Level { level: usize, from: usize },
+    #[error("ciphertext of degree {0}: relinearize it to degree 1 first")]
+    Degree(usize),
     #[error(transparent)]
     Wire(#[from] WireError),
 }

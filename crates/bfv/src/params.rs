@@ -289,6 +289,28 @@ impl BfvParameters {
         &self.slot_position
     }
 
+    /// The Galois element `g = 3^step mod 2N` of the automorphism `X ↦ X^g` that rotates both
+    /// slot rows left by `step` (negative: right).
+    pub fn galois_element_for_rotation(&self, step: i64) -> u64 {
+        let two_n = 2 * self.degree() as u64;
+        let half = self.degree() as i64 / 2;
+        let exponent = step.rem_euclid(half) as u64;
+        let (mut g, mut base, mut e) = (1u64, 3u64, exponent);
+        while e > 0 {
+            if e & 1 == 1 {
+                g = g * base % two_n;
+            }
+            base = base * base % two_n;
+            e >>= 1;
+        }
+        g
+    }
+
+    /// The Galois element `2N − 1` of `X ↦ X^{-1}`, which swaps the two slot rows.
+    pub fn galois_element_for_row_swap(&self) -> u64 {
+        2 * self.degree() as u64 - 1
+    }
+
     /// `log2(Q·P)`, what the security bound is checked against.
     pub fn log_qp(&self) -> f64 {
         self.ring.log_modulus(self.max_level())
@@ -353,3 +375,53 @@ impl PartialEq for BfvParameters {
     }
 }
 impl Eq for BfvParameters {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Plaintext, ValueRange};
+
+    /// `m(X) ↦ m(X^g)` on a plaintext's coefficients modulo `t` (negacyclic).
+    fn automorphism(pt: &Plaintext, g: u64) -> Plaintext {
+        let n = pt.coeffs.len();
+        let t = pt.params.t();
+        let mut out = vec![0u64; n];
+        for (i, &c) in pt.coeffs.iter().enumerate() {
+            let k = (i as u64 * g) % (2 * n as u64);
+            if (k as usize) < n {
+                out[k as usize] = t.add(out[k as usize], c);
+            } else {
+                out[k as usize - n] = t.sub(out[k as usize - n], c);
+            }
+        }
+        Plaintext::from_coefficients(&pt.params, out, pt.range)
+    }
+
+    #[test]
+    fn galois_automorphisms_rotate_rows_and_swap_them() {
+        for spec in ALL_SETS {
+            let p = BfvParameters::new(spec).unwrap();
+            let n = p.degree();
+            let half = n / 2;
+            let values: Vec<i64> = (0..n as i64).map(|i| i % 1000).collect();
+            let pt = Plaintext::encode(&p, &values, ValueRange::counts(999)).unwrap();
+            for step in [1i64, 5, -3] {
+                let rotated = automorphism(&pt, p.galois_element_for_rotation(step)).decode();
+                for row in 0..2 {
+                    for c in 0..half {
+                        let from = (c as i64 + step).rem_euclid(half as i64) as usize;
+                        assert_eq!(
+                            rotated[row * half + c],
+                            values[row * half + from],
+                            "{} step {step}",
+                            p.name()
+                        );
+                    }
+                }
+            }
+            let swapped = automorphism(&pt, p.galois_element_for_row_swap()).decode();
+            assert_eq!(&swapped[..half], &values[half..]);
+            assert_eq!(&swapped[half..], &values[..half]);
+        }
+    }
+}

@@ -286,8 +286,9 @@ fn serialization_round_trips_with_the_bit_packed_size() {
                 .iter()
                 .map(|m| m.bits() as usize)
                 .sum();
-            // header 8 + level 1 + range 32 + 2 polys + checksum 16 (each modulus packs to whole bytes: N is a multiple of 8)
-            assert_eq!(bytes.len(), 8 + 1 + 32 + 2 * n * bits / 8 + 16);
+            // header 8 + level 1 + degree 1 + range 32 + 2 polys + checksum 16
+            // (each modulus packs to whole bytes: N is a multiple of 8)
+            assert_eq!(bytes.len(), 8 + 1 + 1 + 32 + 2 * n * bits / 8 + 16);
             assert_eq!(bytes.len(), ct.serialized_len());
             assert_eq!(Ciphertext::from_bytes(&p, &bytes).unwrap(), ct);
         }
@@ -385,4 +386,32 @@ fn encryption_is_randomized() {
         pk.encrypt(&pt).unwrap().tag(),
         pk.encrypt(&pt).unwrap().tag()
     );
+}
+
+#[test]
+fn degree_two_ciphertexts_decrypt_through_every_power_of_the_secret() {
+    // (c_0 − c_2·s², c_1, c_2) encrypts what (c_0, c_1) does: decryption must use s².
+    let p = BfvParameters::new(&params::ADD_4096).unwrap();
+    let ring = p.ring();
+    let sk = SecretKey::generate(&p);
+    let pk = PublicKey::generate(&sk);
+    let ct = pk
+        .encrypt(&Plaintext::encode(&p, &[3, 1, 4], ValueRange::counts(9)).unwrap())
+        .unwrap();
+    let c2 = uniform_poly(ring, p.max_level(), &mut ChaCha20Rng::seed_from_u64(5));
+    let mut c2s2 = c2.clone();
+    c2s2.mul_assign(ring, sk.poly());
+    c2s2.mul_assign(ring, sk.poly());
+    c2s2.to_coefficients(ring);
+    let mut c0 = ct.c0().clone();
+    c0.sub_assign(ring, &c2s2);
+    let wide = Ciphertext::from_parts(&p, vec![c0, ct.c1().clone(), c2], ct.range());
+    assert_eq!(wide.degree(), 2);
+    assert_eq!(&sk.decrypt(&wide).unwrap().decode()[..3], &[3, 1, 4]);
+    let bytes = wide.to_bytes();
+    assert_eq!(Ciphertext::from_bytes(&p, &bytes).unwrap(), wide);
+    // adding a degree-1 ciphertext to it keeps both messages
+    let mut sum = wide.clone();
+    sum.add_assign(&ct).unwrap();
+    assert_eq!(&sk.decrypt(&sum).unwrap().decode()[..3], &[6, 2, 8]);
 }

@@ -3,8 +3,8 @@
 //! `cargo run --release -p concord-mhe --example parameters`
 
 use concord_bfv::params::{he_standard_max_log_qp, ALL_SETS};
-use concord_bfv::BfvParameters;
-use concord_mhe::{NoiseEstimate, SmudgingPlan};
+use concord_bfv::{BfvParameters, Plaintext, SecretKey, ValueRange};
+use concord_mhe::{CollectiveDecryption, NoiseEstimate, PartyId, SmudgingPlan};
 
 fn main() {
     println!(
@@ -27,7 +27,13 @@ fn main() {
         let p = BfvParameters::new(spec).unwrap();
         let n = p.degree();
         let tx = p.ring().packed_bits_per_coefficient(p.transmit_level());
-        let ct_bytes = 8 + 1 + 32 + 2 * n * tx / 8 + 16;
+        // sizes of real values, as sent
+        let sk = SecretKey::generate(&p);
+        let mut ct = sk
+            .encrypt(&Plaintext::encode(&p, &[0], ValueRange::counts(1)).unwrap())
+            .unwrap();
+        ct.switch_to_transmit_level().unwrap();
+        let ct_bytes = ct.serialized_len();
         let max_parties = (1..=4096usize)
             .take_while(|&k| {
                 SmudgingPlan::for_decryption(&p, NoiseEstimate::aggregate(&p, k, k), k).is_ok()
@@ -61,7 +67,7 @@ fn main() {
                 plan.bits,
                 plan.compressed_bits,
                 plan.lambda,
-                8 + 4 + 16 + 3 + n * plan.compressed_bits as usize / 8 + 16,
+                CollectiveDecryption::new(&ct, plan).unwrap().share(&sk, PartyId(1)).unwrap().serialized_len(),
                 max_parties
             );
         }

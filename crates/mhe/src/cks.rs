@@ -67,7 +67,11 @@ pub(crate) fn smudged_compressed(
         .collect()
 }
 
-fn check_plan(ct: &Ciphertext, plan: &SmudgingPlan) -> Result<(), MheError> {
+/// A share is computed from `c_1` alone: the ciphertext must be of degree 1 and at the plan's level.
+pub(crate) fn check_plan(ct: &Ciphertext, plan: &SmudgingPlan) -> Result<(), MheError> {
+    if ct.degree() != 1 {
+        return Err(concord_bfv::BfvError::Degree(ct.degree()).into());
+    }
     if plan.level != ct.level() {
         return Err(MheError::Bfv(concord_bfv::BfvError::LevelMismatch {
             left: plan.level,

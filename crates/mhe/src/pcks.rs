@@ -16,7 +16,7 @@ use concord_bfv::wire::{
     poly_len, Kind, WireError, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN,
 };
 use concord_bfv::{
-    check_same_params, BfvError, BfvParameters, Ciphertext, CiphertextTag, PublicKey, SecretKey,
+    check_same_params, BfvParameters, Ciphertext, CiphertextTag, PublicKey, SecretKey,
 };
 use concord_ring::packing::packed_len;
 use concord_ring::sampling::{gaussian, secret_rng, ternary};
@@ -62,13 +62,7 @@ impl<'a> PublicKeySwitch<'a> {
         plan: SmudgingPlan,
     ) -> Result<Self, MheError> {
         check_same_params(ct.params(), receiver.params())?;
-        if plan.level != ct.level() {
-            return Err(BfvError::LevelMismatch {
-                left: plan.level,
-                right: ct.level(),
-            }
-            .into());
-        }
+        crate::cks::check_plan(ct, &plan)?;
         Ok(Self {
             ct,
             tag: ct.tag(),
@@ -145,8 +139,7 @@ impl<'a> PublicKeySwitch<'a> {
         c0.add_assign(ring, self.ct.c0());
         Ok(Ciphertext::from_parts(
             params,
-            c0,
-            aggregate.h1.clone(),
+            vec![c0, aggregate.h1.clone()],
             self.ct.range(),
         ))
     }

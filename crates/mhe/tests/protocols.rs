@@ -545,3 +545,28 @@ fn shares_serialize_with_their_packed_sizes() {
         k
     );
 }
+
+#[test]
+fn joint_decryption_refuses_a_degree_two_ciphertext() {
+    let s = setup(&params::ADD_4096, 2);
+    let (cts, _) = contributions(&s, 5, 9);
+    let ring = s.params.ring();
+    let c2 = Poly::zero(ring, cts[0].level(), Representation::Coefficient);
+    let wide = Ciphertext::from_parts(
+        &s.params,
+        vec![cts[0].c0().clone(), cts[0].c1().clone(), c2],
+        cts[0].range(),
+    );
+    let plan =
+        SmudgingPlan::for_decryption(&s.params, NoiseEstimate::aggregate(&s.params, 2, 2), 2)
+            .unwrap();
+    assert!(matches!(
+        CollectiveDecryption::new(&wide, plan),
+        Err(MheError::Bfv(concord_bfv::BfvError::Degree(2)))
+    ));
+    let receiver = PublicKey::generate(&SecretKey::generate(&s.params));
+    assert!(matches!(
+        PublicKeySwitch::new(&wide, &receiver, plan),
+        Err(MheError::Bfv(concord_bfv::BfvError::Degree(2)))
+    ));
+}

@@ -440,9 +440,9 @@ mod tests {
         let fused = Poly::product_to_coefficients(&ctx, &an, &bn);
         an.mul_assign(&ctx, &bn);
         an.to_coefficients(&ctx);
-        for j in 0..2 {
-            assert_eq!(an.residues(j), &expect[j][..]);
-            assert_eq!(fused.residues(j), &expect[j][..]);
+        for (j, e) in expect.iter().enumerate() {
+            assert_eq!(an.residues(j), &e[..]);
+            assert_eq!(fused.residues(j), &e[..]);
         }
     }
 
