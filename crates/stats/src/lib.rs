@@ -1,0 +1,20 @@
+//! What an institution's node computes before anything is encrypted (DESIGN.md §3): MISP data
+//! read from disk ([`source`], [`misp`]) and the versioned statistics catalogue ([`catalogue`]),
+//! whose templates turn events into a vector of bounded integer cells.
+//!
+//! This crate knows nothing of encryption or networks: a node encodes a [`catalogue::Statistic`]'s
+//! slots into plaintexts (`concord-bfv`), and the researcher's client decodes aggregated slots
+//! back into cells with the same [`catalogue::Layout`].
+
+pub mod catalogue;
+pub mod describe_types;
+pub mod misp;
+pub mod source;
+
+pub use catalogue::{
+    Institution, Layout, Statistic, Template, TemplateError, Window, YearMonth, TEMPLATES,
+};
+pub use misp::{parse_events, Event, EventError};
+pub use source::{
+    load, load_exports, load_feed, DataSet, FileError, FileProblem, LoadReport, SourceError,
+};

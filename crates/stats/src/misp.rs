@@ -1,0 +1,325 @@
+//! The MISP event model Concord reads (DESIGN.md §3), and the top-level shapes real MISP
+//! exports use: `{"Event": {...}}` (feeds, `events/view`), `{"response": [{"Event": ...}]}`
+//! (`events/restSearch`; older servers list bare events there), and a bare event object.
+//!
+//! Only the fields statistics need are modelled; everything else — in particular personal
+//! fields such as `event_creator_email`, attribute values and comments — is skipped by the
+//! parser and never held in memory as data. MISP writes numbers and booleans either as JSON
+//! numbers/booleans or as strings (`"3"`, `"True"`, `"1"`); both are accepted, and an empty
+//! string means absent.
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// A calendar date (`YYYY-MM-DD`), validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut it = s.trim().splitn(3, '-');
+        let year: i32 = it.next()?.parse().ok()?;
+        let month: u8 = it.next()?.parse().ok()?;
+        let day: u8 = it.next()?.get(..2)?.parse().ok()?;
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (1..=days_in_month)
+            .contains(&day)
+            .then_some(Self { year, month, day })
+    }
+
+    /// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's `days_from_civil`).
+    pub fn days_since_epoch(&self) -> i64 {
+        let (y, m, d) = (
+            self.year as i64 - (self.month <= 2) as i64,
+            self.month as i64,
+            self.day as i64,
+        );
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// Months since January of year 0, for monthly buckets.
+    pub fn month_index(&self) -> i64 {
+        self.year as i64 * 12 + self.month as i64 - 1
+    }
+}
+
+/// An organisation as MISP names it (`Orgc` creator, `Org` owner on this instance).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Organisation {
+    #[serde(default, deserialize_with = "text")]
+    pub uuid: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub name: Option<String>,
+}
+
+/// A tag (`tlp:amber`, `PAP:GREEN`, `misp-galaxy:sector="Finance"`, …).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Tag {
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A sighting of an attribute: 0 sighting, 1 false positive, 2 expiration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Sighting {
+    #[serde(default, rename = "type", deserialize_with = "number")]
+    pub kind: Option<u64>,
+}
+
+/// An attribute (an indicator or a piece of context). Its value is not read.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Attribute {
+    #[serde(default)]
+    pub category: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+    #[serde(default, deserialize_with = "boolean")]
+    pub to_ids: Option<bool>,
+    #[serde(default, deserialize_with = "number")]
+    pub distribution: Option<u64>,
+    #[serde(default, deserialize_with = "text")]
+    pub first_seen: Option<String>,
+    #[serde(default, rename = "Tag")]
+    pub tags: Vec<Tag>,
+    #[serde(default, rename = "Sighting")]
+    pub sightings: Vec<Sighting>,
+}
+
+/// A MISP object: a group of attributes.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct MispObject {
+    #[serde(default, rename = "Attribute")]
+    pub attributes: Vec<Attribute>,
+}
+
+/// A MISP event, as far as statistics need it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    #[serde(default, deserialize_with = "text")]
+    pub uuid: Option<String>,
+    #[serde(default, deserialize_with = "date")]
+    pub date: Option<Date>,
+    #[serde(default, deserialize_with = "number")]
+    pub timestamp: Option<u64>,
+    #[serde(default, deserialize_with = "number")]
+    pub publish_timestamp: Option<u64>,
+    #[serde(default, deserialize_with = "boolean")]
+    pub published: Option<bool>,
+    /// 0 organisation only, 1 community, 2 connected communities, 3 all, 4 sharing group;
+    /// absent in feed exports.
+    #[serde(default, deserialize_with = "number")]
+    pub distribution: Option<u64>,
+    #[serde(default, deserialize_with = "number")]
+    pub threat_level_id: Option<u64>,
+    #[serde(default, deserialize_with = "number")]
+    pub analysis: Option<u64>,
+    #[serde(default, rename = "Orgc")]
+    pub creator: Option<Organisation>,
+    #[serde(default, rename = "Org")]
+    pub owner: Option<Organisation>,
+    #[serde(default, rename = "Tag")]
+    pub tags: Vec<Tag>,
+    #[serde(default, rename = "Attribute")]
+    pub attributes: Vec<Attribute>,
+    #[serde(default, rename = "Object")]
+    pub objects: Vec<MispObject>,
+}
+
+impl Event {
+    /// Event-level attributes, then those inside objects.
+    pub fn all_attributes(&self) -> impl Iterator<Item = &Attribute> {
+        self.attributes
+            .iter()
+            .chain(self.objects.iter().flat_map(|o| o.attributes.iter()))
+    }
+
+    /// The creator organisation's uuid, if the export carries it.
+    pub fn creator_uuid(&self) -> Option<&str> {
+        self.creator.as_ref()?.uuid.as_deref()
+    }
+}
+
+/// Why a JSON document is not usable as MISP events.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum EventError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("not a MISP event (expected {{\"Event\": …}}, {{\"response\": [{{\"Event\": …}}]}} or an event object)")]
+    NotAnEvent,
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    #[error("event has no valid `date` (YYYY-MM-DD)")]
+    MissingDate,
+}
+
+/// The events in one MISP JSON document, in any of the three shapes.
+pub fn parse_events(json: &[u8]) -> Result<Vec<Event>, EventError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| EventError::Json(e.to_string()))?;
+    let one = |v: serde_json::Value| -> Result<Event, EventError> {
+        let event: Event =
+            serde_json::from_value(v).map_err(|e| EventError::Invalid(e.to_string()))?;
+        if event.date.is_none() {
+            return Err(EventError::MissingDate);
+        }
+        Ok(event)
+    };
+    match value {
+        serde_json::Value::Object(mut map) => {
+            if let Some(event) = map.remove("Event") {
+                Ok(vec![one(event)?])
+            } else if let Some(serde_json::Value::Array(items)) = map.remove("response") {
+                // items are `{"Event": …}`, or (older restSearch output) bare events
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        serde_json::Value::Object(mut m) => match m.remove("Event") {
+                            Some(event) => one(event),
+                            None if m.contains_key("info") || m.contains_key("Attribute") => {
+                                one(serde_json::Value::Object(m))
+                            }
+                            None => Err(EventError::NotAnEvent),
+                        },
+                        _ => Err(EventError::NotAnEvent),
+                    })
+                    .collect()
+            } else if map.contains_key("info") || map.contains_key("Attribute") {
+                Ok(vec![one(serde_json::Value::Object(map))?])
+            } else {
+                Err(EventError::NotAnEvent)
+            }
+        }
+        _ => Err(EventError::NotAnEvent),
+    }
+}
+
+// ---- lenient field parsers -------------------------------------------------------------
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| de::Error::custom(format!("expected a non-negative integer, got {n}"))),
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        serde_json::Value::String(s) => {
+            s.trim().parse().map(Some).map_err(|_| {
+                de::Error::custom(format!("expected a non-negative integer, got {s:?}"))
+            })
+        }
+        serde_json::Value::Null => Ok(None),
+        other => Err(de::Error::custom(format!(
+            "expected a non-negative integer, got {other}"
+        ))),
+    }
+}
+
+fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Ok(Some(b)),
+        serde_json::Value::Number(n) => Ok(Some(n.as_u64() != Some(0))),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(Some(true)),
+            "false" | "0" => Ok(Some(false)),
+            "" => Ok(None),
+            _ => Err(de::Error::custom(format!("expected a boolean, got {s:?}"))),
+        },
+        serde_json::Value::Null => Ok(None),
+        other => Err(de::Error::custom(format!(
+            "expected a boolean, got {other}"
+        ))),
+    }
+}
+
+fn date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        serde_json::Value::String(s) => Date::parse(&s)
+            .map(Some)
+            .ok_or_else(|| de::Error::custom(format!("invalid date {s:?}"))),
+        serde_json::Value::Null => Ok(None),
+        other => Err(de::Error::custom(format!("invalid date {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_validated_and_counted_from_the_epoch() {
+        assert_eq!(Date::parse("1970-01-01").unwrap().days_since_epoch(), 0);
+        assert_eq!(
+            Date::parse("2000-03-01").unwrap().days_since_epoch(),
+            11_017
+        );
+        assert_eq!(
+            Date::parse("2024-02-29").unwrap().days_since_epoch(),
+            19_782
+        );
+        assert!(Date::parse("2023-02-29").is_none());
+        assert!(Date::parse("2023-13-01").is_none());
+        assert!(Date::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn the_three_shapes_and_lenient_fields_parse() {
+        let wrapped = br#"{"Event": {"uuid": "a", "date": "2020-01-02", "distribution": "3", "published": "True", "Attribute": [{"category": "Network activity", "type": "domain", "to_ids": "1"}]}}"#;
+        let e = &parse_events(wrapped).unwrap()[0];
+        assert_eq!(
+            (e.distribution, e.published, e.attributes[0].to_ids),
+            (Some(3), Some(true), Some(true))
+        );
+        let response = br#"{"response": [{"Event": {"uuid": "b", "date": "2020-01-02", "distribution": 1, "published": false}}]}"#;
+        assert_eq!(parse_events(response).unwrap()[0].distribution, Some(1));
+        let old_response = br#"{"response": [{"uuid": "d", "info": "x", "date": "2020-01-02"}]}"#;
+        assert_eq!(
+            parse_events(old_response).unwrap()[0].uuid.as_deref(),
+            Some("d")
+        );
+        let bare =
+            br#"{"info": "x", "date": "2020-01-02", "event_creator_email": "someone@example.org"}"#;
+        let e = parse_events(bare).unwrap();
+        assert!(
+            !format!("{e:?}").contains("example.org"),
+            "personal fields are never kept"
+        );
+        assert_eq!(parse_events(b"[1, 2]"), Err(EventError::NotAnEvent));
+        assert_eq!(parse_events(br#"{"foo": 1}"#), Err(EventError::NotAnEvent));
+        assert!(matches!(
+            parse_events(b"{\"Event\": {"),
+            Err(EventError::Json(_))
+        ));
+        assert_eq!(
+            parse_events(br#"{"Event": {"uuid": "c"}}"#),
+            Err(EventError::MissingDate)
+        );
+        assert!(matches!(
+            parse_events(br#"{"Event": {"date": "2020-01-02", "distribution": "x"}}"#),
+            Err(EventError::Invalid(_))
+        ));
+    }
+}

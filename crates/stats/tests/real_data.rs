@@ -1,0 +1,476 @@
+//! The loaders and templates on the real MISP data in `../shared/data/misp/` (see its
+//! SOURCES.md; override the path with `CONCORD_MISP_DATA`). Counts are checked against the
+//! numbers SOURCES.md documents, and every template against an independent computation over
+//! the raw JSON (serde_json values, not this crate's model).
+
+use concord_stats::catalogue::{
+    Institution, Template, Window, YearMonth, DELAY_BUCKETS, MAX_DELAY_DAYS, TEMPLATES,
+};
+use concord_stats::{load, load_exports, load_feed, DataSet, FileProblem};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CONCORD_MISP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/misp"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: no MISP test data at {} (set CONCORD_MISP_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+const GROUPS: &[&str] = &[
+    "feed-tweetfeed",
+    "feed-infoblox",
+    "events/eset",
+    "events/pymisp",
+    "events/misp-training",
+];
+
+fn attributes(set: &DataSet) -> usize {
+    set.events.iter().map(|e| e.all_attributes().count()).sum()
+}
+
+#[test]
+fn every_group_loads_with_the_documented_counts() {
+    let Some(dir) = data_dir() else { return };
+    // (events, attributes, files that are not events) per SOURCES.md
+    let expected = [
+        (182, 49_491, 0),
+        (37, 24_218, 0),
+        (57, 4_194, 0),
+        (16, 1_119, 1),
+        (7, 332, 0),
+    ];
+    let mut creators = std::collections::BTreeSet::new();
+    let mut sightings = 0;
+    for (group, (events, attrs, not_events)) in GROUPS.iter().zip(expected) {
+        let set = load(&dir.join(group)).unwrap();
+        assert_eq!(set.events.len(), events, "{group} events");
+        assert_eq!(set.report.events, events);
+        assert_eq!(attributes(&set), attrs, "{group} attributes");
+        let errors: Vec<_> = set.report.errors.iter().collect();
+        assert_eq!(errors.len(), not_events, "{group}: {errors:?}");
+        assert!(errors
+            .iter()
+            .all(|e| e.problem == FileProblem::Event(concord_stats::EventError::NotAnEvent)));
+        creators.extend(
+            set.events
+                .iter()
+                .filter_map(|e| e.creator_uuid().map(str::to_owned)),
+        );
+        sightings += set
+            .events
+            .iter()
+            .flat_map(|e| e.all_attributes())
+            .map(|a| a.sightings.len())
+            .sum::<usize>();
+    }
+    assert_eq!(creators.len(), 8, "distinct Orgc uuids");
+    assert_eq!(sightings, 19);
+    // feeds are read through their manifest
+    assert_eq!(
+        load_feed(&dir.join("feed-infoblox")).unwrap().events.len(),
+        37
+    );
+    assert!(
+        load_feed(&dir.join("events/eset")).is_err(),
+        "no manifest: not a feed"
+    );
+}
+
+#[test]
+fn personal_fields_are_never_kept() {
+    let Some(dir) = data_dir() else { return };
+    let mut emails = Vec::new();
+    for group in ["events/eset", "events/pymisp", "events/misp-training"] {
+        for path in walk(&dir.join(group)) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut at = 0;
+            while let Some(i) = text[at..].find("\"event_creator_email\"") {
+                let rest = &text[at + i + 21..];
+                if let Some(start) = rest.find('"') {
+                    let end = rest[start + 1..].find('"').unwrap();
+                    emails.push(rest[start + 1..start + 1 + end].to_owned());
+                }
+                at += i + 21;
+            }
+        }
+    }
+    assert!(
+        emails.len() >= 63,
+        "the data holds creator e-mails ({} found)",
+        emails.len()
+    );
+    let set = load_exports(&dir.join("events")).unwrap();
+    let held = format!("{:?}", set.events);
+    for email in emails.iter().filter(|e| e.contains('@')) {
+        assert!(!held.contains(email.as_str()), "a creator e-mail was kept");
+    }
+}
+
+#[test]
+fn malformed_and_partial_data_is_reported_per_file_and_the_rest_is_used() {
+    let Some(dir) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let feed = tmp.path();
+    // a feed: two real events, one truncated file, one listed but missing, one unlisted
+    let src = dir.join("feed-infoblox");
+    let manifest: serde_json::Map<String, Value> =
+        serde_json::from_slice(&std::fs::read(src.join("manifest.json")).unwrap()).unwrap();
+    let uuids: Vec<&String> = manifest.keys().take(4).collect();
+    let mut kept = serde_json::Map::new();
+    for (i, uuid) in uuids.iter().enumerate() {
+        kept.insert((*uuid).clone(), manifest[*uuid].clone());
+        let bytes = std::fs::read(src.join(format!("{uuid}.json"))).unwrap();
+        match i {
+            0 | 1 => std::fs::write(feed.join(format!("{uuid}.json")), &bytes).unwrap(),
+            2 => std::fs::write(feed.join(format!("{uuid}.json")), &bytes[..bytes.len() / 2])
+                .unwrap(),
+            _ => {} // listed, missing
+        }
+    }
+    std::fs::write(
+        feed.join("manifest.json"),
+        serde_json::to_vec(&kept).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(feed.join("0000-not-listed.json"), b"{}").unwrap();
+    let set = load(feed).unwrap();
+    assert_eq!(set.events.len(), 2);
+    let problems: Vec<String> = set
+        .report
+        .errors
+        .iter()
+        .map(|e| e.problem.to_string())
+        .collect();
+    assert_eq!(set.report.errors.len(), 3, "{problems:?}");
+    assert!(set.report.errors.iter().any(|e| matches!(
+        e.problem,
+        FileProblem::Event(concord_stats::EventError::Json(_))
+    )));
+    assert!(set
+        .report
+        .errors
+        .iter()
+        .any(|e| e.problem == FileProblem::MissingFromFeed));
+    assert!(set
+        .report
+        .errors
+        .iter()
+        .any(|e| e.problem == FileProblem::NotInManifest));
+    // the same event twice in an export directory counts once
+    let exports = tempfile::tempdir().unwrap();
+    let one = std::fs::read(src.join(format!("{}.json", uuids[0]))).unwrap();
+    std::fs::write(exports.path().join("a.json"), &one).unwrap();
+    std::fs::write(exports.path().join("b.json"), &one).unwrap();
+    let set = load(exports.path()).unwrap();
+    assert_eq!(set.events.len(), 1);
+    assert!(matches!(
+        set.report.errors[0].problem,
+        FileProblem::Duplicate(_)
+    ));
+    // not a directory
+    assert!(load(&feed.join("manifest.json")).is_err());
+}
+
+// ---- the independent computation over raw JSON ------------------------------------------
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|e| e == "json")
+            && p.file_name().unwrap() != "manifest.json"
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Every raw event object of the pooled data (each uuid once), straight from the files.
+fn raw_events(dir: &Path) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for group in GROUPS {
+        for path in walk(&dir.join(group)) {
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or(Value::Null);
+            let events: Vec<Value> = if let Some(e) = v.get("Event") {
+                vec![e.clone()]
+            } else if let Some(Value::Array(r)) = v.get("response") {
+                r.iter()
+                    .map(|x| x.get("Event").unwrap_or(x).clone())
+                    .collect()
+            } else if v.get("info").is_some() {
+                vec![v.clone()]
+            } else {
+                vec![]
+            };
+            for e in events {
+                if seen.insert(e["uuid"].as_str().unwrap_or_default().to_owned()) {
+                    out.push(e);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn raw_month(e: &Value, first: (i64, i64), months: i64) -> Option<usize> {
+    let d = e["date"].as_str()?;
+    let (y, m) = (d[..4].parse::<i64>().ok()?, d[5..7].parse::<i64>().ok()?);
+    let k = (y * 12 + m - 1) - (first.0 * 12 + first.1 - 1);
+    (0..months).contains(&k).then_some(k as usize)
+}
+
+fn raw_attributes(e: &Value) -> Vec<&Value> {
+    let mut out: Vec<&Value> = e["Attribute"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    for o in e["Object"].as_array().into_iter().flatten() {
+        out.extend(o["Attribute"].as_array().into_iter().flatten());
+    }
+    out
+}
+
+fn raw_truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true") || s == "1",
+        Value::Number(n) => n.as_i64() != Some(0),
+        _ => false,
+    }
+}
+
+#[test]
+fn every_template_matches_an_independent_computation_on_the_pooled_data() {
+    let Some(dir) = data_dir() else { return };
+    let mut pooled = DataSet::default();
+    for group in GROUPS {
+        let set = load(&dir.join(group)).unwrap();
+        pooled.events.extend(set.events);
+    }
+    let raw = raw_events(&dir);
+    assert_eq!(raw.len(), pooled.events.len());
+    let (first, months) = ((2016, 12), 120);
+    let window = Window::new(
+        YearMonth {
+            year: first.0 as i32,
+            month: first.1 as u8,
+        },
+        months as u16,
+    )
+    .unwrap();
+    let describe: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("reference/pymisp-describeTypes.json")).unwrap(),
+    )
+    .unwrap();
+    let mut pairs = Vec::new();
+    for c in describe["result"]["categories"].as_array().unwrap() {
+        for t in describe["result"]["category_type_mappings"][c.as_str().unwrap()]
+            .as_array()
+            .unwrap()
+        {
+            pairs.push((
+                c.as_str().unwrap().to_owned(),
+                t.as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    // institutions by creator: a node per Orgc uuid
+    let creators: std::collections::BTreeSet<String> = raw
+        .iter()
+        .filter_map(|e| e["Orgc"]["uuid"].as_str().map(str::to_owned))
+        .collect();
+
+    for template in TEMPLATES {
+        let layout = template.layout(&window);
+        let mut expect = vec![0u64; layout.cells()];
+        let mut inside = 0;
+        for e in &raw {
+            let Some(month) = raw_month(e, first, months) else {
+                continue;
+            };
+            inside += 1;
+            match template {
+                Template::EventsByMonthTlpDistribution => {
+                    let tlp = e["Tag"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| match t["name"].as_str()?.to_lowercase().as_str() {
+                            "tlp:white" | "tlp:clear" => Some(0),
+                            "tlp:green" => Some(1),
+                            "tlp:amber" => Some(2),
+                            "tlp:amber+strict" => Some(3),
+                            "tlp:red" => Some(4),
+                            _ => None,
+                        })
+                        .max()
+                        .unwrap_or(5);
+                    let dist = int(&e["distribution"])
+                        .filter(|d| (0..=4).contains(d))
+                        .unwrap_or(5) as usize;
+                    expect[(month * 6 + tlp) * 6 + dist] += 1;
+                }
+                Template::AttributesByCategoryTypeToIds => {
+                    for a in raw_attributes(e) {
+                        let key = (
+                            a["category"].as_str().unwrap_or_default().to_owned(),
+                            a["type"].as_str().unwrap_or_default().to_owned(),
+                        );
+                        let p = pairs.iter().position(|x| *x == key).unwrap_or(pairs.len());
+                        expect[p * 2 + raw_truthy(&a["to_ids"]) as usize] += 1;
+                    }
+                }
+                Template::ProducerVsReceiverByMonth => {
+                    // summed over one institution per creator: each event is "produced" exactly
+                    // once and "received" by every other institution
+                    match e["Orgc"]["uuid"].as_str() {
+                        Some(_) => {
+                            expect[month * 3] += 1;
+                            expect[month * 3 + 1] += creators.len() as u64 - 1;
+                        }
+                        None => expect[month * 3 + 2] += creators.len() as u64,
+                    }
+                }
+                Template::TimeToPublish => {
+                    let published = int(&e["publish_timestamp"]).filter(|&t| t > 0);
+                    let d = e["date"].as_str().unwrap();
+                    let (y, m, dd) = (
+                        d[..4].parse::<i32>().unwrap(),
+                        d[5..7].parse::<u8>().unwrap(),
+                        d[8..10].parse::<u8>().unwrap(),
+                    );
+                    match published {
+                        None => expect[DELAY_BUCKETS.len() - 1] += 1,
+                        Some(ts) => {
+                            let days = concord_stats::misp::Date {
+                                year: y,
+                                month: m,
+                                day: dd,
+                            }
+                            .days_since_epoch();
+                            let delay = ts / 86_400 - days;
+                            let bucket = [
+                                (-1, 0),
+                                (0, 1),
+                                (1, 2),
+                                (3, 3),
+                                (7, 4),
+                                (14, 5),
+                                (30, 6),
+                                (90, 7),
+                                (365, 8),
+                            ]
+                            .iter()
+                            .find(|(hi, _)| delay <= *hi)
+                            .map(|(_, b)| *b)
+                            .unwrap_or(9);
+                            expect[bucket] += 1;
+                            let c = delay.clamp(0, MAX_DELAY_DAYS as i64) as u64;
+                            let n = DELAY_BUCKETS.len();
+                            expect[n] += 1;
+                            expect[n + 1] += c;
+                            expect[n + 2] += c * c;
+                        }
+                    }
+                }
+            }
+        }
+        // the same statistic, as the sum of one institution per creator organisation
+        let mut summed = vec![0u64; layout.cells()];
+        let mut counted = 0;
+        for creator in &creators {
+            let institution = Institution {
+                organisation_uuids: vec![creator.clone()],
+            };
+            let stat = template
+                .compute(&window, &institution, &pooled.events)
+                .unwrap();
+            if *template != Template::ProducerVsReceiverByMonth {
+                // these do not depend on who computes: one institution's view is the pooled one
+                assert_eq!(stat.values, expect, "{}", template.info().id);
+                assert_eq!(stat.events_in_window, inside);
+                assert_eq!(stat.clipped_cells, 0);
+                counted += 1;
+                break;
+            }
+            for (s, v) in summed.iter_mut().zip(&stat.values) {
+                *s += v;
+            }
+            counted += 1;
+        }
+        if *template == Template::ProducerVsReceiverByMonth {
+            assert_eq!(summed, expect, "producer-vs-receiver");
+            assert_eq!(counted, creators.len());
+        }
+        assert!(
+            expect.iter().any(|&x| x > 0),
+            "{} must see data",
+            template.info().id
+        );
+    }
+}
+
+#[test]
+fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
+    let Some(dir) = data_dir() else { return };
+    let mut pooled = Vec::new();
+    for group in GROUPS {
+        pooled.extend(load(&dir.join(group)).unwrap().events);
+    }
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let nobody = Institution {
+        organisation_uuids: vec!["none".into()],
+    };
+    let mut by_creator: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+    for e in &pooled {
+        by_creator
+            .entry(e.creator_uuid().map(str::to_owned))
+            .or_default()
+            .push(e.clone());
+    }
+    assert!(by_creator.len() >= 8);
+    for template in [
+        Template::EventsByMonthTlpDistribution,
+        Template::AttributesByCategoryTypeToIds,
+        Template::TimeToPublish,
+    ] {
+        let whole = template.compute(&window, &nobody, &pooled).unwrap();
+        let layout = template.layout(&window);
+        let mut slots = vec![0i64; layout.slots()];
+        for events in by_creator.values() {
+            let part = template.compute(&window, &nobody, events).unwrap();
+            for (s, v) in slots.iter_mut().zip(layout.to_slots(&part.values)) {
+                *s += v;
+            }
+        }
+        let recombined = layout.from_slots(&slots).unwrap();
+        assert_eq!(
+            recombined,
+            whole.values.iter().map(|&v| v as u128).collect::<Vec<_>>(),
+            "{}",
+            template.info().id
+        );
+    }
+}
