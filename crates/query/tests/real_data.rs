@@ -1,0 +1,166 @@
+//! The whole cryptographic path on real MISP data, in one process: the pooled data split across
+//! four institutions by creator organisation; each computes every template on its own events,
+//! encrypts under the collective key; the sums are jointly decrypted; the cells must equal the
+//! plaintext statistic exactly. (The same over gRPC/mTLS between processes is the node and
+//! coordinator's e2e test.)
+
+use concord_bfv::{Ciphertext, Plaintext, SecretKey};
+use concord_mhe::{
+    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen, SmudgingPlan,
+};
+use concord_query::{QueryError, QueryPlan};
+use concord_stats::{load, Event, Institution, Template, Window, YearMonth, TEMPLATES};
+use std::path::{Path, PathBuf};
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CONCORD_MISP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/misp"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: no MISP test data at {} (set CONCORD_MISP_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Four institutions: the three big producers, and everyone else together.
+fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
+    let mut pooled = Vec::new();
+    for group in [
+        "feed-tweetfeed",
+        "feed-infoblox",
+        "events/eset",
+        "events/pymisp",
+        "events/misp-training",
+    ] {
+        pooled.extend(load(&dir.join(group)).unwrap().events);
+    }
+    let big = |name: &str| {
+        pooled
+            .iter()
+            .find(|e| e.creator.as_ref().and_then(|o| o.name.as_deref()) == Some(name))
+            .and_then(|e| e.creator_uuid())
+            .unwrap()
+            .to_owned()
+    };
+    let bigs = [big("TweetFeed"), big("Infoblox"), big("ESET")];
+    let mut out: Vec<(Institution, Vec<Event>)> = bigs
+        .iter()
+        .map(|u| {
+            (
+                Institution {
+                    organisation_uuids: vec![u.clone()],
+                },
+                Vec::new(),
+            )
+        })
+        .collect();
+    let mut rest_orgs = std::collections::BTreeSet::new();
+    let mut rest = Vec::new();
+    for e in pooled {
+        match bigs
+            .iter()
+            .position(|b| Some(b.as_str()) == e.creator_uuid())
+        {
+            Some(i) => out[i].1.push(e),
+            None => {
+                rest_orgs.extend(e.creator_uuid().map(str::to_owned));
+                rest.push(e);
+            }
+        }
+    }
+    out.push((
+        Institution {
+            organisation_uuids: rest_orgs.into_iter().collect(),
+        },
+        rest,
+    ));
+    out
+}
+
+#[test]
+fn four_institutions_jointly_decrypt_every_template_exactly() {
+    let Some(dir) = data_dir() else { return };
+    let institutions = institutions(&dir);
+    assert!(institutions.iter().all(|(_, events)| !events.is_empty()));
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let parties: Vec<PartyId> = (1..=institutions.len() as u32).map(PartyId).collect();
+    for template in TEMPLATES {
+        let plan = QueryPlan::new(*template, window, institutions.len()).unwrap();
+        let params = &plan.params;
+        // setup
+        let keys: Vec<SecretKey> = parties
+            .iter()
+            .map(|_| SecretKey::generate(params))
+            .collect();
+        let ckg = PublicKeyGen::new(params, &CommonReferenceString::random());
+        let mut agg = ckg.aggregator();
+        for (sk, &p) in keys.iter().zip(&parties) {
+            agg.add(&ckg.share(sk, p).unwrap()).unwrap();
+        }
+        let pk = ckg.finish(agg, &parties).unwrap();
+        // contributions, and the plaintext statistic they must sum to
+        let mut expected = vec![0u128; plan.layout.cells()];
+        let mut sums: Vec<Ciphertext> = Vec::new();
+        for (institution, events) in &institutions {
+            let stat = template.compute(&window, institution, events).unwrap();
+            assert_eq!(stat.clipped_cells, 0);
+            for (e, v) in expected.iter_mut().zip(&stat.values) {
+                *e += *v as u128;
+            }
+            let cts = plan.encrypt(&pk, &stat).unwrap();
+            assert_eq!(cts.len(), plan.ciphertexts());
+            if sums.is_empty() {
+                sums = cts;
+            } else {
+                for (s, c) in sums.iter_mut().zip(&cts) {
+                    s.add_assign(c).unwrap();
+                }
+            }
+        }
+        // joint decryption of every ciphertext of the aggregate
+        let n = parties.len();
+        let plan_cks =
+            SmudgingPlan::for_decryption(params, NoiseEstimate::aggregate(params, n, n), n)
+                .unwrap();
+        let plaintexts: Vec<Plaintext> = sums
+            .iter()
+            .map(|ct| {
+                let cks = CollectiveDecryption::new(ct, plan_cks).unwrap();
+                let mut shares = cks.aggregator();
+                for (sk, &p) in keys.iter().zip(&parties) {
+                    shares.add(&cks.share(sk, p).unwrap()).unwrap();
+                }
+                cks.decrypt(&shares, &parties).unwrap()
+            })
+            .collect();
+        let cells = plan.decode(&plaintexts).unwrap();
+        assert_eq!(cells, expected, "{}", template.info().id);
+        assert!(expected.iter().any(|&c| c > 0));
+    }
+}
+
+#[test]
+fn plans_refuse_more_institutions_than_the_plaintext_modulus_holds() {
+    let window = Window::new(YearMonth::parse("2024-01").unwrap(), 12).unwrap();
+    let ok = QueryPlan::new(Template::EventsByMonthTlpDistribution, window, 16).unwrap();
+    assert_eq!(ok.ciphertexts(), 1);
+    let err = QueryPlan::new(Template::EventsByMonthTlpDistribution, window, 17).unwrap_err();
+    assert!(
+        matches!(err, QueryError::TooManyInstitutions { max: 16, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("at most 16 institutions"));
+    // a window of 120 months × 6 × 6 cells still fits one ciphertext of 8192 slots
+    let wide = QueryPlan::new(
+        Template::EventsByMonthTlpDistribution,
+        Window::new(YearMonth::parse("2016-01").unwrap(), 120).unwrap(),
+        4,
+    )
+    .unwrap();
+    assert_eq!((wide.layout.slots(), wide.ciphertexts()), (4320, 1));
+}
