@@ -8,6 +8,7 @@
 
 pub mod catalogue;
 pub mod describe_types;
+pub mod generator;
 pub mod misp;
 pub mod source;
 

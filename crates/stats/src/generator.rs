@@ -1,0 +1,263 @@
+//! A generator of synthetic MISP feeds, for the demo and for tests that need data the
+//! repository may ship (it ships no third-party data).
+//!
+//! It writes a real MISP feed directory — `manifest.json` plus `<uuid>.json` per event, numbers
+//! as strings as MISP writes them — for one institution: events it created itself and events
+//! it received from other organisations, with a mix of TLP tags and distribution levels,
+//! heavy-tailed delays between event date and publication, attributes drawn from MISP's
+//! category/type table, and sightings (including false positives). Deterministic from a seed;
+//! the randomness is splitmix64, which is fine for test data and nothing else.
+
+use crate::catalogue::YearMonth;
+use crate::describe_types::CATEGORY_TYPES;
+use crate::misp::Date;
+use serde_json::{json, Map, Value};
+use std::path::Path;
+
+/// An institution to generate data for.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: String,
+    pub organisation_uuid: String,
+    /// Events to generate, created by this institution or received.
+    pub events: usize,
+    /// Share of events this institution created itself (the rest come from `peers`).
+    pub own_share: f64,
+    /// Creator organisations of received events: (name, uuid).
+    pub peers: Vec<(String, String)>,
+    pub first: YearMonth,
+    pub months: u16,
+    pub seed: u64,
+}
+
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// An index drawn with the given weights.
+    fn pick(&mut self, weights: &[u32]) -> usize {
+        let total: u64 = weights.iter().map(|&w| w as u64).sum();
+        let mut r = self.below(total);
+        for (i, &w) in weights.iter().enumerate() {
+            if r < w as u64 {
+                return i;
+            }
+            r -= w as u64;
+        }
+        weights.len() - 1
+    }
+    fn uuid(&mut self) -> String {
+        let (a, b) = (self.next(), self.next());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// A uuid derived from a name (stable across runs), for organisations.
+pub fn organisation_uuid(name: &str) -> String {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in name.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    SplitMix(h).uuid()
+}
+
+const TLP_TAGS: &[&str] = &[
+    "tlp:clear",
+    "tlp:white",
+    "tlp:green",
+    "tlp:amber",
+    "tlp:amber+strict",
+    "tlp:red",
+];
+
+/// Writes the institution's feed into `dir` (created if needed); returns the event uuids.
+pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>> {
+    std::fs::create_dir_all(dir)?;
+    let mut rng = SplitMix(profile.seed);
+    let mut manifest = Map::new();
+    let mut uuids = Vec::new();
+    let first_day = Date {
+        year: profile.first.year,
+        month: profile.first.month,
+        day: 1,
+    }
+    .days_since_epoch();
+    let span_days = profile.months as i64 * 30;
+    for _ in 0..profile.events {
+        let uuid = rng.uuid();
+        let own = rng.unit() < profile.own_share || profile.peers.is_empty();
+        let (org_name, org_uuid) = if own {
+            (profile.name.clone(), profile.organisation_uuid.clone())
+        } else {
+            profile.peers[rng.below(profile.peers.len() as u64) as usize].clone()
+        };
+        let day = first_day + rng.below(span_days as u64) as i64;
+        let date = civil_from_days(day);
+        // TLP: mostly clear/green; distribution: mostly community or all, some none (feed-like)
+        let mut tags = vec![json!({"name": "type:OSINT", "colour": "#004646"})];
+        if rng.unit() < 0.9 {
+            let tlp = TLP_TAGS[rng.pick(&[30, 10, 35, 15, 5, 5])];
+            tags.push(json!({"name": tlp, "colour": "#ffffff"}));
+        }
+        // publication: most within days, a long tail, some never published
+        let published = rng.unit() < 0.85;
+        let delay_days = match rng.pick(&[25, 20, 20, 15, 10, 7, 3]) {
+            0 => 0,
+            1 => 1 + rng.below(2),
+            2 => 3 + rng.below(5),
+            3 => 8 + rng.below(23),
+            4 => 31 + rng.below(60),
+            5 => 91 + rng.below(275),
+            _ => 366 + rng.below(700),
+        } as i64;
+        let publish_ts = ((day + delay_days) * 86_400 + rng.below(86_400) as i64) as u64;
+        let attribute_count = 1 + (rng.unit().powi(3) * 60.0) as usize;
+        let attributes: Vec<Value> = (0..attribute_count)
+            .map(|_| {
+                let (category, kind) = CATEGORY_TYPES[rng.below(CATEGORY_TYPES.len() as u64) as usize];
+                let sightings: Vec<Value> = (0..rng.pick(&[90, 6, 3, 1]))
+                    .map(|_| json!({"type": rng.pick(&[70, 25, 5]).to_string(), "date_sighting": publish_ts.to_string()}))
+                    .collect();
+                json!({
+                    "uuid": rng.uuid(),
+                    "category": category,
+                    "type": kind,
+                    "value": format!("synthetic-{}", rng.below(1 << 40)),
+                    "to_ids": if rng.unit() < 0.6 { "True" } else { "False" },
+                    "distribution": "5",
+                    "timestamp": publish_ts.to_string(),
+                    "Sighting": sightings,
+                })
+            })
+            .collect();
+        let mut event = json!({
+            "uuid": uuid,
+            "info": format!("{} synthetic event {}", org_name, uuids.len() + 1),
+            "date": format!("{:04}-{:02}-{:02}", date.year, date.month, date.day),
+            "threat_level_id": (1 + rng.below(4)).to_string(),
+            "analysis": rng.below(3).to_string(),
+            "timestamp": publish_ts.to_string(),
+            "published": published,
+            "Orgc": {"name": org_name, "uuid": org_uuid},
+            "Tag": tags,
+            "Attribute": attributes,
+        });
+        if rng.unit() < 0.8 {
+            event["distribution"] = json!(rng.pick(&[10, 35, 15, 35, 5]).to_string());
+        }
+        if published {
+            event["publish_timestamp"] = json!(publish_ts.to_string());
+        }
+        manifest.insert(
+            uuid.clone(),
+            json!({"Orgc": event["Orgc"], "Tag": event["Tag"], "info": event["info"], "date": event["date"], "analysis": event["analysis"], "threat_level_id": event["threat_level_id"], "timestamp": event["timestamp"]}),
+        );
+        std::fs::write(
+            dir.join(format!("{uuid}.json")),
+            serde_json::to_vec(&json!({"Event": event}))?,
+        )?;
+        uuids.push(uuid);
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&Value::Object(manifest))?,
+    )?;
+    Ok(uuids)
+}
+
+/// The date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> Date {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    Date {
+        year: (yoe + era * 400 + (month <= 2) as i64) as i32,
+        month,
+        day,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Institution, Template, Window, TEMPLATES};
+
+    #[test]
+    fn civil_dates_round_trip() {
+        for d in [-1000i64, 0, 11_017, 19_782, 20_000, 25_000] {
+            assert_eq!(civil_from_days(d).days_since_epoch(), d);
+        }
+    }
+
+    #[test]
+    fn generated_feeds_load_and_fill_every_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = organisation_uuid("CERT-A");
+        let profile = Profile {
+            name: "CERT-A".into(),
+            organisation_uuid: me.clone(),
+            events: 120,
+            own_share: 0.4,
+            peers: vec![("CSIRT-B".into(), organisation_uuid("CSIRT-B"))],
+            first: YearMonth::parse("2025-01").unwrap(),
+            months: 12,
+            seed: 7,
+        };
+        let uuids = write_feed(dir.path(), &profile).unwrap();
+        let set = crate::load(dir.path()).unwrap();
+        assert_eq!(set.events.len(), 120);
+        assert!(set.report.errors.is_empty(), "{:?}", set.report.errors);
+        assert_eq!(
+            set.events
+                .iter()
+                .filter(|e| uuids.contains(e.uuid.as_ref().unwrap()))
+                .count(),
+            120
+        );
+        let window = Window::new(profile.first, profile.months).unwrap();
+        let me = Institution {
+            organisation_uuids: vec![me],
+        };
+        for t in TEMPLATES {
+            let s = t.compute(&window, &me, &set.events).unwrap();
+            assert_eq!(s.events_in_window, 120, "{}", t.info().id);
+            assert!(
+                s.values.iter().filter(|&&v| v > 0).count() >= 2,
+                "{} too uniform",
+                t.info().id
+            );
+        }
+        let roles = Template::ProducerVsReceiverByMonth
+            .compute(&window, &me, &set.events)
+            .unwrap();
+        let produced: u64 = roles.values.iter().step_by(3).sum();
+        assert!((30..80).contains(&produced), "own share ≈ 40%: {produced}");
+        // the same seed gives the same feed
+        let again = tempfile::tempdir().unwrap();
+        assert_eq!(write_feed(again.path(), &profile).unwrap(), uuids);
+    }
+}
