@@ -62,12 +62,8 @@ impl SecretKey {
         &self.params
     }
 
-    /// `s` at `level`, NTT form.
-    pub fn at_level(&self, level: usize) -> Poly {
-        self.s.truncated(self.params.ring(), level)
-    }
-
-    /// `s` at the top level, NTT form.
+    /// `s` at the top level, NTT form. Products accept it as a factor at any lower level
+    /// (its first residues), so no truncated copy of a secret is ever made.
     pub fn poly(&self) -> &Poly {
         &self.s
     }

@@ -181,7 +181,7 @@ fn decryption_shares_really_carry_the_planned_smudging() {
     c1.to_ntt(ring);
     h.sub_assign(
         ring,
-        &Poly::product_to_coefficients(ring, &c1, &s.keys[0].at_level(plan.level)),
+        &Poly::product_to_coefficients(ring, &c1, s.keys[0].poly()),
     );
     let e: Vec<f64> = h
         .lift_centered(ring)
