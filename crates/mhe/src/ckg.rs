@@ -118,6 +118,11 @@ impl PublicKeyAggregate {
 }
 
 impl PublicKeyShare {
+    /// The share `p_i` (NTT form, top level). Public: it is what the party sends.
+    pub fn value(&self) -> &Poly {
+        &self.p
+    }
+
     pub fn serialized_len(&self) -> usize {
         HEADER_LEN + 4 + 16 + poly_len(self.params.ring(), self.p.level()) + CHECKSUM_LEN
     }

@@ -1,0 +1,122 @@
+//! The node's configuration file (TOML). Example:
+//!
+//! ```toml
+//! listen = "127.0.0.1:7401"
+//! keys_dir = "/var/lib/concord/keys"        # key shares, one file per parameter set, owner-only
+//! organisation_uuids = ["5cf66e53-b5f8-43e7-be9a-49880a3b4631"]  # this institution's Orgc uuid(s)
+//!
+//! [tls]
+//! ca = "/etc/concord/ca.pem"
+//! certificate = "/etc/concord/node.pem"
+//! key = "/etc/concord/node.key"
+//!
+//! [data]
+//! path = "/var/lib/misp/feed"               # a MISP feed directory or a directory of event exports
+//!
+//! [policy]
+//! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
+//! min_institutions = 3
+//! ```
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub keys_dir: PathBuf,
+    #[serde(default)]
+    pub organisation_uuids: Vec<String>,
+    pub tls: TlsFiles,
+    pub data: DataSource,
+    #[serde(default)]
+    pub policy: Policy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// A MISP feed directory (with `manifest.json`) or a directory of event exports.
+    pub path: PathBuf,
+}
+
+/// What this node agrees to take part in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Template ids this node computes; empty means every template of the catalogue.
+    #[serde(default)]
+    pub allowed_templates: Vec<String>,
+    /// The fewest contributing institutions a query must have for this node to take part.
+    #[serde(default = "default_min_institutions")]
+    pub min_institutions: usize,
+}
+
+fn default_min_institutions() -> usize {
+    3
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allowed_templates: Vec::new(),
+            min_institutions: default_min_institutions(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration file; relative paths are taken from its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        for template in &config.policy.allowed_templates {
+            concord_stats::Template::by_id(template)
+                .map_err(|e| invalid(format!("policy.allowed_templates: {e}")))?;
+        }
+        if config.policy.min_institutions < 2 {
+            return Err(invalid("policy.min_institutions must be at least 2: a single institution's statistic is never released".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.keys_dir,
+            &mut config.tls.ca,
+            &mut config.tls.certificate,
+            &mut config.tls.key,
+            &mut config.data.path,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+}

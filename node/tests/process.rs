@@ -1,0 +1,227 @@
+//! `concord-node` as a real process: configured by a TOML file, serving over mutual TLS, with its
+//! key share persisted owner-only and reused across restarts; bad configurations and a key file
+//! readable by others stop it with a clear message.
+
+use concord_api::pki::{DevCa, Role};
+use concord_api::tls::client_config;
+use concord_api::v1::node_client::NodeClient;
+use concord_api::v1::SetupRequest;
+use concord_bfv::{params, BfvParameters};
+use concord_mhe::PublicKeyShare;
+use concord_stats::catalogue::YearMonth;
+use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    ca: DevCa,
+    port: u16,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::generate("test CA").unwrap();
+    ca.write(dir.path()).unwrap();
+    ca.issue(Role::Node, "node-a", &["localhost", "127.0.0.1"])
+        .unwrap()
+        .write(dir.path(), "node")
+        .unwrap();
+    let profile = Profile {
+        name: "CERT-A".into(),
+        organisation_uuid: organisation_uuid("CERT-A"),
+        events: 20,
+        own_share: 0.5,
+        peers: vec![],
+        first: YearMonth::parse("2025-01").unwrap(),
+        months: 6,
+        seed: 3,
+    };
+    write_feed(&dir.path().join("feed"), &profile).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys\"\norganisation_uuids = [\"{}\"]\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\n",
+        profile.organisation_uuid
+    );
+    std::fs::write(dir.path().join("node.toml"), config).unwrap();
+    Fixture { dir, ca, port }
+}
+
+fn start(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_concord-node"))
+        .arg("--config")
+        .arg(config)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn setup_share(f: &Fixture, params: &std::sync::Arc<BfvParameters>) -> PublicKeyShare {
+    let coordinator =
+        f.ca.issue(Role::Coordinator, "coordinator", &["localhost"])
+            .unwrap();
+    let tls = client_config(
+        f.ca.certificate_pem(),
+        &coordinator.certificate_pem,
+        &coordinator.key_pem,
+        "localhost",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = async {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", f.port))?
+                    .tls_config(tls.clone())?
+                    .connect()
+                    .await?;
+            let reply = NodeClient::new(channel)
+                .setup(SetupRequest {
+                    parameter_set: params.name().into(),
+                    crs_seed: vec![5; 32],
+                    party: 1,
+                })
+                .await?;
+            Ok::<_, Box<dyn std::error::Error>>(reply.into_inner().share)
+        };
+        match attempt.await {
+            Ok(bytes) => return PublicKeyShare::from_bytes(params, &bytes).unwrap(),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node did not answer: {e}"),
+        }
+    }
+}
+
+/// Two CKG shares under the same key and CRS differ by e_1 − e_2: small.
+fn same_key(params: &BfvParameters, a: &PublicKeyShare, b: &PublicKeyShare) -> bool {
+    let ring = params.ring();
+    let mut d = a.value().clone();
+    d.sub_assign(ring, b.value());
+    d.to_coefficients(ring);
+    d.lift_centered(ring)
+        .iter()
+        .all(|c| c.magnitude() <= &num(38))
+}
+
+fn num(x: u32) -> num_bigint::BigUint {
+    num_bigint::BigUint::from(x)
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
+    let f = fixture();
+    let params = BfvParameters::new(&params::ADD_4096).unwrap();
+    let config = f.dir.path().join("node.toml");
+    let node = start(&config);
+    let first = setup_share(&f, &params).await;
+    let second = setup_share(&f, &params).await;
+    assert!(same_key(&params, &first, &second));
+    assert_ne!(first, second, "fresh error per share");
+    let log = stop(node);
+    assert!(
+        log.contains("MISP data loaded") && log.contains("events=20"),
+        "{log}"
+    );
+    let key_file = f.dir.path().join("keys/ADD-4096.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // restarted, it uses the same key share
+    let node = start(&config);
+    let third = setup_share(&f, &params).await;
+    assert!(
+        same_key(&params, &first, &third),
+        "the key share must survive a restart"
+    );
+    stop(node);
+    // a key share readable by others is refused
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let node = start(&config);
+        let params2 = params.clone();
+        // the refusal happens when the key is first needed
+        let coordinator =
+            f.ca.issue(Role::Coordinator, "coordinator", &["localhost"])
+                .unwrap();
+        let tls = client_config(
+            f.ca.certificate_pem(),
+            &coordinator.certificate_pem,
+            &coordinator.key_pem,
+            "localhost",
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            let attempt = async {
+                let channel = tonic::transport::Endpoint::from_shared(format!(
+                    "https://localhost:{}",
+                    f.port
+                ))?
+                .tls_config(tls.clone())?
+                .connect()
+                .await?;
+                Ok::<_, Box<dyn std::error::Error>>(
+                    NodeClient::new(channel)
+                        .setup(SetupRequest {
+                            parameter_set: params2.name().into(),
+                            crs_seed: vec![5; 32],
+                            party: 1,
+                        })
+                        .await,
+                )
+            };
+            match attempt.await {
+                Ok(result) => break result.unwrap_err(),
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("node did not answer: {e}"),
+            }
+        };
+        assert!(status.message().contains("readable by others"), "{status}");
+        stop(node);
+    }
+}
+
+#[test]
+fn bad_configurations_stop_the_node_with_a_clear_message() {
+    let f = fixture();
+    let config = f.dir.path().join("bad.toml");
+    for (text, expect) in [
+        ("listen = \"nowhere\"", "bad.toml"),
+        ("listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\ncolour = \"blue\"", "unknown field"),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\n[policy]\nallowed_templates = [\"no-such-template\"]",
+            "unknown template",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"no-such-dir\"",
+            "no-such-dir",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_concord-node")).arg("--config").arg(&config).output().unwrap();
+        assert!(!out.status.success(), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    }
+}
