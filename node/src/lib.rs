@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod keystore;
+pub mod ledger;
 pub mod service;
 
 use concord_api::tls::{server_config, MAX_MESSAGE_BYTES};
@@ -55,8 +56,22 @@ pub async fn run(
         tracing::warn!("not used: {e}");
     }
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
-    let service = NodeServer::new(service::NodeService::new(keys))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ledger_path = config.keys_dir.join("released-queries");
+    let ledger = ledger::ShareLedger::open(&ledger_path).map_err(|source| NodeError::Read {
+        path: ledger_path,
+        source,
+    })?;
+    let institution = concord_stats::Institution {
+        organisation_uuids: config.organisation_uuids.clone(),
+    };
+    let service = service::NodeService::new(
+        keys,
+        data.events,
+        institution,
+        config.policy.clone(),
+        ledger,
+    );
+    let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, "node serving");
     tonic::transport::Server::builder()
         .tls_config(tls)?

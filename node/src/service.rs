@@ -1,22 +1,135 @@
 //! The node's gRPC service: what the coordinator may ask of it (proto `concord.v1.Node`).
+//!
+//! - `Setup`: its CKG share under its persistent key share;
+//! - `Propose`: agree or refuse by its own [`Policy`], with a machine-readable reason;
+//! - `Contribute`: its statistic over its own data, encrypted under the collective key — only
+//!   for a query it agreed to;
+//! - `Decrypt`: decryption shares of the aggregate — only for a query it agreed to, only if at
+//!   least the agreed number of institutions contributed, and never twice ([`ShareLedger`]).
+//!
+//! Not yet here (issue 4): the node checks the coordinator's *claims* about the aggregate
+//! (contributions, institutions) but does not yet verify them cryptographically (signed
+//! contributions and the linear fingerprint), and agreements live in memory only.
 
+use crate::config::Policy;
 use crate::keystore::KeyStore;
+use crate::ledger::ShareLedger;
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
-use concord_api::v1::{SetupRequest, SetupShare};
-use concord_bfv::{params, BfvParameters};
-use concord_mhe::{CommonReferenceString, PartyId, PublicKeyGen};
+use concord_api::v1::*;
+use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey};
+use concord_mhe::{
+    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen, SmudgingPlan,
+};
+use concord_query::QueryPlan;
+use concord_stats::{Event, Institution, Template, Window, YearMonth};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use tonic::{Request, Response, Status};
+
+/// A query this node agreed to.
+#[derive(Clone)]
+struct Agreement {
+    plan: QueryPlan,
+    min_institutions: usize,
+}
 
 pub struct NodeService {
     keys: KeyStore,
+    events: Vec<Event>,
+    institution: Institution,
+    policy: Policy,
+    ledger: ShareLedger,
+    agreed: Mutex<HashMap<String, Agreement>>,
 }
 
 impl NodeService {
-    pub fn new(keys: KeyStore) -> Self {
-        Self { keys }
+    pub fn new(
+        keys: KeyStore,
+        events: Vec<Event>,
+        institution: Institution,
+        policy: Policy,
+        ledger: ShareLedger,
+    ) -> Self {
+        Self {
+            keys,
+            events,
+            institution,
+            policy,
+            ledger,
+            agreed: Mutex::new(HashMap::new()),
+        }
     }
+
+    fn agreement(&self, query_id: &str) -> Result<Agreement, Status> {
+        self.agreed
+            .lock()
+            .expect("agreements lock")
+            .get(query_id)
+            .cloned()
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "query {query_id:?} was not proposed to this node, or it refused it"
+                ))
+            })
+    }
+
+    fn decide(&self, proposal: &Proposal) -> Result<Agreement, (&'static str, String)> {
+        let spec = proposal
+            .spec
+            .as_ref()
+            .ok_or(("invalid-query", "no query specification".to_string()))?;
+        let template =
+            Template::by_id(&spec.template).map_err(|e| ("unknown-template", e.to_string()))?;
+        if spec.template_version != template.info().version {
+            return Err((
+                "unknown-template",
+                format!(
+                    "{} v{} (this node has v{})",
+                    spec.template,
+                    spec.template_version,
+                    template.info().version
+                ),
+            ));
+        }
+        if !self.policy.allowed_templates.is_empty()
+            && !self.policy.allowed_templates.contains(&spec.template)
+        {
+            return Err((
+                "template-not-allowed",
+                format!("this institution's policy does not allow {}", spec.template),
+            ));
+        }
+        let first = YearMonth::parse(&spec.window_first).ok_or((
+            "invalid-window",
+            format!("window start {:?} is not YYYY-MM", spec.window_first),
+        ))?;
+        let window = Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
+            .map_err(|e| ("invalid-window", e.to_string()))?;
+        let min_institutions = (spec.min_institutions as usize).max(self.policy.min_institutions);
+        if (proposal.institutions as usize) < min_institutions {
+            return Err((
+                "too-few-institutions",
+                format!(
+                    "{} institutions asked, this node requires at least {min_institutions}",
+                    proposal.institutions
+                ),
+            ));
+        }
+        let plan = QueryPlan::new(template, window, proposal.institutions as usize)
+            .map_err(|e| ("too-many-institutions", e.to_string()))?;
+        Ok(Agreement {
+            plan,
+            min_institutions,
+        })
+    }
+}
+
+fn parameters(name: &str) -> Result<std::sync::Arc<BfvParameters>, Status> {
+    let spec = params::spec_by_name(name)
+        .ok_or_else(|| Status::invalid_argument(format!("unknown parameter set {name:?}")))?;
+    BfvParameters::new(spec).map_err(|e| Status::internal(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -25,9 +138,7 @@ impl Node for NodeService {
     async fn setup(&self, request: Request<SetupRequest>) -> Result<Response<SetupShare>, Status> {
         let caller = require_role(&request, Role::Coordinator)?;
         let req = request.into_inner();
-        let spec = params::spec_by_name(&req.parameter_set).ok_or_else(|| {
-            Status::invalid_argument(format!("unknown parameter set {:?}", req.parameter_set))
-        })?;
+        let params = parameters(&req.parameter_set)?;
         let seed: [u8; 32] = req.crs_seed.as_slice().try_into().map_err(|_| {
             Status::invalid_argument(format!(
                 "crs_seed must be 32 bytes, got {}",
@@ -37,7 +148,6 @@ impl Node for NodeService {
         if req.party == 0 {
             return Err(Status::invalid_argument("party numbers start at 1"));
         }
-        let params = BfvParameters::new(spec).map_err(|e| Status::internal(e.to_string()))?;
         let key = self
             .keys
             .key(&params)
@@ -45,9 +155,120 @@ impl Node for NodeService {
         let share = PublicKeyGen::new(&params, &CommonReferenceString::from_seed(seed))
             .share(&key, PartyId(req.party))
             .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(coordinator = %caller.name, set = spec.name, party = req.party, "gave a CKG share");
+        tracing::info!(coordinator = %caller.name, set = params.name(), party = req.party, "gave a CKG share");
         Ok(Response::new(SetupShare {
             share: share.to_bytes(),
         }))
+    }
+
+    async fn propose(&self, request: Request<Proposal>) -> Result<Response<Decision>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let proposal = request.into_inner();
+        let decision = match self.decide(&proposal) {
+            Ok(agreement) => {
+                self.agreed
+                    .lock()
+                    .expect("agreements lock")
+                    .insert(proposal.query_id.clone(), agreement);
+                Decision {
+                    agree: true,
+                    reason: String::new(),
+                    detail: String::new(),
+                }
+            }
+            Err((reason, detail)) => Decision {
+                agree: false,
+                reason: reason.into(),
+                detail,
+            },
+        };
+        tracing::info!(query = %proposal.query_id, agree = decision.agree, reason = %decision.reason, "decided on a proposal");
+        Ok(Response::new(decision))
+    }
+
+    async fn contribute(
+        &self,
+        request: Request<ContributeRequest>,
+    ) -> Result<Response<Contribution>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let req = request.into_inner();
+        let agreement = self.agreement(&req.query_id)?;
+        let plan = &agreement.plan;
+        let key = PublicKey::from_bytes(&plan.params, &req.collective_key)
+            .map_err(|e| Status::invalid_argument(format!("collective key: {e}")))?;
+        let statistic = plan
+            .template
+            .compute(&plan.window, &self.institution, &self.events)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let ciphertexts = plan
+            .encrypt(&key, &statistic)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(query = %req.query_id, events = statistic.events_in_window, clipped = statistic.clipped_cells, "contributed");
+        Ok(Response::new(Contribution {
+            ciphertexts: ciphertexts.iter().map(Ciphertext::to_bytes).collect(),
+            events_covered: statistic.events_in_window as u64,
+        }))
+    }
+
+    async fn decrypt(
+        &self,
+        request: Request<DecryptRequest>,
+    ) -> Result<Response<DecryptShares>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let req = request.into_inner();
+        let agreement = self.agreement(&req.query_id)?;
+        if (req.contributions as usize) < agreement.min_institutions {
+            return Err(Status::failed_precondition(format!(
+                "only {} contributions; this node releases aggregates of at least {} institutions",
+                req.contributions, agreement.min_institutions
+            )));
+        }
+        if req.party == 0 || req.sharing_parties == 0 || req.key_parties == 0 {
+            return Err(Status::invalid_argument("party counts start at 1"));
+        }
+        let params = &agreement.plan.params;
+        let cts = req
+            .ciphertexts
+            .iter()
+            .map(|b| Ciphertext::from_bytes(params, b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::invalid_argument(format!("aggregate: {e}")))?;
+        if cts.len() != agreement.plan.ciphertexts() {
+            return Err(Status::invalid_argument(format!(
+                "{} ciphertexts where the query has {}",
+                cts.len(),
+                agreement.plan.ciphertexts()
+            )));
+        }
+        let noise =
+            NoiseEstimate::aggregate(params, req.key_parties as usize, req.contributions as usize);
+        let plan = SmudgingPlan::for_decryption(params, noise, req.sharing_parties as usize)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let key = self
+            .keys
+            .key(params)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        // all checks passed: record before releasing anything
+        if !self
+            .ledger
+            .record(&req.query_id)
+            .map_err(|e| Status::internal(format!("share ledger: {e}")))?
+        {
+            return Err(Status::already_exists(format!(
+                "this node already gave decryption shares for query {:?}",
+                req.query_id
+            )));
+        }
+        let shares = cts
+            .iter()
+            .map(|ct| {
+                CollectiveDecryption::new(ct, plan)
+                    .and_then(|cks| cks.share(&key, PartyId(req.party)))
+                    .map(|s| s.to_bytes())
+                    .map_err(|e| Status::invalid_argument(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::info!(query = %req.query_id, shares = shares.len(), lambda = plan.lambda, "gave decryption shares");
+        Ok(Response::new(DecryptShares { shares }))
     }
 }

@@ -48,6 +48,28 @@ impl Node for TestNode {
             share: share.to_bytes(),
         }))
     }
+
+    // Only setup matters to this test; the query RPCs are the node's, tested in node/tests.
+    async fn propose(
+        &self,
+        _: Request<concord_api::v1::Proposal>,
+    ) -> Result<Response<concord_api::v1::Decision>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    async fn contribute(
+        &self,
+        _: Request<concord_api::v1::ContributeRequest>,
+    ) -> Result<Response<concord_api::v1::Contribution>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    async fn decrypt(
+        &self,
+        _: Request<concord_api::v1::DecryptRequest>,
+    ) -> Result<Response<concord_api::v1::DecryptShares>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
 }
 
 async fn start_node(ca: &DevCa, cert: &IssuedCertificate, key: Arc<SecretKey>) -> u16 {

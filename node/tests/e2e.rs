@@ -1,0 +1,237 @@
+//! End to end over real processes: four `concord-node` processes on loopback, each with a
+//! different institution's real MISP data from `../shared/data/misp/` (split by creator
+//! organisation), real certificates, mutual TLS; the coordinator runs setup and one query per
+//! template. Every released aggregate must equal the sum of the institutions' plaintext
+//! statistics; a policy refusal is reported with its reason; too few institutions means
+//! nothing is decrypted; a replayed decryption request is refused.
+//!
+//! (The test lives in the node package so that the `concord-node` binary is built for it.)
+
+use concord_api::pki::{DevCa, Role};
+use concord_api::v1::QuerySpec;
+use concord_coordinator::{Coordinator, CoordinatorError, NodeAddress};
+use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CONCORD_MISP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/misp"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: no MISP test data at {} (set CONCORD_MISP_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_node_processes_answer_every_template_exactly() {
+    let Some(data) = data_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+
+    // institutions: TweetFeed and Infoblox feeds as they are; the event exports split by creator
+    let (eset_dir, others_dir) = (root.join("data-eset"), root.join("data-others"));
+    for dir in [&eset_dir, &others_dir] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let events_root = data.join("events");
+    for path in walk(&events_root) {
+        let Ok(events) = concord_stats::parse_events(&std::fs::read(&path).unwrap()) else {
+            continue;
+        };
+        let eset = events[0].creator.as_ref().and_then(|o| o.name.as_deref()) == Some("ESET");
+        let name = path
+            .strip_prefix(&events_root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('/', "_");
+        std::fs::copy(&path, if eset { &eset_dir } else { &others_dir }.join(name)).unwrap();
+    }
+    let sources = [
+        data.join("feed-tweetfeed"),
+        data.join("feed-infoblox"),
+        eset_dir,
+        others_dir,
+    ];
+
+    let ca = DevCa::generate("e2e CA").unwrap();
+    ca.write(root).unwrap();
+    let mut nodes = Nodes(Vec::new());
+    let mut addresses = Vec::new();
+    let mut institutions = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let name = format!("node-{}", (b'a' + i as u8) as char);
+        ca.issue(Role::Node, &name, &[&name, "localhost", "127.0.0.1"])
+            .unwrap()
+            .write(root, &name)
+            .unwrap();
+        let set = concord_stats::load(source).unwrap();
+        let orgs: Vec<String> = set
+            .events
+            .iter()
+            .filter_map(|e| e.creator_uuid().map(str::to_owned))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // node d does not take part in time-to-publish
+        let policy = if i == 3 {
+            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\"]\nmin_institutions = 3\n"
+        } else {
+            "[policy]\nmin_institutions = 3\n"
+        };
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\n{policy}",
+            source.to_str().unwrap()
+        );
+        let config_path = root.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config).unwrap();
+        nodes.0.push(
+            Command::new(env!("CARGO_BIN_EXE_concord-node"))
+                .arg("--config")
+                .arg(&config_path)
+                .stderr(std::fs::File::create(root.join(format!("{name}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        addresses.push(NodeAddress {
+            name: name.clone(),
+            url: format!("https://127.0.0.1:{port}"),
+            party: i as u32 + 1,
+        });
+        institutions.push((
+            Institution {
+                organisation_uuids: orgs,
+            },
+            set.events,
+        ));
+    }
+
+    let coordinator_cert = ca
+        .issue(Role::Coordinator, "coordinator", &["localhost"])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut coordinator = loop {
+        match Coordinator::connect(
+            ca.certificate_pem(),
+            &coordinator_cert.certificate_pem,
+            &coordinator_cert.key_pem,
+            &addresses,
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                let logs: Vec<String> = addresses
+                    .iter()
+                    .map(|a| {
+                        std::fs::read_to_string(root.join(format!("{}.log", a.name)))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                panic!("nodes did not come up: {e}\n{}", logs.join("\n"))
+            }
+        }
+    };
+
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let spec = |template: &Template, min: u32| QuerySpec {
+        template: template.info().id.into(),
+        template_version: template.info().version,
+        window_first: "2016-12".into(),
+        window_months: 120,
+        min_institutions: min,
+    };
+    for (q, template) in TEMPLATES.iter().enumerate() {
+        let query_id = format!("q{q}");
+        let result = coordinator.run_query(&query_id, spec(template, 3)).await;
+        if *template == Template::TimeToPublish {
+            match result {
+                Err(CoordinatorError::Refused { node, reason, .. }) => {
+                    assert_eq!(node, "node-d");
+                    assert!(reason.starts_with("template-not-allowed"), "{reason}");
+                }
+                other => panic!("node-d's refusal must stop time-to-publish: {other:?}"),
+            }
+            continue;
+        }
+        let outcome = result.unwrap_or_else(|e| panic!("{}: {e}", template.info().id));
+        let mut expected = vec![0u128; template.layout(&window).cells()];
+        for (institution, events) in &institutions {
+            let stat = template.compute(&window, institution, events).unwrap();
+            for (e, v) in expected.iter_mut().zip(&stat.values) {
+                *e += *v as u128;
+            }
+        }
+        assert_eq!(outcome.cells, expected, "{}", template.info().id);
+        assert!(outcome.smudging_lambda >= 40.0);
+        assert_eq!(outcome.contributors.len(), 4);
+    }
+
+    // more institutions required than exist: every node refuses, nothing is computed
+    match coordinator
+        .run_query(
+            "q-too-many",
+            spec(&Template::EventsByMonthTlpDistribution, 5),
+        )
+        .await
+    {
+        Err(CoordinatorError::TooFewAgreed {
+            agreed: 0,
+            required: 5,
+            refusals,
+            ..
+        }) => assert!(refusals.contains("too-few-institutions"), "{refusals}"),
+        other => panic!("expected a refusal for too few institutions: {other:?}"),
+    }
+
+    // replaying a released query: no node gives decryption shares twice
+    match coordinator
+        .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .await
+    {
+        Err(CoordinatorError::Node { status, .. }) => {
+            assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status}");
+        }
+        other => panic!("a replayed query must not be decrypted again: {other:?}"),
+    }
+}
