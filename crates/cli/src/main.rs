@@ -2,7 +2,10 @@
 //!
 //! - `concord ca init --dir DIR` — a development certificate authority;
 //! - `concord ca issue --dir DIR --role node|coordinator|researcher --name NAME [--host H]…`;
-//! - `concord templates` — the statistics catalogue, one template a line.
+//! - `concord templates` — the statistics catalogue, one template a line;
+//! - `concord demo [--data DIR]` — a whole deployment on this machine (see [`demo`]).
+
+mod demo;
 
 use clap::{Parser, Subcommand};
 use concord_api::pki::{DevCa, Role};
@@ -28,6 +31,25 @@ enum Command {
     },
     /// The statistics catalogue: id, version, the question each template answers.
     Templates,
+    /// A whole deployment on this machine: CA, node processes, setup, one query per template.
+    Demo {
+        /// Work directory for certificates, configurations, data and logs (default: a temporary one).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Real MISP data (feeds or exports) to split across the nodes by creator organisation;
+        /// default: feeds from the project's generator.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Number of institutions (3 to 8).
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// First month of the query window (YYYY-MM).
+        #[arg(long)]
+        from: Option<String>,
+        /// Months in the query window.
+        #[arg(long)]
+        months: Option<u16>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +125,21 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "{role} certificate for {name:?} written to {}",
                 out.join(format!("{name}.pem")).display()
             );
+        }
+        Command::Demo {
+            work,
+            data,
+            nodes,
+            from,
+            months,
+        } => {
+            demo::run(demo::DemoArgs {
+                work,
+                data,
+                nodes,
+                from,
+                months,
+            })?;
         }
         Command::Templates => {
             for t in concord_stats::TEMPLATES {

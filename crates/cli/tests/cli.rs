@@ -48,3 +48,41 @@ fn x509_der(pem: &str) -> Vec<u8> {
         .1
         .contents
 }
+
+#[test]
+fn demo_runs_a_whole_deployment_of_node_processes() {
+    let node = std::path::Path::new(env!("CARGO_BIN_EXE_concord")).with_file_name("concord-node");
+    assert!(
+        node.is_file(),
+        "{} missing: run the workspace's tests (cargo test), which build every binary",
+        node.display()
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = concord(&[
+        "demo",
+        "--nodes",
+        "3",
+        "--work",
+        work.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in concord_stats::TEMPLATES {
+        assert!(
+            stdout.contains(t.info().id),
+            "{} missing from:\n{stdout}",
+            t.info().id
+        );
+    }
+    assert_eq!(
+        stdout.matches("[3 institutions").count(),
+        concord_stats::TEMPLATES.len()
+    );
+    // it leaves no node running and a readable record behind
+    assert!(work.path().join("node-1.log").is_file() && work.path().join("ca.pem").is_file());
+    assert!(concord(&["demo", "--nodes", "2"]).status.code() == Some(1));
+}

@@ -1,0 +1,311 @@
+//! `concord demo`: a whole deployment on one machine. A development CA and certificates in a
+//! work directory; each institution's MISP data (from the project's generator, or real MISP
+//! data split by creator organisation); one `concord-node` process per institution on
+//! loopback; setup and one query per template over mutual TLS; the released results printed;
+//! everything stopped.
+
+use concord_api::pki::{DevCa, Role};
+use concord_api::v1::QuerySpec;
+use concord_coordinator::{Coordinator, NodeAddress};
+use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+use concord_stats::{Layout, Window, YearMonth, TEMPLATES};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub struct DemoArgs {
+    pub work: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub nodes: usize,
+    pub from: Option<String>,
+    pub months: Option<u16>,
+}
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+const NAMES: &[&str] = &[
+    "CERT-National",
+    "Finance-ISAC",
+    "Energy-CSIRT",
+    "University-CERT",
+    "Telecom-CSIRT",
+    "Health-ISAC",
+    "Transport-CERT",
+    "Gov-SOC",
+];
+
+pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let n = args.nodes;
+    if !(3..=NAMES.len()).contains(&n) {
+        return Err(format!("--nodes must be between 3 and {}", NAMES.len()).into());
+    }
+    let node_binary = std::env::current_exe()?
+        .with_file_name(format!("concord-node{}", std::env::consts::EXE_SUFFIX));
+    if !node_binary.is_file() {
+        return Err(format!(
+            "{} not found: build every binary first (cargo build --release --bins)",
+            node_binary.display()
+        )
+        .into());
+    }
+    let temp;
+    let work: PathBuf = match args.work {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+    std::fs::create_dir_all(&work)?;
+    let institutions: Vec<String> = NAMES[..n].iter().map(|s| s.to_string()).collect();
+
+    // data for every institution
+    let (first, months) = match &args.data {
+        None => {
+            let first = YearMonth::parse(args.from.as_deref().unwrap_or("2025-01"))
+                .ok_or("--from must be YYYY-MM")?;
+            let months = args.months.unwrap_or(12);
+            let orgs: Vec<(String, String)> = institutions
+                .iter()
+                .map(|n| (n.clone(), organisation_uuid(n)))
+                .collect();
+            for (i, name) in institutions.iter().enumerate() {
+                write_feed(
+                    &work.join("data").join(name),
+                    &Profile {
+                        name: name.clone(),
+                        organisation_uuid: organisation_uuid(name),
+                        events: [400, 250, 150, 100, 200, 120, 80, 60][i],
+                        own_share: [0.6, 0.2, 0.35, 0.1, 0.3, 0.25, 0.15, 0.5][i],
+                        peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
+                        first,
+                        months,
+                        seed: 1000 + i as u64,
+                    },
+                )?;
+            }
+            println!(
+                "MISP feeds for {n} institutions written by the generator under {}",
+                work.join("data").display()
+            );
+            (first, months)
+        }
+        Some(source) => {
+            split_by_creator(source, &work.join("data"), &institutions)?;
+            (
+                YearMonth::parse(args.from.as_deref().unwrap_or("2016-12"))
+                    .ok_or("--from must be YYYY-MM")?,
+                args.months.unwrap_or(120),
+            )
+        }
+    };
+    let window = Window::new(first, months)?;
+
+    // certificates, configurations, processes
+    let ca = DevCa::generate("Concord demo CA")?;
+    ca.write(&work)?;
+    let mut processes = Processes(Vec::new());
+    let mut addresses = Vec::new();
+    for (i, name) in institutions.iter().enumerate() {
+        let node = format!("node-{}", i + 1);
+        ca.issue(Role::Node, &node, &[&node, "localhost", "127.0.0.1"])?
+            .write(&work, &node)?;
+        let data_dir = work.join("data").join(name);
+        let orgs: Vec<String> = concord_stats::load(&data_dir)?
+            .events
+            .iter()
+            .filter_map(|e| e.creator_uuid().map(str::to_owned))
+            .filter(|u| args.data.is_some() || *u == organisation_uuid(name))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\n[policy]\nmin_institutions = 3\n",
+            data_dir.to_str().ok_or("non-UTF-8 path")?
+        );
+        let config_path = work.join(format!("{node}.toml"));
+        std::fs::write(&config_path, config)?;
+        let log = std::fs::File::create(work.join(format!("{node}.log")))?;
+        processes.0.push(
+            Command::new(&node_binary)
+                .arg("--config")
+                .arg(&config_path)
+                .stderr(log)
+                .spawn()?,
+        );
+        addresses.push(NodeAddress {
+            name: node,
+            url: format!("https://127.0.0.1:{port}"),
+            party: i as u32 + 1,
+        });
+        println!("  {name:<16} node-{} on 127.0.0.1:{port}", i + 1);
+    }
+    let coordinator = ca.issue(Role::Coordinator, "coordinator", &["localhost"])?;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut coordinator = loop {
+            match Coordinator::connect(
+                ca.certificate_pem(),
+                &coordinator.certificate_pem,
+                &coordinator.key_pem,
+                &addresses,
+            )
+            .await
+            {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "nodes did not come up ({e}); see the logs in {}",
+                        work.display()
+                    )
+                    .into())
+                }
+            }
+        };
+        println!(
+            "{n} nodes up over mutual TLS in {:.1} s; window {first} + {months} months\n",
+            started.elapsed().as_secs_f64()
+        );
+        for (q, template) in TEMPLATES.iter().enumerate() {
+            let info = template.info();
+            let started = Instant::now();
+            let spec = QuerySpec {
+                template: info.id.into(),
+                template_version: info.version,
+                window_first: first.to_string(),
+                window_months: months as u32,
+                min_institutions: 3,
+            };
+            let outcome = coordinator
+                .run_query(&format!("demo-{}-{q}", std::process::id()), spec)
+                .await?;
+            println!("{} v{} — {}", info.id, info.version, info.question);
+            render(&template.layout(&window), &outcome.cells);
+            println!(
+                "  [{} institutions, {} events covered, smudging λ = {:.1} bits, {:.2} s]\n",
+                outcome.contributors.len(),
+                outcome.events_covered,
+                outcome.smudging_lambda,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    drop(processes);
+    println!(
+        "all nodes stopped; certificates, configurations and logs were in {}",
+        work.display()
+    );
+    Ok(())
+}
+
+/// Prints the non-zero cells of a released result (at most 24 rows), then the summary cells.
+fn render(layout: &Layout, cells: &[u128]) {
+    let dims = &layout.dimensions;
+    let sizes: Vec<usize> = dims.iter().map(|d| d.labels.len()).collect();
+    let table = layout.table_cells();
+    let mut rows: Vec<(String, u128)> = (0..table)
+        .filter(|&i| cells[i] > 0)
+        .map(|i| {
+            let mut rest = i;
+            let mut labels = vec![String::new(); dims.len()];
+            for (k, size) in sizes.iter().enumerate().rev() {
+                labels[k] = dims[k].labels[rest % size].clone();
+                rest /= size;
+            }
+            (labels.join(" | "), cells[i])
+        })
+        .collect();
+    let total = rows.len();
+    if dims.len() > 1 && total > 24 {
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        println!("  {} non-zero cells; the 24 largest:", total);
+    }
+    let header = dims.iter().map(|d| d.name).collect::<Vec<_>>().join(" | ");
+    println!("  {header:<60} {:>9}", "value");
+    for (label, v) in rows.iter().take(24) {
+        println!("  {label:<60} {v:>9}");
+    }
+    for (s, v) in layout.summary.iter().zip(&cells[table..]) {
+        println!("  {:<60} {v:>9}", s.name);
+    }
+    if let [count, sum, sumsq] = &cells[table..] {
+        let (c, s, q) = (*count as f64, *sum as f64, *sumsq as f64);
+        if c > 0.0 {
+            let mean = s / c;
+            println!(
+                "  mean {mean:.1}, standard deviation {:.1}",
+                (q / c - mean * mean).max(0.0).sqrt()
+            );
+        }
+    }
+}
+
+/// Copies the event files under `source` into one directory per institution, grouping creator
+/// organisations (largest first) round-robin over the institutions.
+fn split_by_creator(
+    source: &Path,
+    out: &Path,
+    institutions: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut by_creator: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    let mut stack = vec![source.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json")
+                && path.file_name() != Some("manifest.json".as_ref())
+            {
+                if let Ok(events) = concord_stats::parse_events(&std::fs::read(&path)?) {
+                    let creator = events[0].creator_uuid().unwrap_or("unknown").to_owned();
+                    by_creator.entry(creator).or_default().push(path);
+                }
+            }
+        }
+    }
+    if by_creator.is_empty() {
+        return Err(format!("no MISP events under {}", source.display()).into());
+    }
+    let mut creators: Vec<_> = by_creator.into_iter().collect();
+    creators.sort_by_key(|(_, files)| std::cmp::Reverse(files.len()));
+    for (i, (_, files)) in creators.iter().enumerate() {
+        let dir = out.join(&institutions[i % institutions.len()]);
+        std::fs::create_dir_all(&dir)?;
+        for (k, f) in files.iter().enumerate() {
+            std::fs::copy(
+                f,
+                dir.join(format!("{k}-{}", f.file_name().unwrap().to_string_lossy())),
+            )?;
+        }
+    }
+    for name in institutions {
+        std::fs::create_dir_all(out.join(name))?;
+    }
+    println!(
+        "{} creator organisations split over {} institutions under {}",
+        creators.len(),
+        institutions.len(),
+        out.display()
+    );
+    Ok(())
+}
