@@ -16,18 +16,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("CONCORD_MISP_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/misp"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: no MISP test data at {} (set CONCORD_MISP_DATA)",
-            dir.display()
-        );
-        None
-    }
+    concord_stats::test_data_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

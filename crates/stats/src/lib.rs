@@ -17,5 +17,6 @@ pub use catalogue::{
 };
 pub use misp::{parse_events, Event, EventError};
 pub use source::{
-    load, load_exports, load_feed, DataSet, FileError, FileProblem, LoadReport, SourceError,
+    load, load_exports, load_feed, test_data_dir, DataSet, FileError, FileProblem, LoadReport,
+    SourceError,
 };

@@ -192,3 +192,21 @@ fn json_files(dir: &Path, recursive: bool) -> Result<Vec<PathBuf>, SourceError> 
     out.sort();
     Ok(out)
 }
+
+/// Where the project's real MISP test data lies: `$CONCORD_MISP_DATA`, or `shared/data/misp`
+/// beside the checkout whose root is `workspace_root`. `None` (after saying so on stderr) when
+/// it is absent, so that tests outside CI can skip *visibly*; CI's `.ci/run` fails instead.
+pub fn test_data_dir(workspace_root: &Path) -> Option<PathBuf> {
+    let dir = std::env::var_os("CONCORD_MISP_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root.join("../shared/data/misp"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: no MISP test data at {} (set CONCORD_MISP_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
