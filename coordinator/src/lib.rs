@@ -9,6 +9,10 @@
 //! machine, the coordinator process and researcher API, PCKS to the researcher, threshold mode,
 //! and contributions verified by the nodes.
 
+pub mod config;
+pub mod service;
+pub mod store;
+
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::{ContributeRequest, DecryptRequest, Proposal, QuerySpec, SetupRequest};
@@ -181,6 +185,18 @@ impl Coordinator {
         query_id: &str,
         spec: QuerySpec,
     ) -> Result<QueryOutcome, CoordinatorError> {
+        self.run_query_with_progress(query_id, spec, &mut |_| {})
+            .await
+    }
+
+    /// [`Coordinator::run_query`], reporting each phase as it starts (`proposed`,
+    /// `contributing`, `decrypting`) so that it can be made durable.
+    pub async fn run_query_with_progress(
+        &mut self,
+        query_id: &str,
+        spec: QuerySpec,
+        progress: &mut (dyn FnMut(&'static str) + Send),
+    ) -> Result<QueryOutcome, CoordinatorError> {
         let template =
             Template::by_id(&spec.template).map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let first = YearMonth::parse(&spec.window_first).ok_or_else(|| {
@@ -198,6 +214,7 @@ impl Coordinator {
         };
 
         // proposal: every node decides by its own policy
+        progress("proposed");
         let mut refusals = Vec::new();
         for node in &mut self.nodes {
             let decision = node
@@ -243,6 +260,7 @@ impl Coordinator {
         }
 
         // contributions, summed as they arrive
+        progress("contributing");
         let mut sum: Vec<Ciphertext> = Vec::new();
         let mut events_covered = 0;
         let key_bytes = key.to_bytes();
@@ -287,6 +305,7 @@ impl Coordinator {
         }
 
         // joint decryption of the sum
+        progress("decrypting");
         let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
         let smudging = SmudgingPlan::for_decryption(&params, noise, n)?;
         let protocols = sum

@@ -1,14 +1,14 @@
 //! `concord demo`: a whole deployment on one machine. A development CA and certificates in a
 //! work directory; each institution's MISP data (from the project's generator, or real MISP
 //! data split by creator organisation); one `concord-node` process per institution on
-//! loopback; setup and one query per template over mutual TLS; the released results printed;
-//! everything stopped.
+//! loopback and a `concord-coordinator` process; one query per template submitted as a
+//! researcher and followed to its release over mutual TLS; the results printed; everything
+//! stopped.
 
+use crate::client;
 use concord_api::pki::{DevCa, Role};
-use concord_api::v1::QuerySpec;
-use concord_coordinator::{Coordinator, NodeAddress};
 use concord_stats::generator::{organisation_uuid, write_feed, Profile};
-use concord_stats::{Layout, Window, YearMonth, TEMPLATES};
+use concord_stats::{YearMonth, TEMPLATES};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -48,15 +48,20 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !(3..=NAMES.len()).contains(&n) {
         return Err(format!("--nodes must be between 3 and {}", NAMES.len()).into());
     }
-    let node_binary = std::env::current_exe()?
-        .with_file_name(format!("concord-node{}", std::env::consts::EXE_SUFFIX));
-    if !node_binary.is_file() {
-        return Err(format!(
-            "{} not found: build every binary first (cargo build --release --bins)",
-            node_binary.display()
-        )
-        .into());
-    }
+    let binary = |name: &str| -> Result<PathBuf, Box<dyn std::error::Error>> {
+        let path = std::env::current_exe()?
+            .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        if !path.is_file() {
+            return Err(format!(
+                "{} not found: build every binary first (cargo build --release --bins)",
+                path.display()
+            )
+            .into());
+        }
+        Ok(path)
+    };
+    let (node_binary, coordinator_binary) =
+        (binary("concord-node")?, binary("concord-coordinator")?);
     let temp;
     let work: PathBuf = match args.work {
         Some(dir) => dir,
@@ -108,13 +113,13 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
-    let window = Window::new(first, months)?;
+    concord_stats::Window::new(first, months)?;
 
     // certificates, configurations, processes
     let ca = DevCa::generate("Concord demo CA")?;
     ca.write(&work)?;
     let mut processes = Processes(Vec::new());
-    let mut addresses = Vec::new();
+    let mut nodes_toml = String::new();
     for (i, name) in institutions.iter().enumerate() {
         let node = format!("node-{}", i + 1);
         ca.issue(Role::Node, &node, &[&node, "localhost", "127.0.0.1"])?
@@ -145,65 +150,71 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .stderr(log)
                 .spawn()?,
         );
-        addresses.push(NodeAddress {
-            name: node,
-            url: format!("https://127.0.0.1:{port}"),
-            party: i as u32 + 1,
-        });
+        nodes_toml.push_str(&format!(
+            "[[nodes]]
+name = \"{node}\"
+url = \"https://127.0.0.1:{port}\"
+party = {}
+",
+            i + 1
+        ));
         println!("  {name:<16} node-{} on 127.0.0.1:{port}", i + 1);
     }
-    let coordinator = ca.issue(Role::Coordinator, "coordinator", &["localhost"])?;
+    // the coordinator process, and a researcher
+    ca.issue(
+        Role::Coordinator,
+        "coordinator",
+        &["coordinator", "localhost", "127.0.0.1"],
+    )?
+    .write(&work, "coordinator")?;
+    ca.issue(Role::Researcher, "researcher", &["localhost"])?
+        .write(&work, "researcher")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nstate = \"coordinator.redb\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n{nodes_toml}"
+    );
+    std::fs::write(work.join("coordinator.toml"), config)?;
+    let log = std::fs::File::create(work.join("coordinator.log"))?;
+    processes.0.push(
+        Command::new(&coordinator_binary)
+            .arg("--config")
+            .arg(work.join("coordinator.toml"))
+            .stderr(log)
+            .spawn()?,
+    );
+    println!("  coordinator      on 127.0.0.1:{port}");
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let started = Instant::now();
+        let url = format!("https://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut coordinator = loop {
-            match Coordinator::connect(
-                ca.certificate_pem(),
-                &coordinator.certificate_pem,
-                &coordinator.key_pem,
-                &addresses,
-            )
-            .await
-            {
+        let mut researcher = loop {
+            match client::connect(&url, "coordinator", &work, "researcher").await {
                 Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "nodes did not come up ({e}); see the logs in {}",
-                        work.display()
-                    )
-                    .into())
-                }
+                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => return Err(format!("coordinator did not come up ({e}); see the logs in {}", work.display()).into()),
             }
         };
-        println!(
-            "{n} nodes up over mutual TLS in {:.1} s; window {first} + {months} months\n",
-            started.elapsed().as_secs_f64()
-        );
-        for (q, template) in TEMPLATES.iter().enumerate() {
+        println!("coordinator and {n} nodes up in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
+        for template in TEMPLATES {
             let info = template.info();
             let started = Instant::now();
-            let spec = QuerySpec {
-                template: info.id.into(),
-                template_version: info.version,
-                window_first: first.to_string(),
-                window_months: months as u32,
-                min_institutions: 3,
-            };
-            let outcome = coordinator
-                .run_query(&format!("demo-{}-{q}", std::process::id()), spec)
-                .await?;
+            let submitted = researcher.submit(client::spec(info.id, &first.to_string(), months, 3)?).await?.into_inner();
+            let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;
             println!("{} v{} — {}", info.id, info.version, info.question);
-            render(&template.layout(&window), &outcome.cells);
+            if status.phase != "released" {
+                return Err(format!("query {} {}: {}", status.query_id, status.phase, status.detail).into());
+            }
+            client::print_table(&client::layout_of(&status)?, &client::cells_of(&status)?);
             println!(
-                "  [{} institutions, {} events covered, smudging λ = {:.1} bits, {:.2} s]\n",
-                outcome.contributors.len(),
-                outcome.events_covered,
-                outcome.smudging_lambda,
+                "  [query {}: {} institutions, {} events covered, smudging λ = {:.1} bits, {:.2} s]\n",
+                status.query_id,
+                status.institutions,
+                status.events_covered,
+                status.smudging_lambda,
                 started.elapsed().as_secs_f64()
             );
         }
@@ -215,48 +226,6 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         work.display()
     );
     Ok(())
-}
-
-/// Prints the non-zero cells of a released result (at most 24 rows), then the summary cells.
-fn render(layout: &Layout, cells: &[u128]) {
-    let dims = &layout.dimensions;
-    let sizes: Vec<usize> = dims.iter().map(|d| d.labels.len()).collect();
-    let table = layout.table_cells();
-    let mut rows: Vec<(String, u128)> = (0..table)
-        .filter(|&i| cells[i] > 0)
-        .map(|i| {
-            let mut rest = i;
-            let mut labels = vec![String::new(); dims.len()];
-            for (k, size) in sizes.iter().enumerate().rev() {
-                labels[k] = dims[k].labels[rest % size].clone();
-                rest /= size;
-            }
-            (labels.join(" | "), cells[i])
-        })
-        .collect();
-    let total = rows.len();
-    if dims.len() > 1 && total > 24 {
-        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-        println!("  {} non-zero cells; the 24 largest:", total);
-    }
-    let header = dims.iter().map(|d| d.name).collect::<Vec<_>>().join(" | ");
-    println!("  {header:<60} {:>9}", "value");
-    for (label, v) in rows.iter().take(24) {
-        println!("  {label:<60} {v:>9}");
-    }
-    for (s, v) in layout.summary.iter().zip(&cells[table..]) {
-        println!("  {:<60} {v:>9}", s.name);
-    }
-    if let [count, sum, sumsq] = &cells[table..] {
-        let (c, s, q) = (*count as f64, *sum as f64, *sumsq as f64);
-        if c > 0.0 {
-            let mean = s / c;
-            println!(
-                "  mean {mean:.1}, standard deviation {:.1}",
-                (q / c - mean * mean).max(0.0).sqrt()
-            );
-        }
-    }
 }
 
 /// Copies the event files under `source` into one directory per institution, grouping creator

@@ -3,8 +3,10 @@
 //! - `concord ca init --dir DIR` — a development certificate authority;
 //! - `concord ca issue --dir DIR --role node|coordinator|researcher --name NAME [--host H]…`;
 //! - `concord templates` — the statistics catalogue, one template a line;
+//! - `concord query submit|result …` — a researcher's queries to a coordinator;
 //! - `concord demo [--data DIR]` — a whole deployment on this machine (see [`demo`]).
 
+mod client;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,13 @@ enum Command {
     },
     /// The statistics catalogue: id, version, the question each template answers.
     Templates,
+    /// Queries to a coordinator, as a researcher.
+    Query {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(subcommand)]
+        command: QueryCommand,
+    },
     /// A whole deployment on this machine: CA, node processes, setup, one query per template.
     Demo {
         /// Work directory for certificates, configurations, data and logs (default: a temporary one).
@@ -49,6 +58,51 @@ enum Command {
         /// Months in the query window.
         #[arg(long)]
         months: Option<u16>,
+    },
+}
+
+/// How to reach the coordinator.
+#[derive(clap::Args)]
+struct Connection {
+    /// The coordinator's URL.
+    #[arg(long, default_value = "https://127.0.0.1:7400")]
+    coordinator: String,
+    /// The coordinator certificate's name.
+    #[arg(long, default_value = "coordinator")]
+    server_name: String,
+    /// Directory holding ca.pem and this researcher's NAME.pem and NAME.key.
+    #[arg(long)]
+    tls_dir: PathBuf,
+    /// This researcher's certificate name.
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Subcommand)]
+enum QueryCommand {
+    /// Submit a query; prints its id.
+    Submit {
+        /// A template id (see `concord templates`).
+        #[arg(long)]
+        template: String,
+        /// First month of the window (YYYY-MM).
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value_t = 12)]
+        months: u16,
+        #[arg(long, default_value_t = 3)]
+        min_institutions: u32,
+    },
+    /// A query's status, and its result once released.
+    Result {
+        id: String,
+        /// Wait until the query is released or failed.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -125,6 +179,75 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "{role} certificate for {name:?} written to {}",
                 out.join(format!("{name}.pem")).display()
             );
+        }
+        Command::Query {
+            connection,
+            command,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let mut client = client::connect(
+                    &connection.coordinator,
+                    &connection.server_name,
+                    &connection.tls_dir,
+                    &connection.name,
+                )
+                .await?;
+                match command {
+                    QueryCommand::Submit {
+                        template,
+                        from,
+                        months,
+                        min_institutions,
+                    } => {
+                        let status = client
+                            .submit(client::spec(&template, &from, months, min_institutions)?)
+                            .await?
+                            .into_inner();
+                        println!("{}", status.query_id);
+                    }
+                    QueryCommand::Result {
+                        id,
+                        wait,
+                        csv,
+                        json,
+                    } => {
+                        let status = if wait {
+                            client::wait(&mut client, &id, std::time::Duration::from_secs(600))
+                                .await?
+                        } else {
+                            client
+                                .get(concord_api::v1::QueryRef {
+                                    query_id: id.clone(),
+                                })
+                                .await?
+                                .into_inner()
+                        };
+                        if status.phase != "released" {
+                            let detail = if status.detail.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", status.detail)
+                            };
+                            return Err(format!("query {id} is {}{detail}", status.phase).into());
+                        }
+                        let layout = client::layout_of(&status)?;
+                        let cells = client::cells_of(&status)?;
+                        if csv {
+                            client::print_csv(&layout, &cells);
+                        } else if json {
+                            client::print_json(&status, &layout, &cells);
+                        } else {
+                            client::print_table(&layout, &cells);
+                            println!(
+                                "  [{} institutions, {} events covered, smudging λ = {:.1} bits]",
+                                status.institutions, status.events_covered, status.smudging_lambda
+                            );
+                        }
+                    }
+                }
+                Ok::<(), Box<dyn std::error::Error>>(())
+            })?;
         }
         Command::Demo {
             work,

@@ -79,10 +79,134 @@ fn demo_runs_a_whole_deployment_of_node_processes() {
         );
     }
     assert_eq!(
-        stdout.matches("[3 institutions").count(),
+        stdout.matches(": 3 institutions,").count(),
         concord_stats::TEMPLATES.len()
     );
     // it leaves no node running and a readable record behind
     assert!(work.path().join("node-1.log").is_file() && work.path().join("ca.pem").is_file());
     assert!(concord(&["demo", "--nodes", "2"]).status.code() == Some(1));
+}
+
+#[test]
+fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_concord"));
+    for needed in ["concord-node", "concord-coordinator"] {
+        assert!(
+            bin.with_file_name(needed).is_file(),
+            "{needed} missing: run the workspace's tests (cargo test)"
+        );
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().to_str().unwrap();
+    let out = concord(&["demo", "--nodes", "3", "--work", w]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("[query ")
+                .map(|r| r.split(':').next().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(ids.len(), concord_stats::TEMPLATES.len());
+
+    // the coordinator again, alone: the demo's released queries are still there
+    let config = std::fs::read_to_string(work.path().join("coordinator.toml")).unwrap();
+    let port = config
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let mut coordinator = Command::new(bin.with_file_name("concord-coordinator"))
+        .arg("--config")
+        .arg(work.path().join("coordinator.toml"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+    let query = |args: &[&str]| {
+        let mut all = vec![
+            "query",
+            "--coordinator",
+            &url,
+            "--tls-dir",
+            w,
+            "--name",
+            "researcher",
+        ];
+        all.extend_from_slice(args);
+        concord(&all)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let csv = loop {
+        let out = query(&["result", &ids[0], "--csv"]);
+        if out.status.success() || std::time::Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let csv_text = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    assert!(
+        csv_text.starts_with("month,tlp,distribution,value"),
+        "{csv_text}"
+    );
+    assert_eq!(csv_text.lines().count(), 1 + 12 * 6 * 6);
+    let json = query(&["result", &ids[3], "--json"]);
+    let json_text = String::from_utf8_lossy(&json.stdout);
+    assert!(
+        json_text.contains("\"template\":\"time-to-publish\"")
+            && json_text.contains("\"institutions\":3"),
+        "{json_text}"
+    );
+    // a new query cannot run without its nodes: it fails, and says why
+    let submitted = query(&[
+        "submit",
+        "--template",
+        "time-to-publish",
+        "--from",
+        "2025-01",
+    ]);
+    assert!(
+        submitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submitted.stderr)
+    );
+    let id = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    let failed = query(&["result", &id, "--wait"]);
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("failed"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    // a node certificate may not act as a researcher
+    let as_node = concord(&[
+        "query",
+        "--coordinator",
+        &url,
+        "--tls-dir",
+        w,
+        "--name",
+        "node-1",
+        "result",
+        &ids[0],
+    ]);
+    assert!(
+        !as_node.status.success()
+            && String::from_utf8_lossy(&as_node.stderr).contains("researcher"),
+        "{}",
+        String::from_utf8_lossy(&as_node.stderr)
+    );
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
 }

@@ -1,0 +1,98 @@
+//! The coordinator's configuration file (TOML). Example:
+//!
+//! ```toml
+//! listen = "127.0.0.1:7400"
+//! state = "/var/lib/concord/coordinator.redb"
+//!
+//! [tls]
+//! ca = "ca.pem"
+//! certificate = "coordinator.pem"
+//! key = "coordinator.key"
+//!
+//! [[nodes]]
+//! name = "node-1"                 # the node certificate's name (TLS server name)
+//! url = "https://127.0.0.1:7401"
+//! party = 1
+//! ```
+
+use crate::NodeAddress;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub state: PathBuf,
+    pub tls: TlsFiles,
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub name: String,
+    pub url: String,
+    pub party: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError {
+            path: path.into(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| invalid(e.to_string()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        let mut parties: Vec<u32> = config.nodes.iter().map(|n| n.party).collect();
+        parties.sort();
+        parties.dedup();
+        if parties.len() != config.nodes.len() || parties.contains(&0) {
+            return Err(invalid(
+                "node party numbers must be distinct and non-zero".into(),
+            ));
+        }
+        if config.nodes.len() < 2 {
+            return Err(invalid("a deployment needs at least two nodes".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.state,
+            &mut config.tls.ca,
+            &mut config.tls.certificate,
+            &mut config.tls.key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn node_addresses(&self) -> Vec<NodeAddress> {
+        self.nodes
+            .iter()
+            .map(|n| NodeAddress {
+                name: n.name.clone(),
+                url: n.url.clone(),
+                party: n.party,
+            })
+            .collect()
+    }
+}

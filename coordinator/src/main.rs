@@ -1,0 +1,69 @@
+//! `concord-coordinator --config coordinator.toml`: the coordinator process.
+
+use clap::Parser;
+use concord_api::tls::{server_config, MAX_MESSAGE_BYTES};
+use concord_api::v1::coordinator_server::CoordinatorServer;
+use concord_coordinator::config::Config;
+use concord_coordinator::service::{CoordinatorService, Nodes};
+use concord_coordinator::store::QueryStore;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(version, about = "The Concord coordinator")]
+struct Args {
+    #[arg(long)]
+    config: std::path::PathBuf,
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let (ca, cert, key) = (
+        read(&config.tls.ca)?,
+        read(&config.tls.certificate)?,
+        read(&config.tls.key)?,
+    );
+    let store = Arc::new(QueryStore::open(&config.state)?);
+    let nodes = Nodes {
+        ca_pem: ca.clone(),
+        certificate_pem: cert.clone(),
+        key_pem: key.clone(),
+        addresses: config.node_addresses(),
+        connected: None,
+    };
+    let service = CoordinatorServer::new(CoordinatorService::new(store, nodes))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    tracing::info!(listen = %config.listen, nodes = config.nodes.len(), "coordinator serving");
+    tonic::transport::Server::builder()
+        .tls_config(server_config(&ca, &cert, &key))?
+        .add_service(service)
+        .serve_with_shutdown(config.listen, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let result = match Config::load(&args.config) {
+        Ok(config) => run(config).await,
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("concord-coordinator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

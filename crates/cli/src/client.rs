@@ -1,0 +1,177 @@
+//! The researcher's client: connect to the coordinator with a researcher certificate, submit
+//! queries, wait for and print their results (table, CSV or JSON).
+
+use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
+use concord_api::v1::coordinator_client::CoordinatorClient;
+use concord_api::v1::{QueryRef, QuerySpec, QueryStatus};
+use concord_stats::{Layout, Template, Window, YearMonth};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+pub type Error = Box<dyn std::error::Error>;
+
+/// Connects with `DIR/ca.pem` and `DIR/NAME.pem`, `DIR/NAME.key`.
+pub async fn connect(
+    url: &str,
+    server_name: &str,
+    tls_dir: &Path,
+    name: &str,
+) -> Result<CoordinatorClient<Channel>, Error> {
+    let read = |f: String| {
+        std::fs::read_to_string(tls_dir.join(&f))
+            .map_err(|e| format!("{}: {e}", tls_dir.join(f).display()))
+    };
+    let tls = client_config(
+        &read("ca.pem".into())?,
+        &read(format!("{name}.pem"))?,
+        &read(format!("{name}.key"))?,
+        server_name,
+    );
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(CoordinatorClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+pub fn spec(
+    template: &str,
+    from: &str,
+    months: u16,
+    min_institutions: u32,
+) -> Result<QuerySpec, Error> {
+    let t = Template::by_id(template)?;
+    YearMonth::parse(from).ok_or("--from must be YYYY-MM")?;
+    Ok(QuerySpec {
+        template: template.into(),
+        template_version: t.info().version,
+        window_first: from.into(),
+        window_months: months as u32,
+        min_institutions,
+    })
+}
+
+/// Polls until the query is released or failed (or `timeout` passes).
+pub async fn wait(
+    client: &mut CoordinatorClient<Channel>,
+    id: &str,
+    timeout: Duration,
+) -> Result<QueryStatus, Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = client
+            .get(QueryRef {
+                query_id: id.into(),
+            })
+            .await?
+            .into_inner();
+        if status.phase == "released" || status.phase == "failed" || Instant::now() > deadline {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The layout a status's cells follow.
+pub fn layout_of(status: &QueryStatus) -> Result<Layout, Error> {
+    let spec = status.spec.as_ref().ok_or("status without its query")?;
+    let first = YearMonth::parse(&spec.window_first).ok_or("bad window")?;
+    Ok(Template::by_id(&spec.template)?.layout(&Window::new(first, spec.window_months as u16)?))
+}
+
+/// One row per cell: the labels of its dimensions (or the summary cell's name) and its value.
+pub fn rows(layout: &Layout, cells: &[u128]) -> Vec<(Vec<String>, u128)> {
+    let sizes: Vec<usize> = layout.dimensions.iter().map(|d| d.labels.len()).collect();
+    let table = layout.table_cells();
+    let mut out: Vec<(Vec<String>, u128)> = (0..table)
+        .map(|i| {
+            let mut rest = i;
+            let mut labels = vec![String::new(); sizes.len()];
+            for (k, size) in sizes.iter().enumerate().rev() {
+                labels[k] = layout.dimensions[k].labels[rest % size].clone();
+                rest /= size;
+            }
+            (labels, cells[i])
+        })
+        .collect();
+    for (s, v) in layout.summary.iter().zip(&cells[table..]) {
+        out.push((vec![s.name.to_string()], *v));
+    }
+    out
+}
+
+pub fn print_csv(layout: &Layout, cells: &[u128]) {
+    let header: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
+    println!("{},value", header.join(","));
+    for (labels, v) in rows(layout, cells) {
+        let quoted: Vec<String> = labels
+            .iter()
+            .map(|l| format!("\"{}\"", l.replace('"', "\"\"")))
+            .collect();
+        let pad = header.len().saturating_sub(quoted.len());
+        println!("{}{},{v}", quoted.join(","), ",".repeat(pad));
+    }
+}
+
+pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[u128]) {
+    let dims: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
+    let rows: Vec<String> = rows(layout, cells)
+        .into_iter()
+        .map(|(labels, v)| format!("{{\"cell\":{:?},\"value\":{v}}}", labels))
+        .collect();
+    println!(
+        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"dimensions\":{:?},\"rows\":[{}]}}",
+        status.query_id,
+        status.spec.as_ref().map(|s| s.template.as_str()).unwrap_or_default(),
+        status.institutions,
+        status.events_covered,
+        status.smudging_lambda,
+        dims,
+        rows.join(",")
+    );
+}
+
+/// Non-zero cells (the 24 largest of a cross-table with more), then summary cells.
+pub fn print_table(layout: &Layout, cells: &[u128]) {
+    let table = layout.table_cells();
+    let all = rows(layout, cells);
+    let (cross, summary) = all.split_at(table);
+    let mut shown: Vec<&(Vec<String>, u128)> = cross.iter().filter(|r| r.1 > 0).collect();
+    if layout.dimensions.len() > 1 && shown.len() > 24 {
+        println!("  {} non-zero cells; the 24 largest:", shown.len());
+        shown.sort_by_key(|r| std::cmp::Reverse(r.1));
+        shown.truncate(24);
+    }
+    let header = layout
+        .dimensions
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    println!("  {header:<60} {:>9}", "value");
+    for (labels, v) in shown {
+        println!("  {:<60} {v:>9}", labels.join(" | "));
+    }
+    for (labels, v) in summary {
+        println!("  {:<60} {v:>9}", labels[0]);
+    }
+    if let [count, sum, sumsq] = &cells[table..] {
+        let (c, s, q) = (*count as f64, *sum as f64, *sumsq as f64);
+        if c > 0.0 {
+            let mean = s / c;
+            println!(
+                "  mean {mean:.1}, standard deviation {:.1}",
+                (q / c - mean * mean).max(0.0).sqrt()
+            );
+        }
+    }
+}
+
+pub fn cells_of(status: &QueryStatus) -> Result<Vec<u128>, Error> {
+    Ok(status
+        .cells
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<Vec<u128>, _>>()?)
+}
