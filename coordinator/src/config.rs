@@ -16,6 +16,7 @@
 //! ```
 
 use crate::NodeAddress;
+pub use concord_api::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,14 +28,6 @@ pub struct Config {
     pub state: PathBuf,
     pub tls: TlsFiles,
     pub nodes: Vec<NodeEntry>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub certificate: PathBuf,
-    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,15 +65,9 @@ impl Config {
             return Err(invalid("a deployment needs at least two nodes".into()));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut config.state,
-            &mut config.tls.ca,
-            &mut config.tls.certificate,
-            &mut config.tls.key,
-        ] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+        config.tls.resolve(base);
+        if config.state.is_relative() {
+            config.state = base.join(&config.state);
         }
         Ok(config)
     }

@@ -16,14 +16,8 @@ struct Args {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))
-    };
-    let (ca, cert, key) = (
-        read(&config.tls.ca)?,
-        read(&config.tls.certificate)?,
-        read(&config.tls.key)?,
-    );
+    let pems = config.tls.read()?;
+    let (ca, cert, key) = (pems.ca, pems.certificate, pems.key.to_string());
     let store = Arc::new(QueryStore::open(&config.state)?);
     let nodes = Nodes {
         ca_pem: ca.clone(),

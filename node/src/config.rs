@@ -18,6 +18,7 @@
 //! min_institutions = 3
 //! ```
 
+pub use concord_api::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -33,14 +34,6 @@ pub struct Config {
     pub data: DataSource,
     #[serde(default)]
     pub policy: Policy,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    pub ca: PathBuf,
-    pub certificate: PathBuf,
-    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,13 +99,8 @@ impl Config {
             return Err(invalid("policy.min_institutions must be at least 2: a single institution's statistic is never released".into()));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut config.keys_dir,
-            &mut config.tls.ca,
-            &mut config.tls.certificate,
-            &mut config.tls.key,
-            &mut config.data.path,
-        ] {
+        config.tls.resolve(base);
+        for p in [&mut config.keys_dir, &mut config.data.path] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }

@@ -17,6 +17,8 @@ pub enum NodeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Keys(#[from] keystore::KeyStoreError),
+    #[error("TLS files: {0}")]
+    Tls(std::io::Error),
     #[error("{path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -33,17 +35,11 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let read = |p: &std::path::Path| {
-        std::fs::read_to_string(p).map_err(|source| NodeError::Read {
-            path: p.into(),
-            source,
-        })
-    };
-    let tls = server_config(
-        &read(&config.tls.ca)?,
-        &read(&config.tls.certificate)?,
-        &read(&config.tls.key)?,
-    );
+    let pems = config.tls.read().map_err(|source| NodeError::Read {
+        path: config.tls.certificate.clone(),
+        source,
+    })?;
+    let tls = server_config(&pems.ca, &pems.certificate, &pems.key);
     let data = concord_stats::load(&config.data.path)?;
     tracing::info!(
         events = data.events.len(),

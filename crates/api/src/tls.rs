@@ -6,12 +6,52 @@
 //! role with [`require_role`].
 
 use crate::pki::{identity_of, Identity, Role};
+use std::path::PathBuf;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity as TlsIdentity, ServerTlsConfig};
 use tonic::{Request, Status};
 
 /// The largest message Concord accepts (a ciphertext of the largest set is about 200 KB; a
 /// share about 100 KB). Bigger messages are refused by the transport.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The `[tls]` table of a node's or coordinator's configuration file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The three PEM documents of a party: the CA, its certificate, its private key.
+pub struct TlsPems {
+    pub ca: String,
+    pub certificate: String,
+    pub key: zeroize::Zeroizing<String>,
+}
+
+impl TlsFiles {
+    /// Paths relative to `base` (the configuration file's directory) made absolute.
+    pub fn resolve(&mut self, base: &std::path::Path) {
+        for p in [&mut self.ca, &mut self.certificate, &mut self.key] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    pub fn read(&self) -> Result<TlsPems, std::io::Error> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+        };
+        Ok(TlsPems {
+            ca: read(&self.ca)?,
+            certificate: read(&self.certificate)?,
+            key: zeroize::Zeroizing::new(read(&self.key)?),
+        })
+    }
+}
 
 /// Server side: this party's certificate, and the CA whose certificates it accepts from clients.
 pub fn server_config(ca_pem: &str, certificate_pem: &str, key_pem: &str) -> ServerTlsConfig {
