@@ -3,11 +3,12 @@
 //! contributions of the nodes that agreed, and gathers decryption shares of the sum.
 //!
 //! It never holds a key share and never sees a single institution's statistic: it only adds
-//! ciphertexts. This first version releases the aggregate by joint decryption (CKS, a result
-//! public to the community), keeps its state in memory, and works in all-party mode: every key
-//! holder must agree for a release. Still to come (issues 3–4): the persisted query state
-//! machine, the coordinator process and researcher API, PCKS to the researcher, threshold mode,
-//! and contributions verified by the nodes.
+//! ciphertexts. [`Coordinator`] is the protocol driver; [`service`] serves researchers and
+//! [`store`] keeps every query's state in redb (the `concord-coordinator` binary puts them
+//! together). Today the aggregate is released by joint decryption (CKS, a result public to the
+//! community) in all-party mode: every key holder must agree for a release. Still to come: a
+//! query that resumes after a coordinator restart (today it fails cleanly), and — issue 4 — PCKS
+//! to the researcher, threshold mode, and contributions verified by the nodes.
 
 pub mod config;
 pub mod service;
