@@ -1,0 +1,46 @@
+//! `concord-coordinator` as a process: bad configurations stop it with a message naming the
+//! problem. (Its full life — queries from a researcher, results across a restart — is tested
+//! with node processes by the `concord` CLI's tests, which run this binary.)
+
+use std::process::Command;
+
+fn run_with(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const TLS: &str = "[tls]\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nkey = \"c.key\"\n";
+const NODE: &str = "[[nodes]]\nname = \"node-1\"\nurl = \"https://127.0.0.1:1\"\nparty = 1\n";
+
+#[test]
+fn bad_configurations_stop_the_coordinator_with_a_clear_message() {
+    let base = format!("listen = \"127.0.0.1:0\"\nstate = \"s.redb\"\n{TLS}");
+    for (config, expect) in [
+        (format!("{base}{NODE}{NODE}"), "distinct"),
+        (format!("{base}{NODE}"), "at least two nodes"),
+        (format!("{base}colour = \"blue\"\n{NODE}"), "unknown field"),
+        (
+            format!(
+                "{base}{NODE}{}",
+                NODE.replace("party = 1", "party = 2")
+                    .replace("node-1", "node-2")
+            ),
+            "ca.pem",
+        ),
+        ("listen = \"nowhere\"".to_string(), "coordinator.toml"),
+    ] {
+        let (ok, err) = run_with(&config);
+        assert!(!ok, "{config}");
+        assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    }
+}
