@@ -73,6 +73,46 @@ pub async fn wait(
     }
 }
 
+/// The phases of a query, in order.
+pub const PHASES: &[&str] = &[
+    "submitted",
+    "proposed",
+    "contributing",
+    "decrypting",
+    "released",
+];
+
+/// Follows a query until it is released or failed, with a progress bar per phase (drawn on
+/// stderr when it is a terminal).
+pub async fn watch(
+    client: &mut CoordinatorClient<Channel>,
+    id: &str,
+) -> Result<QueryStatus, Error> {
+    let bar = indicatif::ProgressBar::new(PHASES.len() as u64 - 1);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")?
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    loop {
+        let status = client
+            .get(QueryRef {
+                query_id: id.into(),
+            })
+            .await?
+            .into_inner();
+        if let Some(i) = PHASES.iter().position(|p| *p == status.phase) {
+            bar.set_position(i as u64);
+        }
+        bar.set_message(format!("{id}: {}", status.phase));
+        if status.phase == "released" || status.phase == "failed" {
+            bar.finish_with_message(format!("{id}: {} {}", status.phase, status.detail));
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The layout a status's cells follow.
 pub fn layout_of(status: &QueryStatus) -> Result<Layout, Error> {
     let spec = status.spec.as_ref().ok_or("status without its query")?;

@@ -93,6 +93,8 @@ enum QueryCommand {
         #[arg(long, default_value_t = 3)]
         min_institutions: u32,
     },
+    /// Follow a query phase by phase (a progress bar on a terminal) until it is released or fails.
+    Watch { id: String },
     /// A query's status, and its result once released.
     Result {
         id: String,
@@ -205,6 +207,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .await?
                             .into_inner();
                         println!("{}", status.query_id);
+                    }
+                    QueryCommand::Watch { id } => {
+                        let status = client::watch(&mut client, &id).await?;
+                        if status.phase != "released" {
+                            return Err(format!("query {id} failed: {}", status.detail).into());
+                        }
+                        println!(
+                            "query {id} released ({} institutions, {} events covered)",
+                            status.institutions, status.events_covered
+                        );
                     }
                     QueryCommand::Result {
                         id,

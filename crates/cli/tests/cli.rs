@@ -161,6 +161,12 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
         "{csv_text}"
     );
     assert_eq!(csv_text.lines().count(), 1 + 12 * 6 * 6);
+    let watched = query(&["watch", &ids[1]]);
+    assert!(
+        watched.status.success() && String::from_utf8_lossy(&watched.stdout).contains("released"),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
     let json = query(&["result", &ids[3], "--json"]);
     let json_text = String::from_utf8_lossy(&json.stdout);
     assert!(
@@ -182,6 +188,12 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
         String::from_utf8_lossy(&submitted.stderr)
     );
     let id = String::from_utf8_lossy(&submitted.stdout).trim().to_owned();
+    let watched = query(&["watch", &id]);
+    assert!(
+        !watched.status.success() && String::from_utf8_lossy(&watched.stderr).contains("failed"),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
     let failed = query(&["result", &id, "--wait"]);
     assert!(!failed.status.success());
     assert!(
