@@ -3,6 +3,7 @@
 //! ```toml
 //! listen = "127.0.0.1:7400"
 //! state = "/var/lib/concord/coordinator.redb"
+//! node_timeout_s = 60             # the longest a node may take to reply (default 60)
 //!
 //! [tls]
 //! ca = "ca.pem"
@@ -26,8 +27,14 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     pub listen: SocketAddr,
     pub state: PathBuf,
+    #[serde(default = "default_node_timeout")]
+    pub node_timeout_s: f64,
     pub tls: TlsFiles,
     pub nodes: Vec<NodeEntry>,
+}
+
+fn default_node_timeout() -> f64 {
+    60.0
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +66,11 @@ impl Config {
         if parties.len() != config.nodes.len() || parties.contains(&0) {
             return Err(invalid(
                 "node party numbers must be distinct and non-zero".into(),
+            ));
+        }
+        if !(config.node_timeout_s > 0.0 && config.node_timeout_s <= 86_400.0) {
+            return Err(invalid(
+                "node_timeout_s must be more than 0 and at most 86400 seconds".into(),
             ));
         }
         if config.nodes.len() < 2 {

@@ -1,13 +1,20 @@
 //! The coordinator (DESIGN.md §1, §4): it connects to the institutions' nodes over mutual TLS,
 //! runs setup (CRS and collective public key per parameter set), proposes queries, sums the
-//! contributions of the nodes that agreed, and gathers decryption shares of the sum.
+//! contributions of the nodes that agreed as they arrive, and gathers decryption shares of the
+//! sum.
 //!
 //! It never holds a key share and never sees a single institution's statistic: it only adds
-//! ciphertexts. [`Coordinator`] is the protocol driver; [`service`] serves researchers and
-//! [`store`] keeps every query's state in redb (the `concord-coordinator` binary puts them
-//! together). Today the aggregate is released by joint decryption (CKS, a result public to the
-//! community) in all-party mode: every key holder must agree for a release. Still to come: a
-//! query that resumes after a coordinator restart (today it fails cleanly), and — issue 4 — PCKS
+//! ciphertexts. [`Coordinator`] is the protocol driver; every step it takes is first made
+//! durable in the [`store`] (phase changes, each acknowledged contribution together with the
+//! running sum, collective keys), so a query interrupted by a restart resumes where it was
+//! ([`Coordinator::run_query`] on an unfinished record): nodes already summed are not asked
+//! again, and nodes that already gave decryption shares send the same shares again.
+//! [`service`] serves researchers. Nodes are called concurrently, each call bounded by the
+//! configured timeout, so a node that hangs or dies fails the query with its name instead of
+//! stalling it.
+//!
+//! Today the aggregate is released by joint decryption (CKS, a result public to the community)
+//! in all-party mode: every key holder must agree for a release. Still to come (issue 4): PCKS
 //! to the researcher, threshold mode, and contributions verified by the nodes.
 
 pub mod config;
@@ -25,6 +32,11 @@ use concord_mhe::{
 use concord_query::QueryPlan;
 use concord_stats::{Template, Window, YearMonth};
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{QueryRecord, QueryStore, StoredKey};
+use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
 /// A node the coordinator knows (from its configuration or an enrolment).
@@ -38,6 +50,17 @@ pub struct NodeAddress {
     pub party: u32,
 }
 
+/// Everything needed to reach the nodes.
+#[derive(Clone)]
+pub struct Deployment {
+    pub ca_pem: String,
+    pub certificate_pem: String,
+    pub key_pem: zeroize::Zeroizing<String>,
+    pub nodes: Vec<NodeAddress>,
+    /// The longest the coordinator waits for a node's reply (and for a connection).
+    pub timeout: Duration,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
     #[error("node {node}: cannot connect: {source}")]
@@ -45,8 +68,10 @@ pub enum CoordinatorError {
         node: String,
         source: tonic::transport::Error,
     },
-    #[error("node {node}: {status}")]
+    #[error("node {node}: {}", describe(status))]
     Node { node: String, status: tonic::Status },
+    #[error("node {node}: no reply within {seconds} s")]
+    Timeout { node: String, seconds: f64 },
     #[error("node {node} sent an unusable value: {detail}")]
     BadReply { node: String, detail: String },
     #[error("query {query}: {agreed} institutions agreed, {required} required; nothing was computed or decrypted (refusals: {refusals})")]
@@ -65,9 +90,31 @@ pub enum CoordinatorError {
     #[error("invalid query: {0}")]
     Query(String),
     #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
     Mhe(#[from] concord_mhe::MheError),
     #[error(transparent)]
     Bfv(#[from] concord_bfv::BfvError),
+}
+
+/// A node's error status in words: what kind, and the node's own message.
+fn describe(status: &tonic::Status) -> String {
+    let kind = status.code().description().to_lowercase();
+    let kind = kind.trim_end_matches('.');
+    if status.message().is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", status.message())
+    }
+}
+
+impl CoordinatorError {
+    fn bad_reply(node: &str, detail: impl std::fmt::Display) -> Self {
+        Self::BadReply {
+            node: node.into(),
+            detail: detail.to_string(),
+        }
+    }
 }
 
 /// A query's released result and how it came about.
@@ -79,6 +126,18 @@ pub struct QueryOutcome {
     pub smudging_lambda: f64,
 }
 
+impl QueryOutcome {
+    fn of(record: &QueryRecord) -> Self {
+        Self {
+            cells: record.cells.iter().filter_map(|c| c.parse().ok()).collect(),
+            contributors: record.contributed.clone(),
+            events_covered: record.events_covered,
+            smudging_lambda: record.smudging_lambda,
+        }
+    }
+}
+
+#[derive(Clone)]
 struct Connected {
     address: NodeAddress,
     client: NodeClient<Channel>,
@@ -87,31 +146,37 @@ struct Connected {
 /// The coordinator's view of a deployment.
 pub struct Coordinator {
     nodes: Vec<Connected>,
+    timeout: Duration,
+    store: Arc<QueryStore>,
     collective_keys: HashMap<&'static str, PublicKey>,
 }
 
 impl Coordinator {
-    /// Connects to every node with this coordinator's certificate.
-    pub async fn connect(
-        ca_pem: &str,
-        certificate_pem: &str,
-        key_pem: &str,
-        nodes: &[NodeAddress],
+    /// Prepares a channel to every node with this coordinator's certificate. Channels connect
+    /// on first use (and again after a failure), so a node that is down or hangs costs only
+    /// the calls made to it, each bounded by the timeout.
+    pub fn connect(
+        deployment: &Deployment,
+        store: Arc<QueryStore>,
     ) -> Result<Self, CoordinatorError> {
         let mut connected = Vec::new();
-        for address in nodes {
+        for address in &deployment.nodes {
             let err = |source| CoordinatorError::Connect {
                 node: address.name.clone(),
                 source,
             };
-            let tls = client_config(ca_pem, certificate_pem, key_pem, &address.name);
+            let tls = client_config(
+                &deployment.ca_pem,
+                &deployment.certificate_pem,
+                &deployment.key_pem,
+                &address.name,
+            );
             let channel = Endpoint::from_shared(address.url.clone())
                 .map_err(err)?
                 .tls_config(tls)
                 .map_err(err)?
-                .connect()
-                .await
-                .map_err(err)?;
+                .connect_timeout(deployment.timeout)
+                .connect_lazy();
             let client = NodeClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -122,6 +187,8 @@ impl Coordinator {
         }
         Ok(Self {
             nodes: connected,
+            timeout: deployment.timeout,
+            store,
             collective_keys: HashMap::new(),
         })
     }
@@ -133,44 +200,110 @@ impl Coordinator {
             .collect()
     }
 
-    /// CKG across every node for `params`, with a fresh CRS.
+    fn stored_parties(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.address.name.clone(), n.address.party))
+            .collect()
+    }
+
+    /// Calls the nodes `which` concurrently, each call bounded by the timeout; replies are
+    /// handed back as they arrive, with the node's index.
+    fn call_each<T, F, Fut>(
+        &self,
+        which: impl IntoIterator<Item = usize>,
+        call: F,
+    ) -> JoinSet<(usize, Result<T, CoordinatorError>)>
+    where
+        T: Send + 'static,
+        F: Fn(NodeClient<Channel>, &NodeAddress) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+    {
+        let mut set = JoinSet::new();
+        for i in which {
+            let node = &self.nodes[i];
+            let reply = call(node.client.clone(), &node.address);
+            let (name, timeout) = (node.address.name.clone(), self.timeout);
+            set.spawn(async move {
+                let result = match tokio::time::timeout(timeout, reply).await {
+                    Ok(Ok(reply)) => Ok(reply.into_inner()),
+                    Ok(Err(status)) => Err(CoordinatorError::Node { node: name, status }),
+                    Err(_) => Err(CoordinatorError::Timeout {
+                        node: name,
+                        seconds: timeout.as_secs_f64(),
+                    }),
+                };
+                (i, result)
+            });
+        }
+        set
+    }
+
+    /// Waits for the next reply of a [`Coordinator::call_each`].
+    async fn next<T: 'static>(
+        set: &mut JoinSet<(usize, Result<T, CoordinatorError>)>,
+    ) -> Option<(usize, Result<T, CoordinatorError>)> {
+        set.join_next()
+            .await
+            .map(|joined| joined.expect("node calls do not panic"))
+    }
+
+    /// The collective public key for `params`: the stored one if it was made for exactly these
+    /// nodes, otherwise a fresh CKG across every node.
+    async fn collective_key(
+        &mut self,
+        params: &Arc<BfvParameters>,
+    ) -> Result<PublicKey, CoordinatorError> {
+        if let Some(key) = self.collective_keys.get(params.name()) {
+            return Ok(key.clone());
+        }
+        if let Some(stored) = self.store.collective_key(params.name())? {
+            if stored.parties == self.stored_parties() {
+                if let Ok(key) = PublicKey::from_bytes(params, &stored.key) {
+                    self.collective_keys.insert(params.name(), key.clone());
+                    return Ok(key);
+                }
+            }
+        }
+        self.setup(params).await
+    }
+
+    /// CKG across every node for `params`, with a fresh CRS; the key is stored.
     pub async fn setup(
         &mut self,
-        params: &std::sync::Arc<BfvParameters>,
+        params: &Arc<BfvParameters>,
     ) -> Result<PublicKey, CoordinatorError> {
         let crs = CommonReferenceString::random();
         let ckg = PublicKeyGen::new(params, &crs);
         let mut aggregate = ckg.aggregator();
-        for node in &mut self.nodes {
-            let name = node.address.name.clone();
-            let reply = node
-                .client
-                .setup(SetupRequest {
-                    parameter_set: params.name().into(),
-                    crs_seed: crs.seed().to_vec(),
-                    party: node.address.party,
-                })
-                .await
-                .map_err(|status| CoordinatorError::Node {
-                    node: name.clone(),
-                    status,
-                })?
-                .into_inner();
-            let share = PublicKeyShare::from_bytes(params, &reply.share).map_err(|e| {
-                CoordinatorError::BadReply {
-                    node: name.clone(),
-                    detail: e.to_string(),
-                }
-            })?;
-            if share.party.0 != node.address.party {
-                return Err(CoordinatorError::BadReply {
-                    node: name,
-                    detail: "share for another party".into(),
-                });
+        let mut calls = self.call_each(0..self.nodes.len(), |mut client, address| {
+            let request = SetupRequest {
+                parameter_set: params.name().into(),
+                crs_seed: crs.seed().to_vec(),
+                party: address.party,
+            };
+            async move { client.setup(request).await }
+        });
+        while let Some((i, reply)) = Self::next(&mut calls).await {
+            let address = &self.nodes[i].address;
+            let share = PublicKeyShare::from_bytes(params, &reply?.share)
+                .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
+            if share.party.0 != address.party {
+                return Err(CoordinatorError::bad_reply(
+                    &address.name,
+                    "share for another party",
+                ));
             }
             aggregate.add(&share)?;
         }
         let key = ckg.finish(aggregate, &self.parties())?;
+        self.store.put_collective_key(
+            params.name(),
+            &StoredKey {
+                parties: self.stored_parties(),
+                key: key.to_bytes(),
+            },
+        )?;
         self.collective_keys.insert(params.name(), key.clone());
         tracing::info!(
             set = params.name(),
@@ -180,64 +313,215 @@ impl Coordinator {
         Ok(key)
     }
 
-    /// Proposes, collects contributions, sums them and jointly decrypts the sum.
+    /// Runs a new query (recorded in the store under `query_id`) to its end.
     pub async fn run_query(
         &mut self,
         query_id: &str,
         spec: QuerySpec,
     ) -> Result<QueryOutcome, CoordinatorError> {
-        self.run_query_with_progress(query_id, spec, &mut |_| {})
-            .await
+        let record = match self.store.get(query_id)? {
+            Some(record) => record,
+            None => {
+                let record = QueryRecord::submitted(query_id.into(), String::new(), spec);
+                self.store.put(&record)?;
+                record
+            }
+        };
+        self.run(record).await
     }
 
-    /// [`Coordinator::run_query`], reporting each phase as it starts (`proposed`,
-    /// `contributing`, `decrypting`) so that it can be made durable.
-    pub async fn run_query_with_progress(
-        &mut self,
-        query_id: &str,
-        spec: QuerySpec,
-        progress: &mut (dyn FnMut(&'static str) + Send),
-    ) -> Result<QueryOutcome, CoordinatorError> {
+    /// Drives a stored query from its recorded phase to its end, and records the end: the
+    /// result (`released`, final: a released query is never decrypted again) or the failure.
+    pub async fn run(&mut self, record: QueryRecord) -> Result<QueryOutcome, CoordinatorError> {
+        if record.phase == "released" {
+            return Ok(QueryOutcome::of(&record));
+        }
+        let id = record.id.clone();
+        let result = self.drive(record).await;
+        let mut record = self.store.get(&id)?.ok_or_else(|| {
+            CoordinatorError::Query(format!("query {id} vanished from the store"))
+        })?;
+        match &result {
+            Ok(outcome) => {
+                record.phase = "released".into();
+                record.detail.clear();
+                record.cells = outcome.cells.iter().map(u128::to_string).collect();
+                record.institutions = outcome.contributors.len() as u32;
+                record.smudging_lambda = outcome.smudging_lambda;
+            }
+            Err(e) => {
+                record.phase = "failed".into();
+                record.detail = e.to_string();
+            }
+        }
+        self.store.finish(&record)?;
+        tracing::info!(query = %record.id, phase = %record.phase, detail = %record.detail, "query finished");
+        result
+    }
+
+    async fn drive(&mut self, mut record: QueryRecord) -> Result<QueryOutcome, CoordinatorError> {
+        let query_id = record.id.clone();
+        let spec = record.spec();
         let template =
             Template::by_id(&spec.template).map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let first = YearMonth::parse(&spec.window_first).ok_or_else(|| {
             CoordinatorError::Query(format!("window start {:?}", spec.window_first))
         })?;
-        let window = Window::new(first, spec.window_months as u16)
+        let window = Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let n = self.nodes.len();
         let plan = QueryPlan::new(template, window, n)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let params = plan.params.clone();
-        let key = match self.collective_keys.get(params.name()) {
-            Some(k) => k.clone(),
-            None => self.setup(&params).await?,
-        };
+        let key = self.collective_key(&params).await?;
 
-        // proposal: every node decides by its own policy
-        progress("proposed");
-        let mut refusals = Vec::new();
-        for node in &mut self.nodes {
-            let decision = node
-                .client
-                .propose(Proposal {
-                    query_id: query_id.into(),
-                    spec: Some(spec.clone()),
+        if record.phase == "submitted" || record.phase == "proposed" {
+            record.phase = "proposed".into();
+            record.asked = n as u32;
+            self.store.put(&record)?;
+            self.propose(&query_id, &spec).await?;
+            record.phase = "contributing".into();
+            self.store.put(&record)?;
+        }
+
+        // contributions, summed as they arrive; each one acknowledged durably with the sum
+        let mut sum: Vec<Ciphertext> = self
+            .store
+            .partial_sum(&query_id)?
+            .unwrap_or_default()
+            .iter()
+            .map(|bytes| Ciphertext::from_bytes(&params, bytes))
+            .collect::<Result<_, _>>()?;
+        if record.phase == "contributing" {
+            let missing: Vec<usize> = (0..n)
+                .filter(|&i| !record.contributed.contains(&self.nodes[i].address.name))
+                .collect();
+            if missing.len() < n {
+                tracing::info!(query = %query_id, summed = n - missing.len(), asking = missing.len(), "resuming contributions");
+            }
+            let key_bytes = key.to_bytes();
+            let mut calls = self.call_each(missing, |mut client, _| {
+                let request = ContributeRequest {
+                    query_id: query_id.clone(),
+                    collective_key: key_bytes.clone(),
                     institutions: n as u32,
-                })
-                .await
-                .map_err(|status| CoordinatorError::Node {
-                    node: node.address.name.clone(),
-                    status,
-                })?
-                .into_inner();
+                };
+                async move { client.contribute(request).await }
+            });
+            while let Some((i, reply)) = Self::next(&mut calls).await {
+                let name = &self.nodes[i].address.name;
+                let reply = reply?;
+                if reply.ciphertexts.len() != plan.ciphertexts() {
+                    return Err(CoordinatorError::bad_reply(
+                        name,
+                        format!(
+                            "{} ciphertexts, {} expected",
+                            reply.ciphertexts.len(),
+                            plan.ciphertexts()
+                        ),
+                    ));
+                }
+                let cts = reply
+                    .ciphertexts
+                    .iter()
+                    .map(|bytes| Ciphertext::from_bytes(&params, bytes))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| CoordinatorError::bad_reply(name, e))?;
+                if sum.is_empty() {
+                    sum = cts;
+                } else {
+                    for (s, ct) in sum.iter_mut().zip(&cts) {
+                        s.add_assign(ct)?;
+                    }
+                }
+                record.contributed.push(name.clone());
+                record.events_covered += reply.events_covered;
+                let sum_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
+                self.store.acknowledge(&record, &sum_bytes)?;
+            }
+            record.phase = "decrypting".into();
+            self.store.put(&record)?;
+        }
+        if record.contributed.len() != n || sum.len() != plan.ciphertexts() {
+            return Err(CoordinatorError::Query(format!(
+                "{} of {n} contributions recorded for a query in phase {}",
+                record.contributed.len(),
+                record.phase
+            )));
+        }
+
+        // joint decryption of the sum
+        let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
+        let smudging = SmudgingPlan::for_decryption(&params, noise, n)?;
+        let protocols = sum
+            .iter()
+            .map(|ct| CollectiveDecryption::new(ct, smudging))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
+        let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
+        let mut calls = self.call_each(0..n, |mut client, address| {
+            let request = DecryptRequest {
+                query_id: query_id.clone(),
+                ciphertexts: aggregate_bytes.clone(),
+                party: address.party,
+                sharing_parties: n as u32,
+                key_parties: n as u32,
+                contributions: n as u32,
+            };
+            async move { client.decrypt(request).await }
+        });
+        while let Some((i, reply)) = Self::next(&mut calls).await {
+            let name = &self.nodes[i].address.name;
+            let reply = reply?;
+            if reply.shares.len() != aggregates.len() {
+                return Err(CoordinatorError::bad_reply(name, "wrong number of shares"));
+            }
+            for (agg, bytes) in aggregates.iter_mut().zip(&reply.shares) {
+                let share = DecryptionShare::from_bytes(&params, bytes)
+                    .map_err(|e| CoordinatorError::bad_reply(name, e))?;
+                agg.add(&share)?;
+            }
+        }
+        let parties = self.parties();
+        let plaintexts = protocols
+            .iter()
+            .zip(&aggregates)
+            .map(|(p, a)| p.decrypt(a, &parties))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cells = plan
+            .decode(&plaintexts)
+            .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+        Ok(QueryOutcome {
+            cells,
+            contributors: record.contributed,
+            events_covered: record.events_covered,
+            smudging_lambda: smudging.lambda,
+        })
+    }
+
+    /// Proposes the query to every node; all must agree (all-party mode), and at least the
+    /// query's minimum.
+    async fn propose(&self, query_id: &str, spec: &QuerySpec) -> Result<(), CoordinatorError> {
+        let n = self.nodes.len();
+        let mut calls = self.call_each(0..n, |mut client, _| {
+            let request = Proposal {
+                query_id: query_id.into(),
+                spec: Some(spec.clone()),
+                institutions: n as u32,
+            };
+            async move { client.propose(request).await }
+        });
+        let mut refusals = Vec::new();
+        while let Some((i, decision)) = Self::next(&mut calls).await {
+            let decision = decision?;
             if !decision.agree {
                 refusals.push((
-                    node.address.name.clone(),
+                    self.nodes[i].address.name.clone(),
                     format!("{}: {}", decision.reason, decision.detail),
                 ));
             }
         }
+        refusals.sort();
         let agreed = n - refusals.len();
         if agreed < spec.min_institutions as usize {
             let refusals = refusals
@@ -259,110 +543,6 @@ impl Coordinator {
                 reason,
             });
         }
-
-        // contributions, summed as they arrive
-        progress("contributing");
-        let mut sum: Vec<Ciphertext> = Vec::new();
-        let mut events_covered = 0;
-        let key_bytes = key.to_bytes();
-        for node in &mut self.nodes {
-            let name = node.address.name.clone();
-            let reply = node
-                .client
-                .contribute(ContributeRequest {
-                    query_id: query_id.into(),
-                    collective_key: key_bytes.clone(),
-                    institutions: n as u32,
-                })
-                .await
-                .map_err(|status| CoordinatorError::Node {
-                    node: name.clone(),
-                    status,
-                })?
-                .into_inner();
-            if reply.ciphertexts.len() != plan.ciphertexts() {
-                return Err(CoordinatorError::BadReply {
-                    node: name,
-                    detail: format!(
-                        "{} ciphertexts, {} expected",
-                        reply.ciphertexts.len(),
-                        plan.ciphertexts()
-                    ),
-                });
-            }
-            events_covered += reply.events_covered;
-            for (i, bytes) in reply.ciphertexts.iter().enumerate() {
-                let ct = Ciphertext::from_bytes(&params, bytes).map_err(|e| {
-                    CoordinatorError::BadReply {
-                        node: name.clone(),
-                        detail: e.to_string(),
-                    }
-                })?;
-                match sum.get_mut(i) {
-                    Some(s) => s.add_assign(&ct)?,
-                    None => sum.push(ct),
-                }
-            }
-        }
-
-        // joint decryption of the sum
-        progress("decrypting");
-        let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
-        let smudging = SmudgingPlan::for_decryption(&params, noise, n)?;
-        let protocols = sum
-            .iter()
-            .map(|ct| CollectiveDecryption::new(ct, smudging))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
-        let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
-        for node in &mut self.nodes {
-            let name = node.address.name.clone();
-            let reply = node
-                .client
-                .decrypt(DecryptRequest {
-                    query_id: query_id.into(),
-                    ciphertexts: aggregate_bytes.clone(),
-                    party: node.address.party,
-                    sharing_parties: n as u32,
-                    key_parties: n as u32,
-                    contributions: n as u32,
-                })
-                .await
-                .map_err(|status| CoordinatorError::Node {
-                    node: name.clone(),
-                    status,
-                })?
-                .into_inner();
-            if reply.shares.len() != aggregates.len() {
-                return Err(CoordinatorError::BadReply {
-                    node: name,
-                    detail: "wrong number of shares".into(),
-                });
-            }
-            for (agg, bytes) in aggregates.iter_mut().zip(&reply.shares) {
-                let share = DecryptionShare::from_bytes(&params, bytes).map_err(|e| {
-                    CoordinatorError::BadReply {
-                        node: name.clone(),
-                        detail: e.to_string(),
-                    }
-                })?;
-                agg.add(&share)?;
-            }
-        }
-        let parties = self.parties();
-        let plaintexts = protocols
-            .iter()
-            .zip(&aggregates)
-            .map(|(p, a)| p.decrypt(a, &parties))
-            .collect::<Result<Vec<_>, _>>()?;
-        let cells = plan
-            .decode(&plaintexts)
-            .map_err(|e| CoordinatorError::Query(e.to_string()))?;
-        Ok(QueryOutcome {
-            cells,
-            contributors: self.nodes.iter().map(|n| n.address.name.clone()).collect(),
-            events_covered,
-            smudging_lambda: smudging.lambda,
-        })
+        Ok(())
     }
 }

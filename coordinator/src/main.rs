@@ -4,8 +4,9 @@ use clap::Parser;
 use concord_api::tls::{server_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::coordinator_server::CoordinatorServer;
 use concord_coordinator::config::Config;
-use concord_coordinator::service::{CoordinatorService, Nodes};
+use concord_coordinator::service::CoordinatorService;
 use concord_coordinator::store::QueryStore;
+use concord_coordinator::Deployment;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -17,16 +18,16 @@ struct Args {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pems = config.tls.read()?;
-    let (ca, cert, key) = (pems.ca, pems.certificate, pems.key.to_string());
+    let (ca, cert, key) = (pems.ca, pems.certificate, pems.key);
     let store = Arc::new(QueryStore::open(&config.state)?);
-    let nodes = Nodes {
+    let deployment = Deployment {
         ca_pem: ca.clone(),
         certificate_pem: cert.clone(),
         key_pem: key.clone(),
-        addresses: config.node_addresses(),
-        connected: None,
+        nodes: config.node_addresses(),
+        timeout: std::time::Duration::from_secs_f64(config.node_timeout_s),
     };
-    let service = CoordinatorServer::new(CoordinatorService::new(store, nodes))
+    let service = CoordinatorServer::new(CoordinatorService::new(store, deployment))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, nodes = config.nodes.len(), "coordinator serving");
     tonic::transport::Server::builder()

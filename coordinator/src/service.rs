@@ -1,25 +1,23 @@
 //! The coordinator's gRPC service for researchers (proto `concord.v1.Coordinator`): submit a
-//! query, follow it, read its result. Queries run one at a time in the background; every phase
-//! change is written to the [`QueryStore`] first.
+//! query, follow it, list one's queries, read a result. Queries run one at a time in the
+//! background, driven by [`Coordinator::run`]; on start-up, queries a previous run left
+//! unfinished are resumed first.
 
 use crate::store::{QueryRecord, QueryStore};
-use crate::{Coordinator, NodeAddress};
+use crate::{Coordinator, Deployment};
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::coordinator_server::Coordinator as CoordinatorApi;
-use concord_api::v1::{QueryRef, QuerySpec, QueryStatus};
+use concord_api::v1::{ListRequest, QueryList, QueryRef, QuerySpec, QueryStatus};
 use rand_core::{OsRng, RngCore};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
 /// How the service reaches the nodes: connected on first use, kept afterwards.
-pub struct Nodes {
-    pub ca_pem: String,
-    pub certificate_pem: String,
-    pub key_pem: String,
-    pub addresses: Vec<NodeAddress>,
-    pub connected: Option<Coordinator>,
+struct Nodes {
+    deployment: Deployment,
+    connected: Option<Coordinator>,
 }
 
 pub struct CoordinatorService {
@@ -28,30 +26,67 @@ pub struct CoordinatorService {
 }
 
 impl CoordinatorService {
-    pub fn new(store: Arc<QueryStore>, nodes: Nodes) -> Self {
-        Self {
+    /// The service; queries left unfinished by a previous run are resumed in the background.
+    pub fn new(store: Arc<QueryStore>, deployment: Deployment) -> Self {
+        let service = Self {
             store,
-            nodes: Arc::new(Mutex::new(nodes)),
+            nodes: Arc::new(Mutex::new(Nodes {
+                deployment,
+                connected: None,
+            })),
+        };
+        match service.store.unfinished() {
+            Ok(unfinished) => {
+                for record in unfinished {
+                    tracing::info!(query = %record.id, phase = %record.phase, "resuming a query left unfinished");
+                    service.run_in_background(record);
+                }
+            }
+            Err(e) => tracing::error!("{e}"),
         }
+        service
+    }
+
+    fn run_in_background(&self, record: QueryRecord) {
+        let (store, nodes) = (self.store.clone(), self.nodes.clone());
+        tokio::spawn(async move {
+            let mut nodes = nodes.lock().await;
+            if nodes.connected.is_none() {
+                match Coordinator::connect(&nodes.deployment, store.clone()) {
+                    Ok(c) => nodes.connected = Some(c),
+                    Err(e) => {
+                        let mut record = record;
+                        record.detail = e.to_string();
+                        record.phase = "failed".into();
+                        if let Err(e) = store.finish(&record) {
+                            tracing::error!("{e}");
+                        }
+                        return;
+                    }
+                }
+            }
+            let coordinator = nodes.connected.as_mut().expect("connected");
+            if coordinator.run(record).await.is_err() {
+                // a broken connection is re-established for the next query
+                nodes.connected = None;
+            }
+        });
     }
 }
 
 fn status_of(r: &QueryRecord) -> QueryStatus {
     QueryStatus {
         query_id: r.id.clone(),
-        spec: Some(QuerySpec {
-            template: r.template.clone(),
-            template_version: r.template_version,
-            window_first: r.window_first.clone(),
-            window_months: r.window_months,
-            min_institutions: r.min_institutions,
-        }),
+        spec: Some(r.spec()),
         phase: r.phase.clone(),
         detail: r.detail.clone(),
         cells: r.cells.clone(),
         institutions: r.institutions,
         events_covered: r.events_covered,
         smudging_lambda: r.smudging_lambda,
+        asked: r.asked,
+        contributed: r.contributed.len() as u32,
+        submitted_at: r.submitted_at,
     }
 }
 
@@ -72,73 +107,9 @@ impl CoordinatorApi for CoordinatorService {
             ));
         }
         let id = format!("q-{:016x}", OsRng.next_u64());
-        let record = QueryRecord {
-            id: id.clone(),
-            researcher: researcher.name,
-            template: spec.template.clone(),
-            template_version: spec.template_version,
-            window_first: spec.window_first.clone(),
-            window_months: spec.window_months,
-            min_institutions: spec.min_institutions,
-            phase: "submitted".into(),
-            detail: String::new(),
-            cells: Vec::new(),
-            institutions: 0,
-            events_covered: 0,
-            smudging_lambda: 0.0,
-        };
+        let record = QueryRecord::submitted(id, researcher.name, spec);
         self.store.put(&record).map_err(internal)?;
-        let (store, nodes) = (self.store.clone(), self.nodes.clone());
-        tokio::spawn(async move {
-            let mut nodes = nodes.lock().await;
-            let result = async {
-                if nodes.connected.is_none() {
-                    let c = Coordinator::connect(
-                        &nodes.ca_pem,
-                        &nodes.certificate_pem,
-                        &nodes.key_pem,
-                        &nodes.addresses,
-                    )
-                    .await?;
-                    nodes.connected = Some(c);
-                }
-                let coordinator = nodes.connected.as_mut().expect("connected");
-                let progress_store = store.clone();
-                let progress_id = id.clone();
-                let mut progress = move |phase: &'static str| {
-                    if let Err(e) = progress_store.set_phase(&progress_id, phase, "") {
-                        tracing::error!("{e}");
-                    }
-                };
-                coordinator
-                    .run_query_with_progress(&id, spec, &mut progress)
-                    .await
-            }
-            .await;
-            let mut record = match store.get(&id) {
-                Ok(Some(r)) => r,
-                _ => return,
-            };
-            match result {
-                Ok(outcome) => {
-                    record.phase = "released".into();
-                    record.cells = outcome.cells.iter().map(|c| c.to_string()).collect();
-                    record.institutions = outcome.contributors.len() as u32;
-                    record.events_covered = outcome.events_covered;
-                    record.smudging_lambda = outcome.smudging_lambda;
-                }
-                Err(e) => {
-                    record.phase = "failed".into();
-                    record.detail = e.to_string();
-                    // a broken connection is re-established for the next query
-                    nodes.connected = None;
-                }
-            }
-            if let Err(e) = store.put(&record) {
-                tracing::error!("{e}");
-            }
-            tracing::info!(query = %record.id, phase = %record.phase, "query finished");
-        });
+        self.run_in_background(record.clone());
         Ok(Response::new(status_of(&record)))
     }
 
@@ -156,5 +127,21 @@ impl CoordinatorApi for CoordinatorService {
             )));
         }
         Ok(Response::new(status_of(&record)))
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<QueryList>, Status> {
+        let researcher = require_role(&request, Role::Researcher)?;
+        let queries = self
+            .store
+            .all()
+            .map_err(internal)?
+            .iter()
+            .filter(|r| r.researcher == researcher.name)
+            .map(|r| QueryStatus {
+                cells: Vec::new(),
+                ..status_of(r)
+            })
+            .collect();
+        Ok(Response::new(QueryList { queries }))
     }
 }

@@ -1,16 +1,34 @@
-//! The coordinator's state in an embedded database (redb): one record per query, written at
-//! every phase change in its own transaction, so that a restart finds every query where it was.
-//! A query caught in flight by a restart is failed cleanly on start-up — nothing is released
-//! for it, and the nodes' share ledgers make sure no aggregate is ever decrypted twice.
+//! The coordinator's state in an embedded database (redb), so that a restart loses nothing:
+//!
+//! - **queries**: one record per query, rewritten at every phase change in its own
+//!   transaction;
+//! - **partial sums**: the running sum of a query's acknowledged contributions. It is written
+//!   in the *same* transaction as the record naming the nodes it includes, so the two never
+//!   disagree: after a crash, a resumed query asks only the nodes not yet summed, and no
+//!   contribution is lost or counted twice;
+//! - **collective keys**: the collective public key of each parameter set, with the parties it
+//!   was made for, so queries after a restart are encrypted under the same key.
+//!
+//! A query is released at most once: `released` is final, and its cells are served from here.
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use concord_api::v1::QuerySpec;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 const QUERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("queries");
+const PARTIAL_SUMS: TableDefinition<&str, &[u8]> = TableDefinition::new("partial-sums");
+const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// A query as the coordinator remembers it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct QueryRecord {
     pub id: String,
     pub researcher: String,
@@ -19,9 +37,18 @@ pub struct QueryRecord {
     pub window_first: String,
     pub window_months: u32,
     pub min_institutions: u32,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    pub submitted_at: u64,
     /// submitted, proposed, contributing, decrypting, released, failed
     pub phase: String,
     pub detail: String,
+    /// Nodes asked to contribute.
+    #[serde(default)]
+    pub asked: u32,
+    /// Nodes whose contribution is in the stored partial sum.
+    #[serde(default)]
+    pub contributed: Vec<String>,
     /// Released cells, as decimal strings.
     pub cells: Vec<String>,
     pub institutions: u32,
@@ -30,9 +57,43 @@ pub struct QueryRecord {
 }
 
 impl QueryRecord {
+    /// A query just submitted.
+    pub fn submitted(id: String, researcher: String, spec: QuerySpec) -> Self {
+        Self {
+            id,
+            researcher,
+            template: spec.template,
+            template_version: spec.template_version,
+            window_first: spec.window_first,
+            window_months: spec.window_months,
+            min_institutions: spec.min_institutions,
+            submitted_at: now(),
+            phase: "submitted".into(),
+            ..Default::default()
+        }
+    }
+
+    /// What the query asks.
+    pub fn spec(&self) -> QuerySpec {
+        QuerySpec {
+            template: self.template.clone(),
+            template_version: self.template_version,
+            window_first: self.window_first.clone(),
+            window_months: self.window_months,
+            min_institutions: self.min_institutions,
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.phase == "released" || self.phase == "failed"
     }
+}
+
+/// A collective public key and the parties (node name, party number) it was made for.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StoredKey {
+    pub parties: Vec<(String, u32)>,
+    pub key: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +104,38 @@ fn err(e: impl std::fmt::Display) -> StoreError {
     StoreError(e.to_string())
 }
 
+/// Serialized ciphertexts, length-prefixed (u32 little-endian), one after the other.
+fn pack(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 4).sum());
+    for item in items {
+        out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+fn unpack(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let (len, rest) = bytes
+            .split_first_chunk::<4>()
+            .ok_or_else(|| err("truncated partial sum"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(err("truncated partial sum"));
+        }
+        out.push(rest[..len].to_vec());
+        bytes = &rest[len..];
+    }
+    Ok(out)
+}
+
 pub struct QueryStore {
     db: Database,
 }
 
 impl QueryStore {
-    /// Opens (or creates) the database and fails every query a previous run left unfinished.
+    /// Opens (or creates) the database.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(err)?;
@@ -58,29 +145,31 @@ impl QueryStore {
         };
         let tx = store.db.begin_write().map_err(err)?;
         tx.open_table(QUERIES).map_err(err)?;
+        tx.open_table(PARTIAL_SUMS).map_err(err)?;
+        tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
         tx.commit().map_err(err)?;
-        for mut record in store.all()? {
-            if !record.is_finished() {
-                record.detail = format!(
-                    "the coordinator restarted while the query was {}; nothing was released",
-                    record.phase
-                );
-                record.phase = "failed".into();
-                store.put(&record)?;
-            }
-        }
         Ok(store)
     }
 
-    /// Writes a record durably (one transaction).
-    pub fn put(&self, record: &QueryRecord) -> Result<(), StoreError> {
+    /// Writes `record` and whatever else `also` writes, in one durable transaction.
+    fn write(
+        &self,
+        record: &QueryRecord,
+        also: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).map_err(err)?;
         let tx = self.db.begin_write().map_err(err)?;
         tx.open_table(QUERIES)
             .map_err(err)?
             .insert(record.id.as_str(), bytes.as_slice())
             .map_err(err)?;
+        also(&tx).map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Writes a record durably (one transaction).
+    pub fn put(&self, record: &QueryRecord) -> Result<(), StoreError> {
+        self.write(record, |_| Ok(()))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<QueryRecord>, StoreError> {
@@ -92,15 +181,26 @@ impl QueryStore {
             .transpose()
     }
 
+    /// Every query, oldest first.
     pub fn all(&self) -> Result<Vec<QueryRecord>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(QUERIES).map_err(err)?;
-        let mut out = Vec::new();
+        let mut out: Vec<QueryRecord> = Vec::new();
         for entry in table.iter().map_err(err)? {
             let (_, v) = entry.map_err(err)?;
             out.push(serde_json::from_slice(v.value()).map_err(err)?);
         }
+        out.sort_by(|a, b| (a.submitted_at, &a.id).cmp(&(b.submitted_at, &b.id)));
         Ok(out)
+    }
+
+    /// Queries a previous run left unfinished, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<QueryRecord>, StoreError> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|r| !r.is_finished())
+            .collect())
     }
 
     /// Updates a record's phase and detail durably.
@@ -111,6 +211,51 @@ impl QueryStore {
             self.put(&r)?;
         }
         Ok(())
+    }
+
+    /// Acknowledges a contribution: the record (naming the nodes summed) and the new partial
+    /// sum, in one transaction.
+    pub fn acknowledge(&self, record: &QueryRecord, sum: &[Vec<u8>]) -> Result<(), StoreError> {
+        self.write(record, |tx| {
+            tx.open_table(PARTIAL_SUMS)?
+                .insert(record.id.as_str(), pack(sum).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// The stored partial sum of a query (serialized ciphertexts), if any.
+    pub fn partial_sum(&self, id: &str) -> Result<Option<Vec<Vec<u8>>>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(PARTIAL_SUMS).map_err(err)?;
+        let value = table.get(id).map_err(err)?;
+        value.map(|v| unpack(v.value())).transpose()
+    }
+
+    /// Writes a final record (released or failed) and drops the query's partial sum.
+    pub fn finish(&self, record: &QueryRecord) -> Result<(), StoreError> {
+        self.write(record, |tx| {
+            tx.open_table(PARTIAL_SUMS)?.remove(record.id.as_str())?;
+            Ok(())
+        })
+    }
+
+    pub fn collective_key(&self, set: &str) -> Result<Option<StoredKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
+        let value = table.get(set).map_err(err)?;
+        value
+            .map(|v| serde_json::from_slice(v.value()).map_err(err))
+            .transpose()
+    }
+
+    pub fn put_collective_key(&self, set: &str, key: &StoredKey) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(key).map_err(err)?;
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(COLLECTIVE_KEYS)
+            .map_err(err)?
+            .insert(set, bytes.as_slice())
+            .map_err(err)?;
+        tx.commit().map_err(err)
     }
 }
 
@@ -128,38 +273,59 @@ mod tests {
             window_months: 12,
             min_institutions: 3,
             phase: phase.into(),
-            detail: String::new(),
             cells: vec!["1".into()],
             institutions: 4,
             events_covered: 10,
             smudging_lambda: 47.0,
+            ..Default::default()
         }
     }
 
     #[test]
-    fn records_survive_a_restart_and_unfinished_queries_fail_cleanly() {
+    fn records_partial_sums_and_keys_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
+        let mut busy = record("busy", "contributing");
+        busy.contributed = vec!["node-1".into(), "node-3".into()];
+        let sum = vec![vec![1, 2, 3], vec![], vec![4; 1000]];
+        let key = StoredKey {
+            parties: vec![("node-1".into(), 1), ("node-2".into(), 2)],
+            key: vec![9; 100],
+        };
         {
             let store = QueryStore::open(&path).unwrap();
             store.put(&record("done", "released")).unwrap();
-            store.put(&record("busy", "contributing")).unwrap();
-            store.set_phase("busy", "decrypting", "").unwrap();
+            store.put(&record("busy", "proposed")).unwrap();
+            store.acknowledge(&busy, &sum).unwrap();
+            store.put_collective_key("ADD-8192", &key).unwrap();
         }
         let store = QueryStore::open(&path).unwrap();
         assert_eq!(
             store.get("done").unwrap().unwrap(),
             record("done", "released")
         );
-        let busy = store.get("busy").unwrap().unwrap();
-        assert_eq!(busy.phase, "failed");
-        assert!(
-            busy.detail
-                .contains("restarted while the query was decrypting"),
-            "{}",
-            busy.detail
-        );
+        assert_eq!(store.unfinished().unwrap(), vec![busy.clone()]);
+        assert_eq!(store.partial_sum("busy").unwrap().unwrap(), sum);
+        assert_eq!(store.partial_sum("done").unwrap(), None);
+        assert_eq!(store.collective_key("ADD-8192").unwrap().unwrap(), key);
+        assert_eq!(store.collective_key("ADD-4096").unwrap(), None);
         assert!(store.get("nope").unwrap().is_none());
         assert_eq!(store.all().unwrap().len(), 2);
+        // finishing drops the partial sum
+        busy.phase = "released".into();
+        store.finish(&busy).unwrap();
+        assert!(store.unfinished().unwrap().is_empty());
+        assert_eq!(store.partial_sum("busy").unwrap(), None);
+    }
+
+    #[test]
+    fn a_truncated_partial_sum_is_an_error() {
+        assert_eq!(
+            unpack(&pack(&[vec![7; 10], vec![8]])).unwrap(),
+            vec![vec![7; 10], vec![8]]
+        );
+        let packed = pack(&[vec![7; 10]]);
+        assert!(unpack(&packed[..8]).is_err());
+        assert!(unpack(&packed[..2]).is_err());
     }
 }

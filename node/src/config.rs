@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:7401"
-//! keys_dir = "/var/lib/concord/keys"        # key shares, one file per parameter set, owner-only
+//! keys_dir = "/var/lib/concord/keys"        # key shares (one owner-only file per parameter set)
+//!                                           # and state.redb (agreements, released shares)
 //! organisation_uuids = ["5cf66e53-b5f8-43e7-be9a-49880a3b4631"]  # this institution's Orgc uuid(s)
 //!
 //! [tls]

@@ -4,8 +4,8 @@
 
 pub mod config;
 pub mod keystore;
-pub mod ledger;
 pub mod service;
+pub mod state;
 
 use concord_api::tls::{server_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_server::NodeServer;
@@ -24,6 +24,8 @@ pub enum NodeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    State(#[from] state::StateError),
     #[error("MISP data: {0}")]
     Data(#[from] concord_stats::SourceError),
     #[error("server: {0}")]
@@ -52,21 +54,12 @@ pub async fn run(
         tracing::warn!("not used: {e}");
     }
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
-    let ledger_path = config.keys_dir.join("released-queries");
-    let ledger = ledger::ShareLedger::open(&ledger_path).map_err(|source| NodeError::Read {
-        path: ledger_path,
-        source,
-    })?;
+    let state = state::NodeState::open(&config.keys_dir.join("state.redb"))?;
     let institution = concord_stats::Institution {
         organisation_uuids: config.organisation_uuids.clone(),
     };
-    let service = service::NodeService::new(
-        keys,
-        data.events,
-        institution,
-        config.policy.clone(),
-        ledger,
-    );
+    let service =
+        service::NodeService::new(keys, data.events, institution, config.policy.clone(), state);
     let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, "node serving");
     tonic::transport::Server::builder()

@@ -5,15 +5,17 @@
 //! - `Contribute`: its statistic over its own data, encrypted under the collective key — only
 //!   for a query it agreed to;
 //! - `Decrypt`: decryption shares of the aggregate — only for a query it agreed to, only if at
-//!   least the agreed number of institutions contributed, and never twice ([`ShareLedger`]).
+//!   least the agreed number of institutions contributed, and at most once per query: the same
+//!   request again gets the same shares back, any other is refused ([`NodeState`]).
 //!
-//! Not yet here (issue 4): the node checks the coordinator's *claims* about the aggregate
-//! (contributions, institutions) but does not yet verify them cryptographically (signed
-//! contributions and the linear fingerprint), and agreements live in memory only.
+//! Agreements and released shares are durable, so a node restart loses neither. Not yet here
+//! (issue 4): the node checks the coordinator's *claims* about the aggregate (contributions,
+//! institutions) but does not yet verify them cryptographically (signed contributions and the
+//! linear fingerprint).
 
 use crate::config::Policy;
 use crate::keystore::KeyStore;
-use crate::ledger::ShareLedger;
+use crate::state::{NodeState, Released};
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
@@ -24,6 +26,8 @@ use concord_mhe::{
 };
 use concord_query::QueryPlan;
 use concord_stats::{Event, Institution, Template, Window, YearMonth};
+use prost::Message;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tonic::{Request, Response, Status};
@@ -40,7 +44,7 @@ pub struct NodeService {
     events: Vec<Event>,
     institution: Institution,
     policy: Policy,
-    ledger: ShareLedger,
+    state: NodeState,
     agreed: Mutex<HashMap<String, Agreement>>,
 }
 
@@ -50,15 +54,42 @@ impl NodeService {
         events: Vec<Event>,
         institution: Institution,
         policy: Policy,
-        ledger: ShareLedger,
+        state: NodeState,
     ) -> Self {
-        Self {
+        let service = Self {
             keys,
             events,
             institution,
             policy,
-            ledger,
+            state,
             agreed: Mutex::new(HashMap::new()),
+        };
+        service.restore_agreements();
+        service
+    }
+
+    /// Reloads the agreements of earlier runs, each checked again against today's policy.
+    fn restore_agreements(&self) {
+        let stored = match self.state.agreements() {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
+        let mut agreed = self.agreed.lock().expect("agreements lock");
+        for (query_id, bytes) in stored {
+            match Proposal::decode(bytes.as_slice()) {
+                Ok(proposal) => match self.decide(&proposal) {
+                    Ok(agreement) => {
+                        agreed.insert(query_id, agreement);
+                    }
+                    Err((reason, detail)) => {
+                        tracing::warn!(query = %query_id, %reason, %detail, "an earlier agreement no longer holds under this policy");
+                    }
+                },
+                Err(e) => tracing::error!(query = %query_id, "stored proposal unreadable: {e}"),
+            }
         }
     }
 
@@ -126,6 +157,23 @@ impl NodeService {
     }
 }
 
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+fn refused_twice(query_id: &str) -> Status {
+    Status::already_exists(format!(
+        "this node already gave decryption shares for another aggregate of query {query_id:?}"
+    ))
+}
+
+/// The shares recorded for this very request, sent again.
+fn again(query_id: &str, shares: &[u8]) -> Result<Response<DecryptShares>, Status> {
+    let reply = DecryptShares::decode(shares).map_err(internal)?;
+    tracing::info!(query = %query_id, "sent the recorded decryption shares again");
+    Ok(Response::new(reply))
+}
+
 fn parameters(name: &str) -> Result<std::sync::Arc<BfvParameters>, Status> {
     let spec = params::spec_by_name(name)
         .ok_or_else(|| Status::invalid_argument(format!("unknown parameter set {name:?}")))?;
@@ -166,6 +214,9 @@ impl Node for NodeService {
         let proposal = request.into_inner();
         let decision = match self.decide(&proposal) {
             Ok(agreement) => {
+                self.state
+                    .agree(&proposal.query_id, &proposal.encode_to_vec())
+                    .map_err(|e| Status::internal(e.to_string()))?;
                 self.agreed
                     .lock()
                     .expect("agreements lock")
@@ -217,6 +268,16 @@ impl Node for NodeService {
         require_role(&request, Role::Coordinator)?;
         let req = request.into_inner();
         let agreement = self.agreement(&req.query_id)?;
+        let digest: [u8; 32] = Sha256::digest(req.encode_to_vec()).into();
+        match self
+            .state
+            .released(&req.query_id, &digest)
+            .map_err(internal)?
+        {
+            Released::Never => {}
+            Released::Same(shares) => return again(&req.query_id, &shares),
+            Released::Other => return Err(refused_twice(&req.query_id)),
+        }
         if (req.contributions as usize) < agreement.min_institutions {
             return Err(Status::failed_precondition(format!(
                 "only {} contributions; this node releases aggregates of at least {} institutions",
@@ -248,17 +309,6 @@ impl Node for NodeService {
             .keys
             .key(params)
             .map_err(|e| Status::internal(e.to_string()))?;
-        // all checks passed: record before releasing anything
-        if !self
-            .ledger
-            .record(&req.query_id)
-            .map_err(|e| Status::internal(format!("share ledger: {e}")))?
-        {
-            return Err(Status::already_exists(format!(
-                "this node already gave decryption shares for query {:?}",
-                req.query_id
-            )));
-        }
         let shares = cts
             .iter()
             .map(|ct| {
@@ -268,7 +318,18 @@ impl Node for NodeService {
                     .map_err(|e| Status::invalid_argument(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        tracing::info!(query = %req.query_id, shares = shares.len(), lambda = plan.lambda, "gave decryption shares");
-        Ok(Response::new(DecryptShares { shares }))
+        let reply = DecryptShares { shares };
+        // recorded durably before anything leaves the node
+        match self
+            .state
+            .release(&req.query_id, &digest, &reply.encode_to_vec())
+            .map_err(internal)?
+        {
+            Released::Never => {}
+            Released::Same(shares) => return again(&req.query_id, &shares),
+            Released::Other => return Err(refused_twice(&req.query_id)),
+        }
+        tracing::info!(query = %req.query_id, shares = reply.shares.len(), lambda = plan.lambda, "gave decryption shares");
+        Ok(Response::new(reply))
     }
 }

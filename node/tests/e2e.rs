@@ -3,16 +3,19 @@
 //! organisation), real certificates, mutual TLS; the coordinator runs setup and one query per
 //! template. Every released aggregate must equal the sum of the institutions' plaintext
 //! statistics; a policy refusal is reported with its reason; too few institutions means
-//! nothing is decrypted; a replayed decryption request is refused.
+//! nothing is decrypted; a coordinator that replays a released query with a fresh aggregate
+//! gets no second decryption shares.
 //!
 //! (The test lives in the node package so that the `concord-node` binary is built for it.)
 
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::QuerySpec;
-use concord_coordinator::{Coordinator, CoordinatorError, NodeAddress};
+use concord_coordinator::store::QueryStore;
+use concord_coordinator::{Coordinator, CoordinatorError, Deployment, NodeAddress};
 use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn data_dir() -> Option<PathBuf> {
@@ -134,33 +137,27 @@ async fn four_node_processes_answer_every_template_exactly() {
     let coordinator_cert = ca
         .issue(Role::Coordinator, "coordinator", &["localhost"])
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut coordinator = loop {
-        match Coordinator::connect(
-            ca.certificate_pem(),
-            &coordinator_cert.certificate_pem,
-            &coordinator_cert.key_pem,
-            &addresses,
-        )
-        .await
-        {
-            Ok(c) => break c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => {
-                let logs: Vec<String> = addresses
-                    .iter()
-                    .map(|a| {
-                        std::fs::read_to_string(root.join(format!("{}.log", a.name)))
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                panic!("nodes did not come up: {e}\n{}", logs.join("\n"))
-            }
-        }
+    let deployment = Deployment {
+        ca_pem: ca.certificate_pem().to_owned(),
+        certificate_pem: coordinator_cert.certificate_pem.clone(),
+        key_pem: coordinator_cert.key_pem.clone(),
+        nodes: addresses.clone(),
+        timeout: Duration::from_secs(120),
     };
+    let store = Arc::new(QueryStore::open(&root.join("coordinator.redb")).unwrap());
+    // every node listens once its data is loaded
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for a in &addresses {
+        let port = a.url.rsplit(':').next().unwrap();
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(root.join(format!("{}.log", a.name)));
+                panic!("{} did not come up: {log:?}", a.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut coordinator = Coordinator::connect(&deployment, store.clone()).unwrap();
 
     let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
     let spec = |template: &Template, min: u32| QuerySpec {
@@ -213,7 +210,17 @@ async fn four_node_processes_answer_every_template_exactly() {
         other => panic!("expected a refusal for too few institutions: {other:?}"),
     }
 
-    // replaying a released query: no node gives decryption shares twice
+    // a released query is final: the coordinator serves it again from its store
+    let again = coordinator
+        .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .await
+        .unwrap();
+    assert!(again.cells.iter().any(|&c| c > 0));
+
+    // a coordinator that forgot it (a fresh store) replays it with a fresh aggregate: no node
+    // gives decryption shares twice
+    let forgetful = Arc::new(QueryStore::open(&root.join("forgetful.redb")).unwrap());
+    let mut coordinator = Coordinator::connect(&deployment, forgetful).unwrap();
     match coordinator
         .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
         .await

@@ -58,19 +58,7 @@ pub async fn wait(
     id: &str,
     timeout: Duration,
 ) -> Result<QueryStatus, Error> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = client
-            .get(QueryRef {
-                query_id: id.into(),
-            })
-            .await?
-            .into_inner();
-        if status.phase == "released" || status.phase == "failed" || Instant::now() > deadline {
-            return Ok(status);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    follow(client, id, timeout, &mut |_| {}).await
 }
 
 /// The phases of a query, in order.
@@ -81,6 +69,18 @@ pub const PHASES: &[&str] = &[
     "decrypting",
     "released",
 ];
+
+/// A phase in words, with the contributions summed while contributing.
+pub fn progress(status: &QueryStatus) -> String {
+    match status.phase.as_str() {
+        "contributing" => format!(
+            "contributing ({} of {} summed)",
+            status.contributed, status.asked
+        ),
+        "failed" => format!("failed: {}", status.detail),
+        phase => phase.to_owned(),
+    }
+}
 
 /// Follows a query until it is released or failed, with a progress bar per phase (drawn on
 /// stderr when it is a terminal).
@@ -94,6 +94,25 @@ pub async fn watch(
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
+    let status = follow(client, id, Duration::MAX, &mut |status| {
+        if let Some(i) = PHASES.iter().position(|p| *p == status.phase) {
+            bar.set_position(i as u64);
+        }
+        bar.set_message(format!("{id}: {}", progress(status)));
+    })
+    .await?;
+    bar.finish_with_message(format!("{id}: {}", progress(&status)));
+    Ok(status)
+}
+
+/// Polls a query, showing every status, until it is released or failed or `timeout` passes.
+async fn follow(
+    client: &mut CoordinatorClient<Channel>,
+    id: &str,
+    timeout: Duration,
+    show: &mut dyn FnMut(&QueryStatus),
+) -> Result<QueryStatus, Error> {
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         let status = client
             .get(QueryRef {
@@ -101,15 +120,29 @@ pub async fn watch(
             })
             .await?
             .into_inner();
-        if let Some(i) = PHASES.iter().position(|p| *p == status.phase) {
-            bar.set_position(i as u64);
-        }
-        bar.set_message(format!("{id}: {}", status.phase));
-        if status.phase == "released" || status.phase == "failed" {
-            bar.finish_with_message(format!("{id}: {} {}", status.phase, status.detail));
+        show(&status);
+        let finished = status.phase == "released" || status.phase == "failed";
+        if finished || deadline.is_some_and(|d| Instant::now() > d) {
             return Ok(status);
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One line per query: id, phase, template, window, submission time.
+pub fn print_list(queries: &[QueryStatus]) {
+    for q in queries {
+        let spec = q.spec.clone().unwrap_or_default();
+        let submitted = std::time::UNIX_EPOCH + Duration::from_secs(q.submitted_at);
+        println!(
+            "{}  {}  {:<36} {} +{:<3}  {}",
+            q.query_id,
+            humantime::format_rfc3339_seconds(submitted),
+            spec.template,
+            spec.window_first,
+            spec.window_months,
+            progress(q)
+        );
     }
 }
 

@@ -93,6 +93,8 @@ enum QueryCommand {
         #[arg(long, default_value_t = 3)]
         min_institutions: u32,
     },
+    /// List this researcher's queries, oldest first: id, submission time, template, window, phase.
+    List,
     /// Follow a query phase by phase (a progress bar on a terminal) until it is released or fails.
     Watch { id: String },
     /// A query's status, and its result once released.
@@ -207,6 +209,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .await?
                             .into_inner();
                         println!("{}", status.query_id);
+                    }
+                    QueryCommand::List => {
+                        let list = client
+                            .list(concord_api::v1::ListRequest {})
+                            .await?
+                            .into_inner();
+                        client::print_list(&list.queries);
                     }
                     QueryCommand::Watch { id } => {
                         let status = client::watch(&mut client, &id).await?;

@@ -1,0 +1,152 @@
+//! The node's durable record of what it agreed to and what it released, in an embedded database
+//! (redb, `keys_dir/state.redb`).
+//!
+//! - **Agreements**: every proposal the node agreed to, so that a restarted node still serves a
+//!   query it agreed to before (it re-checks the proposal against its current policy on start).
+//! - **Released shares**: for every query it gave decryption shares for, a digest of the request
+//!   and the shares themselves. Two independently smudged shares of one ciphertext average the
+//!   smudging away, so a node computes shares for a query at most once: the same request again
+//!   (a coordinator resuming after a restart) gets the *same* bytes back, which reveal nothing
+//!   new; any other request for that query is refused. The record is committed (fsync) before
+//!   the shares leave the node.
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+
+const AGREEMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agreements");
+const RELEASED: TableDefinition<&str, &[u8]> = TableDefinition::new("released");
+
+#[derive(Debug, thiserror::Error)]
+#[error("node state: {0}")]
+pub struct StateError(String);
+
+fn err(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+/// What a released-share lookup found.
+#[derive(Debug, PartialEq)]
+pub enum Released {
+    /// No shares were given for this query.
+    Never,
+    /// Shares were given for exactly this request: here they are again.
+    Same(Vec<u8>),
+    /// Shares were given for another request of this query.
+    Other,
+}
+
+pub struct NodeState {
+    db: Database,
+}
+
+impl NodeState {
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let db = Database::create(path).map_err(err)?;
+        let tx = db.begin_write().map_err(err)?;
+        tx.open_table(AGREEMENTS).map_err(err)?;
+        tx.open_table(RELEASED).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Self { db })
+    }
+
+    /// Records an agreement (the encoded proposal), durably.
+    pub fn agree(&self, query_id: &str, proposal: &[u8]) -> Result<(), StateError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(AGREEMENTS)
+            .map_err(err)?
+            .insert(query_id, proposal)
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Every recorded agreement: (query id, encoded proposal).
+    pub fn agreements(&self) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(AGREEMENTS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// What was released for `query_id`, given the digest of the request now asked.
+    pub fn released(&self, query_id: &str, digest: &[u8; 32]) -> Result<Released, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(RELEASED).map_err(err)?;
+        Ok(match table.get(query_id).map_err(err)? {
+            None => Released::Never,
+            Some(v) if v.value().len() >= 32 && v.value()[..32] == digest[..] => {
+                Released::Same(v.value()[32..].to_vec())
+            }
+            Some(_) => Released::Other,
+        })
+    }
+
+    /// Records the shares released for a request, durably, unless shares were already
+    /// recorded for the query (then what is recorded is returned, as [`NodeState::released`]).
+    pub fn release(
+        &self,
+        query_id: &str,
+        digest: &[u8; 32],
+        shares: &[u8],
+    ) -> Result<Released, StateError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(RELEASED).map_err(err)?;
+            if let Some(v) = table.get(query_id).map_err(err)? {
+                let v = v.value();
+                return Ok(if v.len() >= 32 && v[..32] == digest[..] {
+                    Released::Same(v[32..].to_vec())
+                } else {
+                    Released::Other
+                });
+            }
+            let mut value = digest.to_vec();
+            value.extend_from_slice(shares);
+            table.insert(query_id, value.as_slice()).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(Released::Never)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreements_and_released_shares_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let state = NodeState::open(&path).unwrap();
+            state.agree("q1", b"proposal").unwrap();
+            assert_eq!(
+                state.release("q1", &[1; 32], b"shares").unwrap(),
+                Released::Never
+            );
+        }
+        let state = NodeState::open(&path).unwrap();
+        assert_eq!(
+            state.agreements().unwrap(),
+            vec![("q1".to_string(), b"proposal".to_vec())]
+        );
+        assert_eq!(
+            state.released("q1", &[1; 32]).unwrap(),
+            Released::Same(b"shares".to_vec())
+        );
+        assert_eq!(state.released("q1", &[2; 32]).unwrap(), Released::Other);
+        assert_eq!(state.released("q2", &[1; 32]).unwrap(), Released::Never);
+        // a second release for the query keeps the first
+        assert_eq!(
+            state.release("q1", &[2; 32], b"other").unwrap(),
+            Released::Other
+        );
+        assert_eq!(
+            state.release("q1", &[1; 32], b"other").unwrap(),
+            Released::Same(b"shares".to_vec())
+        );
+    }
+}
