@@ -103,7 +103,7 @@ async fn four_node_processes_answer_every_template_exactly() {
             .port();
         // node d does not take part in time-to-publish
         let policy = if i == 3 {
-            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\"]\nmin_institutions = 3\n"
+            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\"]\nmin_institutions = 3\n"
         } else {
             "[policy]\nmin_institutions = 3\n"
         };

@@ -218,6 +218,17 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[u12
                 println!("  {label:<48} {ids:>8} {other:>8}");
             }
         }
+        Template::AttributesByMonthCategoryTypeToIds => {
+            let row = cells.len() / layout.dimensions[0].labels.len();
+            println!("  {:<8} {:>10} {:>10}", "month", "attributes", "to_ids");
+            for (month, cells) in layout.dimensions[0].labels.iter().zip(cells.chunks(row)) {
+                let all: u128 = cells.iter().sum();
+                let ids: u128 = cells.iter().skip(1).step_by(2).sum();
+                if all > 0 {
+                    println!("  {month:<8} {all:>10} {ids:>10}");
+                }
+            }
+        }
         Template::ProducerVsReceiverByMonth => {
             println!(
                 "  {:<8} {:>9} {:>9} {:>9}",

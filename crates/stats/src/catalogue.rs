@@ -229,6 +229,7 @@ pub enum Template {
     AttributesByCategoryTypeToIds,
     ProducerVsReceiverByMonth,
     TimeToPublish,
+    AttributesByMonthCategoryTypeToIds,
 }
 
 /// The public description of a template.
@@ -244,6 +245,7 @@ pub const TEMPLATES: &[Template] = &[
     Template::AttributesByCategoryTypeToIds,
     Template::ProducerVsReceiverByMonth,
     Template::TimeToPublish,
+    Template::AttributesByMonthCategoryTypeToIds,
 ];
 
 /// TLP levels, least to most restrictive, then "no TLP tag".
@@ -301,6 +303,11 @@ impl Template {
                 version: 1,
                 question: "How fast are events shared: delay from event date to publication (histogram, mean, variance)?",
             },
+            Template::AttributesByMonthCategoryTypeToIds => TemplateInfo {
+                id: "attributes-by-month-category-type-ids",
+                version: 1,
+                question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
+            },
         }
     }
 
@@ -318,6 +325,19 @@ impl Template {
             labels: window.labels(),
         };
         let labels = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // MISP's category/type table, then one cell for pairs outside it
+        let category_type = || Dimension {
+            name: "category/type",
+            labels: crate::describe_types::CATEGORY_TYPES
+                .iter()
+                .map(|(c, t)| format!("{c} / {t}"))
+                .chain(std::iter::once("other (not in MISP's table)".to_string()))
+                .collect(),
+        };
+        let to_ids = || Dimension {
+            name: "to_ids",
+            labels: labels(&["false", "true"]),
+        };
         match self {
             Template::EventsByMonthTlpDistribution => Layout {
                 dimensions: vec![
@@ -336,20 +356,13 @@ impl Template {
                 parameter_set: "ADD-8192",
             },
             Template::AttributesByCategoryTypeToIds => Layout {
-                dimensions: vec![
-                    Dimension {
-                        name: "category/type",
-                        labels: crate::describe_types::CATEGORY_TYPES
-                            .iter()
-                            .map(|(c, t)| format!("{c} / {t}"))
-                            .chain(std::iter::once("other (not in MISP's table)".to_string()))
-                            .collect(),
-                    },
-                    Dimension {
-                        name: "to_ids",
-                        labels: labels(&["false", "true"]),
-                    },
-                ],
+                dimensions: vec![category_type(), to_ids()],
+                cell_bound: MAX_ATTRIBUTE_COUNT,
+                summary: vec![],
+                parameter_set: "ADD-8192-T33",
+            },
+            Template::AttributesByMonthCategoryTypeToIds => Layout {
+                dimensions: vec![months, category_type(), to_ids()],
                 cell_bound: MAX_ATTRIBUTE_COUNT,
                 summary: vec![],
                 parameter_set: "ADD-8192-T33",
@@ -425,14 +438,19 @@ impl Template {
                         + distribution(event);
                     values[cell] += 1;
                 }
-                Template::AttributesByCategoryTypeToIds => {
-                    let other = crate::describe_types::CATEGORY_TYPES.len();
+                Template::AttributesByCategoryTypeToIds
+                | Template::AttributesByMonthCategoryTypeToIds => {
+                    let pairs = crate::describe_types::CATEGORY_TYPES.len() + 1;
+                    let base = match self {
+                        Template::AttributesByMonthCategoryTypeToIds => month * pairs,
+                        _ => 0,
+                    };
                     for a in event.all_attributes() {
                         let pair = pair_index
                             .get(&(a.category.as_str(), a.kind.as_str()))
                             .copied()
-                            .unwrap_or(other);
-                        values[pair * 2 + a.to_ids.unwrap_or(false) as usize] += 1;
+                            .unwrap_or(pairs - 1);
+                        values[(base + pair) * 2 + a.to_ids.unwrap_or(false) as usize] += 1;
                     }
                 }
                 Template::ProducerVsReceiverByMonth => {

@@ -321,14 +321,20 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                         .unwrap_or(5) as usize;
                     expect[(month * 6 + tlp) * 6 + dist] += 1;
                 }
-                Template::AttributesByCategoryTypeToIds => {
+                Template::AttributesByCategoryTypeToIds
+                | Template::AttributesByMonthCategoryTypeToIds => {
+                    let row = if *template == Template::AttributesByCategoryTypeToIds {
+                        0
+                    } else {
+                        month * (pairs.len() + 1)
+                    };
                     for a in raw_attributes(e) {
                         let key = (
                             a["category"].as_str().unwrap_or_default().to_owned(),
                             a["type"].as_str().unwrap_or_default().to_owned(),
                         );
                         let p = pairs.iter().position(|x| *x == key).unwrap_or(pairs.len());
-                        expect[p * 2 + raw_truthy(&a["to_ids"]) as usize] += 1;
+                        expect[(row + p) * 2 + raw_truthy(&a["to_ids"]) as usize] += 1;
                     }
                 }
                 Template::ProducerVsReceiverByMonth => {
@@ -444,6 +450,7 @@ fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
         Template::EventsByMonthTlpDistribution,
         Template::AttributesByCategoryTypeToIds,
         Template::TimeToPublish,
+        Template::AttributesByMonthCategoryTypeToIds,
     ] {
         let whole = template.compute(&window, &nobody, &pooled).unwrap();
         let layout = template.layout(&window);
