@@ -33,8 +33,9 @@ use concord_query::QueryPlan;
 use concord_stats::{Template, Window, YearMonth};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use store::{QueryRecord, QueryStore, StoredKey};
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
@@ -143,18 +144,58 @@ struct Connected {
     client: NodeClient<Channel>,
 }
 
+/// What one phase of a query (or a setup) took: wall time at the coordinator, and the
+/// gRPC message bytes it sent to and received from the nodes (protobuf-encoded; TLS and
+/// HTTP/2 framing add a little).
+#[derive(Clone, Debug)]
+pub struct PhaseReport {
+    /// The query id, or the parameter set for a setup.
+    pub query: String,
+    /// setup, proposal, contribution or decryption
+    pub phase: &'static str,
+    pub wall: Duration,
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// Message bytes moved since the last phase ended.
+#[derive(Default)]
+struct Traffic {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl Traffic {
+    fn count_sent(&self, bytes: usize) {
+        self.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    fn count_received(&self, bytes: usize) {
+        self.received.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    fn take(&self) -> (u64, u64) {
+        (
+            self.sent.swap(0, Ordering::Relaxed),
+            self.received.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+type Observer = Box<dyn FnMut(&PhaseReport) + Send + Sync>;
+
 /// The coordinator's view of a deployment.
 pub struct Coordinator {
     nodes: Vec<Connected>,
     timeout: Duration,
     store: Arc<QueryStore>,
     collective_keys: HashMap<&'static str, PublicKey>,
+    traffic: Arc<Traffic>,
+    observer: Option<Observer>,
 }
 
 impl Coordinator {
     /// Prepares a channel to every node with this coordinator's certificate. Channels connect
     /// on first use (and again after a failure), so a node that is down or hangs costs only
-    /// the calls made to it, each bounded by the timeout.
+    /// the calls made to it, each bounded by the timeout. Call it within a tokio runtime.
     pub fn connect(
         deployment: &Deployment,
         store: Arc<QueryStore>,
@@ -190,6 +231,8 @@ impl Coordinator {
             timeout: deployment.timeout,
             store,
             collective_keys: HashMap::new(),
+            traffic: Arc::default(),
+            observer: None,
         })
     }
 
@@ -207,26 +250,39 @@ impl Coordinator {
             .collect()
     }
 
-    /// Calls the nodes `which` concurrently, each call bounded by the timeout; replies are
-    /// handed back as they arrive, with the node's index.
-    fn call_each<T, F, Fut>(
+    /// Calls the nodes `which` concurrently — `request` makes each node's request, `call`
+    /// sends it — each call bounded by the timeout; replies are handed back as they arrive,
+    /// with the node's index. Bytes both ways are counted for the phase report.
+    fn call_each<Req, T, F, Fut>(
         &self,
         which: impl IntoIterator<Item = usize>,
+        request: impl Fn(&NodeAddress) -> Req,
         call: F,
     ) -> JoinSet<(usize, Result<T, CoordinatorError>)>
     where
-        T: Send + 'static,
-        F: Fn(NodeClient<Channel>, &NodeAddress) -> Fut,
+        Req: prost::Message,
+        T: prost::Message + 'static,
+        F: Fn(NodeClient<Channel>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
     {
         let mut set = JoinSet::new();
         for i in which {
             let node = &self.nodes[i];
-            let reply = call(node.client.clone(), &node.address);
-            let (name, timeout) = (node.address.name.clone(), self.timeout);
+            let request = request(&node.address);
+            self.traffic.count_sent(request.encoded_len());
+            let reply = call(node.client.clone(), request);
+            let (name, timeout, traffic) = (
+                node.address.name.clone(),
+                self.timeout,
+                self.traffic.clone(),
+            );
             set.spawn(async move {
                 let result = match tokio::time::timeout(timeout, reply).await {
-                    Ok(Ok(reply)) => Ok(reply.into_inner()),
+                    Ok(Ok(reply)) => {
+                        let reply = reply.into_inner();
+                        traffic.count_received(reply.encoded_len());
+                        Ok(reply)
+                    }
                     Ok(Err(status)) => Err(CoordinatorError::Node { node: name, status }),
                     Err(_) => Err(CoordinatorError::Timeout {
                         node: name,
@@ -237,6 +293,34 @@ impl Coordinator {
             });
         }
         set
+    }
+
+    /// Ends a phase: logs and reports its wall time and the bytes it moved.
+    fn phase_done(&mut self, query: &str, phase: &'static str, started: Instant) {
+        let (sent, received) = self.traffic.take();
+        let report = PhaseReport {
+            query: query.to_owned(),
+            phase,
+            wall: started.elapsed(),
+            sent,
+            received,
+        };
+        tracing::info!(
+            query,
+            phase,
+            ms = report.wall.as_secs_f64() * 1e3,
+            sent,
+            received,
+            "phase done"
+        );
+        if let Some(observer) = &mut self.observer {
+            observer(&report);
+        }
+    }
+
+    /// Calls `observer` at the end of every phase (setup, proposal, contribution, decryption).
+    pub fn observe(&mut self, observer: impl FnMut(&PhaseReport) + Send + Sync + 'static) {
+        self.observer = Some(Box::new(observer));
     }
 
     /// Waits for the next reply of a [`Coordinator::call_each`].
@@ -276,14 +360,16 @@ impl Coordinator {
         let crs = CommonReferenceString::random();
         let ckg = PublicKeyGen::new(params, &crs);
         let mut aggregate = ckg.aggregator();
-        let mut calls = self.call_each(0..self.nodes.len(), |mut client, address| {
-            let request = SetupRequest {
+        let started = Instant::now();
+        let mut calls = self.call_each(
+            0..self.nodes.len(),
+            |address| SetupRequest {
                 parameter_set: params.name().into(),
                 crs_seed: crs.seed().to_vec(),
                 party: address.party,
-            };
-            async move { client.setup(request).await }
-        });
+            },
+            |mut client, request| async move { client.setup(request).await },
+        );
         while let Some((i, reply)) = Self::next(&mut calls).await {
             let address = &self.nodes[i].address;
             let share = PublicKeyShare::from_bytes(params, &reply?.share)
@@ -310,6 +396,7 @@ impl Coordinator {
             nodes = self.nodes.len(),
             "collective public key ready"
         );
+        self.phase_done(params.name(), "setup", started);
         Ok(key)
     }
 
@@ -376,10 +463,12 @@ impl Coordinator {
         let key = self.collective_key(&params).await?;
 
         if record.phase == "submitted" || record.phase == "proposed" {
+            let started = Instant::now();
             record.phase = "proposed".into();
             record.asked = n as u32;
             self.store.put(&record)?;
             self.propose(&query_id, &spec).await?;
+            self.phase_done(&query_id, "proposal", started);
             record.phase = "contributing".into();
             self.store.put(&record)?;
         }
@@ -393,6 +482,7 @@ impl Coordinator {
             .map(|bytes| Ciphertext::from_bytes(&params, bytes))
             .collect::<Result<_, _>>()?;
         if record.phase == "contributing" {
+            let started = Instant::now();
             let missing: Vec<usize> = (0..n)
                 .filter(|&i| !record.contributed.contains(&self.nodes[i].address.name))
                 .collect();
@@ -400,14 +490,15 @@ impl Coordinator {
                 tracing::info!(query = %query_id, summed = n - missing.len(), asking = missing.len(), "resuming contributions");
             }
             let key_bytes = key.to_bytes();
-            let mut calls = self.call_each(missing, |mut client, _| {
-                let request = ContributeRequest {
+            let mut calls = self.call_each(
+                missing,
+                |_| ContributeRequest {
                     query_id: query_id.clone(),
                     collective_key: key_bytes.clone(),
                     institutions: n as u32,
-                };
-                async move { client.contribute(request).await }
-            });
+                },
+                |mut client, request| async move { client.contribute(request).await },
+            );
             while let Some((i, reply)) = Self::next(&mut calls).await {
                 let name = &self.nodes[i].address.name;
                 let reply = reply?;
@@ -441,6 +532,7 @@ impl Coordinator {
             }
             record.phase = "decrypting".into();
             self.store.put(&record)?;
+            self.phase_done(&query_id, "contribution", started);
         }
         if record.contributed.len() != n || sum.len() != plan.ciphertexts() {
             return Err(CoordinatorError::Query(format!(
@@ -451,6 +543,7 @@ impl Coordinator {
         }
 
         // joint decryption of the sum
+        let started = Instant::now();
         let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
         let smudging = SmudgingPlan::for_decryption(&params, noise, n)?;
         let protocols = sum
@@ -459,17 +552,18 @@ impl Coordinator {
             .collect::<Result<Vec<_>, _>>()?;
         let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
         let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
-        let mut calls = self.call_each(0..n, |mut client, address| {
-            let request = DecryptRequest {
+        let mut calls = self.call_each(
+            0..n,
+            |address| DecryptRequest {
                 query_id: query_id.clone(),
                 ciphertexts: aggregate_bytes.clone(),
                 party: address.party,
                 sharing_parties: n as u32,
                 key_parties: n as u32,
                 contributions: n as u32,
-            };
-            async move { client.decrypt(request).await }
-        });
+            },
+            |mut client, request| async move { client.decrypt(request).await },
+        );
         while let Some((i, reply)) = Self::next(&mut calls).await {
             let name = &self.nodes[i].address.name;
             let reply = reply?;
@@ -491,6 +585,7 @@ impl Coordinator {
         let cells = plan
             .decode(&plaintexts)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+        self.phase_done(&query_id, "decryption", started);
         Ok(QueryOutcome {
             cells,
             contributors: record.contributed,
@@ -503,14 +598,15 @@ impl Coordinator {
     /// query's minimum.
     async fn propose(&self, query_id: &str, spec: &QuerySpec) -> Result<(), CoordinatorError> {
         let n = self.nodes.len();
-        let mut calls = self.call_each(0..n, |mut client, _| {
-            let request = Proposal {
+        let mut calls = self.call_each(
+            0..n,
+            |_| Proposal {
                 query_id: query_id.into(),
                 spec: Some(spec.clone()),
                 institutions: n as u32,
-            };
-            async move { client.propose(request).await }
-        });
+            },
+            |mut client, request| async move { client.propose(request).await },
+        );
         let mut refusals = Vec::new();
         while let Some((i, decision)) = Self::next(&mut calls).await {
             let decision = decision?;

@@ -1,0 +1,375 @@
+//! The end-to-end harness: one whole query lifecycle with N `concord-node` processes over mutual
+//! TLS on loopback, the coordinator driven in this process (the `concord-coordinator` library,
+//! the same code as its binary). Prints, per phase and per role: wall time, CPU time, message
+//! bytes sent and received, and peak memory.
+//!
+//! ```sh
+//! cargo build --release --bins
+//! cargo bench -p concord-benches --bench e2e -- [--nodes 16] [--months 67] [--queries 3]
+//! ```
+//!
+//! The default query is `attributes-by-month-category-type-ids` over 67 months: 65,124 cells
+//! (8 ciphertexts of `ADD-8192-T33`). Every node holds a generated MISP feed. CPU time is read
+//! from `/proc/<pid>/task/*/schedstat` (ns, all threads); peak memory is the resident-set
+//! high-water mark (`VmHWM`), reset before each phase through `/proc/<pid>/clear_refs` where
+//! the kernel allows it (otherwise it is the peak since start, and the table says so).
+//! Bytes are protobuf message bytes; TLS records and HTTP/2 frames add a little.
+
+use concord_api::pki::{DevCa, Role};
+use concord_api::v1::QuerySpec;
+use concord_coordinator::store::QueryStore;
+use concord_coordinator::{Coordinator, Deployment, NodeAddress, PhaseReport};
+use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+use concord_stats::{Template, YearMonth};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Args {
+    nodes: usize,
+    months: u16,
+    queries: usize,
+    template: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        nodes: 16,
+        months: 67,
+        queries: 3,
+        template: "attributes-by-month-category-type-ids".into(),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--nodes" => a.nodes = value.parse().expect("--nodes N"),
+            "--months" => a.months = value.parse().expect("--months M"),
+            "--queries" => a.queries = value.parse().expect("--queries Q"),
+            "--template" => a.template = value,
+            _ => {
+                i += 1; // cargo's own flags (--bench)
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+/// CPU time of every thread of a process, and its resident-set high-water mark.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    peak_kib: u64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let mut cpu = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                cpu += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    let peak_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    Usage {
+        cpu: Duration::from_nanos(cpu),
+        peak_kib,
+    }
+}
+
+/// Resets a process's peak-memory mark; false where the kernel does not allow it.
+fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+struct Roles {
+    coordinator: u32,
+    nodes: Vec<u32>,
+    peaks_reset: bool,
+}
+
+impl Roles {
+    fn sample(&self) -> (Usage, Vec<Usage>) {
+        (
+            usage(self.coordinator),
+            self.nodes.iter().map(|&p| usage(p)).collect(),
+        )
+    }
+    fn reset(&mut self) {
+        let mut ok = reset_peak(self.coordinator);
+        for &p in &self.nodes {
+            ok &= reset_peak(p);
+        }
+        self.peaks_reset = ok;
+    }
+}
+
+struct Row {
+    report: PhaseReport,
+    coordinator: Usage,
+    nodes_cpu: Duration,
+    nodes_peak_max: u64,
+    nodes_peak_mean: u64,
+}
+
+struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn node_binary() -> PathBuf {
+    // target/release/deps/e2e-… → target/release/concord-node
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("concord-node");
+    if !bin.is_file() {
+        eprintln!(
+            "{} not found: build the binaries first (cargo build --release --bins)",
+            bin.display()
+        );
+        std::process::exit(2);
+    }
+    bin
+}
+
+fn main() {
+    let args = args();
+    let node_bin = node_binary();
+    let template = Template::by_id(&args.template).expect("a template of the catalogue");
+    let first = YearMonth::parse("2020-01").unwrap();
+    let window = concord_stats::Window::new(first, args.months).expect("window");
+    let layout = template.layout(&window);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+
+    // a CA, N nodes with generated feeds, each a process
+    let ca = DevCa::generate("Concord bench CA").unwrap();
+    ca.write(dir).unwrap();
+    let names: Vec<String> = (1..=args.nodes).map(|i| format!("node-{i}")).collect();
+    let orgs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), organisation_uuid(n)))
+        .collect();
+    let mut processes = Processes(Vec::new());
+    let mut addresses = Vec::new();
+    let mut events = 0;
+    for (i, name) in names.iter().enumerate() {
+        let data = dir.join("data").join(name);
+        events += 150;
+        write_feed(
+            &data,
+            &Profile {
+                name: name.clone(),
+                organisation_uuid: organisation_uuid(name),
+                events: 150,
+                own_share: 0.3,
+                peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
+                first,
+                months: args.months,
+                seed: 7 + i as u64,
+            },
+        )
+        .unwrap();
+        ca.issue(Role::Node, name, &[name, "localhost", "127.0.0.1"])
+            .unwrap()
+            .write(dir, name)
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = [{:?}]\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\n",
+                organisation_uuid(name),
+                data.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        processes.0.push(
+            Command::new(&node_bin)
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        addresses.push(NodeAddress {
+            name: name.clone(),
+            url: format!("https://127.0.0.1:{port}"),
+            party: i as u32 + 1,
+        });
+    }
+    for a in &addresses {
+        let port = a.url.rsplit(':').next().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            assert!(Instant::now() < deadline, "{} did not come up", a.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let coordinator_cert = ca
+        .issue(Role::Coordinator, "coordinator", &["localhost"])
+        .unwrap();
+    let deployment = Deployment {
+        ca_pem: ca.certificate_pem().to_owned(),
+        certificate_pem: coordinator_cert.certificate_pem.clone(),
+        key_pem: coordinator_cert.key_pem.clone(),
+        nodes: addresses,
+        timeout: Duration::from_secs(600),
+    };
+    let store = Arc::new(QueryStore::open(&dir.join("coordinator.redb")).unwrap());
+    let mut roles = Roles {
+        coordinator: std::process::id(),
+        nodes: processes.0.iter().map(Child::id).collect(),
+        peaks_reset: false,
+    };
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let rows: Arc<Mutex<Vec<Row>>> = Arc::default();
+    let _context = runtime.enter();
+    let mut coordinator = Coordinator::connect(&deployment, store).unwrap();
+    // every phase end samples the roles against the previous sample
+    let last = Arc::new(Mutex::new(roles.sample()));
+    roles.reset();
+    let roles = Arc::new(Mutex::new(roles));
+    {
+        let (rows, last, roles) = (rows.clone(), last.clone(), roles.clone());
+        coordinator.observe(move |report| {
+            let mut roles = roles.lock().unwrap();
+            let (c, nodes) = roles.sample();
+            let (c0, nodes0) = last.lock().unwrap().clone();
+            let peaks: Vec<u64> = nodes.iter().map(|u| u.peak_kib).collect();
+            rows.lock().unwrap().push(Row {
+                report: report.clone(),
+                coordinator: Usage {
+                    cpu: c.cpu.saturating_sub(c0.cpu),
+                    peak_kib: c.peak_kib,
+                },
+                nodes_cpu: nodes
+                    .iter()
+                    .zip(&nodes0)
+                    .map(|(a, b)| a.cpu.saturating_sub(b.cpu))
+                    .sum(),
+                nodes_peak_max: peaks.iter().copied().max().unwrap_or(0),
+                nodes_peak_mean: peaks.iter().sum::<u64>() / peaks.len().max(1) as u64,
+            });
+            roles.reset();
+            *last.lock().unwrap() = roles.sample();
+        });
+    }
+
+    let params = concord_bfv::BfvParameters::new(
+        concord_bfv::params::spec_by_name(layout.parameter_set).unwrap(),
+    )
+    .unwrap();
+    let setup_started = Instant::now();
+    runtime.block_on(coordinator.setup(&params)).unwrap();
+    let setup = setup_started.elapsed();
+    let mut lifecycles = Vec::new();
+    for q in 0..args.queries {
+        *last.lock().unwrap() = roles.lock().unwrap().sample();
+        roles.lock().unwrap().reset();
+        let started = Instant::now();
+        let outcome = runtime
+            .block_on(coordinator.run_query(
+                &format!("bench-{q}"),
+                QuerySpec {
+                    template: args.template.clone(),
+                    template_version: template.info().version,
+                    window_first: first.to_string(),
+                    window_months: args.months as u32,
+                    min_institutions: 2,
+                },
+            ))
+            .unwrap();
+        lifecycles.push(started.elapsed());
+        assert_eq!(outcome.cells.len(), layout.cells());
+        assert_eq!(outcome.contributors.len(), args.nodes);
+    }
+
+    let peaks_reset = roles.lock().unwrap().peaks_reset;
+    println!(
+        "end to end: {} node processes, {} ({} cells, {} ciphertexts of {}), {} events in all",
+        args.nodes,
+        args.template,
+        layout.cells(),
+        layout.slots().div_ceil(params.degree()),
+        params.name(),
+        events
+    );
+    println!(
+        "peak memory is {}",
+        if peaks_reset {
+            "per phase"
+        } else {
+            "since process start (clear_refs not allowed here)"
+        }
+    );
+    println!(
+        "| query        | phase        |   wall ms | coord. CPU ms | nodes CPU ms (sum) | coord. → nodes | nodes → coord. | coord. peak MiB | node peak MiB (max / mean) |"
+    );
+    println!(
+        "|--------------|--------------|-----------|---------------|--------------------|----------------|----------------|-----------------|----------------------------|"
+    );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    for row in rows.lock().unwrap().iter() {
+        println!(
+            "| {:<12} | {:<12} | {:>9.1} | {:>13.1} | {:>18.1} | {:>12.2} MB | {:>12.2} MB | {:>15.1} | {:>12.1} / {:<11.1} |",
+            row.report.query.trim_start_matches("bench-"),
+            row.report.phase,
+            row.report.wall.as_secs_f64() * 1e3,
+            row.coordinator.cpu.as_secs_f64() * 1e3,
+            row.nodes_cpu.as_secs_f64() * 1e3,
+            row.report.sent as f64 / 1e6,
+            row.report.received as f64 / 1e6,
+            mib(row.coordinator.peak_kib),
+            mib(row.nodes_peak_max),
+            mib(row.nodes_peak_mean),
+        );
+    }
+    let mut sorted = lifecycles.clone();
+    sorted.sort();
+    println!(
+        "\nsetup (CKG, {} nodes): {:.1} ms; whole query lifecycle after setup: {} — median {:.1} ms",
+        args.nodes,
+        setup.as_secs_f64() * 1e3,
+        lifecycles
+            .iter()
+            .map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sorted[sorted.len() / 2].as_secs_f64() * 1e3
+    );
+    drop(processes);
+}
