@@ -21,6 +21,7 @@ pub mod config;
 pub mod service;
 pub mod store;
 
+use concord_api::chunks::{collect, stream};
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::{ContributeRequest, DecryptRequest, Proposal, QuerySpec, SetupRequest};
@@ -490,6 +491,7 @@ impl Coordinator {
                 tracing::info!(query = %query_id, summed = n - missing.len(), asking = missing.len(), "resuming contributions");
             }
             let key_bytes = key.to_bytes();
+            let ciphertexts = plan.ciphertexts();
             let mut calls = self.call_each(
                 missing,
                 |_| ContributeRequest {
@@ -497,7 +499,11 @@ impl Coordinator {
                     collective_key: key_bytes.clone(),
                     institutions: n as u32,
                 },
-                |mut client, request| async move { client.contribute(request).await },
+                |mut client, request| async move {
+                    let parts = client.contribute(request).await?.into_inner();
+                    let whole = collect(parts, |_| Ok(ciphertexts)).await?;
+                    Ok(tonic::Response::new(whole))
+                },
             );
             while let Some((i, reply)) = Self::next(&mut calls).await {
                 let name = &self.nodes[i].address.name;
@@ -552,6 +558,7 @@ impl Coordinator {
             .collect::<Result<Vec<_>, _>>()?;
         let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
         let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
+        let ciphertexts = sum.len();
         let mut calls = self.call_each(
             0..n,
             |address| DecryptRequest {
@@ -562,7 +569,11 @@ impl Coordinator {
                 key_parties: n as u32,
                 contributions: n as u32,
             },
-            |mut client, request| async move { client.decrypt(request).await },
+            |mut client, request| async move {
+                let parts = client.decrypt(stream(request)).await?.into_inner();
+                let whole = collect(parts, |_| Ok(ciphertexts)).await?;
+                Ok(tonic::Response::new(whole))
+            },
         );
         while let Some((i, reply)) = Self::next(&mut calls).await {
             let name = &self.nodes[i].address.name;

@@ -16,6 +16,7 @@
 use crate::config::Policy;
 use crate::keystore::KeyStore;
 use crate::state::{NodeState, Released};
+use concord_api::chunks::{collect, replies, Replies};
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
@@ -30,7 +31,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 /// A query this node agreed to.
 #[derive(Clone)]
@@ -168,10 +169,10 @@ fn refused_twice(query_id: &str) -> Status {
 }
 
 /// The shares recorded for this very request, sent again.
-fn again(query_id: &str, shares: &[u8]) -> Result<Response<DecryptShares>, Status> {
+fn again(query_id: &str, shares: &[u8]) -> Result<Response<Replies<DecryptShares>>, Status> {
     let reply = DecryptShares::decode(shares).map_err(internal)?;
     tracing::info!(query = %query_id, "sent the recorded decryption shares again");
-    Ok(Response::new(reply))
+    Ok(Response::new(replies(reply)))
 }
 
 fn parameters(name: &str) -> Result<std::sync::Arc<BfvParameters>, Status> {
@@ -237,10 +238,12 @@ impl Node for NodeService {
         Ok(Response::new(decision))
     }
 
+    type ContributeStream = Replies<Contribution>;
+
     async fn contribute(
         &self,
         request: Request<ContributeRequest>,
-    ) -> Result<Response<Contribution>, Status> {
+    ) -> Result<Response<Self::ContributeStream>, Status> {
         require_role(&request, Role::Coordinator)?;
         let req = request.into_inner();
         let agreement = self.agreement(&req.query_id)?;
@@ -255,18 +258,24 @@ impl Node for NodeService {
             .encrypt(&key, &statistic)
             .map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(query = %req.query_id, events = statistic.events_in_window, clipped = statistic.clipped_cells, "contributed");
-        Ok(Response::new(Contribution {
+        Ok(Response::new(replies(Contribution {
             ciphertexts: ciphertexts.iter().map(Ciphertext::to_bytes).collect(),
             events_covered: statistic.events_in_window as u64,
-        }))
+        })))
     }
+
+    type DecryptStream = Replies<DecryptShares>;
 
     async fn decrypt(
         &self,
-        request: Request<DecryptRequest>,
-    ) -> Result<Response<DecryptShares>, Status> {
+        request: Request<Streaming<DecryptRequest>>,
+    ) -> Result<Response<Self::DecryptStream>, Status> {
         require_role(&request, Role::Coordinator)?;
-        let req = request.into_inner();
+        // the aggregate, at most as many ciphertexts as the agreed query has
+        let req = collect(request.into_inner(), |first| {
+            Ok(self.agreement(&first.query_id)?.plan.ciphertexts())
+        })
+        .await?;
         let agreement = self.agreement(&req.query_id)?;
         let digest: [u8; 32] = Sha256::digest(req.encode_to_vec()).into();
         match self
@@ -330,6 +339,6 @@ impl Node for NodeService {
             Released::Other => return Err(refused_twice(&req.query_id)),
         }
         tracing::info!(query = %req.query_id, shares = reply.shares.len(), lambda = plan.lambda, "gave decryption shares");
-        Ok(Response::new(reply))
+        Ok(Response::new(replies(reply)))
     }
 }

@@ -2,6 +2,7 @@
 //! `protoc` from a crate at build time), the development PKI with roles in certificates
 //! ([`pki`]), and mutual TLS with identities taken from certificates ([`tls`]) — DESIGN.md §5.
 
+pub mod chunks;
 pub mod pki;
 pub mod tls;
 

@@ -57,17 +57,19 @@ impl Node for TestNode {
         Err(Status::unimplemented("test node"))
     }
 
+    type ContributeStream = concord_api::chunks::Replies<concord_api::v1::Contribution>;
     async fn contribute(
         &self,
         _: Request<concord_api::v1::ContributeRequest>,
-    ) -> Result<Response<concord_api::v1::Contribution>, Status> {
+    ) -> Result<Response<Self::ContributeStream>, Status> {
         Err(Status::unimplemented("test node"))
     }
 
+    type DecryptStream = concord_api::chunks::Replies<concord_api::v1::DecryptShares>;
     async fn decrypt(
         &self,
-        _: Request<concord_api::v1::DecryptRequest>,
-    ) -> Result<Response<concord_api::v1::DecryptShares>, Status> {
+        _: Request<tonic::Streaming<concord_api::v1::DecryptRequest>>,
+    ) -> Result<Response<Self::DecryptStream>, Status> {
         Err(Status::unimplemented("test node"))
     }
 }

@@ -45,13 +45,23 @@ impl Node for Interposer {
     async fn propose(&self, r: tonic::Request<Proposal>) -> Reply<Decision> {
         self.upstream.clone().propose(r.into_inner()).await
     }
-    async fn contribute(&self, r: tonic::Request<ContributeRequest>) -> Reply<Contribution> {
+    type ContributeStream = tonic::Streaming<Contribution>;
+    async fn contribute(
+        &self,
+        r: tonic::Request<ContributeRequest>,
+    ) -> Reply<Self::ContributeStream> {
         self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.gate.clone().wait_for(|open| *open).await;
         self.upstream.clone().contribute(r.into_inner()).await
     }
-    async fn decrypt(&self, r: tonic::Request<DecryptRequest>) -> Reply<DecryptShares> {
-        self.upstream.clone().decrypt(r.into_inner()).await
+    type DecryptStream = tonic::Streaming<DecryptShares>;
+    async fn decrypt(
+        &self,
+        r: tonic::Request<tonic::Streaming<DecryptRequest>>,
+    ) -> Reply<Self::DecryptStream> {
+        let request = concord_api::chunks::collect(r.into_inner(), |_| Ok(usize::MAX)).await?;
+        let parts = concord_api::chunks::stream(request);
+        self.upstream.clone().decrypt(parts).await
     }
 }
 

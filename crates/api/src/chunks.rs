@@ -1,0 +1,172 @@
+//! Streaming of values made of many ciphertexts: a contribution, an aggregate to decrypt, and
+//! its decryption shares travel as streams of messages of the same protobuf type, one
+//! ciphertext (or share) per message, so that every message stays far below
+//! [`MAX_MESSAGE_BYTES`](crate::tls::MAX_MESSAGE_BYTES) whatever the size of the query. The
+//! first message carries every other field; [`Chunked::split`] and [`collect`] are each
+//! other's inverse.
+
+use crate::v1::{Contribution, DecryptRequest, DecryptShares};
+use tokio_stream::{Stream, StreamExt};
+use tonic::Status;
+
+/// A message whose repeated part can be sent one element per message.
+pub trait Chunked: Sized {
+    /// How many elements (ciphertexts or shares) the message carries.
+    fn parts(&self) -> usize;
+    /// One message per element; the first keeps every other field (an empty value is one
+    /// message).
+    fn split(self) -> Vec<Self>;
+    /// Appends the elements of a later message.
+    fn join(&mut self, next: Self) -> Result<(), Status>;
+}
+
+macro_rules! chunked {
+    ($message:ty, $parts:ident $(, $field:ident)*) => {
+        impl Chunked for $message {
+            fn parts(&self) -> usize {
+                self.$parts.len()
+            }
+            fn split(mut self) -> Vec<Self> {
+                let mut parts = std::mem::take(&mut self.$parts).into_iter();
+                let mut first = self;
+                first.$parts.extend(parts.next());
+                std::iter::once(first)
+                    .chain(parts.map(|part| {
+                        let mut later = Self::default();
+                        later.$parts.push(part);
+                        later
+                    }))
+                    .collect()
+            }
+            fn join(&mut self, next: Self) -> Result<(), Status> {
+                let Self { $parts, $($field),* } = next;
+                if false $(|| $field != Self::default().$field)* {
+                    return Err(Status::invalid_argument(concat!(
+                        "a later message of a streamed ",
+                        stringify!($message),
+                        " may carry only ",
+                        stringify!($parts)
+                    )));
+                }
+                self.$parts.extend($parts);
+                Ok(())
+            }
+        }
+    };
+}
+
+chunked!(Contribution, ciphertexts, events_covered);
+chunked!(
+    DecryptRequest,
+    ciphertexts,
+    query_id,
+    party,
+    sharing_parties,
+    key_parties,
+    contributions
+);
+chunked!(DecryptShares, shares);
+
+/// Reassembles a streamed message. `limit` sees the first message and says how many elements
+/// the whole may have; a stream with more, or with none at all, is an error.
+pub async fn collect<T: Chunked>(
+    stream: impl Stream<Item = Result<T, Status>>,
+    limit: impl FnOnce(&T) -> Result<usize, Status>,
+) -> Result<T, Status> {
+    tokio::pin!(stream);
+    let mut whole = stream
+        .next()
+        .await
+        .ok_or_else(|| Status::invalid_argument("empty stream"))??;
+    let limit = limit(&whole)?;
+    while let Some(next) = stream.next().await {
+        whole.join(next?)?;
+        if whole.parts() > limit {
+            return Err(Status::invalid_argument(format!(
+                "more than the {limit} ciphertexts expected"
+            )));
+        }
+    }
+    if whole.parts() > limit {
+        return Err(Status::invalid_argument(format!(
+            "more than the {limit} ciphertexts expected"
+        )));
+    }
+    Ok(whole)
+}
+
+/// A message as a stream of its parts, for a streamed request.
+pub fn stream<T: Chunked>(message: T) -> tokio_stream::Iter<std::vec::IntoIter<T>> {
+    tokio_stream::iter(message.split())
+}
+
+/// The stream type of a streamed reply.
+pub type Replies<T> = tokio_stream::Iter<std::vec::IntoIter<Result<T, Status>>>;
+
+/// A message as a stream of its parts, for a streamed reply.
+pub fn replies<T: Chunked>(message: T) -> Replies<T> {
+    tokio_stream::iter(message.split().into_iter().map(Ok).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok<T>(items: Vec<T>) -> impl Stream<Item = Result<T, Status>> {
+        tokio_stream::iter(items.into_iter().map(Ok))
+    }
+
+    #[tokio::test]
+    async fn split_and_collect_are_inverse_and_bounded() {
+        let request = DecryptRequest {
+            query_id: "q".into(),
+            ciphertexts: vec![vec![1; 10], vec![2; 20], vec![3]],
+            party: 2,
+            sharing_parties: 3,
+            key_parties: 3,
+            contributions: 3,
+        };
+        let parts = request.clone().split();
+        assert_eq!(parts.len(), 3);
+        assert!(parts[1..]
+            .iter()
+            .all(|p| p.query_id.is_empty() && p.party == 0));
+        assert_eq!(
+            collect(ok(parts.clone()), |_| Ok(3)).await.unwrap(),
+            request
+        );
+        // too many ciphertexts, an empty stream, a later message with header fields
+        let err = collect(ok(parts.clone()), |_| Ok(2)).await.unwrap_err();
+        assert!(err.message().contains("more than the 2"), "{err}");
+        assert!(collect(ok(Vec::<DecryptRequest>::new()), |_| Ok(3))
+            .await
+            .is_err());
+        let mut bad = parts.clone();
+        bad[2].party = 9;
+        let err = collect(ok(bad), |_| Ok(3)).await.unwrap_err();
+        assert!(
+            err.message().contains("may carry only ciphertexts"),
+            "{err}"
+        );
+        // the limit sees the first message and may refuse
+        let err = collect(ok(parts), |first| {
+            Err(Status::not_found(first.query_id.clone()))
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::NotFound);
+        // an empty value is one message
+        let empty = Contribution {
+            ciphertexts: vec![],
+            events_covered: 5,
+        };
+        assert_eq!(empty.clone().split(), vec![empty]);
+        let shares = DecryptShares {
+            shares: vec![vec![1], vec![2]],
+        };
+        assert_eq!(
+            collect(replies(shares.clone()), |_| Ok(2)).await.unwrap(),
+            shares
+        );
+    }
+}
