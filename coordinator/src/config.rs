@@ -10,13 +10,14 @@
 //! certificate = "coordinator.pem"
 //! key = "coordinator.key"
 //!
+//! # nodes known in advance (optional: nodes with a certificate of the CA may also enrol by
+//! # RPC, `concord-node` does when its configuration names the coordinator)
 //! [[nodes]]
 //! name = "node-1"                 # the node certificate's name (TLS server name)
 //! url = "https://127.0.0.1:7401"
 //! party = 1
 //! ```
 
-use crate::NodeAddress;
 pub use concord_api::tls::TlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct Config {
     #[serde(default = "default_node_timeout")]
     pub node_timeout_s: f64,
     pub tls: TlsFiles,
+    /// Nodes known in advance; others enrol by RPC (`Coordinator.Enrol`).
+    #[serde(default)]
     pub nodes: Vec<NodeEntry>,
 }
 
@@ -73,25 +76,11 @@ impl Config {
                 "node_timeout_s must be more than 0 and at most 86400 seconds".into(),
             ));
         }
-        if config.nodes.len() < 2 {
-            return Err(invalid("a deployment needs at least two nodes".into()));
-        }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
         if config.state.is_relative() {
             config.state = base.join(&config.state);
         }
         Ok(config)
-    }
-
-    pub fn node_addresses(&self) -> Vec<NodeAddress> {
-        self.nodes
-            .iter()
-            .map(|n| NodeAddress {
-                name: n.name.clone(),
-                url: n.url.clone(),
-                party: n.party,
-            })
-            .collect()
     }
 }

@@ -42,7 +42,7 @@ use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
 /// A node the coordinator knows (from its configuration or an enrolment).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeAddress {
     /// The node's certificate name (also the TLS server name).
     pub name: String,
@@ -458,6 +458,11 @@ impl Coordinator {
         let window = Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let n = self.nodes.len();
+        if n < 2 {
+            return Err(CoordinatorError::Query(format!(
+                "{n} nodes enrolled; a query needs at least two institutions"
+            )));
+        }
         let plan = QueryPlan::new(template, window, n)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let params = plan.params.clone();
@@ -467,11 +472,24 @@ impl Coordinator {
             let started = Instant::now();
             record.phase = "proposed".into();
             record.asked = n as u32;
+            record.parties = self.stored_parties();
             self.store.put(&record)?;
             self.propose(&query_id, &spec).await?;
             self.phase_done(&query_id, "proposal", started);
             record.phase = "contributing".into();
             self.store.put(&record)?;
+        }
+
+        if record.parties != self.stored_parties() {
+            return Err(CoordinatorError::Query(format!(
+                "the enrolled nodes changed since the query was proposed to {}; it cannot resume",
+                record
+                    .parties
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
 
         // contributions, summed as they arrive; each one acknowledged durably with the sum

@@ -20,16 +20,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let pems = config.tls.read()?;
     let (ca, cert, key) = (pems.ca, pems.certificate, pems.key);
     let store = Arc::new(QueryStore::open(&config.state)?);
+    // nodes of the configuration are enrolled with their configured party numbers
+    for node in &config.nodes {
+        store.enrol(&node.name, &node.url, Some(node.party))?;
+    }
     let deployment = Deployment {
         ca_pem: ca.clone(),
         certificate_pem: cert.clone(),
         key_pem: key.clone(),
-        nodes: config.node_addresses(),
+        nodes: concord_coordinator::service::enrolled(&store)?,
         timeout: std::time::Duration::from_secs_f64(config.node_timeout_s),
     };
+    tracing::info!(listen = %config.listen, nodes = deployment.nodes.len(), "coordinator serving");
     let service = CoordinatorServer::new(CoordinatorService::new(store, deployment))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    tracing::info!(listen = %config.listen, nodes = config.nodes.len(), "coordinator serving");
     tonic::transport::Server::builder()
         .tls_config(server_config(&ca, &cert, &key))?
         .add_service(service)

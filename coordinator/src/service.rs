@@ -4,11 +4,13 @@
 //! unfinished are resumed first.
 
 use crate::store::{QueryRecord, QueryStore};
-use crate::{Coordinator, Deployment};
+use crate::{Coordinator, Deployment, NodeAddress};
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::coordinator_server::Coordinator as CoordinatorApi;
-use concord_api::v1::{ListRequest, QueryList, QueryRef, QuerySpec, QueryStatus};
+use concord_api::v1::{
+    Enrolment, ListRequest, Member, MemberList, QueryList, QueryRef, QuerySpec, QueryStatus,
+};
 use rand_core::{OsRng, RngCore};
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -51,6 +53,16 @@ impl CoordinatorService {
         let (store, nodes) = (self.store.clone(), self.nodes.clone());
         tokio::spawn(async move {
             let mut nodes = nodes.lock().await;
+            // the nodes enrolled by now take part from this query on
+            match enrolled(&store) {
+                Ok(addresses) if addresses != nodes.deployment.nodes => {
+                    tracing::info!(nodes = addresses.len(), "the set of nodes changed");
+                    nodes.deployment.nodes = addresses;
+                    nodes.connected = None;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("{e}"),
+            }
             if nodes.connected.is_none() {
                 match Coordinator::connect(&nodes.deployment, store.clone()) {
                     Ok(c) => nodes.connected = Some(c),
@@ -72,6 +84,19 @@ impl CoordinatorService {
             }
         });
     }
+}
+
+/// The enrolled nodes, by party number.
+pub fn enrolled(store: &QueryStore) -> Result<Vec<NodeAddress>, crate::store::StoreError> {
+    Ok(store
+        .nodes()?
+        .into_iter()
+        .map(|(name, node)| NodeAddress {
+            name,
+            url: node.url,
+            party: node.party,
+        })
+        .collect())
 }
 
 fn status_of(r: &QueryRecord) -> QueryStatus {
@@ -127,6 +152,37 @@ impl CoordinatorApi for CoordinatorService {
             )));
         }
         Ok(Response::new(status_of(&record)))
+    }
+
+    async fn members(&self, request: Request<ListRequest>) -> Result<Response<MemberList>, Status> {
+        require_role(&request, Role::Researcher)?;
+        let members = enrolled(&self.store)
+            .map_err(internal)?
+            .into_iter()
+            .map(|n| Member {
+                name: n.name,
+                party: n.party,
+            })
+            .collect();
+        Ok(Response::new(MemberList { members }))
+    }
+
+    async fn enrol(&self, request: Request<Enrolment>) -> Result<Response<Member>, Status> {
+        let node = require_role(&request, Role::Node)?;
+        let url = request.into_inner().url;
+        if !url.starts_with("https://")
+            || tonic::transport::Endpoint::from_shared(url.clone()).is_err()
+        {
+            return Err(Status::invalid_argument(format!(
+                "{url:?} is not an https:// address"
+            )));
+        }
+        let party = self.store.enrol(&node.name, &url, None).map_err(internal)?;
+        tracing::info!(node = %node.name, %url, party, "node enrolled");
+        Ok(Response::new(Member {
+            name: node.name,
+            party,
+        }))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<QueryList>, Status> {

@@ -7,7 +7,9 @@
 //!   disagree: after a crash, a resumed query asks only the nodes not yet summed, and no
 //!   contribution is lost or counted twice;
 //! - **collective keys**: the collective public key of each parameter set, with the parties it
-//!   was made for, so queries after a restart are encrypted under the same key.
+//!   was made for, so queries after a restart are encrypted under the same key;
+//! - **nodes**: the enrolled nodes (from the configuration and from enrolment calls), each
+//!   with the party number it keeps for good.
 //!
 //! A query is released at most once: `released` is final, and its cells are served from here.
 
@@ -19,6 +21,7 @@ use std::path::Path;
 const QUERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("queries");
 const PARTIAL_SUMS: TableDefinition<&str, &[u8]> = TableDefinition::new("partial-sums");
 const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -46,6 +49,9 @@ pub struct QueryRecord {
     /// Nodes asked to contribute.
     #[serde(default)]
     pub asked: u32,
+    /// The nodes (name, party) the query was proposed to; a resumed query needs the same.
+    #[serde(default)]
+    pub parties: Vec<(String, u32)>,
     /// Nodes whose contribution is in the stored partial sum.
     #[serde(default)]
     pub contributed: Vec<String>,
@@ -94,6 +100,13 @@ impl QueryRecord {
 pub struct StoredKey {
     pub parties: Vec<(String, u32)>,
     pub key: Vec<u8>,
+}
+
+/// An enrolled node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EnrolledNode {
+    pub url: String,
+    pub party: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +160,7 @@ impl QueryStore {
         tx.open_table(QUERIES).map_err(err)?;
         tx.open_table(PARTIAL_SUMS).map_err(err)?;
         tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
+        tx.open_table(NODES).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(store)
     }
@@ -239,6 +253,61 @@ impl QueryStore {
         })
     }
 
+    /// Enrols a node, or updates its address: a node keeps its party number for good; a new
+    /// one gets `party` if given (from the configuration), otherwise the next free number.
+    pub fn enrol(&self, name: &str, url: &str, party: Option<u32>) -> Result<u32, StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let party = {
+            let mut table = tx.open_table(NODES).map_err(err)?;
+            let mut taken = Vec::new();
+            let mut known = None;
+            for entry in table.iter().map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                let node: EnrolledNode = serde_json::from_slice(v.value()).map_err(err)?;
+                if k.value() == name {
+                    known = Some(node.party);
+                }
+                taken.push((k.value().to_owned(), node.party));
+            }
+            let party = match (known, party) {
+                (Some(kept), None) => kept,
+                (_, Some(wanted)) => {
+                    if let Some((other, _)) = taken.iter().find(|(n, p)| *p == wanted && n != name)
+                    {
+                        return Err(StoreError(format!(
+                            "party {wanted} of {name} is already {other}'s"
+                        )));
+                    }
+                    wanted
+                }
+                (None, None) => taken.iter().map(|(_, p)| *p).max().unwrap_or(0) + 1,
+            };
+            let node = EnrolledNode {
+                url: url.to_owned(),
+                party,
+            };
+            let bytes = serde_json::to_vec(&node).map_err(err)?;
+            table.insert(name, bytes.as_slice()).map_err(err)?;
+            party
+        };
+        tx.commit().map_err(err)?;
+        Ok(party)
+    }
+
+    /// Every enrolled node (name, node), by party number.
+    pub fn nodes(&self) -> Result<Vec<(String, EnrolledNode)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(NODES).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let node: EnrolledNode = serde_json::from_slice(v.value()).map_err(err)?;
+            out.push((k.value().to_owned(), node));
+        }
+        out.sort_by_key(|(_, n)| n.party);
+        Ok(out)
+    }
+
     pub fn collective_key(&self, set: &str) -> Result<Option<StoredKey>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
@@ -316,6 +385,35 @@ mod tests {
         store.finish(&busy).unwrap();
         assert!(store.unfinished().unwrap().is_empty());
         assert_eq!(store.partial_sum("busy").unwrap(), None);
+    }
+
+    #[test]
+    fn enrolled_nodes_keep_their_party_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = QueryStore::open(&path).unwrap();
+            assert_eq!(store.enrol("node-a", "https://a:1", Some(3)).unwrap(), 3);
+            assert_eq!(store.enrol("node-b", "https://b:1", None).unwrap(), 4);
+            assert!(store.enrol("node-c", "https://c:1", Some(4)).is_err());
+        }
+        let store = QueryStore::open(&path).unwrap();
+        // a new address keeps the party number
+        assert_eq!(store.enrol("node-b", "https://b:2", None).unwrap(), 4);
+        assert_eq!(store.enrol("node-c", "https://c:1", None).unwrap(), 5);
+        let nodes = store.nodes().unwrap();
+        let summary: Vec<(&str, &str, u32)> = nodes
+            .iter()
+            .map(|(n, e)| (n.as_str(), e.url.as_str(), e.party))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("node-a", "https://a:1", 3),
+                ("node-b", "https://b:2", 4),
+                ("node-c", "https://c:1", 5)
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ fn bad_configurations_stop_the_coordinator_with_a_clear_message() {
     let base = format!("listen = \"127.0.0.1:0\"\nstate = \"s.redb\"\n{TLS}");
     for (config, expect) in [
         (format!("{base}{NODE}{NODE}"), "distinct"),
-        (format!("{base}{NODE}"), "at least two nodes"),
+        (
+            format!("{base}node_timeout_s = 0\n{NODE}"),
+            "node_timeout_s",
+        ),
         (format!("{base}colour = \"blue\"\n{NODE}"), "unknown field"),
         (
             format!(

@@ -17,6 +17,13 @@
 //! [policy]
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
 //! min_institutions = 3
+//!
+//! # optional: enrol with the coordinator at start (it may also list this node in its own
+//! # configuration instead)
+//! [coordinator]
+//! url = "https://coordinator.example:7400"
+//! name = "coordinator"                      # its certificate name (default "coordinator")
+//! advertise = "https://node.example:7401"   # where it reaches this node
 //! ```
 
 pub use concord_api::tls::TlsFiles;
@@ -35,6 +42,23 @@ pub struct Config {
     pub data: DataSource,
     #[serde(default)]
     pub policy: Policy,
+    pub coordinator: Option<CoordinatorLink>,
+}
+
+/// The coordinator this node enrols with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorLink {
+    pub url: String,
+    /// The coordinator certificate's name (the TLS server name).
+    #[serde(default = "default_coordinator_name")]
+    pub name: String,
+    /// This node's address as the coordinator reaches it, `https://host:port`.
+    pub advertise: String,
+}
+
+fn default_coordinator_name() -> String {
+    "coordinator".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,6 +122,15 @@ impl Config {
         }
         if config.policy.min_institutions < 2 {
             return Err(invalid("policy.min_institutions must be at least 2: a single institution's statistic is never released".into()));
+        }
+        if let Some(link) = &config.coordinator {
+            for (field, url) in [("url", &link.url), ("advertise", &link.advertise)] {
+                if !url.starts_with("https://") {
+                    return Err(invalid(format!(
+                        "coordinator.{field} must be an https:// address, not {url:?}"
+                    )));
+                }
+            }
         }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);

@@ -7,8 +7,10 @@ pub mod keystore;
 pub mod service;
 pub mod state;
 
-use concord_api::tls::{server_config, MAX_MESSAGE_BYTES};
+use concord_api::tls::{client_config, server_config, MAX_MESSAGE_BYTES};
+use concord_api::v1::coordinator_client::CoordinatorClient;
 use concord_api::v1::node_server::NodeServer;
+use concord_api::v1::Enrolment;
 use config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,38 @@ pub enum NodeError {
     Data(#[from] concord_stats::SourceError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// Enrols with the coordinator, retrying (1 s, doubling up to 30 s) until it answers.
+async fn enrol(link: config::CoordinatorLink, pems: concord_api::tls::TlsPems) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let tls = client_config(&pems.ca, &pems.certificate, &pems.key, &link.name);
+        let attempt = async {
+            let channel = tonic::transport::Endpoint::from_shared(link.url.clone())?
+                .tls_config(tls)?
+                .connect()
+                .await?;
+            let member = CoordinatorClient::new(channel)
+                .enrol(Enrolment {
+                    url: link.advertise.clone(),
+                })
+                .await?
+                .into_inner();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(member)
+        };
+        match attempt.await {
+            Ok(member) => {
+                tracing::info!(coordinator = %link.url, name = %member.name, party = member.party, "enrolled");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(coordinator = %link.url, "enrolment failed, retrying in {} s: {e}", wait.as_secs());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
 }
 
 /// Loads the configuration, checks data and keys, and serves until `shutdown` resolves.
@@ -60,6 +94,9 @@ pub async fn run(
     };
     let service =
         service::NodeService::new(keys, data.events, institution, config.policy.clone(), state);
+    if let Some(link) = &config.coordinator {
+        tokio::spawn(enrol(link.clone(), pems.clone()));
+    }
     let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, "node serving");
     tonic::transport::Server::builder()

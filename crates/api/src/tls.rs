@@ -24,6 +24,7 @@ pub struct TlsFiles {
 }
 
 /// The three PEM documents of a party: the CA, its certificate, its private key.
+#[derive(Clone)]
 pub struct TlsPems {
     pub ca: String,
     pub certificate: String,

@@ -119,7 +119,31 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let ca = DevCa::generate("Concord demo CA")?;
     ca.write(&work)?;
     let mut processes = Processes(Vec::new());
-    let mut nodes_toml = String::new();
+    // the coordinator process first: the nodes enrol with it as they start
+    ca.issue(
+        Role::Coordinator,
+        "coordinator",
+        &["coordinator", "localhost", "127.0.0.1"],
+    )?
+    .write(&work, "coordinator")?;
+    ca.issue(Role::Researcher, "researcher", &["localhost"])?
+        .write(&work, "researcher")?;
+    let coordinator_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = format!(
+        "listen = \"127.0.0.1:{coordinator_port}\"\nstate = \"coordinator.redb\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n"
+    );
+    std::fs::write(work.join("coordinator.toml"), config)?;
+    let log = std::fs::File::create(work.join("coordinator.log"))?;
+    processes.0.push(
+        Command::new(&coordinator_binary)
+            .arg("--config")
+            .arg(work.join("coordinator.toml"))
+            .stderr(log)
+            .spawn()?,
+    );
+    println!("  coordinator      on 127.0.0.1:{coordinator_port}");
     for (i, name) in institutions.iter().enumerate() {
         let node = format!("node-{}", i + 1);
         ca.issue(Role::Node, &node, &[&node, "localhost", "127.0.0.1"])?
@@ -137,7 +161,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             .local_addr()?
             .port();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\n[policy]\nmin_institutions = 3\n",
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
             data_dir.to_str().ok_or("non-UTF-8 path")?
         );
         let config_path = work.join(format!("{node}.toml"));
@@ -150,46 +174,12 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
                 .stderr(log)
                 .spawn()?,
         );
-        nodes_toml.push_str(&format!(
-            "[[nodes]]
-name = \"{node}\"
-url = \"https://127.0.0.1:{port}\"
-party = {}
-",
-            i + 1
-        ));
         println!("  {name:<16} node-{} on 127.0.0.1:{port}", i + 1);
     }
-    // the coordinator process, and a researcher
-    ca.issue(
-        Role::Coordinator,
-        "coordinator",
-        &["coordinator", "localhost", "127.0.0.1"],
-    )?
-    .write(&work, "coordinator")?;
-    ca.issue(Role::Researcher, "researcher", &["localhost"])?
-        .write(&work, "researcher")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let config = format!(
-        "listen = \"127.0.0.1:{port}\"\nstate = \"coordinator.redb\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n{nodes_toml}"
-    );
-    std::fs::write(work.join("coordinator.toml"), config)?;
-    let log = std::fs::File::create(work.join("coordinator.log"))?;
-    processes.0.push(
-        Command::new(&coordinator_binary)
-            .arg("--config")
-            .arg(work.join("coordinator.toml"))
-            .stderr(log)
-            .spawn()?,
-    );
-    println!("  coordinator      on 127.0.0.1:{port}");
-
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let started = Instant::now();
-        let url = format!("https://127.0.0.1:{port}");
+        let url = format!("https://127.0.0.1:{coordinator_port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut researcher = loop {
             match client::connect(&url, "coordinator", &work, "researcher").await {
@@ -198,7 +188,18 @@ party = {}
                 Err(e) => return Err(format!("coordinator did not come up ({e}); see the logs in {}", work.display()).into()),
             }
         };
-        println!("coordinator and {n} nodes up in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
+        // every node enrolled
+        loop {
+            let members = researcher.members(concord_api::v1::ListRequest {}).await?.into_inner().members;
+            if members.len() == n {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} of {n} nodes enrolled; see the logs in {}", members.len(), work.display()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("coordinator and {n} nodes up and enrolled in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
         for template in TEMPLATES {
             let info = template.info();
             let started = Instant::now();

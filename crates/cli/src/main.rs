@@ -93,6 +93,8 @@ enum QueryCommand {
         #[arg(long, default_value_t = 3)]
         min_institutions: u32,
     },
+    /// The institutions' nodes enrolled with the coordinator (name and party number).
+    Members,
     /// List this researcher's queries, oldest first: id, submission time, template, window, phase.
     List,
     /// Follow a query phase by phase (a progress bar on a terminal) until it is released or fails.
@@ -209,6 +211,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             .await?
                             .into_inner();
                         println!("{}", status.query_id);
+                    }
+                    QueryCommand::Members => {
+                        let list = client
+                            .members(concord_api::v1::ListRequest {})
+                            .await?
+                            .into_inner();
+                        for m in list.members {
+                            println!("{:>3}  {}", m.party, m.name);
+                        }
                     }
                     QueryCommand::List => {
                         let list = client

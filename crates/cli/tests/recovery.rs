@@ -6,8 +6,10 @@
 //! 1. the coordinator is killed (SIGKILL) with two contributions acknowledged and node-2's
 //!    held, and restarted: the query resumes, asks only node-2, and releases exactly the
 //!    result the same query had in the demo (nothing lost, nothing counted twice);
-//! 2. node-2 is killed while its contribution is held: the query fails, naming it;
-//! 3. a node hangs (SIGSTOP): the query fails after the coordinator's node timeout, naming it.
+//! 2. a node hangs (SIGSTOP): the query fails after the coordinator's node timeout, naming it;
+//! 3. node-2 is killed while its contribution is held: the query fails, naming it;
+//! 4. enrolment: researchers see the members; a researcher certificate cannot enrol, a node
+//!    cannot enrol a non-https address, and a node enrolling again keeps its party number.
 
 #![cfg(unix)]
 
@@ -266,22 +268,29 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         .map(|r| r.split(':').next().unwrap().to_owned())
         .unwrap();
 
-    // the demo's deployment, started again, with the interposer in front of node-2, and a
-    // coordinator that waits 5 s for a node
+    // the demo's deployment, started again, with the interposer in front of node-2 (node-2
+    // enrols with the interposer's address), and a coordinator that waits 5 s for a node
     let coordinator_toml = work.path().join("coordinator.toml");
     let config = std::fs::read_to_string(&coordinator_toml).unwrap();
     let url = format!("https://127.0.0.1:{}", port_of(&config));
-    let node2_port = port_of(&std::fs::read_to_string(work.path().join("node-2.toml")).unwrap());
+    std::fs::write(
+        &coordinator_toml,
+        config.replacen("\n", "\nnode_timeout_s = 5\n", 1),
+    )
+    .unwrap();
+    let node2_toml = work.path().join("node-2.toml");
+    let node2 = std::fs::read_to_string(&node2_toml).unwrap();
+    let node2_port = port_of(&node2);
     let interposer_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     std::fs::write(
-        &coordinator_toml,
-        config.replacen("\n", "\nnode_timeout_s = 5\n", 1).replace(
-            &format!("https://127.0.0.1:{node2_port}"),
-            &format!("https://127.0.0.1:{interposer_port}"),
+        &node2_toml,
+        node2.replace(
+            &format!("advertise = \"https://127.0.0.1:{node2_port}\""),
+            &format!("advertise = \"https://127.0.0.1:{interposer_port}\""),
         ),
     )
     .unwrap();
@@ -323,6 +332,14 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         }
     }
     d.start_coordinator();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(d.work.path().join("node-2.again.log"))
+        .unwrap()
+        .contains("enrolled")
+    {
+        assert!(Instant::now() < deadline, "node-2 did not enrol again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let expected = d.query_until_up(&["result", &demo_query, "--csv"]);
     assert!(expected.status.success(), "{}", text(&expected.stderr));
 
@@ -380,4 +397,41 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     gate.send(true).unwrap();
     let line = d.wait_listed(&id, "failed");
     assert!(line.contains("node-2"), "{line}");
+
+    // enrolment: the members as researchers see them; only a node certificate may enrol, and
+    // only with an https:// address
+    let members = d.query(&["members"]);
+    assert_eq!(
+        text(&members.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["1", "node-1", "2", "node-2", "3", "node-3"]
+    );
+    let read = |f: &str| std::fs::read_to_string(d.work.path().join(f)).unwrap();
+    let enrol_as = |name: &str, url: &str| {
+        let tls = client_config(
+            &read("ca.pem"),
+            &read(&format!("{name}.pem")),
+            &read(&format!("{name}.key")),
+            "coordinator",
+        );
+        let (coordinator, url) = (d.url.clone(), url.to_owned());
+        runtime.block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(coordinator)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            concord_api::v1::coordinator_client::CoordinatorClient::new(channel)
+                .enrol(Enrolment { url })
+                .await
+        })
+    };
+    let refused = enrol_as("researcher", "https://127.0.0.1:1").unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+    let refused = enrol_as("node-3", "ftp://127.0.0.1:1").unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+    let node3 = read("node-3.toml");
+    let again = enrol_as("node-3", &format!("https://127.0.0.1:{}", port_of(&node3))).unwrap();
+    assert_eq!(again.into_inner().party, 3);
 }
