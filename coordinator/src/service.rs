@@ -154,6 +154,45 @@ impl CoordinatorApi for CoordinatorService {
         Ok(Response::new(status_of(&record)))
     }
 
+    type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<QueryStatus, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<QueryRef>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let first = self.get(request).await?.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let mut last = first;
+            let mut finished = last.phase == "released" || last.phase == "failed";
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while !finished {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let status = match store.get(&last.query_id) {
+                    Ok(Some(record)) => status_of(&record),
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(internal(e))).await;
+                        return;
+                    }
+                };
+                finished = status.phase == "released" || status.phase == "failed";
+                if status != last {
+                    if tx.send(Ok(status.clone())).await.is_err() {
+                        return; // the watcher left
+                    }
+                    last = status;
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn members(&self, request: Request<ListRequest>) -> Result<Response<MemberList>, Status> {
         require_role(&request, Role::Researcher)?;
         let members = enrolled(&self.store)

@@ -58,7 +58,20 @@ pub async fn wait(
     id: &str,
     timeout: Duration,
 ) -> Result<QueryStatus, Error> {
-    follow(client, id, timeout, &mut |_| {}).await
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        let status = client
+            .get(QueryRef {
+                query_id: id.into(),
+            })
+            .await?
+            .into_inner();
+        let finished = status.phase == "released" || status.phase == "failed";
+        if finished || deadline.is_some_and(|d| Instant::now() > d) {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The phases of a query, in order.
@@ -82,8 +95,8 @@ pub fn progress(status: &QueryStatus) -> String {
     }
 }
 
-/// Follows a query until it is released or failed, with a progress bar per phase (drawn on
-/// stderr when it is a terminal).
+/// Follows a query (the coordinator streams every change) until it is released or failed,
+/// with a progress bar per phase (drawn on stderr when it is a terminal).
 pub async fn watch(
     client: &mut CoordinatorClient<Channel>,
     id: &str,
@@ -94,39 +107,23 @@ pub async fn watch(
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let status = follow(client, id, Duration::MAX, &mut |status| {
+    let mut updates = client
+        .watch(QueryRef {
+            query_id: id.into(),
+        })
+        .await?
+        .into_inner();
+    let mut last = None;
+    while let Some(status) = updates.message().await? {
         if let Some(i) = PHASES.iter().position(|p| *p == status.phase) {
             bar.set_position(i as u64);
         }
-        bar.set_message(format!("{id}: {}", progress(status)));
-    })
-    .await?;
+        bar.set_message(format!("{id}: {}", progress(&status)));
+        last = Some(status);
+    }
+    let status = last.ok_or("the coordinator sent no status")?;
     bar.finish_with_message(format!("{id}: {}", progress(&status)));
     Ok(status)
-}
-
-/// Polls a query, showing every status, until it is released or failed or `timeout` passes.
-async fn follow(
-    client: &mut CoordinatorClient<Channel>,
-    id: &str,
-    timeout: Duration,
-    show: &mut dyn FnMut(&QueryStatus),
-) -> Result<QueryStatus, Error> {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        let status = client
-            .get(QueryRef {
-                query_id: id.into(),
-            })
-            .await?
-            .into_inner();
-        show(&status);
-        let finished = status.phase == "released" || status.phase == "failed";
-        if finished || deadline.is_some_and(|d| Instant::now() > d) {
-            return Ok(status);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// One line per query: id, phase, template, window, submission time.
