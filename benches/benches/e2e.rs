@@ -293,6 +293,9 @@ fn main() {
         concord_bfv::params::spec_by_name(layout.parameter_set).unwrap(),
     )
     .unwrap();
+    // the researcher's key: results are sealed to it (PCKS), the default release
+    let researcher = concord_bfv::SecretKey::generate(&params);
+    let recipient_key = concord_bfv::PublicKey::generate(&researcher).to_bytes();
     let setup_started = Instant::now();
     runtime.block_on(coordinator.setup(&params)).unwrap();
     let setup = setup_started.elapsed();
@@ -310,12 +313,26 @@ fn main() {
                     window_first: first.to_string(),
                     window_months: args.months as u32,
                     min_institutions: 2,
+                    recipient_key: recipient_key.clone(),
                 },
             ))
             .unwrap();
         lifecycles.push(started.elapsed());
-        assert_eq!(outcome.cells.len(), layout.cells());
         assert_eq!(outcome.contributors.len(), args.nodes);
+        // the researcher opens the sealed result
+        let plan = concord_query::QueryPlan::new(template, window, args.nodes).unwrap();
+        let plaintexts: Vec<_> = outcome
+            .sealed
+            .iter()
+            .map(|b| {
+                researcher
+                    .decrypt(&concord_bfv::Ciphertext::from_bytes(&params, b).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        let cells = plan.decode(&plaintexts).unwrap();
+        assert_eq!(cells.len(), layout.cells());
+        assert!(cells.iter().any(|&c| c > 0));
     }
 
     let peaks_reset = roles.lock().unwrap().peaks_reset;

@@ -13,9 +13,11 @@
 //! configured timeout, so a node that hangs or dies fails the query with its name instead of
 //! stalling it.
 //!
-//! Today the aggregate is released by joint decryption (CKS, a result public to the community)
-//! in all-party mode: every key holder must agree for a release. Still to come (issue 4): PCKS
-//! to the researcher, threshold mode, and contributions verified by the nodes.
+//! A result is released in one of two ways, as the query says and every node agreed: sealed to
+//! the researcher's public key (PCKS, the default: the coordinator stores and forwards
+//! ciphertexts it cannot read), or public to the community (joint decryption, CKS). Release is
+//! in all-party mode: every key holder must agree. Still to come (issue 4): threshold mode and
+//! contributions verified by the nodes.
 
 pub mod config;
 pub mod service;
@@ -27,8 +29,8 @@ use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::{ContributeRequest, DecryptRequest, Proposal, QuerySpec, SetupRequest};
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey};
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, DecryptionShare, PartyId, PublicKeyGen,
-    PublicKeyShare, SmudgingPlan,
+    CollectiveDecryption, CommonReferenceString, DecryptionShare, KeySwitchShare, PartyId,
+    PublicKeyGen, PublicKeyShare, PublicKeySwitch, SmudgingPlan,
 };
 use concord_query::QueryPlan;
 use concord_stats::{Template, Window, YearMonth};
@@ -122,16 +124,21 @@ impl CoordinatorError {
 /// A query's released result and how it came about.
 #[derive(Debug, Clone)]
 pub struct QueryOutcome {
+    /// A public result's cells (empty for a sealed result).
     pub cells: Vec<u128>,
+    /// A sealed result: the aggregate key-switched to the researcher's key (serialized
+    /// ciphertexts in slot order), which only they can decrypt.
+    pub sealed: Vec<Vec<u8>>,
     pub contributors: Vec<String>,
     pub events_covered: u64,
     pub smudging_lambda: f64,
 }
 
 impl QueryOutcome {
-    fn of(record: &QueryRecord) -> Self {
+    fn of(record: &QueryRecord, sealed: Vec<Vec<u8>>) -> Self {
         Self {
             cells: record.cells.iter().filter_map(|c| c.parse().ok()).collect(),
+            sealed,
             contributors: record.contributed.clone(),
             events_covered: record.events_covered,
             smudging_lambda: record.smudging_lambda,
@@ -410,8 +417,9 @@ impl Coordinator {
         let record = match self.store.get(query_id)? {
             Some(record) => record,
             None => {
+                let key = spec.recipient_key.clone();
                 let record = QueryRecord::submitted(query_id.into(), String::new(), spec);
-                self.store.put(&record)?;
+                self.store.submit(&record, &key)?;
                 record
             }
         };
@@ -422,7 +430,8 @@ impl Coordinator {
     /// result (`released`, final: a released query is never decrypted again) or the failure.
     pub async fn run(&mut self, record: QueryRecord) -> Result<QueryOutcome, CoordinatorError> {
         if record.phase == "released" {
-            return Ok(QueryOutcome::of(&record));
+            let sealed = self.store.sealed_result(&record.id)?;
+            return Ok(QueryOutcome::of(&record, sealed));
         }
         let id = record.id.clone();
         let result = self.drive(record).await;
@@ -442,14 +451,18 @@ impl Coordinator {
                 record.detail = e.to_string();
             }
         }
-        self.store.finish(&record)?;
+        let sealed = result.as_ref().map_or(&[][..], |o| &o.sealed[..]);
+        self.store.finish(&record, sealed)?;
         tracing::info!(query = %record.id, phase = %record.phase, detail = %record.detail, "query finished");
         result
     }
 
     async fn drive(&mut self, mut record: QueryRecord) -> Result<QueryOutcome, CoordinatorError> {
         let query_id = record.id.clone();
-        let spec = record.spec();
+        let mut spec = record.spec();
+        if record.sealed {
+            spec.recipient_key = self.store.recipient_key(&query_id)?;
+        }
         let template =
             Template::by_id(&spec.template).map_err(|e| CoordinatorError::Query(e.to_string()))?;
         let first = YearMonth::parse(&spec.window_first).ok_or_else(|| {
@@ -566,15 +579,21 @@ impl Coordinator {
             )));
         }
 
-        // joint decryption of the sum
+        // shares of the sum from every node: a key switch to the researcher's key (PCKS), or
+        // a joint decryption for a public result (CKS)
         let started = Instant::now();
+        let recipient = match record.sealed {
+            true => Some(
+                PublicKey::from_bytes(&params, &spec.recipient_key)
+                    .map_err(|e| CoordinatorError::Query(format!("recipient key: {e}")))?,
+            ),
+            false => None,
+        };
         let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
-        let smudging = SmudgingPlan::for_decryption(&params, noise, n)?;
-        let protocols = sum
-            .iter()
-            .map(|ct| CollectiveDecryption::new(ct, smudging))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
+        let smudging = match recipient {
+            Some(_) => SmudgingPlan::for_key_switch(&params, noise, n)?,
+            None => SmudgingPlan::for_decryption(&params, noise, n)?,
+        };
         let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
         let ciphertexts = sum.len();
         let mut calls = self.call_each(
@@ -593,30 +612,67 @@ impl Coordinator {
                 Ok(tonic::Response::new(whole))
             },
         );
+        let mut shares = Vec::new();
         while let Some((i, reply)) = Self::next(&mut calls).await {
-            let name = &self.nodes[i].address.name;
             let reply = reply?;
-            if reply.shares.len() != aggregates.len() {
-                return Err(CoordinatorError::bad_reply(name, "wrong number of shares"));
+            if reply.shares.len() != ciphertexts {
+                return Err(CoordinatorError::bad_reply(
+                    &self.nodes[i].address.name,
+                    "wrong number of shares",
+                ));
             }
-            for (agg, bytes) in aggregates.iter_mut().zip(&reply.shares) {
-                let share = DecryptionShare::from_bytes(&params, bytes)
-                    .map_err(|e| CoordinatorError::bad_reply(name, e))?;
-                agg.add(&share)?;
-            }
+            shares.push((self.nodes[i].address.name.clone(), reply.shares));
         }
         let parties = self.parties();
-        let plaintexts = protocols
-            .iter()
-            .zip(&aggregates)
-            .map(|(p, a)| p.decrypt(a, &parties))
-            .collect::<Result<Vec<_>, _>>()?;
-        let cells = plan
-            .decode(&plaintexts)
-            .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+        let (cells, sealed) = match &recipient {
+            Some(recipient) => {
+                let protocols = sum
+                    .iter()
+                    .map(|ct| PublicKeySwitch::new(ct, recipient, smudging))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
+                for (name, node_shares) in &shares {
+                    for (agg, bytes) in aggregates.iter_mut().zip(node_shares) {
+                        let share = KeySwitchShare::from_bytes(&params, bytes)
+                            .map_err(|e| CoordinatorError::bad_reply(name, e))?;
+                        agg.add(&share)?;
+                    }
+                }
+                let sealed = protocols
+                    .iter()
+                    .zip(&aggregates)
+                    .map(|(p, a)| p.finish(a, &parties).map(|ct| ct.to_bytes()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (Vec::new(), sealed)
+            }
+            None => {
+                let protocols = sum
+                    .iter()
+                    .map(|ct| CollectiveDecryption::new(ct, smudging))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut aggregates: Vec<_> = protocols.iter().map(|p| p.aggregator()).collect();
+                for (name, node_shares) in &shares {
+                    for (agg, bytes) in aggregates.iter_mut().zip(node_shares) {
+                        let share = DecryptionShare::from_bytes(&params, bytes)
+                            .map_err(|e| CoordinatorError::bad_reply(name, e))?;
+                        agg.add(&share)?;
+                    }
+                }
+                let plaintexts = protocols
+                    .iter()
+                    .zip(&aggregates)
+                    .map(|(p, a)| p.decrypt(a, &parties))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let cells = plan
+                    .decode(&plaintexts)
+                    .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+                (cells, Vec::new())
+            }
+        };
         self.phase_done(&query_id, "decryption", started);
         Ok(QueryOutcome {
             cells,
+            sealed,
             contributors: record.contributed,
             events_covered: record.events_covered,
             smudging_lambda: smudging.lambda,

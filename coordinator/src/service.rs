@@ -70,7 +70,7 @@ impl CoordinatorService {
                         let mut record = record;
                         record.detail = e.to_string();
                         record.phase = "failed".into();
-                        if let Err(e) = store.finish(&record) {
+                        if let Err(e) = store.finish(&record, &[]) {
                             tracing::error!("{e}");
                         }
                         return;
@@ -112,6 +112,7 @@ fn status_of(r: &QueryRecord) -> QueryStatus {
         asked: r.asked,
         contributed: r.contributed.len() as u32,
         submitted_at: r.submitted_at,
+        sealed: Vec::new(),
     }
 }
 
@@ -124,16 +125,35 @@ impl CoordinatorApi for CoordinatorService {
     async fn submit(&self, request: Request<QuerySpec>) -> Result<Response<QueryStatus>, Status> {
         let researcher = require_role(&request, Role::Researcher)?;
         let spec = request.into_inner();
-        concord_stats::Template::by_id(&spec.template)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let invalid = |e: &dyn std::fmt::Display| Status::invalid_argument(e.to_string());
+        let template = concord_stats::Template::by_id(&spec.template).map_err(|e| invalid(&e))?;
+        let first = concord_stats::YearMonth::parse(&spec.window_first).ok_or_else(|| {
+            invalid(&format!(
+                "window start {:?} is not YYYY-MM",
+                spec.window_first
+            ))
+        })?;
+        let window =
+            concord_stats::Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
+                .map_err(|e| invalid(&e))?;
         if spec.min_institutions < 2 {
             return Err(Status::invalid_argument(
                 "min_institutions must be at least 2",
             ));
         }
+        if !spec.recipient_key.is_empty() {
+            let set = template.layout(&window).parameter_set;
+            let params = concord_bfv::params::spec_by_name(set)
+                .map(concord_bfv::BfvParameters::new)
+                .ok_or_else(|| internal(set))?
+                .map_err(internal)?;
+            concord_bfv::PublicKey::from_bytes(&params, &spec.recipient_key)
+                .map_err(|e| invalid(&format!("recipient key (a {set} public key): {e}")))?;
+        }
         let id = format!("q-{:016x}", OsRng.next_u64());
+        let key = spec.recipient_key.clone();
         let record = QueryRecord::submitted(id, researcher.name, spec);
-        self.store.put(&record).map_err(internal)?;
+        self.store.submit(&record, &key).map_err(internal)?;
         self.run_in_background(record.clone());
         Ok(Response::new(status_of(&record)))
     }
@@ -151,7 +171,11 @@ impl CoordinatorApi for CoordinatorService {
                 "query {id:?} belongs to another researcher"
             )));
         }
-        Ok(Response::new(status_of(&record)))
+        let sealed = self.store.sealed_result(&id).map_err(internal)?;
+        Ok(Response::new(QueryStatus {
+            sealed,
+            ..status_of(&record)
+        }))
     }
 
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<QueryStatus, Status>>;

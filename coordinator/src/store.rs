@@ -8,6 +8,9 @@
 //!   contribution is lost or counted twice;
 //! - **collective keys**: the collective public key of each parameter set, with the parties it
 //!   was made for, so queries after a restart are encrypted under the same key;
+//! - **recipient keys and sealed results**: a researcher's public key for a query whose result
+//!   only they may read, and that result (the aggregate key-switched to the key), which the
+//!   coordinator stores and serves but cannot read;
 //! - **nodes**: the enrolled nodes (from the configuration and from enrolment calls), each
 //!   with the party number it keeps for good.
 //!
@@ -22,6 +25,8 @@ const QUERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("queries");
 const PARTIAL_SUMS: TableDefinition<&str, &[u8]> = TableDefinition::new("partial-sums");
 const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const RECIPIENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("recipient-keys");
+const SEALED_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sealed-results");
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -55,7 +60,10 @@ pub struct QueryRecord {
     /// Nodes whose contribution is in the stored partial sum.
     #[serde(default)]
     pub contributed: Vec<String>,
-    /// Released cells, as decimal strings.
+    /// The result is for the researcher only (sealed to their key), not public.
+    #[serde(default)]
+    pub sealed: bool,
+    /// Released cells of a public result, as decimal strings.
     pub cells: Vec<String>,
     pub institutions: u32,
     pub events_covered: u64,
@@ -66,6 +74,7 @@ impl QueryRecord {
     /// A query just submitted.
     pub fn submitted(id: String, researcher: String, spec: QuerySpec) -> Self {
         Self {
+            sealed: !spec.recipient_key.is_empty(),
             id,
             researcher,
             template: spec.template,
@@ -79,9 +88,10 @@ impl QueryRecord {
         }
     }
 
-    /// What the query asks.
+    /// What the query asks (without its recipient key: see [`QueryStore::recipient_key`]).
     pub fn spec(&self) -> QuerySpec {
         QuerySpec {
+            recipient_key: Vec::new(),
             template: self.template.clone(),
             template_version: self.template_version,
             window_first: self.window_first.clone(),
@@ -161,6 +171,8 @@ impl QueryStore {
         tx.open_table(PARTIAL_SUMS).map_err(err)?;
         tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
         tx.open_table(NODES).map_err(err)?;
+        tx.open_table(RECIPIENT_KEYS).map_err(err)?;
+        tx.open_table(SEALED_RESULTS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(store)
     }
@@ -184,6 +196,33 @@ impl QueryStore {
     /// Writes a record durably (one transaction).
     pub fn put(&self, record: &QueryRecord) -> Result<(), StoreError> {
         self.write(record, |_| Ok(()))
+    }
+
+    /// Records a new query with its recipient key (empty for a public result).
+    pub fn submit(&self, record: &QueryRecord, recipient_key: &[u8]) -> Result<(), StoreError> {
+        self.write(record, |tx| {
+            if !recipient_key.is_empty() {
+                tx.open_table(RECIPIENT_KEYS)?
+                    .insert(record.id.as_str(), recipient_key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The recipient key of a query whose result is sealed (empty otherwise).
+    pub fn recipient_key(&self, id: &str) -> Result<Vec<u8>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(RECIPIENT_KEYS).map_err(err)?;
+        let value = table.get(id).map_err(err)?;
+        Ok(value.map(|v| v.value().to_vec()).unwrap_or_default())
+    }
+
+    /// A released sealed result (serialized ciphertexts under the recipient key), if any.
+    pub fn sealed_result(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(SEALED_RESULTS).map_err(err)?;
+        let value = table.get(id).map_err(err)?;
+        value.map_or(Ok(Vec::new()), |v| unpack(v.value()))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<QueryRecord>, StoreError> {
@@ -245,10 +284,15 @@ impl QueryStore {
         value.map(|v| unpack(v.value())).transpose()
     }
 
-    /// Writes a final record (released or failed) and drops the query's partial sum.
-    pub fn finish(&self, record: &QueryRecord) -> Result<(), StoreError> {
+    /// Writes a final record (released or failed) with its sealed result, if any, and drops
+    /// the query's partial sum.
+    pub fn finish(&self, record: &QueryRecord, sealed: &[Vec<u8>]) -> Result<(), StoreError> {
         self.write(record, |tx| {
             tx.open_table(PARTIAL_SUMS)?.remove(record.id.as_str())?;
+            if !sealed.is_empty() {
+                tx.open_table(SEALED_RESULTS)?
+                    .insert(record.id.as_str(), pack(sealed).as_slice())?;
+            }
             Ok(())
         })
     }
@@ -382,9 +426,17 @@ mod tests {
         assert_eq!(store.all().unwrap().len(), 2);
         // finishing drops the partial sum
         busy.phase = "released".into();
-        store.finish(&busy).unwrap();
+        store.finish(&busy, &[vec![5; 7]]).unwrap();
         assert!(store.unfinished().unwrap().is_empty());
         assert_eq!(store.partial_sum("busy").unwrap(), None);
+        assert_eq!(store.sealed_result("busy").unwrap(), vec![vec![5; 7]]);
+        assert!(store.sealed_result("done").unwrap().is_empty());
+        // a recipient key is kept beside its query
+        let mut sealed = record("sealed", "submitted");
+        sealed.sealed = true;
+        store.submit(&sealed, &[1, 2, 3]).unwrap();
+        assert_eq!(store.recipient_key("sealed").unwrap(), vec![1, 2, 3]);
+        assert!(store.recipient_key("done").unwrap().is_empty());
     }
 
     #[test]

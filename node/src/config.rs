@@ -17,6 +17,7 @@
 //! [policy]
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
 //! min_institutions = 3
+//! allow_public_results = false              # true: also help release results public to all (CKS)
 //!
 //! # optional: enrol with the coordinator at start (it may also list this node in its own
 //! # configuration instead)
@@ -78,6 +79,10 @@ pub struct Policy {
     /// The fewest contributing institutions a query must have for this node to take part.
     #[serde(default = "default_min_institutions")]
     pub min_institutions: usize,
+    /// Whether this node helps release results public to the community (joint decryption,
+    /// CKS). Otherwise (the default) results go only to the submitting researcher's key (PCKS).
+    #[serde(default)]
+    pub allow_public_results: bool,
 }
 
 fn default_min_institutions() -> usize {
@@ -89,6 +94,7 @@ impl Default for Policy {
         Self {
             allowed_templates: Vec::new(),
             min_institutions: default_min_institutions(),
+            allow_public_results: false,
         }
     }
 }

@@ -4,14 +4,17 @@
 //! - `Propose`: agree or refuse by its own [`Policy`], with a machine-readable reason;
 //! - `Contribute`: its statistic over its own data, encrypted under the collective key — only
 //!   for a query it agreed to;
-//! - `Decrypt`: decryption shares of the aggregate — only for a query it agreed to, only if at
-//!   least the agreed number of institutions contributed, and at most once per query: the same
-//!   request again gets the same shares back, any other is refused ([`NodeState`]).
+//! - `Decrypt`: shares of the aggregate — a key switch to the recipient key the node saw in the
+//!   proposal (PCKS), or, where its policy allows public results, a joint-decryption share
+//!   (CKS) — only for a query it agreed to, only if at least the agreed number of institutions
+//!   contributed, and at most once per query: the same request again gets the same shares
+//!   back, any other is refused ([`NodeState`]).
 //!
 //! Agreements and released shares are durable, so a node restart loses neither. Not yet here
 //! (issue 4): the node checks the coordinator's *claims* about the aggregate (contributions,
 //! institutions) but does not yet verify them cryptographically (signed contributions and the
-//! linear fingerprint).
+//! linear fingerprint), nor that the recipient key really is the submitting researcher's (a
+//! signature by the researcher's certificate key over the query).
 
 use crate::config::Policy;
 use crate::keystore::KeyStore;
@@ -23,7 +26,8 @@ use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
 use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey};
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen, SmudgingPlan,
+    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
+    PublicKeySwitch, SmudgingPlan,
 };
 use concord_query::QueryPlan;
 use concord_stats::{Event, Institution, Template, Window, YearMonth};
@@ -38,6 +42,8 @@ use tonic::{Request, Response, Status, Streaming};
 struct Agreement {
     plan: QueryPlan,
     min_institutions: usize,
+    /// The researcher's key the result is switched to; `None`: a public result (CKS).
+    recipient: Option<PublicKey>,
 }
 
 pub struct NodeService {
@@ -151,9 +157,25 @@ impl NodeService {
         }
         let plan = QueryPlan::new(template, window, proposal.institutions as usize)
             .map_err(|e| ("too-many-institutions", e.to_string()))?;
+        let recipient = if spec.recipient_key.is_empty() {
+            if !self.policy.allow_public_results {
+                return Err((
+                    "public-result-not-allowed",
+                    "this institution's policy releases results only to the researcher's key"
+                        .to_string(),
+                ));
+            }
+            None
+        } else {
+            Some(
+                PublicKey::from_bytes(&plan.params, &spec.recipient_key)
+                    .map_err(|e| ("invalid-recipient-key", e.to_string()))?,
+            )
+        };
         Ok(Agreement {
             plan,
             min_institutions,
+            recipient,
         })
     }
 }
@@ -312,19 +334,30 @@ impl Node for NodeService {
         }
         let noise =
             NoiseEstimate::aggregate(params, req.key_parties as usize, req.contributions as usize);
-        let plan = SmudgingPlan::for_decryption(params, noise, req.sharing_parties as usize)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let sharing = req.sharing_parties as usize;
+        let plan = match &agreement.recipient {
+            Some(_) => SmudgingPlan::for_key_switch(params, noise, sharing),
+            None => SmudgingPlan::for_decryption(params, noise, sharing),
+        }
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let key = self
             .keys
             .key(params)
             .map_err(|e| Status::internal(e.to_string()))?;
+        let party = PartyId(req.party);
+        // a key switch to the recipient the node agreed to (PCKS), or a joint decryption (CKS)
         let shares = cts
             .iter()
             .map(|ct| {
-                CollectiveDecryption::new(ct, plan)
-                    .and_then(|cks| cks.share(&key, PartyId(req.party)))
-                    .map(|s| s.to_bytes())
-                    .map_err(|e| Status::invalid_argument(e.to_string()))
+                match &agreement.recipient {
+                    Some(recipient) => PublicKeySwitch::new(ct, recipient, plan)
+                        .and_then(|pcks| pcks.share(&key, party))
+                        .map(|s| s.to_bytes()),
+                    None => CollectiveDecryption::new(ct, plan)
+                        .and_then(|cks| cks.share(&key, party))
+                        .map(|s| s.to_bytes()),
+                }
+                .map_err(|e| Status::invalid_argument(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reply = DecryptShares { shares };

@@ -10,9 +10,12 @@
 
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::QuerySpec;
+use concord_bfv::{BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_coordinator::store::QueryStore;
 use concord_coordinator::{Coordinator, CoordinatorError, Deployment, NodeAddress};
+use concord_query::QueryPlan;
 use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -105,7 +108,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         let policy = if i == 3 {
             "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\"]\nmin_institutions = 3\n"
         } else {
-            "[policy]\nmin_institutions = 3\n"
+            "[policy]\nmin_institutions = 3\nallow_public_results = true\n"
         };
         let config = format!(
             "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\n{policy}",
@@ -166,10 +169,28 @@ async fn four_node_processes_answer_every_template_exactly() {
         window_first: "2016-12".into(),
         window_months: 120,
         min_institutions: min,
+        recipient_key: Vec::new(),
+    };
+    // the researcher's result keys, one per parameter set
+    let researcher: HashMap<&'static str, SecretKey> = concord_bfv::params::ALL_SETS
+        .iter()
+        .map(|set| {
+            (
+                set.name,
+                SecretKey::generate(&BfvParameters::new(set).unwrap()),
+            )
+        })
+        .collect();
+    let sealed_spec = |template: &Template, min: u32| QuerySpec {
+        recipient_key: PublicKey::generate(&researcher[template.layout(&window).parameter_set])
+            .to_bytes(),
+        ..spec(template, min)
     };
     for (q, template) in TEMPLATES.iter().enumerate() {
         let query_id = format!("q{q}");
-        let result = coordinator.run_query(&query_id, spec(template, 3)).await;
+        let result = coordinator
+            .run_query(&query_id, sealed_spec(template, 3))
+            .await;
         if *template == Template::TimeToPublish {
             match result {
                 Err(CoordinatorError::Refused { node, reason, .. }) => {
@@ -181,6 +202,19 @@ async fn four_node_processes_answer_every_template_exactly() {
             continue;
         }
         let outcome = result.unwrap_or_else(|e| panic!("{}: {e}", template.info().id));
+        // sealed: the coordinator holds ciphertexts only the researcher's key opens
+        assert!(outcome.cells.is_empty());
+        let plan = QueryPlan::new(*template, window, 4).unwrap();
+        let sk = &researcher[plan.layout.parameter_set];
+        let plaintexts: Vec<_> = outcome
+            .sealed
+            .iter()
+            .map(|b| {
+                sk.decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        let cells = plan.decode(&plaintexts).unwrap();
         let mut expected = vec![0u128; template.layout(&window).cells()];
         for (institution, events) in &institutions {
             let stat = template.compute(&window, institution, events).unwrap();
@@ -188,9 +222,21 @@ async fn four_node_processes_answer_every_template_exactly() {
                 *e += *v as u128;
             }
         }
-        assert_eq!(outcome.cells, expected, "{}", template.info().id);
+        assert_eq!(cells, expected, "{}", template.info().id);
         assert!(outcome.smudging_lambda >= 40.0);
         assert_eq!(outcome.contributors.len(), 4);
+    }
+
+    // a result public to the community (CKS): node-d's policy does not allow it
+    match coordinator
+        .run_query("q-public", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .await
+    {
+        Err(CoordinatorError::Refused { node, reason, .. }) => {
+            assert_eq!(node, "node-d");
+            assert!(reason.starts_with("public-result-not-allowed"), "{reason}");
+        }
+        other => panic!("node-d's policy must stop a public result: {other:?}"),
     }
 
     // more institutions required than exist: every node refuses, nothing is computed
@@ -215,14 +261,17 @@ async fn four_node_processes_answer_every_template_exactly() {
         .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
         .await
         .unwrap();
-    assert!(again.cells.iter().any(|&c| c > 0));
+    assert!(!again.sealed.is_empty());
 
     // a coordinator that forgot it (a fresh store) replays it with a fresh aggregate: no node
     // gives decryption shares twice
     let forgetful = Arc::new(QueryStore::open(&root.join("forgetful.redb")).unwrap());
     let mut coordinator = Coordinator::connect(&deployment, forgetful).unwrap();
     match coordinator
-        .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .run_query(
+            "q0",
+            sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
+        )
         .await
     {
         Err(CoordinatorError::Node { status, .. }) => {

@@ -49,6 +49,7 @@ pub fn spec(
         window_first: from.into(),
         window_months: months as u32,
         min_institutions,
+        recipient_key: Vec::new(),
     })
 }
 
@@ -238,7 +239,22 @@ pub fn print_table(layout: &Layout, cells: &[u128]) {
     }
 }
 
-pub fn cells_of(status: &QueryStatus) -> Result<Vec<u128>, Error> {
+/// A released result's cells: a sealed result opened with the researcher's key in
+/// `keys_dir`, or a public result's cells as released.
+pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec<u128>, Error> {
+    if !status.sealed.is_empty() {
+        let spec = status.spec.as_ref().ok_or("status without its query")?;
+        let first = YearMonth::parse(&spec.window_first).ok_or("bad window")?;
+        let window = Window::new(first, spec.window_months as u16)?;
+        return crate::keys::open_sealed(
+            keys_dir,
+            name,
+            &spec.template,
+            window,
+            status.institutions as usize,
+            &status.sealed,
+        );
+    }
     Ok(status
         .cells
         .iter()

@@ -128,6 +128,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     .write(&work, "coordinator")?;
     ca.issue(Role::Researcher, "researcher", &["localhost"])?
         .write(&work, "researcher")?;
+    crate::keys::init(&work, "researcher", false)?;
     let coordinator_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -203,15 +204,18 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         for template in TEMPLATES {
             let info = template.info();
             let started = Instant::now();
-            let submitted = researcher.submit(client::spec(info.id, &first.to_string(), months, 3)?).await?.into_inner();
+            // the result is sealed to the researcher's key: the coordinator cannot read it
+            let mut spec = client::spec(info.id, &first.to_string(), months, 3)?;
+            spec.recipient_key = crate::keys::public_key(&work, "researcher", info.id)?;
+            let submitted = researcher.submit(spec).await?.into_inner();
             let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;
             println!("{} v{} — {}", info.id, info.version, info.question);
             if status.phase != "released" {
                 return Err(format!("query {} {}: {}", status.query_id, status.phase, status.detail).into());
             }
-            client::print_table(&client::layout_of(&status)?, &client::cells_of(&status)?);
+            client::print_table(&client::layout_of(&status)?, &client::cells_of(&status, &work, "researcher")?);
             println!(
-                "  [query {}: {} institutions, {} events covered, smudging λ = {:.1} bits, {:.2} s]\n",
+                "  [query {}: {} institutions, {} events covered, sealed to the researcher's key, smudging λ = {:.1} bits, {:.2} s]\n",
                 status.query_id,
                 status.institutions,
                 status.events_covered,

@@ -8,6 +8,7 @@
 
 mod client;
 mod demo;
+mod keys;
 
 use clap::{Parser, Subcommand};
 use concord_api::pki::{DevCa, Role};
@@ -33,6 +34,11 @@ enum Command {
     },
     /// The statistics catalogue: id, version, the question each template answers.
     Templates,
+    /// The researcher's result keys: results are sealed to them, and only they open them.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Queries to a coordinator, as a researcher.
     Query {
         #[command(flatten)]
@@ -76,6 +82,9 @@ struct Connection {
     /// This researcher's certificate name.
     #[arg(long)]
     name: String,
+    /// Directory holding this researcher's result keys (`concord keys init`); default: --tls-dir.
+    #[arg(long)]
+    keys_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +101,10 @@ enum QueryCommand {
         months: u16,
         #[arg(long, default_value_t = 3)]
         min_institutions: u32,
+        /// A result public to the community (joint decryption), where the nodes' policies allow
+        /// it; by default the result is sealed to this researcher's key.
+        #[arg(long)]
+        public: bool,
     },
     /// The institutions' nodes enrolled with the coordinator (name and party number).
     Members,
@@ -109,6 +122,21 @@ enum QueryCommand {
         csv: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key pair per parameter set: DIR/NAME.SET.pk and DIR/NAME.SET.sk (owner-only).
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// This researcher's certificate name.
+        #[arg(long)]
+        name: String,
+        /// Replace existing keys (results sealed to them can no longer be opened).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -190,6 +218,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             connection,
             command,
         } => {
+            let keys_dir = connection.keys_dir.as_ref().unwrap_or(&connection.tls_dir);
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let mut client = client::connect(
@@ -205,11 +234,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         from,
                         months,
                         min_institutions,
+                        public,
                     } => {
-                        let status = client
-                            .submit(client::spec(&template, &from, months, min_institutions)?)
-                            .await?
-                            .into_inner();
+                        let mut spec = client::spec(&template, &from, months, min_institutions)?;
+                        if !public {
+                            spec.recipient_key =
+                                keys::public_key(keys_dir, &connection.name, &template)?;
+                        }
+                        let status = client.submit(spec).await?.into_inner();
                         println!("{}", status.query_id);
                     }
                     QueryCommand::Members => {
@@ -264,7 +296,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             return Err(format!("query {id} is {}{detail}", status.phase).into());
                         }
                         let layout = client::layout_of(&status)?;
-                        let cells = client::cells_of(&status)?;
+                        let cells = client::cells_of(&status, keys_dir, &connection.name)?;
                         if csv {
                             client::print_csv(&layout, &cells);
                         } else if json {
@@ -295,6 +327,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 from,
                 months,
             })?;
+        }
+        Command::Keys {
+            command: KeysCommand::Init { dir, name, force },
+        } => {
+            for path in keys::init(&dir, &name, force)? {
+                println!("public key written to {}", path.display());
+            }
         }
         Command::Templates => {
             for t in concord_stats::TEMPLATES {

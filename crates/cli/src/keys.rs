@@ -1,0 +1,126 @@
+//! The researcher's result keys: one BFV key pair per parameter set, made by `concord keys
+//! init`. A query's result is key-switched (PCKS) to the public key of its template's set, so
+//! that only the holder of the secret key — never the coordinator — can read it. Files in the
+//! key directory: `NAME.SET.pk` (public) and `NAME.SET.sk` (secret, owner-only).
+
+use concord_bfv::{params, BfvParameters, PublicKey, SecretKey};
+use concord_query::QueryPlan;
+use concord_stats::{Template, Window, YearMonth};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub type Error = Box<dyn std::error::Error>;
+
+fn file(dir: &Path, name: &str, set: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{name}.{set}.{ext}"))
+}
+
+fn parameters(set: &str) -> Result<Arc<BfvParameters>, Error> {
+    let spec = params::spec_by_name(set).ok_or_else(|| format!("unknown parameter set {set}"))?;
+    Ok(BfvParameters::new(spec)?)
+}
+
+/// Creates a key pair per parameter set; refuses to replace existing keys unless `force`.
+pub fn init(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>, Error> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for spec in params::ALL_SETS {
+        let sk_path = file(dir, name, spec.name, "sk");
+        if sk_path.exists() && !force {
+            return Err(format!(
+                "{} exists: a new key would make results sealed to the old one unreadable (--force replaces it)",
+                sk_path.display()
+            )
+            .into());
+        }
+        let params = BfvParameters::new(spec)?;
+        let sk = SecretKey::generate(&params);
+        concord_api::pki::write_file(&sk_path, &sk.to_bytes(), true)?;
+        let pk_path = file(dir, name, spec.name, "pk");
+        concord_api::pki::write_file(&pk_path, &PublicKey::generate(&sk).to_bytes(), false)?;
+        written.push(pk_path);
+    }
+    Ok(written)
+}
+
+/// The public key a query of `template` is sealed to.
+pub fn public_key(dir: &Path, name: &str, template: &str) -> Result<Vec<u8>, Error> {
+    let set = parameter_set(template)?;
+    let path = file(dir, name, set, "pk");
+    let bytes = std::fs::read(&path).map_err(|e| {
+        format!(
+            "{}: {e} (create result keys with `concord keys init`, or submit with --public)",
+            path.display()
+        )
+    })?;
+    PublicKey::from_bytes(&parameters(set)?, &bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+fn parameter_set(template: &str) -> Result<&'static str, Error> {
+    let window = Window::new(YearMonth::parse("2000-01").expect("month"), 1)?;
+    Ok(Template::by_id(template)?.layout(&window).parameter_set)
+}
+
+/// Decrypts a sealed result with the researcher's secret key and decodes its cells.
+pub fn open_sealed(
+    dir: &Path,
+    name: &str,
+    template: &str,
+    window: Window,
+    institutions: usize,
+    sealed: &[Vec<u8>],
+) -> Result<Vec<u128>, Error> {
+    let set = parameter_set(template)?;
+    let params = parameters(set)?;
+    let path = file(dir, name, set, "sk");
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    let sk =
+        SecretKey::from_bytes(&params, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let plan = QueryPlan::new(Template::by_id(template)?, window, institutions.max(1))?;
+    let plaintexts = sealed
+        .iter()
+        .map(|bytes| {
+            let ct = concord_bfv::Ciphertext::from_bytes(&params, bytes)?;
+            sk.decrypt(&ct)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "the sealed result does not open with {}: {e}",
+                path.display()
+            )
+        })?;
+    Ok(plan.decode(&plaintexts)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_made_once_and_secret_files_are_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = init(dir.path(), "alice", false).unwrap();
+        assert_eq!(written.len(), params::ALL_SETS.len());
+        let again = init(dir.path(), "alice", false).unwrap_err().to_string();
+        assert!(again.contains("--force"), "{again}");
+        assert!(init(dir.path(), "alice", true).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let sk = std::fs::metadata(dir.path().join("alice.ADD-8192.sk")).unwrap();
+            assert_eq!(sk.permissions().mode() & 0o077, 0);
+        }
+        let pk = public_key(dir.path(), "alice", "time-to-publish").unwrap();
+        assert!(!pk.is_empty());
+        let missing = public_key(dir.path(), "bob", "time-to-publish").unwrap_err();
+        assert!(
+            missing.to_string().contains("concord keys init"),
+            "{missing}"
+        );
+    }
+}
