@@ -487,7 +487,7 @@ impl Coordinator {
             record.asked = n as u32;
             record.parties = self.stored_parties();
             self.store.put(&record)?;
-            self.propose(&query_id, &spec).await?;
+            self.propose(&query_id, &spec, &record.researcher).await?;
             self.phase_done(&query_id, "proposal", started);
             record.phase = "contributing".into();
             self.store.put(&record)?;
@@ -681,7 +681,12 @@ impl Coordinator {
 
     /// Proposes the query to every node; all must agree (all-party mode), and at least the
     /// query's minimum.
-    async fn propose(&self, query_id: &str, spec: &QuerySpec) -> Result<(), CoordinatorError> {
+    async fn propose(
+        &self,
+        query_id: &str,
+        spec: &QuerySpec,
+        researcher: &str,
+    ) -> Result<(), CoordinatorError> {
         let n = self.nodes.len();
         let mut calls = self.call_each(
             0..n,
@@ -689,6 +694,7 @@ impl Coordinator {
                 query_id: query_id.into(),
                 spec: Some(spec.clone()),
                 institutions: n as u32,
+                researcher: researcher.into(),
             },
             |mut client, request| async move { client.propose(request).await },
         );

@@ -5,6 +5,7 @@
 //! keys_dir = "/var/lib/concord/keys"        # key shares (one owner-only file per parameter set)
 //!                                           # and state.redb (agreements, released shares)
 //! organisation_uuids = ["5cf66e53-b5f8-43e7-be9a-49880a3b4631"]  # this institution's Orgc uuid(s)
+//! audit_log = "/var/log/concord/audit.jsonl" # every decision, one JSON line (default keys_dir/audit.jsonl)
 //!
 //! [tls]
 //! ca = "/etc/concord/ca.pem"
@@ -18,6 +19,8 @@
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
 //! min_institutions = 3
 //! allow_public_results = false              # true: also help release results public to all (CKS)
+//! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
+//! max_cells = 131072                        # the largest query (cells) this node takes part in
 //!
 //! # optional: enrol with the coordinator at start (it may also list this node in its own
 //! # configuration instead)
@@ -44,6 +47,8 @@ pub struct Config {
     #[serde(default)]
     pub policy: Policy,
     pub coordinator: Option<CoordinatorLink>,
+    /// Where the audit log goes (default `keys_dir/audit.jsonl`).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// The coordinator this node enrols with.
@@ -83,6 +88,40 @@ pub struct Policy {
     /// CKS). Otherwise (the default) results go only to the submitting researcher's key (PCKS).
     #[serde(default)]
     pub allow_public_results: bool,
+    /// Researchers (certificate names) whose queries this node takes part in; empty: any.
+    #[serde(default)]
+    pub allowed_researchers: Vec<String>,
+    /// The most cells a query may have.
+    #[serde(default = "default_max_cells")]
+    pub max_cells: usize,
+}
+
+fn default_max_cells() -> usize {
+    131_072
+}
+
+impl Policy {
+    /// The checks that depend on who asks and how much: `Err((reason, detail))` refuses.
+    pub fn admits(&self, researcher: &str, cells: usize) -> Result<(), (&'static str, String)> {
+        if !self.allowed_researchers.is_empty()
+            && !self.allowed_researchers.iter().any(|r| r == researcher)
+        {
+            return Err((
+                "researcher-not-allowed",
+                format!("this institution's policy does not admit researcher {researcher:?}"),
+            ));
+        }
+        if cells > self.max_cells {
+            return Err((
+                "too-many-cells",
+                format!(
+                    "{cells} cells; this institution's policy allows at most {}",
+                    self.max_cells
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_min_institutions() -> usize {
@@ -95,6 +134,8 @@ impl Default for Policy {
             allowed_templates: Vec::new(),
             min_institutions: default_min_institutions(),
             allow_public_results: false,
+            allowed_researchers: Vec::new(),
+            max_cells: default_max_cells(),
         }
     }
 }
@@ -140,11 +181,39 @@ impl Config {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
-        for p in [&mut config.keys_dir, &mut config.data.path] {
+        for p in [&mut config.keys_dir, &mut config.data.path]
+            .into_iter()
+            .chain(config.audit_log.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_admits_by_researcher_and_size() {
+        let open = Policy::default();
+        assert!(open.admits("anyone", 131_072).is_ok());
+        assert_eq!(
+            open.admits("anyone", 131_073).unwrap_err().0,
+            "too-many-cells"
+        );
+        let strict = Policy {
+            allowed_researchers: vec!["alice".into()],
+            max_cells: 100,
+            ..Policy::default()
+        };
+        assert!(strict.admits("alice", 100).is_ok());
+        let (reason, detail) = strict.admits("mallory", 10).unwrap_err();
+        assert_eq!(reason, "researcher-not-allowed");
+        assert!(detail.contains("mallory"), "{detail}");
+        assert_eq!(strict.admits("alice", 101).unwrap_err().0, "too-many-cells");
     }
 }

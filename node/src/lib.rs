@@ -2,6 +2,7 @@
 //! key shares, and answers the coordinator over mutual TLS. This crate is the node's logic; the
 //! `concord-node` binary is a thin shell over [`run`].
 
+pub mod audit;
 pub mod config;
 pub mod keystore;
 pub mod service;
@@ -89,11 +90,25 @@ pub async fn run(
     }
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
     let state = state::NodeState::open(&config.keys_dir.join("state.redb"))?;
+    let audit_path = config
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| config.keys_dir.join("audit.jsonl"));
+    let audit = audit::AuditLog::open(&audit_path).map_err(|source| NodeError::Read {
+        path: audit_path,
+        source,
+    })?;
     let institution = concord_stats::Institution {
         organisation_uuids: config.organisation_uuids.clone(),
     };
-    let service =
-        service::NodeService::new(keys, data.events, institution, config.policy.clone(), state);
+    let service = service::NodeService::new(
+        keys,
+        data.events,
+        institution,
+        config.policy.clone(),
+        state,
+        audit,
+    );
     if let Some(link) = &config.coordinator {
         tokio::spawn(enrol(link.clone(), pems.clone()));
     }

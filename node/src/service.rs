@@ -16,6 +16,7 @@
 //! linear fingerprint), nor that the recipient key really is the submitting researcher's (a
 //! signature by the researcher's certificate key over the query).
 
+use crate::audit::AuditLog;
 use crate::config::Policy;
 use crate::keystore::KeyStore;
 use crate::state::{NodeState, Released};
@@ -32,6 +33,7 @@ use concord_mhe::{
 use concord_query::QueryPlan;
 use concord_stats::{Event, Institution, Template, Window, YearMonth};
 use prost::Message;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -52,6 +54,7 @@ pub struct NodeService {
     institution: Institution,
     policy: Policy,
     state: NodeState,
+    audit: AuditLog,
     agreed: Mutex<HashMap<String, Agreement>>,
 }
 
@@ -62,6 +65,7 @@ impl NodeService {
         institution: Institution,
         policy: Policy,
         state: NodeState,
+        audit: AuditLog,
     ) -> Self {
         let service = Self {
             keys,
@@ -69,6 +73,7 @@ impl NodeService {
             institution,
             policy,
             state,
+            audit,
             agreed: Mutex::new(HashMap::new()),
         };
         service.restore_agreements();
@@ -111,6 +116,13 @@ impl NodeService {
                     "query {query_id:?} was not proposed to this node, or it refused it"
                 ))
             })
+    }
+
+    /// Appends to the audit log; a node that cannot keep its record refuses to go on.
+    fn audit(&self, event: &str, fields: serde_json::Value, sync: bool) -> Result<(), Status> {
+        self.audit
+            .record(event, fields, sync)
+            .map_err(|e| Status::internal(format!("audit log: {e}")))
     }
 
     fn decide(&self, proposal: &Proposal) -> Result<Agreement, (&'static str, String)> {
@@ -157,6 +169,8 @@ impl NodeService {
         }
         let plan = QueryPlan::new(template, window, proposal.institutions as usize)
             .map_err(|e| ("too-many-institutions", e.to_string()))?;
+        self.policy
+            .admits(&proposal.researcher, plan.layout.cells())?;
         let recipient = if spec.recipient_key.is_empty() {
             if !self.policy.allow_public_results {
                 return Err((
@@ -257,6 +271,23 @@ impl Node for NodeService {
             },
         };
         tracing::info!(query = %proposal.query_id, agree = decision.agree, reason = %decision.reason, "decided on a proposal");
+        let spec = proposal.spec.clone().unwrap_or_default();
+        self.audit(
+            "proposal",
+            json!({
+                "query": proposal.query_id,
+                "researcher": proposal.researcher,
+                "template": spec.template,
+                "template_version": spec.template_version,
+                "window": format!("{} +{}", spec.window_first, spec.window_months),
+                "institutions": proposal.institutions,
+                "release": if spec.recipient_key.is_empty() { "public" } else { "sealed" },
+                "agree": decision.agree,
+                "reason": decision.reason,
+                "detail": decision.detail,
+            }),
+            false,
+        )?;
         Ok(Response::new(decision))
     }
 
@@ -280,6 +311,16 @@ impl Node for NodeService {
             .encrypt(&key, &statistic)
             .map_err(|e| Status::internal(e.to_string()))?;
         tracing::info!(query = %req.query_id, events = statistic.events_in_window, clipped = statistic.clipped_cells, "contributed");
+        self.audit(
+            "contribution",
+            json!({
+                "query": req.query_id,
+                "events_covered": statistic.events_in_window,
+                "clipped_cells": statistic.clipped_cells,
+                "ciphertexts": ciphertexts.len(),
+            }),
+            false,
+        )?;
         Ok(Response::new(replies(Contribution {
             ciphertexts: ciphertexts.iter().map(Ciphertext::to_bytes).collect(),
             events_covered: statistic.events_in_window as u64,
@@ -307,7 +348,14 @@ impl Node for NodeService {
         {
             Released::Never => {}
             Released::Same(shares) => return again(&req.query_id, &shares),
-            Released::Other => return Err(refused_twice(&req.query_id)),
+            Released::Other => {
+                self.audit(
+                    "release-refused",
+                    json!({"query": req.query_id, "reason": "another aggregate of a released query"}),
+                    true,
+                )?;
+                return Err(refused_twice(&req.query_id));
+            }
         }
         if (req.contributions as usize) < agreement.min_institutions {
             return Err(Status::failed_precondition(format!(
@@ -361,6 +409,17 @@ impl Node for NodeService {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reply = DecryptShares { shares };
+        self.audit(
+            "release",
+            json!({
+                "query": req.query_id,
+                "kind": if agreement.recipient.is_some() { "key switch to the researcher (PCKS)" } else { "joint decryption, public (CKS)" },
+                "shares": reply.shares.len(),
+                "contributions_claimed": req.contributions,
+                "smudging_lambda": plan.lambda,
+            }),
+            true,
+        )?;
         // recorded durably before anything leaves the node
         match self
             .state

@@ -279,4 +279,36 @@ async fn four_node_processes_answer_every_template_exactly() {
         }
         other => panic!("a replayed query must not be decrypted again: {other:?}"),
     }
+
+    // node-d's audit log: its refusals with their reasons, its releases, the refused replay
+    let audit: Vec<serde_json::Value> =
+        std::fs::read_to_string(root.join("keys-node-d").join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let find = |event: &str, query: &str| {
+        audit
+            .iter()
+            .filter(|e| e["event"] == event && e["query"] == query)
+            .collect::<Vec<_>>()
+    };
+    let refused = find("proposal", "q3");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["agree"], false);
+    assert_eq!(refused[0]["reason"], "template-not-allowed");
+    assert_eq!(
+        find("proposal", "q-public")[0]["reason"],
+        "public-result-not-allowed"
+    );
+    assert_eq!(find("proposal", "q0")[0]["release"], "sealed");
+    assert_eq!(
+        find("contribution", "q0").len(),
+        2,
+        "the replay contributed again"
+    );
+    let released = find("release", "q0");
+    assert_eq!(released.len(), 1);
+    assert!(released[0]["kind"].as_str().unwrap().contains("PCKS"));
+    assert_eq!(find("release-refused", "q0").len(), 1);
 }
