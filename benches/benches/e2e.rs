@@ -296,6 +296,8 @@ fn main() {
     // the researcher's key: results are sealed to it (PCKS), the default release
     let researcher = concord_bfv::SecretKey::generate(&params);
     let recipient_key = concord_bfv::PublicKey::generate(&researcher).to_bytes();
+    let alice = ca.issue(Role::Researcher, "alice", &["localhost"]).unwrap();
+    let alice_der = concord_api::submission::certificate_der(&alice.certificate_pem).unwrap();
     let setup_started = Instant::now();
     runtime.block_on(coordinator.setup(&params)).unwrap();
     let setup = setup_started.elapsed();
@@ -304,18 +306,18 @@ fn main() {
         *last.lock().unwrap() = roles.lock().unwrap().sample();
         roles.lock().unwrap().reset();
         let started = Instant::now();
+        let mut spec = QuerySpec {
+            template: args.template.clone(),
+            template_version: template.info().version,
+            window_first: first.to_string(),
+            window_months: args.months as u32,
+            min_institutions: 2,
+            recipient_key: recipient_key.clone(),
+            signature: Vec::new(),
+        };
+        concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
         let outcome = runtime
-            .block_on(coordinator.run_query(
-                &format!("bench-{q}"),
-                QuerySpec {
-                    template: args.template.clone(),
-                    template_version: template.info().version,
-                    window_first: first.to_string(),
-                    window_months: args.months as u32,
-                    min_institutions: 2,
-                    recipient_key: recipient_key.clone(),
-                },
-            ))
+            .block_on(coordinator.run_query(&format!("bench-{q}"), spec, &alice_der))
             .unwrap();
         lifecycles.push(started.elapsed());
         assert_eq!(outcome.contributors.len(), args.nodes);

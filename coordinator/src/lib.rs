@@ -408,17 +408,27 @@ impl Coordinator {
         Ok(key)
     }
 
-    /// Runs a new query (recorded in the store under `query_id`) to its end.
+    /// Runs a new query (recorded in the store under `query_id`) to its end, for the
+    /// researcher whose certificate (DER) is given — nodes check the query's signature with it.
     pub async fn run_query(
         &mut self,
         query_id: &str,
         spec: QuerySpec,
+        researcher_certificate: &[u8],
     ) -> Result<QueryOutcome, CoordinatorError> {
         let record = match self.store.get(query_id)? {
             Some(record) => record,
             None => {
                 let key = spec.recipient_key.clone();
-                let record = QueryRecord::submitted(query_id.into(), String::new(), spec);
+                let researcher = concord_api::pki::identity_of(researcher_certificate)
+                    .map(|id| id.name)
+                    .unwrap_or_default();
+                let record = QueryRecord::submitted(
+                    query_id.into(),
+                    researcher,
+                    researcher_certificate.to_vec(),
+                    spec,
+                );
                 self.store.submit(&record, &key)?;
                 record
             }
@@ -487,7 +497,7 @@ impl Coordinator {
             record.asked = n as u32;
             record.parties = self.stored_parties();
             self.store.put(&record)?;
-            self.propose(&query_id, &spec, &record.researcher).await?;
+            self.propose(&query_id, &spec, &record).await?;
             self.phase_done(&query_id, "proposal", started);
             record.phase = "contributing".into();
             self.store.put(&record)?;
@@ -685,7 +695,7 @@ impl Coordinator {
         &self,
         query_id: &str,
         spec: &QuerySpec,
-        researcher: &str,
+        record: &QueryRecord,
     ) -> Result<(), CoordinatorError> {
         let n = self.nodes.len();
         let mut calls = self.call_each(
@@ -694,7 +704,8 @@ impl Coordinator {
                 query_id: query_id.into(),
                 spec: Some(spec.clone()),
                 institutions: n as u32,
-                researcher: researcher.into(),
+                researcher: record.researcher.clone(),
+                researcher_certificate: record.researcher_certificate.clone(),
             },
             |mut client, request| async move { client.propose(request).await },
         );

@@ -23,6 +23,7 @@ struct Nodes {
 }
 
 pub struct CoordinatorService {
+    ca_pem: String,
     store: Arc<QueryStore>,
     nodes: Arc<Mutex<Nodes>>,
 }
@@ -31,6 +32,7 @@ impl CoordinatorService {
     /// The service; queries left unfinished by a previous run are resumed in the background.
     pub fn new(store: Arc<QueryStore>, deployment: Deployment) -> Self {
         let service = Self {
+            ca_pem: deployment.ca_pem.clone(),
             store,
             nodes: Arc::new(Mutex::new(Nodes {
                 deployment,
@@ -124,6 +126,10 @@ fn internal(e: impl std::fmt::Display) -> Status {
 impl CoordinatorApi for CoordinatorService {
     async fn submit(&self, request: Request<QuerySpec>) -> Result<Response<QueryStatus>, Status> {
         let researcher = require_role(&request, Role::Researcher)?;
+        let certificate = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.to_vec()))
+            .unwrap_or_default();
         let spec = request.into_inner();
         let invalid = |e: &dyn std::fmt::Display| Status::invalid_argument(e.to_string());
         let template = concord_stats::Template::by_id(&spec.template).map_err(|e| invalid(&e))?;
@@ -150,9 +156,14 @@ impl CoordinatorApi for CoordinatorService {
             concord_bfv::PublicKey::from_bytes(&params, &spec.recipient_key)
                 .map_err(|e| invalid(&format!("recipient key (a {set} public key): {e}")))?;
         }
+        // a signed query must verify here already; nodes check it again themselves
+        if !spec.signature.is_empty() {
+            concord_api::submission::verify(&self.ca_pem, &certificate, &spec)
+                .map_err(|e| invalid(&e))?;
+        }
         let id = format!("q-{:016x}", OsRng.next_u64());
         let key = spec.recipient_key.clone();
-        let record = QueryRecord::submitted(id, researcher.name, spec);
+        let record = QueryRecord::submitted(id, researcher.name, certificate, spec);
         self.store.submit(&record, &key).map_err(internal)?;
         self.run_in_background(record.clone());
         Ok(Response::new(status_of(&record)))

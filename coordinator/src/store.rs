@@ -45,6 +45,11 @@ pub struct QueryRecord {
     pub window_first: String,
     pub window_months: u32,
     pub min_institutions: u32,
+    /// The researcher's signature over the query, and their certificate (DER) to check it.
+    #[serde(default)]
+    pub signature: Vec<u8>,
+    #[serde(default)]
+    pub researcher_certificate: Vec<u8>,
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
@@ -72,9 +77,16 @@ pub struct QueryRecord {
 
 impl QueryRecord {
     /// A query just submitted.
-    pub fn submitted(id: String, researcher: String, spec: QuerySpec) -> Self {
+    pub fn submitted(
+        id: String,
+        researcher: String,
+        researcher_certificate: Vec<u8>,
+        spec: QuerySpec,
+    ) -> Self {
         Self {
             sealed: !spec.recipient_key.is_empty(),
+            signature: spec.signature,
+            researcher_certificate,
             id,
             researcher,
             template: spec.template,
@@ -92,6 +104,7 @@ impl QueryRecord {
     pub fn spec(&self) -> QuerySpec {
         QuerySpec {
             recipient_key: Vec::new(),
+            signature: self.signature.clone(),
             template: self.template.clone(),
             template_version: self.template_version,
             window_first: self.window_first.clone(),

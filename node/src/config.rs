@@ -21,6 +21,7 @@
 //! allow_public_results = false              # true: also help release results public to all (CKS)
 //! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
 //! max_cells = 131072                        # the largest query (cells) this node takes part in
+//! require_signed_queries = true             # only queries signed by the researcher (default)
 //!
 //! # optional: enrol with the coordinator at start (it may also list this node in its own
 //! # configuration instead)
@@ -94,6 +95,14 @@ pub struct Policy {
     /// The most cells a query may have.
     #[serde(default = "default_max_cells")]
     pub max_cells: usize,
+    /// Take part only in queries signed by the submitting researcher's certificate key (the
+    /// default): then no one but the researcher chooses the key a result is sealed to.
+    #[serde(default = "yes")]
+    pub require_signed_queries: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_max_cells() -> usize {
@@ -136,6 +145,7 @@ impl Default for Policy {
             allow_public_results: false,
             allowed_researchers: Vec::new(),
             max_cells: default_max_cells(),
+            require_signed_queries: true,
         }
     }
 }

@@ -108,6 +108,7 @@ pub async fn run(
         config.policy.clone(),
         state,
         audit,
+        pems.ca.clone(),
     );
     if let Some(link) = &config.coordinator {
         tokio::spawn(enrol(link.clone(), pems.clone()));

@@ -22,6 +22,7 @@ use crate::keystore::KeyStore;
 use crate::state::{NodeState, Released};
 use concord_api::chunks::{collect, replies, Replies};
 use concord_api::pki::Role;
+use concord_api::submission;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
@@ -55,6 +56,8 @@ pub struct NodeService {
     policy: Policy,
     state: NodeState,
     audit: AuditLog,
+    /// The deployment's CA, to check researchers' signatures.
+    ca_pem: String,
     agreed: Mutex<HashMap<String, Agreement>>,
 }
 
@@ -66,6 +69,7 @@ impl NodeService {
         policy: Policy,
         state: NodeState,
         audit: AuditLog,
+        ca_pem: String,
     ) -> Self {
         let service = Self {
             keys,
@@ -74,6 +78,7 @@ impl NodeService {
             policy,
             state,
             audit,
+            ca_pem,
             agreed: Mutex::new(HashMap::new()),
         };
         service.restore_agreements();
@@ -169,6 +174,19 @@ impl NodeService {
         }
         let plan = QueryPlan::new(template, window, proposal.institutions as usize)
             .map_err(|e| ("too-many-institutions", e.to_string()))?;
+        if self.policy.require_signed_queries {
+            let signer = submission::verify(&self.ca_pem, &proposal.researcher_certificate, spec)
+                .map_err(|e| ("unsigned-query", e.to_string()))?;
+            if signer.name != proposal.researcher {
+                return Err((
+                    "unsigned-query",
+                    format!(
+                        "signed by {}, proposed as {}'s",
+                        signer.name, proposal.researcher
+                    ),
+                ));
+            }
+        }
         self.policy
             .admits(&proposal.researcher, plan.layout.cells())?;
         let recipient = if spec.recipient_key.is_empty() {

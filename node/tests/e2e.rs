@@ -163,14 +163,23 @@ async fn four_node_processes_answer_every_template_exactly() {
     let mut coordinator = Coordinator::connect(&deployment, store.clone()).unwrap();
 
     let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
-    let spec = |template: &Template, min: u32| QuerySpec {
+    // the researcher signs every query (nodes require it), recipient key included
+    let alice = ca.issue(Role::Researcher, "alice", &["localhost"]).unwrap();
+    let alice_der = concord_api::submission::certificate_der(&alice.certificate_pem).unwrap();
+    let unsigned = |template: &Template, min: u32| QuerySpec {
         template: template.info().id.into(),
         template_version: template.info().version,
         window_first: "2016-12".into(),
         window_months: 120,
         min_institutions: min,
         recipient_key: Vec::new(),
+        signature: Vec::new(),
     };
+    let signed = |mut spec: QuerySpec| {
+        concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
+        spec
+    };
+    let spec = |template: &Template, min: u32| signed(unsigned(template, min));
     // the researcher's result keys, one per parameter set
     let researcher: HashMap<&'static str, SecretKey> = concord_bfv::params::ALL_SETS
         .iter()
@@ -181,15 +190,17 @@ async fn four_node_processes_answer_every_template_exactly() {
             )
         })
         .collect();
-    let sealed_spec = |template: &Template, min: u32| QuerySpec {
-        recipient_key: PublicKey::generate(&researcher[template.layout(&window).parameter_set])
-            .to_bytes(),
-        ..spec(template, min)
+    let sealed_spec = |template: &Template, min: u32| {
+        signed(QuerySpec {
+            recipient_key: PublicKey::generate(&researcher[template.layout(&window).parameter_set])
+                .to_bytes(),
+            ..unsigned(template, min)
+        })
     };
     for (q, template) in TEMPLATES.iter().enumerate() {
         let query_id = format!("q{q}");
         let result = coordinator
-            .run_query(&query_id, sealed_spec(template, 3))
+            .run_query(&query_id, sealed_spec(template, 3), &alice_der)
             .await;
         if *template == Template::TimeToPublish {
             match result {
@@ -229,7 +240,11 @@ async fn four_node_processes_answer_every_template_exactly() {
 
     // a result public to the community (CKS): node-d's policy does not allow it
     match coordinator
-        .run_query("q-public", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .run_query(
+            "q-public",
+            spec(&Template::EventsByMonthTlpDistribution, 3),
+            &alice_der,
+        )
         .await
     {
         Err(CoordinatorError::Refused { node, reason, .. }) => {
@@ -244,6 +259,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         .run_query(
             "q-too-many",
             spec(&Template::EventsByMonthTlpDistribution, 5),
+            &alice_der,
         )
         .await
     {
@@ -256,9 +272,34 @@ async fn four_node_processes_answer_every_template_exactly() {
         other => panic!("expected a refusal for too few institutions: {other:?}"),
     }
 
+    // a query the researcher did not sign, and one whose recipient key was swapped after
+    // signing (a coordinator trying to read the result): every node refuses
+    let mut swapped = sealed_spec(&Template::EventsByMonthTlpDistribution, 3);
+    swapped.recipient_key = sealed_spec(&Template::TimeToPublish, 3).recipient_key;
+    for (id, query) in [
+        (
+            "q-unsigned",
+            unsigned(&Template::EventsByMonthTlpDistribution, 3),
+        ),
+        ("q-swapped", swapped),
+    ] {
+        match coordinator.run_query(id, query, &alice_der).await {
+            Err(CoordinatorError::TooFewAgreed {
+                agreed: 0,
+                refusals,
+                ..
+            }) => assert_eq!(refusals.matches("unsigned-query").count(), 4, "{refusals}"),
+            other => panic!("{id}: every node must refuse: {other:?}"),
+        }
+    }
+
     // a released query is final: the coordinator serves it again from its store
     let again = coordinator
-        .run_query("q0", spec(&Template::EventsByMonthTlpDistribution, 3))
+        .run_query(
+            "q0",
+            spec(&Template::EventsByMonthTlpDistribution, 3),
+            &alice_der,
+        )
         .await
         .unwrap();
     assert!(!again.sealed.is_empty());
@@ -271,6 +312,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         .run_query(
             "q0",
             sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
+            &alice_der,
         )
         .await
     {

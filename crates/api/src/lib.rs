@@ -4,6 +4,7 @@
 
 pub mod chunks;
 pub mod pki;
+pub mod submission;
 pub mod tls;
 
 /// Generated from `proto/concord.proto`.

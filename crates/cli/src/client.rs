@@ -50,7 +50,19 @@ pub fn spec(
         window_months: months as u32,
         min_institutions,
         recipient_key: Vec::new(),
+        signature: Vec::new(),
     })
+}
+
+/// Signs a query with the researcher's certificate key (`DIR/NAME.key`): nodes take part only
+/// in queries the researcher signed, recipient key included.
+pub fn sign(spec: &mut QuerySpec, tls_dir: &Path, name: &str) -> Result<(), Error> {
+    let path = tls_dir.join(format!("{name}.key"));
+    let key = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    concord_api::submission::sign(spec, &key)?;
+    Ok(())
 }
 
 /// Polls until the query is released or failed (or `timeout` passes).

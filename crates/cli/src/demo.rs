@@ -207,6 +207,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             // the result is sealed to the researcher's key: the coordinator cannot read it
             let mut spec = client::spec(info.id, &first.to_string(), months, 3)?;
             spec.recipient_key = crate::keys::public_key(&work, "researcher", info.id)?;
+            client::sign(&mut spec, &work, "researcher")?;
             let submitted = researcher.submit(spec).await?.into_inner();
             let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;
             println!("{} v{} — {}", info.id, info.version, info.question);

@@ -241,6 +241,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             spec.recipient_key =
                                 keys::public_key(keys_dir, &connection.name, &template)?;
                         }
+                        client::sign(&mut spec, &connection.tls_dir, &connection.name)?;
                         let status = client.submit(spec).await?.into_inner();
                         println!("{}", status.query_id);
                     }

@@ -1,0 +1,135 @@
+//! Signed submissions: a researcher signs the query they submit — template, window, minimum
+//! number of institutions and, above all, the public key the result is to be sealed to — with
+//! their certificate's private key. The coordinator relays the signature and the researcher's
+//! certificate to every node with the proposal, and each node checks them itself (the
+//! certificate chains to the deployment's CA, has the researcher role, and signed exactly this
+//! query) before agreeing. So a coordinator cannot swap the recipient key for one of its own,
+//! nor present a query as another researcher's.
+//!
+//! The signed message is SHA-256 over a domain label and the query's protobuf encoding with its
+//! `signature` field empty (prost encodes a message's fields deterministically, in field
+//! order). Signatures are ECDSA P-256 with SHA-256 (ASN.1 DER), the key type of the development
+//! CA's certificates.
+
+use crate::pki::{identity_of, Identity, PkiError, Role};
+use crate::v1::QuerySpec;
+use prost::Message;
+use rcgen::{KeyPair, SigningKey};
+
+const DOMAIN: &[u8] = b"concord/query-submission/v1\0";
+
+/// The bytes a researcher signs for `spec` (its own `signature` field ignored).
+pub fn signed_message(spec: &QuerySpec) -> Vec<u8> {
+    let mut unsigned = spec.clone();
+    unsigned.signature.clear();
+    let mut message = DOMAIN.to_vec();
+    message.extend_from_slice(&unsigned.encode_to_vec());
+    message
+}
+
+/// Signs `spec` with the researcher's private key (PEM) and stores the signature in it.
+pub fn sign(spec: &mut QuerySpec, key_pem: &str) -> Result<(), PkiError> {
+    let key = KeyPair::from_pem(key_pem)?;
+    spec.signature = key.sign(&signed_message(spec))?;
+    Ok(())
+}
+
+/// Checks that `certificate` (DER) was issued by the CA (PEM), names a researcher, and signed
+/// `spec`; returns the researcher's identity.
+pub fn verify(ca_pem: &str, certificate: &[u8], spec: &QuerySpec) -> Result<Identity, PkiError> {
+    let bad = |what: &str| PkiError::Certificate(what.to_owned());
+    let (_, ca_der) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .map_err(|e| PkiError::Certificate(format!("CA: {e}")))?;
+    let ca = ca_der
+        .parse_x509()
+        .map_err(|e| PkiError::Certificate(format!("CA: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| PkiError::Certificate(e.to_string()))?;
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|_| bad("the researcher's certificate was not issued by this deployment's CA"))?;
+    if !cert.validity().is_valid() {
+        return Err(bad(
+            "the researcher's certificate is expired or not yet valid",
+        ));
+    }
+    let identity = identity_of(certificate)?;
+    if identity.role != Role::Researcher {
+        return Err(bad(
+            "the submission was not signed with a researcher certificate",
+        ));
+    }
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_ASN1,
+        cert.public_key().subject_public_key.data.as_ref(),
+    );
+    key.verify(&signed_message(spec), &spec.signature)
+        .map_err(|_| {
+            bad("the query's signature does not verify under the researcher's certificate")
+        })?;
+    Ok(identity)
+}
+
+/// The DER of the first certificate in a PEM document.
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, PkiError> {
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| PkiError::Certificate(e.to_string()))?;
+    Ok(der.contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::DevCa;
+
+    fn spec() -> QuerySpec {
+        QuerySpec {
+            template: "time-to-publish".into(),
+            template_version: 1,
+            window_first: "2025-01".into(),
+            window_months: 12,
+            min_institutions: 3,
+            recipient_key: vec![7; 64],
+            signature: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_signed_query_verifies_and_any_change_or_foreign_signer_is_refused() {
+        let ca = DevCa::generate("ca").unwrap();
+        let alice = ca.issue(Role::Researcher, "alice", &["localhost"]).unwrap();
+        let alice_der = certificate_der(&alice.certificate_pem).unwrap();
+        let mut signed = spec();
+        sign(&mut signed, &alice.key_pem).unwrap();
+        let who = verify(ca.certificate_pem(), &alice_der, &signed).unwrap();
+        assert_eq!((who.role, who.name.as_str()), (Role::Researcher, "alice"));
+
+        // a swapped recipient key, another window: refused
+        let mut swapped = signed.clone();
+        swapped.recipient_key = vec![8; 64];
+        assert!(verify(ca.certificate_pem(), &alice_der, &swapped).is_err());
+        let mut widened = signed.clone();
+        widened.window_months = 24;
+        assert!(verify(ca.certificate_pem(), &alice_der, &widened).is_err());
+        // unsigned
+        assert!(verify(ca.certificate_pem(), &alice_der, &spec()).is_err());
+        // signed by a coordinator certificate of the same CA
+        let coordinator = ca
+            .issue(Role::Coordinator, "coordinator", &["localhost"])
+            .unwrap();
+        let mut by_coordinator = spec();
+        sign(&mut by_coordinator, &coordinator.key_pem).unwrap();
+        let der = certificate_der(&coordinator.certificate_pem).unwrap();
+        let err = verify(ca.certificate_pem(), &der, &by_coordinator).unwrap_err();
+        assert!(err.to_string().contains("researcher certificate"), "{err}");
+        // a researcher certificate from another CA
+        let other = DevCa::generate("other").unwrap();
+        let mallory = other
+            .issue(Role::Researcher, "alice", &["localhost"])
+            .unwrap();
+        let mut forged = spec();
+        sign(&mut forged, &mallory.key_pem).unwrap();
+        let der = certificate_der(&mallory.certificate_pem).unwrap();
+        let err = verify(ca.certificate_pem(), &der, &forged).unwrap_err();
+        assert!(err.to_string().contains("not issued"), "{err}");
+    }
+}
