@@ -9,7 +9,8 @@
 //! 2. a node hangs (SIGSTOP): the query fails after the coordinator's node timeout, naming it;
 //! 3. node-2 is killed while its contribution is held: the query fails, naming it;
 //! 4. enrolment: researchers see the members; a researcher certificate cannot enrol, a node
-//!    cannot enrol a non-https address, and a node enrolling again keeps its party number.
+//!    cannot enrol a non-https address, and a node enrolling again keeps its party number;
+//! 5. a submission changed after the researcher signed it is refused on arrival.
 
 #![cfg(unix)]
 
@@ -445,4 +446,40 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     let node3 = read("node-3.toml");
     let again = enrol_as("node-3", &format!("https://127.0.0.1:{}", port_of(&node3))).unwrap();
     assert_eq!(again.into_inner().party, node3_party);
+
+    // 5. a submission whose signature does not verify is refused on arrival
+    let tls = client_config(
+        &read("ca.pem"),
+        &read("researcher.pem"),
+        &read("researcher.key"),
+        "coordinator",
+    );
+    let coordinator = d.url.clone();
+    let mut spec = QuerySpec {
+        template: "time-to-publish".into(),
+        template_version: 1,
+        window_first: "2025-01".into(),
+        window_months: 12,
+        min_institutions: 3,
+        recipient_key: Vec::new(),
+        signature: Vec::new(),
+    };
+    concord_api::submission::sign(&mut spec, &read("researcher.key")).unwrap();
+    spec.window_months = 24; // changed after signing
+    let refused = runtime
+        .block_on(async move {
+            let channel = tonic::transport::Endpoint::from_shared(coordinator)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            concord_api::v1::coordinator_client::CoordinatorClient::new(channel)
+                .submit(spec)
+                .await
+        })
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+    assert!(refused.message().contains("signature"), "{refused}");
 }
