@@ -139,16 +139,16 @@ impl CoordinatorApi for CoordinatorService {
                 spec.window_first
             ))
         })?;
-        let window =
-            concord_stats::Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
-                .map_err(|e| invalid(&e))?;
+        // a window the nodes would refuse is refused here already
+        concord_stats::Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
+            .map_err(|e| invalid(&e))?;
         if spec.min_institutions < 2 {
             return Err(Status::invalid_argument(
                 "min_institutions must be at least 2",
             ));
         }
         if !spec.recipient_key.is_empty() {
-            let set = template.layout(&window).parameter_set;
+            let set = template.parameter_set();
             let params = concord_bfv::params::spec_by_name(set)
                 .map(concord_bfv::BfvParameters::new)
                 .ok_or_else(|| internal(set))?

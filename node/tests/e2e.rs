@@ -192,8 +192,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         .collect();
     let sealed_spec = |template: &Template, min: u32| {
         signed(QuerySpec {
-            recipient_key: PublicKey::generate(&researcher[template.layout(&window).parameter_set])
-                .to_bytes(),
+            recipient_key: PublicKey::generate(&researcher[template.parameter_set()]).to_bytes(),
             ..unsigned(template, min)
         })
     };

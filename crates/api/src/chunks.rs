@@ -79,20 +79,17 @@ pub async fn collect<T: Chunked>(
         .await
         .ok_or_else(|| Status::invalid_argument("empty stream"))??;
     let limit = limit(&whole)?;
-    while let Some(next) = stream.next().await {
-        whole.join(next?)?;
+    loop {
         if whole.parts() > limit {
             return Err(Status::invalid_argument(format!(
                 "more than the {limit} ciphertexts expected"
             )));
         }
+        match stream.next().await {
+            Some(next) => whole.join(next?)?,
+            None => return Ok(whole),
+        }
     }
-    if whole.parts() > limit {
-        return Err(Status::invalid_argument(format!(
-            "more than the {limit} ciphertexts expected"
-        )));
-    }
-    Ok(whole)
 }
 
 /// A message as a stream of its parts, for a streamed request.

@@ -5,7 +5,7 @@
 
 use concord_bfv::{params, BfvParameters, PublicKey, SecretKey};
 use concord_query::QueryPlan;
-use concord_stats::{Template, Window, YearMonth};
+use concord_stats::{Template, Window};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -59,8 +59,7 @@ pub fn public_key(dir: &Path, name: &str, template: &str) -> Result<Vec<u8>, Err
 }
 
 fn parameter_set(template: &str) -> Result<&'static str, Error> {
-    let window = Window::new(YearMonth::parse("2000-01").expect("month"), 1)?;
-    Ok(Template::by_id(template)?.layout(&window).parameter_set)
+    Ok(Template::by_id(template)?.parameter_set())
 }
 
 /// Decrypts a sealed result with the researcher's secret key and decodes its cells.

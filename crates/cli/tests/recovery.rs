@@ -418,26 +418,26 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     assert_eq!(parties, [1, 2, 3]);
     let node3_party = members.iter().find(|m| m.1 == "node-3").unwrap().0;
     let read = |f: &str| std::fs::read_to_string(d.work.path().join(f)).unwrap();
-    let enrol_as = |name: &str, url: &str| {
+    // a client of the coordinator with `name`'s certificate
+    let as_ = |name: &str| {
         let tls = client_config(
             &read("ca.pem"),
             &read(&format!("{name}.pem")),
             &read(&format!("{name}.key")),
             "coordinator",
         );
-        let (coordinator, url) = (d.url.clone(), url.to_owned());
-        runtime.block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(coordinator)
+        let channel = runtime.block_on(
+            tonic::transport::Endpoint::from_shared(d.url.clone())
                 .unwrap()
                 .tls_config(tls)
                 .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            concord_api::v1::coordinator_client::CoordinatorClient::new(channel)
-                .enrol(Enrolment { url })
-                .await
-        })
+                .connect(),
+        );
+        concord_api::v1::coordinator_client::CoordinatorClient::new(channel.unwrap())
+    };
+    let enrol_as = |name: &str, url: &str| {
+        let url = url.to_owned();
+        runtime.block_on(as_(name).enrol(Enrolment { url }))
     };
     let refused = enrol_as("researcher", "https://127.0.0.1:1").unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
@@ -448,13 +448,6 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     assert_eq!(again.into_inner().party, node3_party);
 
     // 5. a submission whose signature does not verify is refused on arrival
-    let tls = client_config(
-        &read("ca.pem"),
-        &read("researcher.pem"),
-        &read("researcher.key"),
-        "coordinator",
-    );
-    let coordinator = d.url.clone();
     let mut spec = QuerySpec {
         template: "time-to-publish".into(),
         template_version: 1,
@@ -467,18 +460,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     concord_api::submission::sign(&mut spec, &read("researcher.key")).unwrap();
     spec.window_months = 24; // changed after signing
     let refused = runtime
-        .block_on(async move {
-            let channel = tonic::transport::Endpoint::from_shared(coordinator)
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
-            concord_api::v1::coordinator_client::CoordinatorClient::new(channel)
-                .submit(spec)
-                .await
-        })
+        .block_on(as_("researcher").submit(spec))
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
     assert!(refused.message().contains("signature"), "{refused}");

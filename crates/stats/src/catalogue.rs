@@ -311,6 +311,19 @@ impl Template {
         }
     }
 
+    /// The parameter set the template's queries run under: large-counter cells (attribute
+    /// counts, sums of delays) need `t > 2^32`.
+    pub fn parameter_set(&self) -> &'static str {
+        match self {
+            Template::EventsByMonthTlpDistribution | Template::ProducerVsReceiverByMonth => {
+                "ADD-8192"
+            }
+            Template::AttributesByCategoryTypeToIds
+            | Template::AttributesByMonthCategoryTypeToIds
+            | Template::TimeToPublish => "ADD-8192-T33",
+        }
+    }
+
     pub fn by_id(id: &str) -> Result<Self, TemplateError> {
         TEMPLATES
             .iter()
@@ -353,19 +366,19 @@ impl Template {
                 ],
                 cell_bound: MAX_COUNT,
                 summary: vec![],
-                parameter_set: "ADD-8192",
+                parameter_set: self.parameter_set(),
             },
             Template::AttributesByCategoryTypeToIds => Layout {
                 dimensions: vec![category_type(), to_ids()],
                 cell_bound: MAX_ATTRIBUTE_COUNT,
                 summary: vec![],
-                parameter_set: "ADD-8192-T33",
+                parameter_set: self.parameter_set(),
             },
             Template::AttributesByMonthCategoryTypeToIds => Layout {
                 dimensions: vec![months, category_type(), to_ids()],
                 cell_bound: MAX_ATTRIBUTE_COUNT,
                 summary: vec![],
-                parameter_set: "ADD-8192-T33",
+                parameter_set: self.parameter_set(),
             },
             Template::ProducerVsReceiverByMonth => Layout {
                 dimensions: vec![
@@ -377,7 +390,7 @@ impl Template {
                 ],
                 cell_bound: MAX_COUNT,
                 summary: vec![],
-                parameter_set: "ADD-8192",
+                parameter_set: self.parameter_set(),
             },
             Template::TimeToPublish => Layout {
                 dimensions: vec![Dimension {
@@ -399,7 +412,7 @@ impl Template {
                         bound: MAX_COUNT * MAX_DELAY_DAYS * MAX_DELAY_DAYS,
                     },
                 ],
-                parameter_set: "ADD-8192-T33",
+                parameter_set: self.parameter_set(),
             },
         }
     }
