@@ -24,16 +24,22 @@ pub mod service;
 pub mod store;
 
 use concord_api::chunks::{collect, stream};
+use concord_api::evidence;
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_client::NodeClient;
-use concord_api::v1::{ContributeRequest, DecryptRequest, Proposal, QuerySpec, SetupRequest};
+use concord_api::v1::{
+    Commitment, ContributeRequest, Contribution, DecryptRequest, FingerprintRequest, Proposal,
+    QuerySpec, SetupRequest, SignedFingerprint,
+};
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey};
+use concord_mhe::fingerprint::{self, Challenge};
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, DecryptionShare, KeySwitchShare, PartyId,
     PublicKeyGen, PublicKeyShare, PublicKeySwitch, SmudgingPlan,
 };
 use concord_query::QueryPlan;
 use concord_stats::{Template, Window, YearMonth};
+use prost::Message;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -193,6 +199,8 @@ type Observer = Box<dyn FnMut(&PhaseReport) + Send + Sync>;
 /// The coordinator's view of a deployment.
 pub struct Coordinator {
     nodes: Vec<Connected>,
+    /// The deployment's CA: the coordinator checks each node's commitment as it arrives.
+    ca_pem: String,
     timeout: Duration,
     store: Arc<QueryStore>,
     collective_keys: HashMap<&'static str, PublicKey>,
@@ -236,6 +244,7 @@ impl Coordinator {
         }
         Ok(Self {
             nodes: connected,
+            ca_pem: deployment.ca_pem.clone(),
             timeout: deployment.timeout,
             store,
             collective_keys: HashMap::new(),
@@ -523,6 +532,7 @@ impl Coordinator {
             .iter()
             .map(|bytes| Ciphertext::from_bytes(&params, bytes))
             .collect::<Result<_, _>>()?;
+        let mut commitments = self.store.commitments(&query_id)?;
         if record.phase == "contributing" {
             let started = Instant::now();
             let missing: Vec<usize> = (0..n)
@@ -549,6 +559,7 @@ impl Coordinator {
             while let Some((i, reply)) = Self::next(&mut calls).await {
                 let name = &self.nodes[i].address.name;
                 let reply = reply?;
+                let commitment = self.check_commitment(name, &query_id, &spec, &reply)?;
                 if reply.ciphertexts.len() != plan.ciphertexts() {
                     return Err(CoordinatorError::bad_reply(
                         name,
@@ -574,20 +585,42 @@ impl Coordinator {
                 }
                 record.contributed.push(name.clone());
                 record.events_covered += reply.events_covered;
+                commitments.push(commitment.encode_to_vec());
                 let sum_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
-                self.store.acknowledge(&record, &sum_bytes)?;
+                self.store.acknowledge(&record, &sum_bytes, &commitments)?;
             }
-            record.phase = "decrypting".into();
+            record.phase = "verifying".into();
             self.store.put(&record)?;
             self.phase_done(&query_id, "contribution", started);
         }
-        if record.contributed.len() != n || sum.len() != plan.ciphertexts() {
+        if record.contributed.len() != n
+            || commitments.len() != n
+            || sum.len() != plan.ciphertexts()
+        {
             return Err(CoordinatorError::Query(format!(
                 "{} of {n} contributions recorded for a query in phase {}",
                 record.contributed.len(),
                 record.phase
             )));
         }
+        let commitments = commitments
+            .iter()
+            .map(|bytes| Commitment::decode(bytes.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| CoordinatorError::Query(format!("stored commitments: {e}")))?;
+
+        // aggregate verification, round two: every contributor's signed fingerprint at the
+        // challenge that the aggregate and the commitments fix
+        let started = Instant::now();
+        let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
+        let fingerprints = self
+            .fingerprints(&query_id, &record, &sum, &aggregate_bytes, &commitments)
+            .await?;
+        if record.phase == "verifying" {
+            record.phase = "decrypting".into();
+            self.store.put(&record)?;
+        }
+        self.phase_done(&query_id, "verification", started);
 
         // shares of the sum from every node: a key switch to the researcher's key (PCKS), or
         // a joint decryption for a public result (CKS)
@@ -604,7 +637,6 @@ impl Coordinator {
             Some(_) => SmudgingPlan::for_key_switch(&params, noise, n)?,
             None => SmudgingPlan::for_decryption(&params, noise, n)?,
         };
-        let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
         let ciphertexts = sum.len();
         let mut calls = self.call_each(
             0..n,
@@ -614,7 +646,8 @@ impl Coordinator {
                 party: address.party,
                 sharing_parties: n as u32,
                 key_parties: n as u32,
-                contributions: n as u32,
+                commitments: commitments.clone(),
+                fingerprints: fingerprints.clone(),
             },
             |mut client, request| async move {
                 let parts = client.decrypt(stream(request)).await?.into_inner();
@@ -687,6 +720,77 @@ impl Coordinator {
             events_covered: record.events_covered,
             smudging_lambda: smudging.lambda,
         })
+    }
+
+    /// Checks a node's commitment to the contribution it sent: signed by that node's
+    /// certificate for this query, over exactly these ciphertexts.
+    fn check_commitment(
+        &self,
+        name: &str,
+        query_id: &str,
+        spec: &QuerySpec,
+        reply: &Contribution,
+    ) -> Result<Commitment, CoordinatorError> {
+        let commitment = reply.commitment.clone().ok_or_else(|| {
+            CoordinatorError::bad_reply(name, "a contribution without commitment")
+        })?;
+        let signer = evidence::verify_commitment(&self.ca_pem, query_id, spec, &commitment)
+            .map_err(|e| CoordinatorError::bad_reply(name, format!("commitment: {e}")))?;
+        if signer.name != name {
+            return Err(CoordinatorError::bad_reply(
+                name,
+                format!("a commitment signed by {}", signer.name),
+            ));
+        }
+        if commitment.digest != evidence::digest(&reply.ciphertexts) {
+            return Err(CoordinatorError::bad_reply(
+                name,
+                "the commitment is not to the ciphertexts sent",
+            ));
+        }
+        Ok(commitment)
+    }
+
+    /// Asks every contributor for its signed fingerprint at the challenge fixed by the
+    /// aggregate and the commitments, in the commitments' order, and checks them against the
+    /// aggregate as every node will (so a node that signs a wrong value is caught here).
+    async fn fingerprints(
+        &self,
+        query_id: &str,
+        record: &QueryRecord,
+        sum: &[Ciphertext],
+        aggregate_bytes: &[Vec<u8>],
+        commitments: &[Commitment],
+    ) -> Result<Vec<SignedFingerprint>, CoordinatorError> {
+        let aggregate_digest = evidence::digest(aggregate_bytes);
+        let request = FingerprintRequest {
+            query_id: query_id.into(),
+            aggregate_digest: aggregate_digest.to_vec(),
+            commitments: commitments.to_vec(),
+        };
+        let position = |name: &str| record.contributed.iter().position(|c| c == name);
+        let contributors: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| position(&self.nodes[i].address.name).is_some())
+            .collect();
+        let mut calls = self.call_each(
+            contributors,
+            |_| request.clone(),
+            |mut client, request| async move { client.fingerprint(request).await },
+        );
+        let mut fingerprints = vec![SignedFingerprint::default(); commitments.len()];
+        let seed = evidence::challenge_seed(query_id, &aggregate_digest, commitments);
+        while let Some((i, reply)) = Self::next(&mut calls).await {
+            let name = &self.nodes[i].address.name;
+            let at = position(name).expect("asked contributors only");
+            let reply = reply?;
+            evidence::verify_fingerprint(&self.ca_pem, query_id, &seed, &commitments[at], &reply)
+                .map_err(|e| CoordinatorError::bad_reply(name, format!("fingerprint: {e}")))?;
+            fingerprints[at] = reply;
+        }
+        let params = sum[0].params();
+        let values: Vec<&[u64]> = fingerprints.iter().map(|f| f.values.as_slice()).collect();
+        fingerprint::check(sum, &Challenge::derive(params, &seed), &values)?;
+        Ok(fingerprints)
     }
 
     /// Proposes the query to every node; all must agree (all-party mode), and at least the

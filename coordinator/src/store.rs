@@ -23,6 +23,9 @@ use std::path::Path;
 
 const QUERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("queries");
 const PARTIAL_SUMS: TableDefinition<&str, &[u8]> = TableDefinition::new("partial-sums");
+/// Query id → the signed commitments of the contributions summed (encoded `Commitment`s, in
+/// the order of the record's `contributed`).
+const COMMITMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("commitments");
 const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const RECIPIENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("recipient-keys");
@@ -53,7 +56,7 @@ pub struct QueryRecord {
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
-    /// submitted, proposed, contributing, decrypting, released, failed
+    /// submitted, proposed, contributing, verifying, decrypting, released, failed
     pub phase: String,
     pub detail: String,
     /// Nodes asked to contribute.
@@ -182,6 +185,7 @@ impl QueryStore {
         let tx = store.db.begin_write().map_err(err)?;
         tx.open_table(QUERIES).map_err(err)?;
         tx.open_table(PARTIAL_SUMS).map_err(err)?;
+        tx.open_table(COMMITMENTS).map_err(err)?;
         tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
         tx.open_table(NODES).map_err(err)?;
         tx.open_table(RECIPIENT_KEYS).map_err(err)?;
@@ -279,14 +283,29 @@ impl QueryStore {
         Ok(())
     }
 
-    /// Acknowledges a contribution: the record (naming the nodes summed) and the new partial
-    /// sum, in one transaction.
-    pub fn acknowledge(&self, record: &QueryRecord, sum: &[Vec<u8>]) -> Result<(), StoreError> {
+    /// Acknowledges a contribution: the record (naming the nodes summed), the new partial
+    /// sum and the commitments of the contributions in it, in one transaction.
+    pub fn acknowledge(
+        &self,
+        record: &QueryRecord,
+        sum: &[Vec<u8>],
+        commitments: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
         self.write(record, |tx| {
             tx.open_table(PARTIAL_SUMS)?
                 .insert(record.id.as_str(), pack(sum).as_slice())?;
+            tx.open_table(COMMITMENTS)?
+                .insert(record.id.as_str(), pack(commitments).as_slice())?;
             Ok(())
         })
+    }
+
+    /// The commitments of a query's acknowledged contributions (encoded), in order.
+    pub fn commitments(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(COMMITMENTS).map_err(err)?;
+        let value = table.get(id).map_err(err)?;
+        value.map_or(Ok(Vec::new()), |v| unpack(v.value()))
     }
 
     /// The stored partial sum of a query (serialized ciphertexts), if any.
@@ -422,7 +441,9 @@ mod tests {
             let store = QueryStore::open(&path).unwrap();
             store.put(&record("done", "released")).unwrap();
             store.put(&record("busy", "proposed")).unwrap();
-            store.acknowledge(&busy, &sum).unwrap();
+            store
+                .acknowledge(&busy, &sum, &[vec![7; 40], vec![8; 41]])
+                .unwrap();
             store.put_collective_key("ADD-8192", &key).unwrap();
         }
         let store = QueryStore::open(&path).unwrap();
@@ -432,6 +453,11 @@ mod tests {
         );
         assert_eq!(store.unfinished().unwrap(), vec![busy.clone()]);
         assert_eq!(store.partial_sum("busy").unwrap().unwrap(), sum);
+        assert_eq!(
+            store.commitments("busy").unwrap(),
+            vec![vec![7; 40], vec![8; 41]]
+        );
+        assert!(store.commitments("done").unwrap().is_empty());
         assert_eq!(store.partial_sum("done").unwrap(), None);
         assert_eq!(store.collective_key("ADD-8192").unwrap().unwrap(), key);
         assert_eq!(store.collective_key("ADD-4096").unwrap(), None);

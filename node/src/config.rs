@@ -163,6 +163,13 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads and checks a configuration file; relative paths are taken from its directory.
+    /// The audit log's path: `audit_log`, or `keys_dir/audit.jsonl`.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.keys_dir.join("audit.jsonl"))
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),

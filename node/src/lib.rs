@@ -20,12 +20,19 @@ pub enum NodeError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Keys(#[from] keystore::KeyStoreError),
+    #[error("the node's certificate: {0}")]
+    Certificate(String),
     #[error("TLS files: {0}")]
     Tls(std::io::Error),
     #[error("{path}: {source}")]
     Read {
         path: std::path::PathBuf,
         source: std::io::Error,
+    },
+    #[error("audit log {path}: {source}")]
+    Audit {
+        path: std::path::PathBuf,
+        source: audit::AuditError,
     },
     #[error(transparent)]
     State(#[from] state::StateError),
@@ -90,11 +97,8 @@ pub async fn run(
     }
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
     let state = state::NodeState::open(&config.keys_dir.join("state.redb"))?;
-    let audit_path = config
-        .audit_log
-        .clone()
-        .unwrap_or_else(|| config.keys_dir.join("audit.jsonl"));
-    let audit = audit::AuditLog::open(&audit_path).map_err(|source| NodeError::Read {
+    let audit_path = config.audit_log_path();
+    let audit = audit::AuditLog::open(&audit_path).map_err(|source| NodeError::Audit {
         path: audit_path,
         source,
     })?;
@@ -108,7 +112,12 @@ pub async fn run(
         config.policy.clone(),
         state,
         audit,
-        pems.ca.clone(),
+        service::Credentials {
+            ca_pem: pems.ca.clone(),
+            certificate_der: concord_api::submission::certificate_der(&pems.certificate)
+                .map_err(|e| NodeError::Certificate(e.to_string()))?,
+            key_pem: pems.key.clone(),
+        },
     );
     if let Some(link) = &config.coordinator {
         tokio::spawn(enrol(link.clone(), pems.clone()));

@@ -1,17 +1,78 @@
-//! `concord-node --config node.toml`: an institution's node.
+//! `concord-node --config node.toml`: an institution's node. With a command, an operator's tool
+//! over the node's local records instead:
+//!
+//! - `concord-node --config node.toml audit verify`: checks the audit log's hash chain.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use concord_node::config::Config;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(version, about = "An institution's Concord node")]
 struct Args {
     /// The node's configuration file (TOML; see the crate docs of concord-node for an example).
-    #[arg(long)]
-    config: std::path::PathBuf,
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
+    /// Without a command: serve.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The node's audit log.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Checks the hash chain and reports the first broken link and the head (the last line's
+    /// hash, to compare with one recorded elsewhere).
+    Verify {
+        /// The log to check (default: the configured node's).
+        #[arg(long)]
+        log: Option<std::path::PathBuf>,
+    },
+}
+
+fn config(path: Option<&std::path::Path>) -> Result<Config, String> {
+    let path = path.ok_or("--config node.toml is required")?;
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+fn audit_verify(args: &Args, log: Option<&std::path::Path>) -> Result<ExitCode, String> {
+    let path = match log {
+        Some(log) => log.to_path_buf(),
+        None => config(args.config.as_deref())?.audit_log_path(),
+    };
+    let verified =
+        concord_node::audit::verify(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match verified.broken {
+        None => {
+            println!(
+                "{}: {} lines, chain intact; head {}",
+                path.display(),
+                verified.lines,
+                verified.head
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((line, why)) => {
+            println!(
+                "{}: BROKEN at line {line}: {why} ({} lines before it are intact)",
+                path.display(),
+                verified.lines
+            );
+            Ok(ExitCode::from(2))
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -20,20 +81,22 @@ async fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
-    let result = match concord_node::config::Config::load(&args.config) {
-        Ok(config) => {
-            concord_node::run(config, async {
+    let result = match &args.command {
+        Some(Command::Audit {
+            action: AuditAction::Verify { log },
+        }) => audit_verify(&args, log.as_deref()),
+        None => match config(args.config.as_deref()) {
+            Ok(config) => concord_node::run(config, async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await
-        }
-        Err(e) => Err(e.into()),
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        },
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("concord-node: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("concord-node: {e}");
+        ExitCode::FAILURE
+    })
 }

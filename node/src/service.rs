@@ -4,29 +4,31 @@
 //! - `Propose`: agree or refuse by its own [`Policy`], with a machine-readable reason;
 //! - `Contribute`: its statistic over its own data, encrypted under the collective key — only
 //!   for a query it agreed to;
+//!   It signs a commitment to it, and gives the same contribution if asked again;
+//! - `Fingerprint`: its own contribution evaluated at the challenge derived from everything
+//!   committed, signed (aggregate verification, `concord-mhe` `fingerprint`);
 //! - `Decrypt`: shares of the aggregate — a key switch to the recipient key the node saw in the
 //!   proposal (PCKS), or, where its policy allows public results, a joint-decryption share
-//!   (CKS) — only for a query it agreed to, only if at least the agreed number of institutions
-//!   contributed, and at most once per query: the same request again gets the same shares
-//!   back, any other is refused ([`NodeState`]).
+//!   (CKS) — only for a query it agreed to, only for an aggregate it has **verified** to be the
+//!   sum of at least the agreed number of contributions to this query, signed by distinct
+//!   institutions of the deployment, its own included, and at most once per query: the same
+//!   request again gets the same shares back, any other is refused ([`NodeState`]).
 //!
-//! Agreements and released shares are durable, so a node restart loses neither. Not yet here
-//! (issue 4): the node checks the coordinator's *claims* about the aggregate (contributions,
-//! institutions) but does not yet verify them cryptographically (signed contributions and the
-//! linear fingerprint), nor that the recipient key really is the submitting researcher's (a
-//! signature by the researcher's certificate key over the query).
+//! Agreements, contributions and released shares are durable, so a node restart loses none.
 
-use crate::audit::AuditLog;
+use crate::audit::{hex, AuditLog};
 use crate::config::Policy;
 use crate::keystore::KeyStore;
 use crate::state::{NodeState, Released};
 use concord_api::chunks::{collect, replies, Replies};
+use concord_api::evidence;
 use concord_api::pki::Role;
 use concord_api::submission;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
 use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey};
+use concord_mhe::fingerprint::{self, Challenge};
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
     PublicKeySwitch, SmudgingPlan,
@@ -43,10 +45,20 @@ use tonic::{Request, Response, Status, Streaming};
 /// A query this node agreed to.
 #[derive(Clone)]
 struct Agreement {
+    /// The query as proposed (what contributions commit to).
+    spec: QuerySpec,
     plan: QueryPlan,
     min_institutions: usize,
     /// The researcher's key the result is switched to; `None`: a public result (CKS).
     recipient: Option<PublicKey>,
+}
+
+/// The node's own certificate and key, to sign its evidence, and the deployment's CA, to check
+/// researchers' and other nodes' signatures.
+pub struct Credentials {
+    pub ca_pem: String,
+    pub certificate_der: Vec<u8>,
+    pub key_pem: zeroize::Zeroizing<String>,
 }
 
 pub struct NodeService {
@@ -56,8 +68,7 @@ pub struct NodeService {
     policy: Policy,
     state: NodeState,
     audit: AuditLog,
-    /// The deployment's CA, to check researchers' signatures.
-    ca_pem: String,
+    credentials: Credentials,
     agreed: Mutex<HashMap<String, Agreement>>,
 }
 
@@ -69,7 +80,7 @@ impl NodeService {
         policy: Policy,
         state: NodeState,
         audit: AuditLog,
-        ca_pem: String,
+        credentials: Credentials,
     ) -> Self {
         let service = Self {
             keys,
@@ -78,7 +89,7 @@ impl NodeService {
             policy,
             state,
             audit,
-            ca_pem,
+            credentials,
             agreed: Mutex::new(HashMap::new()),
         };
         service.restore_agreements();
@@ -175,8 +186,12 @@ impl NodeService {
         let plan = QueryPlan::new(template, window, proposal.institutions as usize)
             .map_err(|e| ("too-many-institutions", e.to_string()))?;
         if self.policy.require_signed_queries {
-            let signer = submission::verify(&self.ca_pem, &proposal.researcher_certificate, spec)
-                .map_err(|e| ("unsigned-query", e.to_string()))?;
+            let signer = submission::verify(
+                &self.credentials.ca_pem,
+                &proposal.researcher_certificate,
+                spec,
+            )
+            .map_err(|e| ("unsigned-query", e.to_string()))?;
             if signer.name != proposal.researcher {
                 return Err((
                     "unsigned-query",
@@ -205,10 +220,101 @@ impl NodeService {
             )
         };
         Ok(Agreement {
+            spec: spec.clone(),
             plan,
             min_institutions,
             recipient,
         })
+    }
+}
+
+impl NodeService {
+    /// This node's recorded contribution to a query, if any.
+    fn own_contribution(&self, query_id: &str) -> Result<Option<Contribution>, Status> {
+        self.state
+            .contribution(query_id)
+            .map_err(internal)?
+            .map(|bytes| Contribution::decode(bytes.as_slice()).map_err(internal))
+            .transpose()
+    }
+
+    /// Aggregate verification (DESIGN.md §5, `concord-mhe` `fingerprint`): `aggregate` is the sum
+    /// of the committed contributions — at least the agreed minimum, each signed for this
+    /// query by a distinct node of the deployment, this node's own among them. Returns the
+    /// contributors' names; a refusal gives a machine-readable reason and the detail.
+    fn verify_aggregate(
+        &self,
+        agreement: &Agreement,
+        req: &DecryptRequest,
+        aggregate: &[Ciphertext],
+    ) -> Result<Vec<String>, (&'static str, String)> {
+        let refuse = |detail: String| ("aggregate-not-verified", detail);
+        let ca = &self.credentials.ca_pem;
+        if req.commitments.len() < agreement.min_institutions {
+            return Err((
+                "too-few-contributions",
+                format!(
+                    "{} contributions presented; this node releases aggregates of at least {} institutions",
+                    req.commitments.len(),
+                    agreement.min_institutions
+                ),
+            ));
+        }
+        let mut names = Vec::new();
+        for commitment in &req.commitments {
+            let signer =
+                evidence::verify_commitment(ca, &req.query_id, &agreement.spec, commitment)
+                    .map_err(|e| refuse(format!("a contribution's commitment: {e}")))?;
+            if names.contains(&signer.name) {
+                return Err(refuse(format!(
+                    "{} appears twice among the contributions",
+                    signer.name
+                )));
+            }
+            names.push(signer.name);
+        }
+        let own = self
+            .own_contribution(&req.query_id)
+            .map_err(|e| refuse(e.message().to_owned()))?
+            .and_then(|c| c.commitment)
+            .ok_or_else(|| refuse("this node has not contributed to the query".into()))?;
+        if !req
+            .commitments
+            .iter()
+            .any(|c| c.digest == own.digest && c.certificate == own.certificate)
+        {
+            return Err(refuse(
+                "this node's own contribution is not among those presented".into(),
+            ));
+        }
+        if req.fingerprints.len() != req.commitments.len() {
+            return Err(refuse(format!(
+                "{} fingerprints for {} contributions",
+                req.fingerprints.len(),
+                req.commitments.len()
+            )));
+        }
+        let seed = evidence::challenge_seed(
+            &req.query_id,
+            &evidence::digest(&req.ciphertexts),
+            &req.commitments,
+        );
+        for (commitment, signed) in req.commitments.iter().zip(&req.fingerprints) {
+            evidence::verify_fingerprint(ca, &req.query_id, &seed, commitment, signed)
+                .map_err(|e| refuse(format!("a fingerprint: {e}")))?;
+        }
+        let values: Vec<&[u64]> = req
+            .fingerprints
+            .iter()
+            .map(|f| f.values.as_slice())
+            .collect();
+        fingerprint::check(
+            aggregate,
+            &Challenge::derive(&agreement.plan.params, &seed),
+            &values,
+        )
+        .map_err(|e| refuse(e.to_string()))?;
+        Ok(names)
     }
 }
 
@@ -267,10 +373,24 @@ impl Node for NodeService {
     async fn propose(&self, request: Request<Proposal>) -> Result<Response<Decision>, Status> {
         require_role(&request, Role::Coordinator)?;
         let proposal = request.into_inner();
-        let decision = match self.decide(&proposal) {
+        let encoded = proposal.encode_to_vec();
+        let earlier = self.state.agreement(&proposal.query_id).map_err(internal)?;
+        let decided = match earlier {
+            // a query id names one query for good: a coordinator resuming proposes the same
+            // again; anything else under that id is a replay
+            Some(earlier) if earlier != encoded => Err((
+                "query-id-reused",
+                format!(
+                    "this node agreed to another query under the id {:?}",
+                    proposal.query_id
+                ),
+            )),
+            _ => self.decide(&proposal),
+        };
+        let decision = match decided {
             Ok(agreement) => {
                 self.state
-                    .agree(&proposal.query_id, &proposal.encode_to_vec())
+                    .agree(&proposal.query_id, &encoded)
                     .map_err(|e| Status::internal(e.to_string()))?;
                 self.agreed
                     .lock()
@@ -311,6 +431,8 @@ impl Node for NodeService {
 
     type ContributeStream = Replies<Contribution>;
 
+    /// The node's statistic, encrypted, with its signed commitment — computed once per query
+    /// and recorded before it leaves; asked again, the node sends the recorded one.
     async fn contribute(
         &self,
         request: Request<ContributeRequest>,
@@ -318,6 +440,10 @@ impl Node for NodeService {
         require_role(&request, Role::Coordinator)?;
         let req = request.into_inner();
         let agreement = self.agreement(&req.query_id)?;
+        if let Some(recorded) = self.own_contribution(&req.query_id)? {
+            tracing::info!(query = %req.query_id, "sent the recorded contribution again");
+            return Ok(Response::new(replies(recorded)));
+        }
         let plan = &agreement.plan;
         let key = PublicKey::from_bytes(&plan.params, &req.collective_key)
             .map_err(|e| Status::invalid_argument(format!("collective key: {e}")))?;
@@ -325,24 +451,76 @@ impl Node for NodeService {
             .template
             .compute(&plan.window, &self.institution, &self.events)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let ciphertexts = plan
+        let ciphertexts: Vec<Vec<u8>> = plan
             .encrypt(&key, &statistic)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(internal)?
+            .iter()
+            .map(Ciphertext::to_bytes)
+            .collect();
+        let digest = evidence::digest(&ciphertexts);
+        let credentials = &self.credentials;
+        let commitment = evidence::commit(
+            &credentials.key_pem,
+            &credentials.certificate_der,
+            &req.query_id,
+            &agreement.spec,
+            digest,
+        )
+        .map_err(internal)?;
+        let contribution = Contribution {
+            ciphertexts,
+            events_covered: statistic.events_in_window as u64,
+            commitment: Some(commitment),
+        };
+        // recorded first; if another call recorded one meanwhile, that one is sent
+        let recorded = self
+            .state
+            .contribute(&req.query_id, &contribution.encode_to_vec())
+            .map_err(internal)?;
+        let contribution = Contribution::decode(recorded.as_slice()).map_err(internal)?;
         tracing::info!(query = %req.query_id, events = statistic.events_in_window, clipped = statistic.clipped_cells, "contributed");
         self.audit(
             "contribution",
             json!({
                 "query": req.query_id,
-                "events_covered": statistic.events_in_window,
+                "events_covered": contribution.events_covered,
                 "clipped_cells": statistic.clipped_cells,
-                "ciphertexts": ciphertexts.len(),
+                "ciphertexts": contribution.ciphertexts.len(),
+                "digest": hex(&contribution.commitment.as_ref().map(|c| c.digest.clone()).unwrap_or_default()),
             }),
             false,
         )?;
-        Ok(Response::new(replies(Contribution {
-            ciphertexts: ciphertexts.iter().map(Ciphertext::to_bytes).collect(),
-            events_covered: statistic.events_in_window as u64,
-        })))
+        Ok(Response::new(replies(contribution)))
+    }
+
+    /// Round two of aggregate verification: this node's contribution at the challenge points.
+    async fn fingerprint(
+        &self,
+        request: Request<FingerprintRequest>,
+    ) -> Result<Response<SignedFingerprint>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let req = request.into_inner();
+        let agreement = self.agreement(&req.query_id)?;
+        let own = self.own_contribution(&req.query_id)?.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "this node has not contributed to query {:?}",
+                req.query_id
+            ))
+        })?;
+        let params = &agreement.plan.params;
+        let cts = own
+            .ciphertexts
+            .iter()
+            .map(|b| Ciphertext::from_bytes(params, b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        let seed = evidence::challenge_seed(&req.query_id, &req.aggregate_digest, &req.commitments);
+        let values =
+            fingerprint::fingerprint(&cts, &Challenge::derive(params, &seed)).map_err(internal)?;
+        let signed =
+            evidence::sign_fingerprint(&self.credentials.key_pem, &req.query_id, &seed, values)
+                .map_err(internal)?;
+        Ok(Response::new(signed))
     }
 
     type DecryptStream = Replies<DecryptShares>;
@@ -358,7 +536,14 @@ impl Node for NodeService {
         })
         .await?;
         let agreement = self.agreement(&req.query_id)?;
-        let digest: [u8; 32] = Sha256::digest(req.encode_to_vec()).into();
+        // what identifies the request: everything but the fingerprints' signatures (ECDSA
+        // signatures are randomized, so a resuming coordinator gets fresh ones)
+        let mut identity = req.clone();
+        identity
+            .fingerprints
+            .iter_mut()
+            .for_each(|f| f.signature.clear());
+        let digest: [u8; 32] = Sha256::digest(identity.encode_to_vec()).into();
         match self
             .state
             .released(&req.query_id, &digest)
@@ -374,12 +559,6 @@ impl Node for NodeService {
                 )?;
                 return Err(refused_twice(&req.query_id));
             }
-        }
-        if (req.contributions as usize) < agreement.min_institutions {
-            return Err(Status::failed_precondition(format!(
-                "only {} contributions; this node releases aggregates of at least {} institutions",
-                req.contributions, agreement.min_institutions
-            )));
         }
         if req.party == 0 || req.sharing_parties == 0 || req.key_parties == 0 {
             return Err(Status::invalid_argument("party counts start at 1"));
@@ -398,8 +577,31 @@ impl Node for NodeService {
                 agreement.plan.ciphertexts()
             )));
         }
-        let noise =
-            NoiseEstimate::aggregate(params, req.key_parties as usize, req.contributions as usize);
+        let verified = self.verify_aggregate(&agreement, &req, &cts);
+        self.audit(
+            "verification",
+            match &verified {
+                Ok(contributors) => json!({
+                    "query": req.query_id,
+                    "aggregate": hex(&evidence::digest(&req.ciphertexts)),
+                    "verified": true,
+                    "contributors": contributors,
+                }),
+                Err((reason, detail)) => json!({
+                    "query": req.query_id,
+                    "aggregate": hex(&evidence::digest(&req.ciphertexts)),
+                    "verified": false,
+                    "reason": reason,
+                    "detail": detail,
+                }),
+            },
+            true,
+        )?;
+        let contributors = verified.map_err(|(reason, detail)| {
+            tracing::warn!(query = %req.query_id, %reason, %detail, "refused to decrypt an aggregate");
+            Status::failed_precondition(format!("{reason}: {detail}"))
+        })?;
+        let noise = NoiseEstimate::aggregate(params, req.key_parties as usize, contributors.len());
         let sharing = req.sharing_parties as usize;
         let plan = match &agreement.recipient {
             Some(_) => SmudgingPlan::for_key_switch(params, noise, sharing),
@@ -433,7 +635,7 @@ impl Node for NodeService {
                 "query": req.query_id,
                 "kind": if agreement.recipient.is_some() { "key switch to the researcher (PCKS)" } else { "joint decryption, public (CKS)" },
                 "shares": reply.shares.len(),
-                "contributions_claimed": req.contributions,
+                "contributors": contributors,
                 "smudging_lambda": plan.lambda,
             }),
             true,

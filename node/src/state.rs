@@ -9,12 +9,17 @@
 //!   (a coordinator resuming after a restart) gets the *same* bytes back, which reveal nothing
 //!   new; any other request for that query is refused. The record is committed (fsync) before
 //!   the shares leave the node.
+//! - **Contributions**: the contribution the node gave for each query (ciphertexts and its
+//!   signed commitment). A node contributes once per query: asked again (a coordinator
+//!   resuming), it sends the same contribution, so it never commits to two different ones;
+//!   and it evaluates its fingerprint for aggregate verification on exactly what it committed.
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const AGREEMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agreements");
 const RELEASED: TableDefinition<&str, &[u8]> = TableDefinition::new("released");
+const CONTRIBUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("contributions");
 
 #[derive(Debug, thiserror::Error)]
 #[error("node state: {0}")]
@@ -45,6 +50,7 @@ impl NodeState {
         let tx = db.begin_write().map_err(err)?;
         tx.open_table(AGREEMENTS).map_err(err)?;
         tx.open_table(RELEASED).map_err(err)?;
+        tx.open_table(CONTRIBUTIONS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Self { db })
     }
@@ -59,6 +65,14 @@ impl NodeState {
         tx.commit().map_err(err)
     }
 
+    /// The recorded agreement to a query (the encoded proposal), if any.
+    pub fn agreement(&self, query_id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(AGREEMENTS).map_err(err)?;
+        let value = table.get(query_id).map_err(err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
     /// Every recorded agreement: (query id, encoded proposal).
     pub fn agreements(&self) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         let tx = self.db.begin_read().map_err(err)?;
@@ -69,6 +83,29 @@ impl NodeState {
             out.push((k.value().to_owned(), v.value().to_vec()));
         }
         Ok(out)
+    }
+
+    /// Records the node's contribution to a query (encoded), durably — unless one is recorded
+    /// already, which is then returned instead.
+    pub fn contribute(&self, query_id: &str, contribution: &[u8]) -> Result<Vec<u8>, StateError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = tx.open_table(CONTRIBUTIONS).map_err(err)?;
+            if let Some(v) = table.get(query_id).map_err(err)? {
+                return Ok(v.value().to_vec());
+            }
+            table.insert(query_id, contribution).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(contribution.to_vec())
+    }
+
+    /// The node's recorded contribution to a query, if it gave one.
+    pub fn contribution(&self, query_id: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(CONTRIBUTIONS).map_err(err)?;
+        let value = table.get(query_id).map_err(err)?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     /// What was released for `query_id`, given the digest of the request now asked.
@@ -129,6 +166,13 @@ mod tests {
             );
         }
         let state = NodeState::open(&path).unwrap();
+        // one contribution per query: the first one stays
+        assert_eq!(state.contribution("q1").unwrap(), None);
+        assert_eq!(state.contribute("q1", b"first").unwrap(), b"first");
+        assert_eq!(state.contribute("q1", b"second").unwrap(), b"first");
+        drop(state);
+        let state = NodeState::open(&path).unwrap();
+        assert_eq!(state.contribution("q1").unwrap().unwrap(), b"first");
         assert_eq!(
             state.agreements().unwrap(),
             vec![("q1".to_string(), b"proposal".to_vec())]

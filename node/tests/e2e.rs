@@ -9,12 +9,13 @@
 //! (The test lives in the node package so that the `concord-node` binary is built for it.)
 
 use concord_api::pki::{DevCa, Role};
-use concord_api::v1::QuerySpec;
+use concord_api::v1::{Commitment, QuerySpec};
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_coordinator::store::QueryStore;
 use concord_coordinator::{Coordinator, CoordinatorError, Deployment, NodeAddress};
 use concord_query::QueryPlan;
 use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
+use prost::Message;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -303,8 +304,8 @@ async fn four_node_processes_answer_every_template_exactly() {
         .unwrap();
     assert!(!again.sealed.is_empty());
 
-    // a coordinator that forgot it (a fresh store) replays it with a fresh aggregate: no node
-    // gives decryption shares twice
+    // a coordinator that forgot it (a fresh store) replays its id with a query signed afresh:
+    // a query id names one query for good, so every node refuses before computing anything
     let forgetful = Arc::new(QueryStore::open(&root.join("forgetful.redb")).unwrap());
     let mut coordinator = Coordinator::connect(&deployment, forgetful).unwrap();
     match coordinator
@@ -315,13 +316,55 @@ async fn four_node_processes_answer_every_template_exactly() {
         )
         .await
     {
-        Err(CoordinatorError::Node { status, .. }) => {
-            assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status}");
-        }
+        Err(CoordinatorError::TooFewAgreed {
+            agreed: 0,
+            refusals,
+            ..
+        }) => assert_eq!(refusals.matches("query-id-reused").count(), 4, "{refusals}"),
         other => panic!("a replayed query must not be decrypted again: {other:?}"),
     }
 
-    // node-d's audit log: its refusals with their reasons, its releases, the refused replay
+    // a malicious coordinator, driving the nodes by hand with the coordinator's certificate
+    let q0_commitments: Vec<Commitment> = store
+        .commitments("q0")
+        .unwrap()
+        .iter()
+        .map(|b| Commitment::decode(b.as_slice()).unwrap())
+        .collect();
+    assert_eq!(q0_commitments.len(), 4);
+    malicious_coordinator(
+        &ca,
+        &coordinator_cert,
+        &addresses,
+        sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
+        &alice_der,
+        &store
+            .collective_key(Template::EventsByMonthTlpDistribution.parameter_set())
+            .unwrap()
+            .unwrap()
+            .key,
+        &q0_commitments,
+    )
+    .await;
+    for name in ["node-a", "node-b", "node-c", "node-d"] {
+        let audit =
+            std::fs::read_to_string(root.join(format!("keys-{name}")).join("audit.jsonl")).unwrap();
+        let evil: Vec<serde_json::Value> = audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["query"] == "q-evil")
+            .collect();
+        let refused = evil
+            .iter()
+            .filter(|e| e["event"] == "verification" && e["verified"] == false)
+            .count();
+        assert_eq!(refused, 5, "{name}: every forgery refused and logged");
+        let released = evil.iter().filter(|e| e["event"] == "release").count();
+        assert_eq!(released, 1, "{name}: only the true aggregate released");
+    }
+
+    // node-d's audit log: its refusals with their reasons, its verification, its release, the
+    // refused replay
     let audit: Vec<serde_json::Value> =
         std::fs::read_to_string(root.join("keys-node-d").join("audit.jsonl"))
             .unwrap()
@@ -342,14 +385,262 @@ async fn four_node_processes_answer_every_template_exactly() {
         find("proposal", "q-public")[0]["reason"],
         "public-result-not-allowed"
     );
-    assert_eq!(find("proposal", "q0")[0]["release"], "sealed");
-    assert_eq!(
-        find("contribution", "q0").len(),
-        2,
-        "the replay contributed again"
-    );
+    let proposals = find("proposal", "q0");
+    assert_eq!(proposals.len(), 2);
+    assert_eq!(proposals[0]["release"], "sealed");
+    assert_eq!(proposals[1]["reason"], "query-id-reused");
+    let contributions = find("contribution", "q0");
+    assert_eq!(contributions.len(), 1, "the replay contributed again");
+    assert_eq!(contributions[0]["digest"].as_str().unwrap().len(), 64);
+    let verified = find("verification", "q0");
+    assert_eq!(verified.len(), 1);
+    assert_eq!(verified[0]["verified"], true);
+    assert_eq!(verified[0]["contributors"].as_array().unwrap().len(), 4);
     let released = find("release", "q0");
     assert_eq!(released.len(), 1);
     assert!(released[0]["kind"].as_str().unwrap().contains("PCKS"));
-    assert_eq!(find("release-refused", "q0").len(), 1);
+
+    // the log is hash-chained: `concord-node audit verify` vouches for it, and finds one
+    // changed line (a refusal turned into an agreement)
+    let log = root.join("keys-node-d").join("audit.jsonl");
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_concord-node"))
+            .args(["audit", "verify", "--log"])
+            .arg(&log)
+            .output()
+            .unwrap()
+    };
+    let intact = verify();
+    let report = String::from_utf8_lossy(&intact.stdout);
+    assert!(intact.status.success(), "{report}");
+    assert!(report.contains("chain intact"), "{report}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let at = text
+        .lines()
+        .position(|l| l.contains("\"template-not-allowed\""))
+        .unwrap();
+    let tampered: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == at {
+                l.replace("\"agree\":false", "\"agree\":true")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&log, tampered.join("\n") + "\n").unwrap();
+    let broken = verify();
+    let report = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains(&format!("BROKEN at line {}", at + 2)),
+        "{report}"
+    );
+}
+
+/// What a coordinator that lies gets from honest nodes (aggregate verification, DESIGN.md §5).
+/// It proposes a properly signed query `q-evil` and collects the four contributions, then
+/// asks every node to decrypt:
+/// 1. one institution's contribution, presented with all four commitments and fingerprints;
+/// 2. the sum of two contributions, presented as what it is (2 of the 3 required);
+/// 3. the sum with a commitment replayed from another query (q0) in place of node-c's;
+/// 4. the sum with an extra commitment signed by a key outside the deployment;
+/// 5. the sum of three with node-a's commitment presented twice;
+///
+/// every node refuses each with its reason; then the true aggregate is released, and a second,
+/// different aggregate of the same query is refused.
+async fn malicious_coordinator(
+    ca: &DevCa,
+    coordinator: &concord_api::pki::IssuedCertificate,
+    addresses: &[NodeAddress],
+    spec: QuerySpec,
+    researcher_certificate: &[u8],
+    collective_key: &[u8],
+    q0_commitments: &[Commitment],
+) {
+    use concord_api::chunks::{collect, stream};
+    use concord_api::evidence;
+    use concord_api::v1::node_client::NodeClient;
+    use concord_api::v1::*;
+
+    let query_id = "q-evil";
+    let mut nodes = Vec::new();
+    for a in addresses {
+        let tls = concord_api::tls::client_config(
+            ca.certificate_pem(),
+            &coordinator.certificate_pem,
+            &coordinator.key_pem,
+            &a.name,
+        );
+        let channel = tonic::transport::Endpoint::from_shared(a.url.clone())
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        nodes.push(NodeClient::new(channel).max_decoding_message_size(64 << 20));
+    }
+    let proposal = Proposal {
+        query_id: query_id.into(),
+        spec: Some(spec),
+        institutions: 4,
+        researcher: "alice".into(),
+        researcher_certificate: researcher_certificate.to_vec(),
+    };
+    let mut contributions = Vec::new();
+    for node in &mut nodes {
+        assert!(
+            node.propose(proposal.clone())
+                .await
+                .unwrap()
+                .into_inner()
+                .agree
+        );
+        let parts = node
+            .contribute(ContributeRequest {
+                query_id: query_id.into(),
+                collective_key: collective_key.to_vec(),
+                institutions: 4,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        contributions.push(collect(parts, |_| Ok(usize::MAX)).await.unwrap());
+    }
+    let plan = QueryPlan::new(
+        Template::EventsByMonthTlpDistribution,
+        Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap(),
+        4,
+    )
+    .unwrap();
+    let sum_of = |which: &[usize]| -> Vec<Vec<u8>> {
+        (0..plan.ciphertexts())
+            .map(|k| {
+                let cts: Vec<Ciphertext> = which
+                    .iter()
+                    .map(|&i| {
+                        Ciphertext::from_bytes(&plan.params, &contributions[i].ciphertexts[k])
+                            .unwrap()
+                    })
+                    .collect();
+                Ciphertext::sum(&cts).unwrap().to_bytes()
+            })
+            .collect()
+    };
+    let commitment = |i: usize| contributions[i].commitment.clone().unwrap();
+    // the evidence as an honest coordinator would gather it: each committed node's signed
+    // fingerprint at the challenge fixed by this aggregate and these commitments
+    let gather = |aggregate: Vec<Vec<u8>>, commitments: Vec<Commitment>, signers: Vec<usize>| {
+        let mut nodes = nodes.clone();
+        async move {
+            let request = FingerprintRequest {
+                query_id: query_id.into(),
+                aggregate_digest: evidence::digest(&aggregate).to_vec(),
+                commitments: commitments.clone(),
+            };
+            let mut fingerprints = Vec::new();
+            for i in signers {
+                fingerprints.push(
+                    nodes[i]
+                        .fingerprint(request.clone())
+                        .await
+                        .unwrap()
+                        .into_inner(),
+                );
+            }
+            DecryptRequest {
+                query_id: query_id.into(),
+                ciphertexts: aggregate,
+                party: 0,
+                sharing_parties: 4,
+                key_parties: 4,
+                commitments,
+                fingerprints,
+            }
+        }
+    };
+    let ask = |i: usize, mut request: DecryptRequest| {
+        let mut node = nodes[i].clone();
+        request.party = i as u32 + 1;
+        async move {
+            let parts = node.decrypt(stream(request)).await?.into_inner();
+            collect(parts, |_| Ok(usize::MAX)).await
+        }
+    };
+    let refused_by_all = |request: DecryptRequest, reason: &'static str, detail: &'static str| {
+        let ask = &ask;
+        async move {
+            for i in 0..4 {
+                let status = ask(i, request.clone()).await.unwrap_err();
+                assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status}");
+                assert!(
+                    status.message().starts_with(reason) && status.message().contains(detail),
+                    "node {i}: {status}"
+                );
+            }
+        }
+    };
+    let all: Vec<Commitment> = (0..4).map(commitment).collect();
+
+    // 1. node-a's contribution alone, as if it were the sum of all four
+    let single = gather(sum_of(&[0]), all.clone(), vec![0, 1, 2, 3]).await;
+    refused_by_all(single, "aggregate-not-verified", "not the sum").await;
+    // 2. two contributions, where three are required
+    let two = gather(
+        sum_of(&[0, 1]),
+        vec![commitment(0), commitment(1)],
+        vec![0, 1],
+    )
+    .await;
+    refused_by_all(two, "too-few-contributions", "2 contributions").await;
+    // 3. node-c's commitment replayed from q0
+    let mut replayed = gather(sum_of(&[0, 1, 2, 3]), all.clone(), vec![0, 1, 2, 3]).await;
+    let from_q0 = q0_commitments
+        .iter()
+        .find(|c| c.certificate == commitment(2).certificate)
+        .unwrap();
+    replayed.commitments[2] = from_q0.clone();
+    refused_by_all(replayed, "aggregate-not-verified", "does not verify").await;
+    // 4. an extra commitment by a node key outside the deployment
+    let outsider_ca = DevCa::generate("outsider").unwrap();
+    let outsider = outsider_ca
+        .issue(Role::Node, "node-x", &["localhost"])
+        .unwrap();
+    let spec = proposal.spec.clone().unwrap();
+    let mut extra = all.clone();
+    extra.push(
+        evidence::commit(
+            &outsider.key_pem,
+            &concord_api::submission::certificate_der(&outsider.certificate_pem).unwrap(),
+            query_id,
+            &spec,
+            [0; 32],
+        )
+        .unwrap(),
+    );
+    let mut forged = gather(sum_of(&[0, 1, 2, 3]), extra, vec![0, 1, 2, 3]).await;
+    forged.fingerprints.push(SignedFingerprint::default());
+    refused_by_all(forged, "aggregate-not-verified", "not issued").await;
+    // 5. node-a counted twice
+    let twice = gather(
+        sum_of(&[0, 0, 1]),
+        vec![commitment(0), commitment(0), commitment(1)],
+        vec![0, 0, 1],
+    )
+    .await;
+    refused_by_all(twice, "aggregate-not-verified", "twice").await;
+
+    // the true aggregate is released by every node, once
+    let honest = gather(sum_of(&[0, 1, 2, 3]), all.clone(), vec![0, 1, 2, 3]).await;
+    for i in 0..4 {
+        let shares = ask(i, honest.clone()).await.unwrap();
+        assert_eq!(shares.shares.len(), plan.ciphertexts());
+    }
+    // and no other aggregate of it afterwards: refused before anything else is looked at
+    let other = gather(sum_of(&[0, 1, 2, 3, 3]), all, vec![0, 1, 2, 3]).await;
+    let status = ask(0, other).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status}");
 }

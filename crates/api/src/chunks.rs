@@ -55,7 +55,7 @@ macro_rules! chunked {
     };
 }
 
-chunked!(Contribution, ciphertexts, events_covered);
+chunked!(Contribution, ciphertexts, events_covered, commitment);
 chunked!(
     DecryptRequest,
     ciphertexts,
@@ -63,7 +63,8 @@ chunked!(
     party,
     sharing_parties,
     key_parties,
-    contributions
+    commitments,
+    fingerprints
 );
 chunked!(DecryptShares, shares);
 
@@ -108,6 +109,7 @@ pub fn replies<T: Chunked>(message: T) -> Replies<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::v1::{Commitment, SignedFingerprint};
 
     fn ok<T>(items: Vec<T>) -> impl Stream<Item = Result<T, Status>> {
         tokio_stream::iter(items.into_iter().map(Ok))
@@ -121,7 +123,8 @@ mod tests {
             party: 2,
             sharing_parties: 3,
             key_parties: 3,
-            contributions: 3,
+            commitments: vec![Commitment::default(); 3],
+            fingerprints: vec![SignedFingerprint::default(); 3],
         };
         let parts = request.clone().split();
         assert_eq!(parts.len(), 3);
@@ -156,6 +159,7 @@ mod tests {
         let empty = Contribution {
             ciphertexts: vec![],
             events_covered: 5,
+            commitment: None,
         };
         assert_eq!(empty.clone().split(), vec![empty]);
         let shares = DecryptShares {

@@ -3,6 +3,7 @@
 //! ([`pki`]), and mutual TLS with identities taken from certificates ([`tls`]) — DESIGN.md §5.
 
 pub mod chunks;
+pub mod evidence;
 pub mod pki;
 pub mod submission;
 pub mod tls;

@@ -29,15 +29,34 @@ pub fn signed_message(spec: &QuerySpec) -> Vec<u8> {
 
 /// Signs `spec` with the researcher's private key (PEM) and stores the signature in it.
 pub fn sign(spec: &mut QuerySpec, key_pem: &str) -> Result<(), PkiError> {
-    let key = KeyPair::from_pem(key_pem)?;
-    spec.signature = key.sign(&signed_message(spec))?;
+    spec.signature = sign_bytes(key_pem, &signed_message(spec))?;
     Ok(())
 }
 
 /// Checks that `certificate` (DER) was issued by the CA (PEM), names a researcher, and signed
 /// `spec`; returns the researcher's identity.
 pub fn verify(ca_pem: &str, certificate: &[u8], spec: &QuerySpec) -> Result<Identity, PkiError> {
-    let bad = |what: &str| PkiError::Certificate(what.to_owned());
+    verify_signed(
+        ca_pem,
+        certificate,
+        Role::Researcher,
+        &signed_message(spec),
+        &spec.signature,
+    )
+}
+
+/// Checks that `certificate` (DER) was issued by the CA (PEM), is valid now, has `role`, and
+/// that its key made `signature` (ECDSA P-256, SHA-256, ASN.1) over `message`; returns the
+/// signer's identity. Shared by every signed value of the protocol (submissions here,
+/// contributions and fingerprints in [`crate::evidence`]).
+pub fn verify_signed(
+    ca_pem: &str,
+    certificate: &[u8],
+    role: Role,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<Identity, PkiError> {
+    let bad = |what: String| PkiError::Certificate(what);
     let (_, ca_der) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
         .map_err(|e| PkiError::Certificate(format!("CA: {e}")))?;
     let ca = ca_der
@@ -45,28 +64,39 @@ pub fn verify(ca_pem: &str, certificate: &[u8], spec: &QuerySpec) -> Result<Iden
         .map_err(|e| PkiError::Certificate(format!("CA: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(certificate)
         .map_err(|e| PkiError::Certificate(e.to_string()))?;
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|_| bad("the researcher's certificate was not issued by this deployment's CA"))?;
+    cert.verify_signature(Some(ca.public_key())).map_err(|_| {
+        bad(format!(
+            "the {role} certificate was not issued by this deployment's CA"
+        ))
+    })?;
     if !cert.validity().is_valid() {
-        return Err(bad(
-            "the researcher's certificate is expired or not yet valid",
-        ));
+        return Err(bad(format!(
+            "the {role} certificate is expired or not yet valid"
+        )));
     }
     let identity = identity_of(certificate)?;
-    if identity.role != Role::Researcher {
-        return Err(bad(
-            "the submission was not signed with a researcher certificate",
-        ));
+    if identity.role != role {
+        return Err(bad(format!(
+            "signed with a {} certificate, not a {role} certificate",
+            identity.role
+        )));
     }
     let key = ring::signature::UnparsedPublicKey::new(
         &ring::signature::ECDSA_P256_SHA256_ASN1,
         cert.public_key().subject_public_key.data.as_ref(),
     );
-    key.verify(&signed_message(spec), &spec.signature)
-        .map_err(|_| {
-            bad("the query's signature does not verify under the researcher's certificate")
-        })?;
+    key.verify(message, signature).map_err(|_| {
+        bad(format!(
+            "the signature does not verify under {}'s certificate",
+            identity.name
+        ))
+    })?;
     Ok(identity)
+}
+
+/// Signs `message` with a private key (PEM).
+pub fn sign_bytes(key_pem: &str, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+    Ok(KeyPair::from_pem(key_pem)?.sign(message)?)
 }
 
 /// The DER of the first certificate in a PEM document.

@@ -65,6 +65,13 @@ impl Node for TestNode {
         Err(Status::unimplemented("test node"))
     }
 
+    async fn fingerprint(
+        &self,
+        _: Request<concord_api::v1::FingerprintRequest>,
+    ) -> Result<Response<concord_api::v1::SignedFingerprint>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
     type DecryptStream = concord_api::chunks::Replies<concord_api::v1::DecryptShares>;
     async fn decrypt(
         &self,

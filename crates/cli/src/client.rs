@@ -92,6 +92,7 @@ pub const PHASES: &[&str] = &[
     "submitted",
     "proposed",
     "contributing",
+    "verifying",
     "decrypting",
     "released",
 ];

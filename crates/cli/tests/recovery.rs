@@ -57,6 +57,9 @@ impl Node for Interposer {
         let _ = self.gate.clone().wait_for(|open| *open).await;
         self.upstream.clone().contribute(r.into_inner()).await
     }
+    async fn fingerprint(&self, r: tonic::Request<FingerprintRequest>) -> Reply<SignedFingerprint> {
+        self.upstream.clone().fingerprint(r.into_inner()).await
+    }
     type DecryptStream = tonic::Streaming<DecryptShares>;
     async fn decrypt(
         &self,

@@ -46,6 +46,7 @@ pub mod ckg;
 pub mod cks;
 pub mod crs;
 pub mod error;
+pub mod fingerprint;
 pub mod noise;
 pub mod party;
 pub mod pcks;
