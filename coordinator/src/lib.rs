@@ -32,7 +32,7 @@ use concord_api::v1::{
     QuerySpec, SetupRequest, SignedFingerprint,
 };
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey};
-use concord_mhe::fingerprint::{self, Challenge};
+use concord_mhe::fingerprint;
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, DecryptionShare, KeySwitchShare, PartyId,
     PublicKeyGen, PublicKeyShare, PublicKeySwitch, SmudgingPlan,
@@ -48,6 +48,9 @@ use std::time::{Duration, Instant};
 use store::{QueryRecord, QueryStore, StoredKey};
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
+
+/// How often a proposal waiting for a node operator's approval is asked again.
+pub const APPROVAL_POLL: Duration = Duration::from_secs(1);
 
 /// A node the coordinator knows (from its configuration or an enrolment).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -532,6 +535,7 @@ impl Coordinator {
             .iter()
             .map(|bytes| Ciphertext::from_bytes(&params, bytes))
             .collect::<Result<_, _>>()?;
+        let binding = evidence::QueryBinding::new(&query_id, &spec);
         let mut commitments = self.store.commitments(&query_id)?;
         if record.phase == "contributing" {
             let started = Instant::now();
@@ -559,7 +563,7 @@ impl Coordinator {
             while let Some((i, reply)) = Self::next(&mut calls).await {
                 let name = &self.nodes[i].address.name;
                 let reply = reply?;
-                let commitment = self.check_commitment(name, &query_id, &spec, &reply)?;
+                let commitment = self.check_commitment(name, &binding, &reply)?;
                 if reply.ciphertexts.len() != plan.ciphertexts() {
                     return Err(CoordinatorError::bad_reply(
                         name,
@@ -614,7 +618,7 @@ impl Coordinator {
         let started = Instant::now();
         let aggregate_bytes: Vec<Vec<u8>> = sum.iter().map(Ciphertext::to_bytes).collect();
         let fingerprints = self
-            .fingerprints(&query_id, &record, &sum, &aggregate_bytes, &commitments)
+            .fingerprints(&binding, &record, &sum, &aggregate_bytes, &commitments)
             .await?;
         if record.phase == "verifying" {
             record.phase = "decrypting".into();
@@ -727,14 +731,14 @@ impl Coordinator {
     fn check_commitment(
         &self,
         name: &str,
-        query_id: &str,
-        spec: &QuerySpec,
+        binding: &evidence::QueryBinding,
         reply: &Contribution,
     ) -> Result<Commitment, CoordinatorError> {
         let commitment = reply.commitment.clone().ok_or_else(|| {
             CoordinatorError::bad_reply(name, "a contribution without commitment")
         })?;
-        let signer = evidence::verify_commitment(&self.ca_pem, query_id, spec, &commitment)
+        let signer = binding
+            .verify_commitment(&self.ca_pem, &commitment)
             .map_err(|e| CoordinatorError::bad_reply(name, format!("commitment: {e}")))?;
         if signer.name != name {
             return Err(CoordinatorError::bad_reply(
@@ -756,7 +760,7 @@ impl Coordinator {
     /// aggregate as every node will (so a node that signs a wrong value is caught here).
     async fn fingerprints(
         &self,
-        query_id: &str,
+        binding: &evidence::QueryBinding,
         record: &QueryRecord,
         sum: &[Ciphertext],
         aggregate_bytes: &[Vec<u8>],
@@ -764,7 +768,7 @@ impl Coordinator {
     ) -> Result<Vec<SignedFingerprint>, CoordinatorError> {
         let aggregate_digest = evidence::digest(aggregate_bytes);
         let request = FingerprintRequest {
-            query_id: query_id.into(),
+            query_id: binding.query_id().into(),
             aggregate_digest: aggregate_digest.to_vec(),
             commitments: commitments.to_vec(),
         };
@@ -778,23 +782,26 @@ impl Coordinator {
             |mut client, request| async move { client.fingerprint(request).await },
         );
         let mut fingerprints = vec![SignedFingerprint::default(); commitments.len()];
-        let seed = evidence::challenge_seed(query_id, &aggregate_digest, commitments);
+        let seed = binding.challenge_seed(&aggregate_digest, commitments);
         while let Some((i, reply)) = Self::next(&mut calls).await {
             let name = &self.nodes[i].address.name;
             let at = position(name).expect("asked contributors only");
             let reply = reply?;
-            evidence::verify_fingerprint(&self.ca_pem, query_id, &seed, &commitments[at], &reply)
+            binding
+                .verify_fingerprint(&self.ca_pem, &seed, &commitments[at], &reply)
                 .map_err(|e| CoordinatorError::bad_reply(name, format!("fingerprint: {e}")))?;
             fingerprints[at] = reply;
         }
-        let params = sum[0].params();
         let values: Vec<&[u64]> = fingerprints.iter().map(|f| f.values.as_slice()).collect();
-        fingerprint::check(sum, &Challenge::derive(params, &seed), &values)?;
+        fingerprint::check(sum, &seed, &values)?;
         Ok(fingerprints)
     }
 
     /// Proposes the query to every node; all must agree (all-party mode), and at least the
-    /// query's minimum.
+    /// query's minimum. A node whose operator approves queries by hand answers "pending": it
+    /// is asked again every [`APPROVAL_POLL`] (the query's detail says whom it waits for)
+    /// until it decides — its own `approval_timeout_s` bounds the wait — unless another node
+    /// has refused meanwhile.
     async fn propose(
         &self,
         query_id: &str,
@@ -802,26 +809,48 @@ impl Coordinator {
         record: &QueryRecord,
     ) -> Result<(), CoordinatorError> {
         let n = self.nodes.len();
-        let mut calls = self.call_each(
-            0..n,
-            |_| Proposal {
-                query_id: query_id.into(),
-                spec: Some(spec.clone()),
-                institutions: n as u32,
-                researcher: record.researcher.clone(),
-                researcher_certificate: record.researcher_certificate.clone(),
-            },
-            |mut client, request| async move { client.propose(request).await },
-        );
+        let proposal = Proposal {
+            query_id: query_id.into(),
+            spec: Some(spec.clone()),
+            institutions: n as u32,
+            researcher: record.researcher.clone(),
+            researcher_certificate: record.researcher_certificate.clone(),
+        };
+        let mut asking: Vec<usize> = (0..n).collect();
         let mut refusals = Vec::new();
-        while let Some((i, decision)) = Self::next(&mut calls).await {
-            let decision = decision?;
-            if !decision.agree {
-                refusals.push((
-                    self.nodes[i].address.name.clone(),
-                    format!("{}: {}", decision.reason, decision.detail),
-                ));
+        loop {
+            let mut calls = self.call_each(
+                asking,
+                |_| proposal.clone(),
+                |mut client, request| async move { client.propose(request).await },
+            );
+            let mut pending = Vec::new();
+            while let Some((i, decision)) = Self::next(&mut calls).await {
+                let decision = decision?;
+                if decision.pending {
+                    pending.push(i);
+                } else if !decision.agree {
+                    refusals.push((
+                        self.nodes[i].address.name.clone(),
+                        format!("{}: {}", decision.reason, decision.detail),
+                    ));
+                }
             }
+            if pending.is_empty() || !refusals.is_empty() {
+                break;
+            }
+            pending.sort();
+            let names: Vec<&str> = pending
+                .iter()
+                .map(|&i| self.nodes[i].address.name.as_str())
+                .collect();
+            self.store.set_phase(
+                query_id,
+                "proposed",
+                &format!("awaiting approval at {}", names.join(", ")),
+            )?;
+            tokio::time::sleep(APPROVAL_POLL).await;
+            asking = pending;
         }
         refusals.sort();
         let agreed = n - refusals.len();

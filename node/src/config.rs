@@ -22,6 +22,9 @@
 //! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
 //! max_cells = 131072                        # the largest query (cells) this node takes part in
 //! require_signed_queries = true             # only queries signed by the researcher (default)
+//! approval = "automatic"                    # or "manual": the operator approves each query
+//!                                           # (concord-node approvals list|approve|deny)
+//! approval_timeout_s = 86400                # a query waiting longer for the operator is refused
 //!
 //! # optional: enrol with the coordinator at start (it may also list this node in its own
 //! # configuration instead)
@@ -99,6 +102,26 @@ pub struct Policy {
     /// default): then no one but the researcher chooses the key a result is sealed to.
     #[serde(default = "yes")]
     pub require_signed_queries: bool,
+    /// `"automatic"` (the default): a proposal the policy admits is agreed at once.
+    /// `"manual"`: it waits for the node's operator (`concord-node approvals approve|deny`).
+    #[serde(default)]
+    pub approval: Approval,
+    /// How long a proposal waits for the operator before the node refuses it (default a day).
+    #[serde(default = "default_approval_timeout")]
+    pub approval_timeout_s: u64,
+}
+
+/// Who agrees to a proposal the policy admits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    #[default]
+    Automatic,
+    Manual,
+}
+
+fn default_approval_timeout() -> u64 {
+    86_400
 }
 
 fn yes() -> bool {
@@ -146,6 +169,8 @@ impl Default for Policy {
             allowed_researchers: Vec::new(),
             max_cells: default_max_cells(),
             require_signed_queries: true,
+            approval: Approval::Automatic,
+            approval_timeout_s: default_approval_timeout(),
         }
     }
 }
@@ -162,7 +187,6 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads and checks a configuration file; relative paths are taken from its directory.
     /// The audit log's path: `audit_log`, or `keys_dir/audit.jsonl`.
     pub fn audit_log_path(&self) -> PathBuf {
         self.audit_log
@@ -170,6 +194,12 @@ impl Config {
             .unwrap_or_else(|| self.keys_dir.join("audit.jsonl"))
     }
 
+    /// The operator's approvals store (`keys_dir/approvals.redb`).
+    pub fn approvals_path(&self) -> PathBuf {
+        self.keys_dir.join("approvals.redb")
+    }
+
+    /// Reads and checks a configuration file; relative paths are taken from its directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.into(),

@@ -2,6 +2,7 @@
 //! key shares, and answers the coordinator over mutual TLS. This crate is the node's logic; the
 //! `concord-node` binary is a thin shell over [`run`].
 
+pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod keystore;
@@ -110,8 +111,11 @@ pub async fn run(
         data.events,
         institution,
         config.policy.clone(),
-        state,
-        audit,
+        service::Records {
+            state,
+            audit,
+            approvals: approvals::Approvals::new(&config.approvals_path()),
+        },
         service::Credentials {
             ca_pem: pems.ca.clone(),
             certificate_der: concord_api::submission::certificate_der(&pems.certificate)

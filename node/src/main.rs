@@ -1,9 +1,12 @@
 //! `concord-node --config node.toml`: an institution's node. With a command, an operator's tool
 //! over the node's local records instead:
 //!
-//! - `concord-node --config node.toml audit verify`: checks the audit log's hash chain.
+//! - `concord-node --config node.toml audit verify`: checks the audit log's hash chain;
+//! - `concord-node --config node.toml approvals list|approve ID|deny ID --reason …`: the
+//!   operator's decisions on queries waiting for approval (`approval = "manual"`).
 
 use clap::{Parser, Subcommand};
+use concord_node::approvals::{Approvals, Request, Status};
 use concord_node::config::Config;
 use std::process::ExitCode;
 
@@ -24,6 +27,88 @@ enum Command {
     Audit {
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Queries waiting for this node's operator.
+    Approvals {
+        #[command(subcommand)]
+        action: ApprovalAction,
+    },
+}
+
+fn approvals(args: &Args, action: &ApprovalAction) -> Result<ExitCode, String> {
+    let store = Approvals::new(&config(args.config.as_deref())?.approvals_path());
+    let operator = |by: &Option<String>| {
+        by.clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "operator".into())
+    };
+    let decided = |r: Request| {
+        println!("{}: {} by {}", r.query, r.status.as_str(), r.by);
+        ExitCode::SUCCESS
+    };
+    match action {
+        ApprovalAction::List { all } => {
+            let requests = store.list().map_err(|e| e.to_string())?;
+            for r in requests
+                .iter()
+                .filter(|r| *all || r.status == Status::Pending)
+            {
+                let received = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.received_at),
+                );
+                let decided = match r.status {
+                    Status::Pending => String::new(),
+                    _ if r.reason.is_empty() => format!(" by {}", r.by),
+                    _ => format!(" by {}: {}", r.by, r.reason),
+                };
+                println!(
+                    "{}  {}{decided}  received {received}  researcher {}  {}  {}  {} institutions  {} cells  {}",
+                    r.query,
+                    r.status.as_str(),
+                    r.researcher,
+                    r.template,
+                    r.window,
+                    r.institutions,
+                    r.cells,
+                    r.release
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApprovalAction::Approve { query, by } => store
+            .decide(query, true, &operator(by), "")
+            .map(decided)
+            .map_err(|e| e.to_string()),
+        ApprovalAction::Deny { query, reason, by } => store
+            .decide(query, false, &operator(by), reason)
+            .map(decided)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+#[derive(Subcommand)]
+enum ApprovalAction {
+    /// Queries waiting for approval, and those decided, oldest first.
+    List {
+        /// Every request, not only the pending ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approves a pending query: the node agrees when the coordinator next proposes it.
+    Approve {
+        query: String,
+        /// Who approves (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Denies a pending query; the researcher sees the reason.
+    Deny {
+        query: String,
+        #[arg(long)]
+        reason: String,
+        /// Who denies (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -85,6 +170,7 @@ async fn main() -> ExitCode {
         Some(Command::Audit {
             action: AuditAction::Verify { log },
         }) => audit_verify(&args, log.as_deref()),
+        Some(Command::Approvals { action }) => approvals(&args, action),
         None => match config(args.config.as_deref()) {
             Ok(config) => concord_node::run(config, async {
                 let _ = tokio::signal::ctrl_c().await;

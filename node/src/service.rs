@@ -16,8 +16,9 @@
 //!
 //! Agreements, contributions and released shares are durable, so a node restart loses none.
 
+use crate::approvals::{self, Approvals};
 use crate::audit::{hex, AuditLog};
-use crate::config::Policy;
+use crate::config::{Approval, Policy};
 use crate::keystore::KeyStore;
 use crate::state::{NodeState, Released};
 use concord_api::chunks::{collect, replies, Replies};
@@ -28,7 +29,7 @@ use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
 use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey};
-use concord_mhe::fingerprint::{self, Challenge};
+use concord_mhe::fingerprint;
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
     PublicKeySwitch, SmudgingPlan,
@@ -45,8 +46,10 @@ use tonic::{Request, Response, Status, Streaming};
 /// A query this node agreed to.
 #[derive(Clone)]
 struct Agreement {
-    /// The query as proposed (what contributions commit to).
+    /// The query as proposed.
     spec: QuerySpec,
+    /// What contributions and fingerprints are bound to.
+    binding: evidence::QueryBinding,
     plan: QueryPlan,
     min_institutions: usize,
     /// The researcher's key the result is switched to; `None`: a public result (CKS).
@@ -61,6 +64,25 @@ pub struct Credentials {
     pub key_pem: zeroize::Zeroizing<String>,
 }
 
+/// The node's durable records: what it agreed to and released, its audit log, and its
+/// operator's approvals.
+pub struct Records {
+    pub state: NodeState,
+    pub audit: AuditLog,
+    pub approvals: Approvals,
+}
+
+/// How the node answers a proposal.
+enum Outcome {
+    /// Agreed — by the policy alone, or approved by the named operator.
+    Agree(Box<Agreement>, Option<String>),
+    /// Admitted by the policy, waiting for the operator (`first`: seen for the first time).
+    Pending {
+        first: bool,
+    },
+    Refuse(&'static str, String),
+}
+
 pub struct NodeService {
     keys: KeyStore,
     events: Vec<Event>,
@@ -68,6 +90,7 @@ pub struct NodeService {
     policy: Policy,
     state: NodeState,
     audit: AuditLog,
+    approvals: Approvals,
     credentials: Credentials,
     agreed: Mutex<HashMap<String, Agreement>>,
 }
@@ -78,8 +101,7 @@ impl NodeService {
         events: Vec<Event>,
         institution: Institution,
         policy: Policy,
-        state: NodeState,
-        audit: AuditLog,
+        records: Records,
         credentials: Credentials,
     ) -> Self {
         let service = Self {
@@ -87,8 +109,9 @@ impl NodeService {
             events,
             institution,
             policy,
-            state,
-            audit,
+            state: records.state,
+            audit: records.audit,
+            approvals: records.approvals,
             credentials,
             agreed: Mutex::new(HashMap::new()),
         };
@@ -221,6 +244,7 @@ impl NodeService {
         };
         Ok(Agreement {
             spec: spec.clone(),
+            binding: evidence::QueryBinding::new(&proposal.query_id, spec),
             plan,
             min_institutions,
             recipient,
@@ -229,6 +253,51 @@ impl NodeService {
 }
 
 impl NodeService {
+    /// Manual approval: the operator's decision on a proposal the policy admits, recorded as
+    /// pending the first time it is seen.
+    fn operator_decision(
+        &self,
+        proposal: &Proposal,
+        agreement: Agreement,
+    ) -> Result<Outcome, Status> {
+        let spec = &agreement.spec;
+        let request = approvals::Request {
+            query: proposal.query_id.clone(),
+            researcher: proposal.researcher.clone(),
+            template: format!("{} v{}", spec.template, spec.template_version),
+            window: format!("{} +{} months", spec.window_first, spec.window_months),
+            institutions: proposal.institutions,
+            release: if spec.recipient_key.is_empty() {
+                "public"
+            } else {
+                "sealed"
+            }
+            .into(),
+            cells: agreement.plan.layout.cells(),
+            received_at: approvals::now(),
+            status: approvals::Status::Pending,
+            by: String::new(),
+            reason: String::new(),
+        };
+        let (stored, new) = tokio::task::block_in_place(|| {
+            self.approvals.ask(request, self.policy.approval_timeout_s)
+        })
+        .map_err(internal)?;
+        Ok(match stored.status {
+            approvals::Status::Pending => Outcome::Pending { first: new },
+            approvals::Status::Approved => Outcome::Agree(Box::new(agreement), Some(stored.by)),
+            approvals::Status::Denied => Outcome::Refuse(
+                "denied-by-operator",
+                if stored.reason.is_empty() {
+                    format!("denied by {}", stored.by)
+                } else {
+                    format!("denied by {}: {}", stored.by, stored.reason)
+                },
+            ),
+            approvals::Status::Expired => Outcome::Refuse("approval-timed-out", stored.reason),
+        })
+    }
+
     /// This node's recorded contribution to a query, if any.
     fn own_contribution(&self, query_id: &str) -> Result<Option<Contribution>, Status> {
         self.state
@@ -246,6 +315,7 @@ impl NodeService {
         &self,
         agreement: &Agreement,
         req: &DecryptRequest,
+        aggregate_digest: &[u8],
         aggregate: &[Ciphertext],
     ) -> Result<Vec<String>, (&'static str, String)> {
         let refuse = |detail: String| ("aggregate-not-verified", detail);
@@ -262,9 +332,10 @@ impl NodeService {
         }
         let mut names = Vec::new();
         for commitment in &req.commitments {
-            let signer =
-                evidence::verify_commitment(ca, &req.query_id, &agreement.spec, commitment)
-                    .map_err(|e| refuse(format!("a contribution's commitment: {e}")))?;
+            let signer = agreement
+                .binding
+                .verify_commitment(ca, commitment)
+                .map_err(|e| refuse(format!("a contribution's commitment: {e}")))?;
             if names.contains(&signer.name) {
                 return Err(refuse(format!(
                     "{} appears twice among the contributions",
@@ -294,13 +365,13 @@ impl NodeService {
                 req.commitments.len()
             )));
         }
-        let seed = evidence::challenge_seed(
-            &req.query_id,
-            &evidence::digest(&req.ciphertexts),
-            &req.commitments,
-        );
+        let seed = agreement
+            .binding
+            .challenge_seed(aggregate_digest, &req.commitments);
         for (commitment, signed) in req.commitments.iter().zip(&req.fingerprints) {
-            evidence::verify_fingerprint(ca, &req.query_id, &seed, commitment, signed)
+            agreement
+                .binding
+                .verify_fingerprint(ca, &seed, commitment, signed)
                 .map_err(|e| refuse(format!("a fingerprint: {e}")))?;
         }
         let values: Vec<&[u64]> = req
@@ -308,12 +379,7 @@ impl NodeService {
             .iter()
             .map(|f| f.values.as_slice())
             .collect();
-        fingerprint::check(
-            aggregate,
-            &Challenge::derive(&agreement.plan.params, &seed),
-            &values,
-        )
-        .map_err(|e| refuse(e.to_string()))?;
+        fingerprint::check(aggregate, &seed, &values).map_err(|e| refuse(e.to_string()))?;
         Ok(names)
     }
 }
@@ -387,28 +453,56 @@ impl Node for NodeService {
             )),
             _ => self.decide(&proposal),
         };
-        let decision = match decided {
-            Ok(agreement) => {
+        let outcome = match decided {
+            Err((reason, detail)) => Outcome::Refuse(reason, detail),
+            Ok(agreement) if self.policy.approval == Approval::Manual => {
+                self.operator_decision(&proposal, agreement)?
+            }
+            Ok(agreement) => Outcome::Agree(Box::new(agreement), None),
+        };
+        let (decision, approved_by, log) = match outcome {
+            Outcome::Agree(agreement, approved_by) => {
                 self.state
                     .agree(&proposal.query_id, &encoded)
                     .map_err(|e| Status::internal(e.to_string()))?;
                 self.agreed
                     .lock()
                     .expect("agreements lock")
-                    .insert(proposal.query_id.clone(), agreement);
-                Decision {
-                    agree: true,
-                    reason: String::new(),
-                    detail: String::new(),
-                }
+                    .insert(proposal.query_id.clone(), *agreement);
+                (
+                    Decision {
+                        agree: true,
+                        ..Default::default()
+                    },
+                    approved_by,
+                    true,
+                )
             }
-            Err((reason, detail)) => Decision {
-                agree: false,
-                reason: reason.into(),
-                detail,
-            },
+            Outcome::Pending { first } => (
+                Decision {
+                    pending: true,
+                    reason: "awaiting-approval".into(),
+                    detail: "waiting for the approval of this institution's operator".into(),
+                    ..Default::default()
+                },
+                None,
+                first,
+            ),
+            Outcome::Refuse(reason, detail) => (
+                Decision {
+                    agree: false,
+                    reason: reason.into(),
+                    detail,
+                    ..Default::default()
+                },
+                None,
+                true,
+            ),
         };
-        tracing::info!(query = %proposal.query_id, agree = decision.agree, reason = %decision.reason, "decided on a proposal");
+        if !log {
+            return Ok(Response::new(decision));
+        }
+        tracing::info!(query = %proposal.query_id, agree = decision.agree, pending = decision.pending, reason = %decision.reason, "decided on a proposal");
         let spec = proposal.spec.clone().unwrap_or_default();
         self.audit(
             "proposal",
@@ -421,6 +515,8 @@ impl Node for NodeService {
                 "institutions": proposal.institutions,
                 "release": if spec.recipient_key.is_empty() { "public" } else { "sealed" },
                 "agree": decision.agree,
+                "pending": decision.pending,
+                "approved_by": approved_by,
                 "reason": decision.reason,
                 "detail": decision.detail,
             }),
@@ -459,14 +555,10 @@ impl Node for NodeService {
             .collect();
         let digest = evidence::digest(&ciphertexts);
         let credentials = &self.credentials;
-        let commitment = evidence::commit(
-            &credentials.key_pem,
-            &credentials.certificate_der,
-            &req.query_id,
-            &agreement.spec,
-            digest,
-        )
-        .map_err(internal)?;
+        let commitment = agreement
+            .binding
+            .commit(&credentials.key_pem, &credentials.certificate_der, digest)
+            .map_err(internal)?;
         let contribution = Contribution {
             ciphertexts,
             events_covered: statistic.events_in_window as u64,
@@ -514,12 +606,12 @@ impl Node for NodeService {
             .map(|b| Ciphertext::from_bytes(params, b))
             .collect::<Result<Vec<_>, _>>()
             .map_err(internal)?;
-        let seed = evidence::challenge_seed(&req.query_id, &req.aggregate_digest, &req.commitments);
-        let values =
-            fingerprint::fingerprint(&cts, &Challenge::derive(params, &seed)).map_err(internal)?;
-        let signed =
-            evidence::sign_fingerprint(&self.credentials.key_pem, &req.query_id, &seed, values)
-                .map_err(internal)?;
+        let binding = &agreement.binding;
+        let seed = binding.challenge_seed(&req.aggregate_digest, &req.commitments);
+        let values = fingerprint::fingerprint(&cts, &seed).map_err(internal)?;
+        let signed = binding
+            .sign_fingerprint(&self.credentials.key_pem, &seed, values)
+            .map_err(internal)?;
         Ok(Response::new(signed))
     }
 
@@ -577,19 +669,20 @@ impl Node for NodeService {
                 agreement.plan.ciphertexts()
             )));
         }
-        let verified = self.verify_aggregate(&agreement, &req, &cts);
+        let aggregate_digest = evidence::digest(&req.ciphertexts);
+        let verified = self.verify_aggregate(&agreement, &req, &aggregate_digest, &cts);
         self.audit(
             "verification",
             match &verified {
                 Ok(contributors) => json!({
                     "query": req.query_id,
-                    "aggregate": hex(&evidence::digest(&req.ciphertexts)),
+                    "aggregate": hex(&aggregate_digest),
                     "verified": true,
                     "contributors": contributors,
                 }),
                 Err((reason, detail)) => json!({
                     "query": req.query_id,
-                    "aggregate": hex(&evidence::digest(&req.ciphertexts)),
+                    "aggregate": hex(&aggregate_digest),
                     "verified": false,
                     "reason": reason,
                     "detail": detail,

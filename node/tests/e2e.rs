@@ -612,14 +612,13 @@ async fn malicious_coordinator(
     let spec = proposal.spec.clone().unwrap();
     let mut extra = all.clone();
     extra.push(
-        evidence::commit(
-            &outsider.key_pem,
-            &concord_api::submission::certificate_der(&outsider.certificate_pem).unwrap(),
-            query_id,
-            &spec,
-            [0; 32],
-        )
-        .unwrap(),
+        evidence::QueryBinding::new(query_id, &spec)
+            .commit(
+                &outsider.key_pem,
+                &concord_api::submission::certificate_der(&outsider.certificate_pem).unwrap(),
+                [0; 32],
+            )
+            .unwrap(),
     );
     let mut forged = gather(sum_of(&[0, 1, 2, 3]), extra, vec![0, 1, 2, 3]).await;
     forged.fingerprints.push(SignedFingerprint::default());

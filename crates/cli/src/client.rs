@@ -104,6 +104,7 @@ pub fn progress(status: &QueryStatus) -> String {
             "contributing ({} of {} summed)",
             status.contributed, status.asked
         ),
+        "proposed" if !status.detail.is_empty() => format!("proposed ({})", status.detail),
         "failed" => format!("failed: {}", status.detail),
         phase => phase.to_owned(),
     }

@@ -18,18 +18,10 @@ use concord_api::tls::{client_config, server_config};
 use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::node_server::{Node, NodeServer};
 use concord_api::v1::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-fn bin(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_concord")).with_file_name(name);
-    assert!(
-        path.is_file(),
-        "{name} missing: run the workspace's tests (cargo test)"
-    );
-    path
-}
+mod common;
+use common::*;
 
 /// Passes every call on to the real node; contributions wait until the gate is open.
 struct Interposer {
@@ -118,154 +110,9 @@ fn interpose(
     (open, held)
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-}
-
-struct Deployment {
-    work: tempfile::TempDir,
-    nodes: Vec<Child>,
-    coordinator: Option<Child>,
-    url: String,
-    starts: usize,
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        for c in self.nodes.iter_mut().chain(self.coordinator.as_mut()) {
-            if let Ok(None) = c.try_wait() {
-                signal(c, libc::SIGCONT);
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Deployment {
-    fn w(&self) -> &str {
-        self.work.path().to_str().unwrap()
-    }
-
-    fn start_coordinator(&mut self) {
-        self.starts += 1;
-        let log = self
-            .work
-            .path()
-            .join(format!("coordinator-{}.log", self.starts));
-        self.coordinator = Some(
-            Command::new(bin("concord-coordinator"))
-                .arg("--config")
-                .arg(self.work.path().join("coordinator.toml"))
-                .stderr(std::fs::File::create(log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-    }
-
-    fn coordinator_log(&self) -> String {
-        std::fs::read_to_string(
-            self.work
-                .path()
-                .join(format!("coordinator-{}.log", self.starts)),
-        )
-        .unwrap()
-    }
-
-    fn query(&self, args: &[&str]) -> Output {
-        let mut all = vec![
-            "query",
-            "--coordinator",
-            &self.url,
-            "--tls-dir",
-            self.w(),
-            "--name",
-            "researcher",
-        ];
-        all.extend_from_slice(args);
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .args(&all)
-            .output()
-            .unwrap()
-    }
-
-    /// Retries while the coordinator is coming up.
-    fn query_until_up(&self, args: &[&str]) -> Output {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let out = self.query(args);
-            if out.status.success() || Instant::now() > deadline {
-                return out;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn submit(&self) -> String {
-        let out = self.query_until_up(&[
-            "submit",
-            "--template",
-            "events-by-month-tlp-distribution",
-            "--from",
-            "2025-01",
-        ]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim().to_owned()
-    }
-
-    /// The query's line in `concord query list`.
-    fn listed(&self, id: &str) -> String {
-        let out = self.query(&["list"]);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .find(|l| l.starts_with(id))
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    fn wait_listed(&self, id: &str, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let line = self.listed(id);
-            if line.contains(what) {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "query {id} never showed {what:?}; last: {line}\n{}",
-                self.coordinator_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn port_of(config: &str) -> String {
-    let first = config.lines().next().unwrap();
-    first
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned()
-}
-
 #[test]
 fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hangs() {
-    bin("concord-node");
-    let work = tempfile::tempdir().unwrap();
-    let w = work.path().to_str().unwrap().to_owned();
-    let demo = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["demo", "--nodes", "3", "--work", &w])
-        .output()
-        .unwrap();
-    let stdout = text(&demo.stdout);
-    assert!(demo.status.success(), "{stdout}{}", text(&demo.stderr));
+    let (work, stdout) = demo(3);
     let demo_query = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("[query "))
@@ -274,30 +121,21 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
 
     // the demo's deployment, started again, with the interposer in front of node-2 (node-2
     // enrols with the interposer's address), and a coordinator that waits 5 s for a node
-    let coordinator_toml = work.path().join("coordinator.toml");
-    let config = std::fs::read_to_string(&coordinator_toml).unwrap();
-    let url = format!("https://127.0.0.1:{}", port_of(&config));
-    std::fs::write(
-        &coordinator_toml,
-        config.replacen("\n", "\nnode_timeout_s = 5\n", 1),
-    )
-    .unwrap();
-    let node2_toml = work.path().join("node-2.toml");
-    let node2 = std::fs::read_to_string(&node2_toml).unwrap();
-    let node2_port = port_of(&node2);
+    Deployment::edit(work.path(), "coordinator.toml", |config| {
+        config.replacen("\n", "\nnode_timeout_s = 5\n", 1)
+    });
+    let node2_port = port_of(&std::fs::read_to_string(work.path().join("node-2.toml")).unwrap());
     let interposer_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    std::fs::write(
-        &node2_toml,
+    Deployment::edit(work.path(), "node-2.toml", |node2| {
         node2.replace(
             &format!("advertise = \"https://127.0.0.1:{node2_port}\""),
             &format!("advertise = \"https://127.0.0.1:{interposer_port}\""),
-        ),
-    )
-    .unwrap();
+        )
+    });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (gate, held) = interpose(
         &runtime,
@@ -307,43 +145,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         format!("https://127.0.0.1:{node2_port}"),
     );
     let held_now = || held.load(std::sync::atomic::Ordering::SeqCst);
-    let nodes = (1..=3)
-        .map(|i| {
-            Command::new(bin("concord-node"))
-                .arg("--config")
-                .arg(work.path().join(format!("node-{i}.toml")))
-                .stderr(
-                    std::fs::File::create(work.path().join(format!("node-{i}.again.log"))).unwrap(),
-                )
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut d = Deployment {
-        work,
-        nodes,
-        coordinator: None,
-        url,
-        starts: 0,
-    };
-    // the nodes listen once their data is loaded
-    for i in 1..=3 {
-        let config = std::fs::read_to_string(d.work.path().join(format!("node-{i}.toml"))).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(format!("127.0.0.1:{}", port_of(&config))).is_err() {
-            assert!(Instant::now() < deadline, "node-{i} did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    d.start_coordinator();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(d.work.path().join("node-2.again.log"))
-        .unwrap()
-        .contains("enrolled")
-    {
-        assert!(Instant::now() < deadline, "node-2 did not enrol again");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut d = Deployment::start(work, 3);
     let expected = d.query_until_up(&["result", &demo_query, "--csv"]);
     assert!(expected.status.success(), "{}", text(&expected.stderr));
 

@@ -24,9 +24,9 @@
 //! before the points are drawn (the seed is a random-oracle output of them). If `Δ ≠ 0`, some
 //! residue polynomial `Δ_{m,p,j}` is non-zero, of degree `< N`, so it has at most `N − 1` roots
 //! in `Z_{q_j}`: one uniform point is a root with probability `≤ (N−1)/q_j` (Schwartz–Zippel),
-//! and `T` independent points all are with probability `≤ ((N−1)/q_j)^T`. [`Challenge::points`]
-//! picks `T` so that this is below `2^-128` for the smallest prime of the set
-//! ([`SOUNDNESS_BITS`]); a coordinator who grinds `G` candidate aggregates (each a fresh hash)
+//! and `T_j` independent points all are with probability `≤ ((N−1)/q_j)^{T_j}`.
+//! [`Challenge::points`] picks `T_j` for each prime so that this is below `2^-128`
+//! ([`SOUNDNESS_BITS`]): 4 points for a 48-bit prime at `N = 8192`; a coordinator who grinds `G` candidate aggregates (each a fresh hash)
 //! passes with probability at most `G·2^-128`.
 //!
 //! **Why the point must come after the commitments.** A coordinator who knew the point `x`
@@ -48,50 +48,62 @@ use concord_ring::sampling::{seeded_rng, RngCore};
 /// (per challenge).
 pub const SOUNDNESS_BITS: f64 = 128.0;
 
-/// The evaluation points of one challenge, for every prime of the parameter set.
+/// The evaluation points of one challenge, for every prime of the parameter set, with their
+/// powers `x^0, …, x^{N−1}`: evaluating a polynomial is then a dot product of independent
+/// products summed exactly in 128 bits, instead of a chain of dependent modular steps.
 #[derive(Clone, Debug)]
 pub struct Challenge {
-    /// `points[j]`: the `T` points for prime `j`, with their Shoup precomputations.
-    points: Vec<Vec<(u64, u64)>>,
+    /// `powers[j][t]`: the powers of point `t` for prime `j`.
+    powers: Vec<Vec<Vec<u64>>>,
+}
+
+/// Points per prime `q` for degree `n`: `⌈SOUNDNESS_BITS / log2(q/(n−1))⌉`.
+fn points_for(q: u64, n: usize) -> usize {
+    (SOUNDNESS_BITS / bits_per_point(q, n)).ceil() as usize
+}
+
+fn bits_per_point(q: u64, n: usize) -> f64 {
+    (q as f64 / (n as f64 - 1.0)).log2()
 }
 
 impl Challenge {
-    /// How many points per prime reach [`SOUNDNESS_BITS`] for `params`.
-    pub fn points(params: &BfvParameters) -> usize {
+    /// How many points each prime of `params` gets (more for smaller primes), so that each
+    /// reaches [`SOUNDNESS_BITS`].
+    pub fn points(params: &BfvParameters) -> Vec<usize> {
         let ring = params.ring();
-        let n = ring.degree() as f64;
-        let per_point = ring
-            .moduli()
-            .iter()
-            .map(|q| (q.value() as f64 / (n - 1.0)).log2())
-            .fold(f64::INFINITY, f64::min);
-        (SOUNDNESS_BITS / per_point).ceil() as usize
-    }
-
-    /// The soundness error, in bits, that [`Challenge::points`] points give for `params`.
-    pub fn soundness_bits(params: &BfvParameters) -> f64 {
-        let ring = params.ring();
-        let n = ring.degree() as f64;
-        let t = Self::points(params) as f64;
         ring.moduli()
             .iter()
-            .map(|q| t * (q.value() as f64 / (n - 1.0)).log2())
+            .map(|q| points_for(q.value(), ring.degree()))
+            .collect()
+    }
+
+    /// The soundness error, in bits, of the weakest prime of `params`.
+    pub fn soundness_bits(params: &BfvParameters) -> f64 {
+        let ring = params.ring();
+        ring.moduli()
+            .iter()
+            .map(|q| {
+                points_for(q.value(), ring.degree()) as f64
+                    * bits_per_point(q.value(), ring.degree())
+            })
             .fold(f64::INFINITY, f64::min)
     }
 
-    /// The points drawn from a public 32-byte seed (a hash of everything committed).
-    pub fn derive(params: &BfvParameters, seed: &[u8; 32]) -> Self {
-        let t = Self::points(params);
-        let points = params
+    /// The points drawn from a public 32-byte seed (a hash of everything committed), for the
+    /// first `level` primes (those of ciphertexts at that level).
+    pub fn derive(params: &BfvParameters, seed: &[u8; 32], level: usize) -> Self {
+        let n = params.degree();
+        let powers = params
             .ring()
             .moduli()
             .iter()
+            .take(level)
             .enumerate()
             .map(|(j, m)| {
                 let mut rng = seeded_rng(seed, b"fingerprint", j as u64);
                 let q = m.value();
                 let mask = u64::MAX >> q.leading_zeros();
-                (0..t)
+                (0..points_for(q, n))
                     .map(|_| {
                         let x = loop {
                             let x = rng.next_u64() & mask;
@@ -99,12 +111,15 @@ impl Challenge {
                                 break x;
                             }
                         };
-                        (x, m.shoup(x))
+                        let x_shoup = m.shoup(x);
+                        std::iter::successors(Some(1u64), |&p| Some(m.mul_shoup(p, x, x_shoup)))
+                            .take(n)
+                            .collect()
                     })
                     .collect()
             })
             .collect();
-        Self { points }
+        Self { powers }
     }
 }
 
@@ -119,16 +134,17 @@ fn evaluate(
     let mut out = Vec::new();
     for ct in cts {
         for part in ct.parts() {
-            for (j, points) in challenge.points.iter().enumerate().take(part.level()) {
-                let m = &moduli[j];
+            for (j, points) in challenge.powers.iter().enumerate().take(part.level()) {
+                let q = moduli[j].value() as u128;
                 let coefficients = part.residues(j);
-                for &(x, x_shoup) in points {
-                    // Horner from the highest coefficient
-                    let value = coefficients
+                for powers in points {
+                    // Σ c_k·x^k: each product < q² < 2^100, a sum of N ≤ 2^17 of them < 2^117
+                    let sum: u128 = coefficients
                         .iter()
-                        .rev()
-                        .fold(0u64, |acc, &c| m.add(m.mul_shoup(acc, x, x_shoup), c));
-                    out.push((j, value));
+                        .zip(powers)
+                        .map(|(&c, &p)| c as u128 * p as u128)
+                        .sum();
+                    out.push((j, (sum % q) as u64));
                 }
             }
         }
@@ -136,43 +152,48 @@ fn evaluate(
     out
 }
 
-/// `F(cts)`: the fingerprint of a contribution (or of an aggregate).
-pub fn fingerprint(cts: &[Ciphertext], challenge: &Challenge) -> Result<Vec<u64>, MheError> {
-    let params = match cts.first() {
-        Some(ct) => ct.params(),
-        None => return Ok(Vec::new()),
+/// `F(cts)`: the fingerprint of a contribution (or of an aggregate) at the challenge `seed`.
+pub fn fingerprint(cts: &[Ciphertext], seed: &[u8; 32]) -> Result<Vec<u64>, MheError> {
+    let Some((params, challenge)) = challenge_for(cts, seed)? else {
+        return Ok(Vec::new());
     };
-    check_coefficient_form(cts)?;
-    Ok(evaluate(params, cts, challenge)
+    Ok(evaluate(params, cts, &challenge)
         .into_iter()
         .map(|(_, v)| v)
         .collect())
 }
 
-fn check_coefficient_form(cts: &[Ciphertext]) -> Result<(), MheError> {
-    for part in cts.iter().flat_map(Ciphertext::parts) {
-        if part.representation() != concord_ring::Representation::Coefficient {
-            return Err(MheError::Fingerprint(
-                "a ciphertext is not in coefficient form".into(),
-            ));
-        }
+/// The challenge covering every prime of `cts` (coefficient form required), or `None` for
+/// no ciphertext.
+fn challenge_for<'a>(
+    cts: &'a [Ciphertext],
+    seed: &[u8; 32],
+) -> Result<Option<(&'a BfvParameters, Challenge)>, MheError> {
+    let Some(first) = cts.first() else {
+        return Ok(None);
+    };
+    let parts = || cts.iter().flat_map(Ciphertext::parts);
+    if parts().any(|p| p.representation() != concord_ring::Representation::Coefficient) {
+        return Err(MheError::Fingerprint(
+            "a ciphertext is not in coefficient form".into(),
+        ));
     }
-    Ok(())
+    let level = parts().map(|p| p.level()).max().unwrap_or(0);
+    let params = first.params();
+    Ok(Some((params, Challenge::derive(params, seed, level))))
 }
 
-/// Checks `F(aggregate) = Σ_i contributions[i]` (each a contribution's fingerprint, as its node
-/// signed it). An error says where the first mismatch is.
+/// Checks `F(aggregate) = Σ_i contributions[i]` at the challenge `seed` (each a contribution's
+/// fingerprint, as its node signed it). An error says where the first mismatch is; an
+/// aggregate at another level than the contributions has another number of values and fails.
 pub fn check(
     aggregate: &[Ciphertext],
-    challenge: &Challenge,
+    seed: &[u8; 32],
     contributions: &[&[u64]],
 ) -> Result<(), MheError> {
-    let params = aggregate
-        .first()
-        .ok_or_else(|| MheError::Fingerprint("an empty aggregate".into()))?
-        .params();
-    check_coefficient_form(aggregate)?;
-    let expected = evaluate(params, aggregate, challenge);
+    let (params, challenge) = challenge_for(aggregate, seed)?
+        .ok_or_else(|| MheError::Fingerprint("an empty aggregate".into()))?;
+    let expected = evaluate(params, aggregate, &challenge);
     if let Some(bad) = contributions.iter().position(|c| c.len() != expected.len()) {
         return Err(MheError::Fingerprint(format!(
             "contribution {bad}'s fingerprint has {} values where the aggregate has {}",
@@ -216,9 +237,43 @@ mod tests {
             let params = BfvParameters::new(spec).unwrap();
             let bits = Challenge::soundness_bits(&params);
             assert!(bits >= SOUNDNESS_BITS, "{}: {bits}", params.name());
-            // and not far beyond: one point fewer would not reach it
-            assert!(bits - bits / (Challenge::points(&params) as f64) < SOUNDNESS_BITS);
+            // and no more points than needed: one fewer would not reach it
+            let n = params.degree();
+            for (q, t) in params
+                .ring()
+                .moduli()
+                .iter()
+                .zip(Challenge::points(&params))
+            {
+                assert!(((t - 1) as f64) * bits_per_point(q.value(), n) < SOUNDNESS_BITS);
+            }
         }
+    }
+
+    #[test]
+    fn evaluation_is_the_polynomial_at_the_point() {
+        // against Horner's rule, for every prime and point
+        let params = BfvParameters::new(&params::ADD_4096).unwrap();
+        let sk = SecretKey::generate(&params);
+        let ct = encrypt(&sk, &[3, 1, 4]);
+        let values = fingerprint(std::slice::from_ref(&ct), &[5; 32]).unwrap();
+        let challenge = Challenge::derive(&params, &[5; 32], ct.level());
+        let mut expected = Vec::new();
+        for part in ct.parts() {
+            for j in 0..part.level() {
+                let m = &params.ring().moduli()[j];
+                for powers in &challenge.powers[j] {
+                    let x = powers[1];
+                    let horner = part
+                        .residues(j)
+                        .iter()
+                        .rev()
+                        .fold(0u64, |acc, &c| m.add(m.mul(acc, x), c));
+                    expected.push(horner);
+                }
+            }
+        }
+        assert_eq!(values, expected);
     }
 
     #[test]
@@ -231,7 +286,7 @@ mod tests {
         let aggregate: Vec<Ciphertext> = (0..2)
             .map(|k| Ciphertext::sum(contributions.iter().map(|c| &c[k])).unwrap())
             .collect();
-        let challenge = Challenge::derive(&params, &[9; 32]);
+        let challenge = [9; 32];
         let signed: Vec<Vec<u64>> = contributions
             .iter()
             .map(|c| fingerprint(c, &challenge).unwrap())
@@ -248,13 +303,23 @@ mod tests {
             .collect();
         assert!(check(&partial, &challenge, &refs).is_err());
         // another challenge's values
-        let other = Challenge::derive(&params, &[10; 32]);
+        let other = [10; 32];
         let stale: Vec<Vec<u64>> = contributions
             .iter()
             .map(|c| fingerprint(c, &other).unwrap())
             .collect();
         let stale: Vec<&[u64]> = stale.iter().map(Vec::as_slice).collect();
         assert!(check(&aggregate, &challenge, &stale).is_err());
+        // the aggregate at another level (more primes) than the contributions
+        let unswitched: Vec<Ciphertext> = (0..2)
+            .map(|k| {
+                sk.encrypt(&Plaintext::encode(&params, &[k], ValueRange::counts(100)).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        assert!(unswitched[0].level() > aggregate[0].level());
+        let err = check(&unswitched, &challenge, &refs).unwrap_err();
+        assert!(err.to_string().contains("values where"), "{err}");
         // a short fingerprint
         let short = [&refs[0][1..], refs[1], refs[2]];
         assert!(check(&aggregate, &challenge, &short).is_err());

@@ -1,0 +1,226 @@
+//! What the process tests share: a deployment made by `concord demo`, started again as real
+//! processes (nodes, then the coordinator), and driven through the researcher's CLI.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_concord")).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{name} missing: run the workspace's tests (cargo test)"
+    );
+    path
+}
+
+pub fn signal(child: &Child, signal: libc::c_int) {
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+}
+
+pub struct Deployment {
+    pub work: tempfile::TempDir,
+    pub nodes: Vec<Child>,
+    pub coordinator: Option<Child>,
+    pub url: String,
+    pub starts: usize,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().chain(self.coordinator.as_mut()) {
+            if let Ok(None) = c.try_wait() {
+                signal(c, libc::SIGCONT);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Deployment {
+    pub fn w(&self) -> &str {
+        self.work.path().to_str().unwrap()
+    }
+
+    pub fn start_coordinator(&mut self) {
+        self.starts += 1;
+        let log = self
+            .work
+            .path()
+            .join(format!("coordinator-{}.log", self.starts));
+        self.coordinator = Some(
+            Command::new(bin("concord-coordinator"))
+                .arg("--config")
+                .arg(self.work.path().join("coordinator.toml"))
+                .stderr(std::fs::File::create(log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+    }
+
+    pub fn coordinator_log(&self) -> String {
+        std::fs::read_to_string(
+            self.work
+                .path()
+                .join(format!("coordinator-{}.log", self.starts)),
+        )
+        .unwrap()
+    }
+
+    pub fn query(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "query",
+            "--coordinator",
+            &self.url,
+            "--tls-dir",
+            self.w(),
+            "--name",
+            "researcher",
+        ];
+        all.extend_from_slice(args);
+        Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(&all)
+            .output()
+            .unwrap()
+    }
+
+    /// Retries while the coordinator is coming up.
+    pub fn query_until_up(&self, args: &[&str]) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.query(args);
+            if out.status.success() || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn submit(&self) -> String {
+        let out = self.query_until_up(&[
+            "submit",
+            "--template",
+            "events-by-month-tlp-distribution",
+            "--from",
+            "2025-01",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    }
+
+    /// The query's line in `concord query list`.
+    pub fn listed(&self, id: &str) -> String {
+        let out = self.query(&["list"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn wait_listed(&self, id: &str, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = self.listed(id);
+            if line.contains(what) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "query {id} never showed {what:?}; last: {line}\n{}",
+                self.coordinator_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn port_of(config: &str) -> String {
+    let first = config.lines().next().unwrap();
+    first
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+/// Runs `concord demo` with `nodes` nodes in a fresh directory; returns it and the demo's
+/// output.
+pub fn demo(nodes: usize) -> (tempfile::TempDir, String) {
+    let work = tempfile::tempdir().unwrap();
+    let demo = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["demo", "--nodes", &nodes.to_string(), "--work"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let stdout = text(&demo.stdout);
+    assert!(demo.status.success(), "{stdout}{}", text(&demo.stderr));
+    (work, stdout)
+}
+
+impl Deployment {
+    /// Starts the demo's deployment in `work` again: every node (logging to
+    /// `node-I.again.log`), then the coordinator; returns once every node has enrolled.
+    pub fn start(work: tempfile::TempDir, nodes: usize) -> Self {
+        let config = std::fs::read_to_string(work.path().join("coordinator.toml")).unwrap();
+        let url = format!("https://127.0.0.1:{}", port_of(&config));
+        let children = (1..=nodes)
+            .map(|i| {
+                Command::new(bin("concord-node"))
+                    .arg("--config")
+                    .arg(work.path().join(format!("node-{i}.toml")))
+                    .stderr(
+                        std::fs::File::create(work.path().join(format!("node-{i}.again.log")))
+                            .unwrap(),
+                    )
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut d = Deployment {
+            work,
+            nodes: children,
+            coordinator: None,
+            url,
+            starts: 0,
+        };
+        // the nodes listen once their data is loaded
+        for i in 1..=nodes {
+            let config =
+                std::fs::read_to_string(d.work.path().join(format!("node-{i}.toml"))).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(format!("127.0.0.1:{}", port_of(&config))).is_err() {
+                assert!(Instant::now() < deadline, "node-{i} did not come up");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        d.start_coordinator();
+        for i in 1..=nodes {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !std::fs::read_to_string(d.work.path().join(format!("node-{i}.again.log")))
+                .unwrap()
+                .contains("enrolled")
+            {
+                assert!(Instant::now() < deadline, "node-{i} did not enrol again");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        d
+    }
+
+    /// Edits a file of the deployment.
+    pub fn edit(work: &Path, file: &str, change: impl FnOnce(String) -> String) {
+        let path = work.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, change(text)).unwrap();
+    }
+}
