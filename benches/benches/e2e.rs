@@ -247,6 +247,7 @@ fn main() {
         key_pem: coordinator_cert.key_pem.clone(),
         nodes: addresses,
         timeout: Duration::from_secs(600),
+        threshold: None,
     };
     let store = Arc::new(QueryStore::open(&dir.join("coordinator.redb")).unwrap());
     let mut roles = Roles {

@@ -4,6 +4,8 @@
 //! listen = "127.0.0.1:7400"
 //! state = "/var/lib/concord/coordinator.redb"
 //! node_timeout_s = 60             # the longest a node may take to reply (default 60)
+//! threshold = 3                   # optional: threshold mode, any 3 nodes release a result
+//!                                 # (set up after CKG); absent: every node must take part
 //!
 //! [tls]
 //! ca = "ca.pem"
@@ -31,6 +33,9 @@ pub struct Config {
     #[serde(default = "default_node_timeout")]
     pub node_timeout_s: f64,
     pub tls: TlsFiles,
+    /// Threshold mode (T of N): any `threshold` nodes release a result, and nodes that refuse,
+    /// die or hang are left out of a query. Absent: all-party mode.
+    pub threshold: Option<usize>,
     /// Nodes known in advance; others enrol by RPC (`Coordinator.Enrol`).
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
@@ -69,6 +74,11 @@ impl Config {
         if parties.len() != config.nodes.len() || parties.contains(&0) {
             return Err(invalid(
                 "node party numbers must be distinct and non-zero".into(),
+            ));
+        }
+        if config.threshold.is_some_and(|t| t < 2) {
+            return Err(invalid(
+                "threshold must be at least 2: one node alone must never release a result".into(),
             ));
         }
         if !(config.node_timeout_s > 0.0 && config.node_timeout_s <= 86_400.0) {

@@ -10,14 +10,17 @@
 //! ([`Coordinator::run_query`] on an unfinished record): nodes already summed are not asked
 //! again, and nodes that already gave decryption shares send the same shares again.
 //! [`service`] serves researchers. Nodes are called concurrently, each call bounded by the
-//! configured timeout, so a node that hangs or dies fails the query with its name instead of
-//! stalling it.
+//! configured timeout, so a node that hangs or dies never stalls a query: in all-party mode it
+//! fails the query with its name; in threshold mode (T of N, [`Deployment::threshold`]) it is
+//! left out, and any `T` agreeing contributors release the result.
+//!
+//! Before any node decrypts, the coordinator gathers the evidence that the aggregate is what it
+//! claims (each contribution's signed commitment, then every contributor's signed fingerprint
+//! at the challenge the aggregate fixes: `concord-api` `evidence`); each node checks it itself.
 //!
 //! A result is released in one of two ways, as the query says and every node agreed: sealed to
 //! the researcher's public key (PCKS, the default: the coordinator stores and forwards
-//! ciphertexts it cannot read), or public to the community (joint decryption, CKS). Release is
-//! in all-party mode: every key holder must agree. Still to come (issue 4): threshold mode and
-//! contributions verified by the nodes.
+//! ciphertexts it cannot read), or public to the community (joint decryption, CKS).
 
 pub mod config;
 pub mod service;
@@ -28,8 +31,9 @@ use concord_api::evidence;
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::{
-    Commitment, ContributeRequest, Contribution, DecryptRequest, FingerprintRequest, Proposal,
-    QuerySpec, SetupRequest, SignedFingerprint,
+    CombineRequest, Commitment, ContributeRequest, Contribution, DecryptRequest,
+    ExchangeKeyRequest, FingerprintRequest, Proposal, QuerySpec, ReshareRequest, SealedSecret,
+    SetupRequest, SignedFingerprint, ThresholdParty, ThresholdSetup,
 };
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey};
 use concord_mhe::fingerprint;
@@ -72,6 +76,10 @@ pub struct Deployment {
     pub nodes: Vec<NodeAddress>,
     /// The longest the coordinator waits for a node's reply (and for a connection).
     pub timeout: Duration,
+    /// Threshold mode: `T`, the fewest nodes whose shares release a result (set up after
+    /// CKG); nodes that refuse, die or hang are then left out instead of failing the query.
+    /// `None`: all-party mode, every node must take part.
+    pub threshold: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +147,8 @@ pub struct QueryOutcome {
     /// ciphertexts in slot order), which only they can decrypt.
     pub sealed: Vec<Vec<u8>>,
     pub contributors: Vec<String>,
+    /// The nodes whose shares released the result (all of them, or T in threshold mode).
+    pub shares_from: Vec<String>,
     pub events_covered: u64,
     pub smudging_lambda: f64,
 }
@@ -149,6 +159,7 @@ impl QueryOutcome {
             cells: record.cells.iter().filter_map(|c| c.parse().ok()).collect(),
             sealed,
             contributors: record.contributed.clone(),
+            shares_from: record.shares_from.clone(),
             events_covered: record.events_covered,
             smudging_lambda: record.smudging_lambda,
         }
@@ -204,6 +215,7 @@ pub struct Coordinator {
     nodes: Vec<Connected>,
     /// The deployment's CA: the coordinator checks each node's commitment as it arrives.
     ca_pem: String,
+    threshold: Option<usize>,
     timeout: Duration,
     store: Arc<QueryStore>,
     collective_keys: HashMap<&'static str, PublicKey>,
@@ -248,6 +260,7 @@ impl Coordinator {
         Ok(Self {
             nodes: connected,
             ca_pem: deployment.ca_pem.clone(),
+            threshold: deployment.threshold,
             timeout: deployment.timeout,
             store,
             collective_keys: HashMap::new(),
@@ -362,7 +375,9 @@ impl Coordinator {
             return Ok(key.clone());
         }
         if let Some(stored) = self.store.collective_key(params.name())? {
-            if stored.parties == self.stored_parties() {
+            if stored.parties == self.stored_parties()
+                && stored.threshold == self.threshold.unwrap_or(0)
+            {
                 if let Ok(key) = PublicKey::from_bytes(params, &stored.key) {
                     self.collective_keys.insert(params.name(), key.clone());
                     return Ok(key);
@@ -403,11 +418,15 @@ impl Coordinator {
             aggregate.add(&share)?;
         }
         let key = ckg.finish(aggregate, &self.parties())?;
+        if let Some(threshold) = self.threshold {
+            self.threshold_setup(params, &crs, threshold).await?;
+        }
         self.store.put_collective_key(
             params.name(),
             &StoredKey {
                 parties: self.stored_parties(),
                 key: key.to_bytes(),
+                threshold: self.threshold.unwrap_or(0),
             },
         )?;
         self.collective_keys.insert(params.name(), key.clone());
@@ -418,6 +437,94 @@ impl Coordinator {
         );
         self.phase_done(params.name(), "setup", started);
         Ok(key)
+    }
+
+    /// Threshold setup (T of N) after CKG, relayed between the nodes: every node's exchange
+    /// key, then every node's resharings (each sealed to its recipient, unreadable here),
+    /// then to each node the resharings sealed to it, from which it keeps its threshold share.
+    async fn threshold_setup(
+        &mut self,
+        params: &Arc<BfvParameters>,
+        crs: &CommonReferenceString,
+        threshold: usize,
+    ) -> Result<(), CoordinatorError> {
+        let n = self.nodes.len();
+        if threshold < 2 || threshold > n {
+            return Err(CoordinatorError::Query(format!(
+                "threshold {threshold} for {n} nodes: T must be at least 2 and at most N"
+            )));
+        }
+        let mut calls = self.call_each(
+            0..n,
+            |_| ExchangeKeyRequest {},
+            |mut client, request| async move { client.exchange_key_of(request).await },
+        );
+        let mut parties = Vec::new();
+        while let Some((i, reply)) = Self::next(&mut calls).await {
+            let address = &self.nodes[i].address;
+            let key = reply?;
+            let who = concord_api::exchange::verify_exchange_key(&self.ca_pem, &key)
+                .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
+            if who.name != address.name {
+                return Err(CoordinatorError::bad_reply(
+                    &address.name,
+                    format!("an exchange key signed by {}", who.name),
+                ));
+            }
+            parties.push(ThresholdParty {
+                party: address.party,
+                key: Some(key),
+            });
+        }
+        parties.sort_by_key(|p| p.party);
+        let setup = ThresholdSetup {
+            parameter_set: params.name().into(),
+            crs_seed: crs.seed().to_vec(),
+            threshold: threshold as u32,
+            parties,
+        };
+        let mut calls = self.call_each(
+            0..n,
+            |_| ReshareRequest {
+                setup: Some(setup.clone()),
+            },
+            |mut client, request| async move {
+                let parts = client.reshare(request).await?.into_inner();
+                Ok(tonic::Response::new(collect(parts, |_| Ok(n)).await?))
+            },
+        );
+        let mut to: HashMap<u32, Vec<SealedSecret>> = HashMap::new();
+        while let Some((i, reply)) = Self::next(&mut calls).await {
+            let address = &self.nodes[i].address;
+            let reply = reply?;
+            if reply.sealed.len() != n || reply.sealed.iter().any(|s| s.from != address.party) {
+                return Err(CoordinatorError::bad_reply(
+                    &address.name,
+                    "not one resharing from it to every party",
+                ));
+            }
+            for sealed in reply.sealed {
+                to.entry(sealed.to).or_default().push(sealed);
+            }
+        }
+        let mut calls = self.call_each(
+            0..n,
+            |address| CombineRequest {
+                setup: Some(setup.clone()),
+                sealed: to.get(&address.party).cloned().unwrap_or_default(),
+            },
+            |mut client, request| async move { client.combine(stream(request)).await },
+        );
+        while let Some((_, reply)) = Self::next(&mut calls).await {
+            reply?;
+        }
+        tracing::info!(
+            set = params.name(),
+            threshold,
+            nodes = n,
+            "threshold key shares in place"
+        );
+        Ok(())
     }
 
     /// Runs a new query (recorded in the store under `query_id`) to its end, for the
@@ -466,6 +573,7 @@ impl Coordinator {
                 record.detail.clear();
                 record.cells = outcome.cells.iter().map(u128::to_string).collect();
                 record.institutions = outcome.contributors.len() as u32;
+                record.shares_from = outcome.shares_from.clone();
                 record.smudging_lambda = outcome.smudging_lambda;
             }
             Err(e) => {
@@ -509,7 +617,7 @@ impl Coordinator {
             record.asked = n as u32;
             record.parties = self.stored_parties();
             self.store.put(&record)?;
-            self.propose(&query_id, &spec, &record).await?;
+            record.agreed = self.propose(&query_id, &spec, &record).await?;
             self.phase_done(&query_id, "proposal", started);
             record.phase = "contributing".into();
             self.store.put(&record)?;
@@ -539,11 +647,15 @@ impl Coordinator {
         let mut commitments = self.store.commitments(&query_id)?;
         if record.phase == "contributing" {
             let started = Instant::now();
+            let agreed = |name: &String| record.agreed.is_empty() || record.agreed.contains(name);
             let missing: Vec<usize> = (0..n)
-                .filter(|&i| !record.contributed.contains(&self.nodes[i].address.name))
+                .filter(|&i| {
+                    let name = &self.nodes[i].address.name;
+                    agreed(name) && !record.contributed.contains(name)
+                })
                 .collect();
-            if missing.len() < n {
-                tracing::info!(query = %query_id, summed = n - missing.len(), asking = missing.len(), "resuming contributions");
+            if !record.contributed.is_empty() {
+                tracing::info!(query = %query_id, summed = record.contributed.len(), asking = missing.len(), "resuming contributions");
             }
             let key_bytes = key.to_bytes();
             let ciphertexts = plan.ciphertexts();
@@ -562,7 +674,15 @@ impl Coordinator {
             );
             while let Some((i, reply)) = Self::next(&mut calls).await {
                 let name = &self.nodes[i].address.name;
-                let reply = reply?;
+                let reply = match (reply, self.threshold) {
+                    (Ok(reply), _) => reply,
+                    (Err(e), None) => return Err(e),
+                    // threshold mode: a node that fails now is left out
+                    (Err(e), Some(_)) => {
+                        tracing::warn!(query = %query_id, "left out: {e}");
+                        continue;
+                    }
+                };
                 let commitment = self.check_commitment(name, &binding, &reply)?;
                 if reply.ciphertexts.len() != plan.ciphertexts() {
                     return Err(CoordinatorError::bad_reply(
@@ -597,15 +717,26 @@ impl Coordinator {
             self.store.put(&record)?;
             self.phase_done(&query_id, "contribution", started);
         }
-        if record.contributed.len() != n
-            || commitments.len() != n
+        let contributors = record.contributed.len();
+        let needed = match self.threshold {
+            None => n,
+            Some(t) => t.max(spec.min_institutions as usize),
+        };
+        if contributors < needed
+            || commitments.len() != contributors
             || sum.len() != plan.ciphertexts()
         {
-            return Err(CoordinatorError::Query(format!(
-                "{} of {n} contributions recorded for a query in phase {}",
-                record.contributed.len(),
-                record.phase
-            )));
+            return Err(CoordinatorError::Query(match self.threshold {
+                Some(t) => format!(
+                    "{contributors} contributions ({}); threshold mode needs at least {needed} (T = {t}, at least {} institutions)",
+                    record.contributed.join(", "),
+                    spec.min_institutions
+                ),
+                None => format!(
+                    "{contributors} of {n} contributions recorded for a query in phase {}",
+                    record.phase
+                ),
+            }));
         }
         let commitments = commitments
             .iter()
@@ -636,22 +767,40 @@ impl Coordinator {
             ),
             false => None,
         };
-        let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, n);
+        // the nodes giving shares: all (all-party mode), or the T contributors with the lowest
+        // party numbers (threshold mode; each weights its share for exactly that set)
+        let mut active: Vec<usize> = (0..n)
+            .filter(|&i| {
+                self.threshold.is_none() || record.contributed.contains(&self.nodes[i].address.name)
+            })
+            .collect();
+        active.sort_by_key(|&i| self.nodes[i].address.party);
+        active.truncate(self.threshold.unwrap_or(n));
+        let active_parties: Vec<u32> = match self.threshold {
+            Some(_) => active
+                .iter()
+                .map(|&i| self.nodes[i].address.party)
+                .collect(),
+            None => Vec::new(),
+        };
+        let sharing = active.len();
+        let noise = concord_mhe::NoiseEstimate::aggregate(&params, n, contributors);
         let smudging = match recipient {
-            Some(_) => SmudgingPlan::for_key_switch(&params, noise, n)?,
-            None => SmudgingPlan::for_decryption(&params, noise, n)?,
+            Some(_) => SmudgingPlan::for_key_switch(&params, noise, sharing)?,
+            None => SmudgingPlan::for_decryption(&params, noise, sharing)?,
         };
         let ciphertexts = sum.len();
         let mut calls = self.call_each(
-            0..n,
+            active.clone(),
             |address| DecryptRequest {
                 query_id: query_id.clone(),
                 ciphertexts: aggregate_bytes.clone(),
                 party: address.party,
-                sharing_parties: n as u32,
+                sharing_parties: sharing as u32,
                 key_parties: n as u32,
                 commitments: commitments.clone(),
                 fingerprints: fingerprints.clone(),
+                active_parties: active_parties.clone(),
             },
             |mut client, request| async move {
                 let parts = client.decrypt(stream(request)).await?.into_inner();
@@ -670,7 +819,15 @@ impl Coordinator {
             }
             shares.push((self.nodes[i].address.name.clone(), reply.shares));
         }
-        let parties = self.parties();
+        let parties: Vec<PartyId> = active
+            .iter()
+            .map(|&i| PartyId(self.nodes[i].address.party))
+            .collect();
+        let mut shares_from: Vec<String> = active
+            .iter()
+            .map(|&i| self.nodes[i].address.name.clone())
+            .collect();
+        shares_from.sort();
         let (cells, sealed) = match &recipient {
             Some(recipient) => {
                 let protocols = sum
@@ -720,6 +877,7 @@ impl Coordinator {
         Ok(QueryOutcome {
             cells,
             sealed,
+            shares_from,
             contributors: record.contributed,
             events_covered: record.events_covered,
             smudging_lambda: smudging.lambda,
@@ -797,17 +955,18 @@ impl Coordinator {
         Ok(fingerprints)
     }
 
-    /// Proposes the query to every node; all must agree (all-party mode), and at least the
-    /// query's minimum. A node whose operator approves queries by hand answers "pending": it
-    /// is asked again every [`APPROVAL_POLL`] (the query's detail says whom it waits for)
-    /// until it decides — its own `approval_timeout_s` bounds the wait — unless another node
-    /// has refused meanwhile.
+    /// Proposes the query to every node; returns the nodes that agreed. In all-party mode all
+    /// must agree; in threshold mode a node that refuses, fails or does not answer is left out,
+    /// as long as enough agree (the query's minimum, and T). A node whose operator approves
+    /// queries by hand answers "pending": it is asked again every [`APPROVAL_POLL`] (the
+    /// query's detail says whom it waits for) until it decides — its own
+    /// `approval_timeout_s` bounds the wait — unless the query cannot go on anyway.
     async fn propose(
         &self,
         query_id: &str,
         spec: &QuerySpec,
         record: &QueryRecord,
-    ) -> Result<(), CoordinatorError> {
+    ) -> Result<Vec<String>, CoordinatorError> {
         let n = self.nodes.len();
         let proposal = Proposal {
             query_id: query_id.into(),
@@ -817,6 +976,7 @@ impl Coordinator {
             researcher_certificate: record.researcher_certificate.clone(),
         };
         let mut asking: Vec<usize> = (0..n).collect();
+        let mut agreed = Vec::new();
         let mut refusals = Vec::new();
         loop {
             let mut calls = self.call_each(
@@ -826,17 +986,21 @@ impl Coordinator {
             );
             let mut pending = Vec::new();
             while let Some((i, decision)) = Self::next(&mut calls).await {
-                let decision = decision?;
-                if decision.pending {
-                    pending.push(i);
-                } else if !decision.agree {
-                    refusals.push((
-                        self.nodes[i].address.name.clone(),
-                        format!("{}: {}", decision.reason, decision.detail),
-                    ));
+                let name = self.nodes[i].address.name.clone();
+                match (decision, self.threshold) {
+                    (Ok(d), _) if d.pending => pending.push(i),
+                    (Ok(d), _) if d.agree => agreed.push(name),
+                    (Ok(d), _) => refusals.push((name, format!("{}: {}", d.reason, d.detail))),
+                    (Err(e), None) => return Err(e),
+                    (Err(e), Some(_)) => refusals.push((name, format!("unavailable: {e}"))),
                 }
             }
-            if pending.is_empty() || !refusals.is_empty() {
+            let possible = n - refusals.len();
+            let needed = match self.threshold {
+                None => n,
+                Some(t) => t.max(spec.min_institutions as usize),
+            };
+            if pending.is_empty() || possible < needed {
                 break;
             }
             pending.sort();
@@ -853,8 +1017,11 @@ impl Coordinator {
             asking = pending;
         }
         refusals.sort();
-        let agreed = n - refusals.len();
-        if agreed < spec.min_institutions as usize {
+        let required = match self.threshold {
+            None => spec.min_institutions as usize,
+            Some(t) => t.max(spec.min_institutions as usize),
+        };
+        if agreed.len() < required {
             let refusals = refusals
                 .iter()
                 .map(|(n, r)| format!("{n}: {r}"))
@@ -862,18 +1029,22 @@ impl Coordinator {
                 .join("; ");
             return Err(CoordinatorError::TooFewAgreed {
                 query: query_id.into(),
-                agreed,
-                required: spec.min_institutions as usize,
+                agreed: agreed.len(),
+                required,
                 refusals,
             });
         }
-        if let Some((node, reason)) = refusals.into_iter().next() {
-            return Err(CoordinatorError::Refused {
+        match (refusals.into_iter().next(), self.threshold) {
+            (Some((node, reason)), None) => Err(CoordinatorError::Refused {
                 query: query_id.into(),
                 node,
                 reason,
-            });
+            }),
+            (Some((node, reason)), Some(_)) => {
+                tracing::warn!(query = %query_id, %node, %reason, "left out (threshold mode)");
+                Ok(agreed)
+            }
+            (None, _) => Ok(agreed),
         }
-        Ok(())
     }
 }

@@ -30,6 +30,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         key_pem: key.clone(),
         nodes: concord_coordinator::service::enrolled(&store)?,
         timeout: std::time::Duration::from_secs_f64(config.node_timeout_s),
+        threshold: config.threshold,
     };
     tracing::info!(listen = %config.listen, nodes = deployment.nodes.len(), "coordinator serving");
     let service = CoordinatorServer::new(CoordinatorService::new(store, deployment))

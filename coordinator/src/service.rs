@@ -115,6 +115,8 @@ fn status_of(r: &QueryRecord) -> QueryStatus {
         contributed: r.contributed.len() as u32,
         submitted_at: r.submitted_at,
         sealed: Vec::new(),
+        contributors: r.contributed.clone(),
+        shares_from: r.shares_from.clone(),
     }
 }
 

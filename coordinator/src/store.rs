@@ -65,9 +65,15 @@ pub struct QueryRecord {
     /// The nodes (name, party) the query was proposed to; a resumed query needs the same.
     #[serde(default)]
     pub parties: Vec<(String, u32)>,
+    /// Nodes that agreed to the query (threshold mode: the others are left out).
+    #[serde(default)]
+    pub agreed: Vec<String>,
     /// Nodes whose contribution is in the stored partial sum.
     #[serde(default)]
     pub contributed: Vec<String>,
+    /// Nodes whose decryption (or key-switch) shares made the result.
+    #[serde(default)]
+    pub shares_from: Vec<String>,
     /// The result is for the researcher only (sealed to their key), not public.
     #[serde(default)]
     pub sealed: bool,
@@ -121,11 +127,15 @@ impl QueryRecord {
     }
 }
 
-/// A collective public key and the parties (node name, party number) it was made for.
+/// A collective public key, the parties (node name, party number) it was made for, and its
+/// threshold setup, if any.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StoredKey {
     pub parties: Vec<(String, u32)>,
     pub key: Vec<u8>,
+    /// `T` of a threshold setup every party completed (0: all-party mode only).
+    #[serde(default)]
+    pub threshold: usize,
 }
 
 /// An enrolled node.
@@ -436,6 +446,7 @@ mod tests {
         let key = StoredKey {
             parties: vec![("node-1".into(), 1), ("node-2".into(), 2)],
             key: vec![9; 100],
+            threshold: 2,
         };
         {
             let store = QueryStore::open(&path).unwrap();

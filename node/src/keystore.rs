@@ -3,10 +3,13 @@
 //! node, and a node that lost it can no longer take part in decryptions under its collective key.
 //! A key file readable by anyone but its owner is refused.
 
+use concord_api::exchange::ExchangeSecret;
 use concord_bfv::{BfvParameters, SecretKey};
+use concord_mhe::{PartyId, ThresholdConfig, ThresholdSecretKey};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyStoreError {
@@ -81,6 +84,122 @@ impl KeyStore {
         let key = Arc::new(key);
         loaded.insert(params.name(), key.clone());
         Ok(key)
+    }
+}
+
+/// A threshold key share as the node keeps it: `t_j` with the configuration it belongs to
+/// (T, the parties, and the CRS of the collective key it shares).
+pub struct StoredThreshold {
+    pub crs_seed: [u8; 32],
+    pub config: ThresholdConfig,
+    pub key: ThresholdSecretKey,
+}
+
+impl KeyStore {
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyStoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        check_private(path)?;
+        std::fs::read(path)
+            .map(|b| Some(Zeroizing::new(b)))
+            .map_err(|source| KeyStoreError::Io {
+                path: path.into(),
+                source,
+            })
+    }
+
+    fn write_private(&self, path: &Path, bytes: &[u8]) -> Result<(), KeyStoreError> {
+        concord_api::pki::write_file(path, bytes, true).map_err(|e| KeyStoreError::Io {
+            path: path.into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    /// The node's exchange secret (`exchange.key`, created on first use), for secrets sealed
+    /// to it by other nodes (threshold setup).
+    pub fn exchange_secret(&self) -> Result<ExchangeSecret, KeyStoreError> {
+        let path = self.dir.join("exchange.key");
+        match self.read_private(&path)? {
+            Some(bytes) => {
+                let bytes: [u8; 32] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| KeyStoreError::Corrupt {
+                            path: path.clone(),
+                            set: "exchange",
+                            reason: format!("{} bytes, not 32", bytes.len()),
+                        })?;
+                Ok(ExchangeSecret::from_bytes(bytes))
+            }
+            None => {
+                let secret = ExchangeSecret::generate();
+                self.write_private(&path, secret.to_bytes().as_slice())?;
+                tracing::info!("created the node's exchange key");
+                Ok(secret)
+            }
+        }
+    }
+
+    /// Keeps the threshold key share for `params` (`SET.threshold`, owner-only), replacing an
+    /// earlier one.
+    pub fn put_threshold(
+        &self,
+        params: &Arc<BfvParameters>,
+        stored: &StoredThreshold,
+    ) -> Result<(), KeyStoreError> {
+        let mut bytes = Zeroizing::new(stored.crs_seed.to_vec());
+        bytes.extend_from_slice(&(stored.config.threshold() as u32).to_le_bytes());
+        bytes.extend_from_slice(&(stored.config.parties().len() as u32).to_le_bytes());
+        for p in stored.config.parties() {
+            bytes.extend_from_slice(&p.0.to_le_bytes());
+        }
+        bytes.extend_from_slice(&stored.key.to_bytes());
+        self.write_private(
+            &self.dir.join(format!("{}.threshold", params.name())),
+            &bytes,
+        )
+    }
+
+    /// The threshold key share for `params`, if threshold setup ran.
+    pub fn threshold(
+        &self,
+        params: &Arc<BfvParameters>,
+    ) -> Result<Option<StoredThreshold>, KeyStoreError> {
+        let path = self.dir.join(format!("{}.threshold", params.name()));
+        let Some(bytes) = self.read_private(&path)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| KeyStoreError::Corrupt {
+            path: path.clone(),
+            set: params.name(),
+            reason,
+        };
+        let u32_at = |at: usize| -> Result<u32, KeyStoreError> {
+            bytes
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .ok_or_else(|| corrupt("truncated".into()))
+        };
+        let crs_seed: [u8; 32] = bytes
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| corrupt("truncated".into()))?;
+        let threshold = u32_at(32)? as usize;
+        let count = u32_at(36)? as usize;
+        let parties = (0..count)
+            .map(|k| u32_at(40 + 4 * k).map(PartyId))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key = ThresholdSecretKey::from_bytes(params, &bytes[40 + 4 * count..])
+            .map_err(|e| corrupt(e.to_string()))?;
+        let config = ThresholdConfig::new(params, threshold, &parties)
+            .map_err(|e| corrupt(e.to_string()))?;
+        Ok(Some(StoredThreshold {
+            crs_seed,
+            config,
+            key,
+        }))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod keystore;
 pub mod service;
 pub mod state;
+pub mod threshold;
 
 use concord_api::tls::{client_config, server_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::coordinator_client::CoordinatorClient;

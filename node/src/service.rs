@@ -19,17 +19,20 @@
 use crate::approvals::{self, Approvals};
 use crate::audit::{hex, AuditLog};
 use crate::config::{Approval, Policy};
-use crate::keystore::KeyStore;
+use crate::keystore::{KeyStore, StoredThreshold};
 use crate::state::{NodeState, Released};
+use crate::threshold;
 use concord_api::chunks::{collect, replies, Replies};
-use concord_api::evidence;
 use concord_api::pki::Role;
 use concord_api::submission;
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
-use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey};
+use concord_api::{evidence, exchange};
+use concord_bfv::{params, BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_mhe::fingerprint;
+use concord_mhe::threshold::{reshare, Resharing};
+use concord_mhe::ThresholdSecretKey;
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
     PublicKeySwitch, SmudgingPlan,
@@ -40,6 +43,7 @@ use prost::Message;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -298,6 +302,43 @@ impl NodeService {
         })
     }
 
+    /// The key this node decrypts with, and how many parties give shares: in all-party mode
+    /// its key share `s_i`; in threshold mode (the request names the active parties) its
+    /// threshold share weighted for that set, `λ_j^S · t_j`.
+    fn decryption_key(
+        &self,
+        params: &Arc<BfvParameters>,
+        req: &DecryptRequest,
+    ) -> Result<(Arc<SecretKey>, usize), Status> {
+        if req.active_parties.is_empty() {
+            let key = self.keys.key(params).map_err(internal)?;
+            return Ok((key, req.sharing_parties as usize));
+        }
+        let stored = self
+            .keys
+            .threshold(params)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "this node has no threshold key share for {}: run setup in threshold mode",
+                    params.name()
+                ))
+            })?;
+        if stored.key.party().0 != req.party {
+            return Err(Status::invalid_argument(format!(
+                "this node is party {} of the threshold setup, not {}",
+                stored.key.party(),
+                req.party
+            )));
+        }
+        let active: Vec<PartyId> = req.active_parties.iter().map(|&p| PartyId(p)).collect();
+        let key = stored
+            .key
+            .for_active_set(&stored.config, &active)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok((Arc::new(key), active.len()))
+    }
+
     /// This node's recorded contribution to a query, if any.
     fn own_contribution(&self, query_id: &str) -> Result<Option<Contribution>, Status> {
         self.state
@@ -434,6 +475,126 @@ impl Node for NodeService {
         Ok(Response::new(SetupShare {
             share: share.to_bytes(),
         }))
+    }
+
+    async fn exchange_key_of(
+        &self,
+        request: Request<ExchangeKeyRequest>,
+    ) -> Result<Response<ExchangeKey>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let credentials = &self.credentials;
+        let published = self
+            .keys
+            .exchange_secret()
+            .map_err(internal)?
+            .publish(&credentials.key_pem, &credentials.certificate_der)
+            .map_err(internal)?;
+        Ok(Response::new(published))
+    }
+
+    type ReshareStream = Replies<Resharings>;
+
+    /// Threshold setup, round one: `f_i(α_j)` for every party `j`, sealed to `j`.
+    async fn reshare(
+        &self,
+        request: Request<ReshareRequest>,
+    ) -> Result<Response<Self::ReshareStream>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let setup = request
+            .into_inner()
+            .setup
+            .ok_or_else(|| Status::invalid_argument("no threshold setup"))?;
+        let credentials = &self.credentials;
+        let checked = threshold::check(&credentials.ca_pem, &credentials.certificate_der, &setup)?;
+        let key = self.keys.key(&checked.params).map_err(internal)?;
+        let sealed = reshare(&key, checked.me, &checked.config)
+            .map_err(internal)?
+            .iter()
+            .map(|r| {
+                exchange::seal(
+                    &credentials.key_pem,
+                    &credentials.certificate_der,
+                    (r.from.0, r.to.0),
+                    &checked.keys[&r.to.0],
+                    &checked.context,
+                    &r.to_bytes(),
+                )
+                .map_err(internal)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::info!(
+            set = checked.params.name(),
+            threshold = setup.threshold,
+            parties = setup.parties.len(),
+            "re-shared the key share"
+        );
+        Ok(Response::new(replies(Resharings { sealed })))
+    }
+
+    /// Threshold setup, round two: `t_j = Σ_i f_i(α_j)` from the resharings sealed to this node,
+    /// one from every party; kept beside the key share.
+    async fn combine(
+        &self,
+        request: Request<Streaming<CombineRequest>>,
+    ) -> Result<Response<CombineReply>, Status> {
+        require_role(&request, Role::Coordinator)?;
+        let req = collect(request.into_inner(), |first| {
+            Ok(first.setup.as_ref().map_or(0, |s| s.parties.len()))
+        })
+        .await?;
+        let setup = req
+            .setup
+            .ok_or_else(|| Status::invalid_argument("no threshold setup"))?;
+        let credentials = &self.credentials;
+        let checked = threshold::check(&credentials.ca_pem, &credentials.certificate_der, &setup)?;
+        let mine = self.keys.exchange_secret().map_err(internal)?;
+        let mut received = Vec::new();
+        for sealed in &req.sealed {
+            let sender = checked.keys.get(&sealed.from).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "a resharing from party {}, not in the setup",
+                    sealed.from
+                ))
+            })?;
+            if sealed.to != checked.me.0 || sealed.certificate != sender.certificate {
+                return Err(Status::invalid_argument(format!(
+                    "a resharing said to be from party {} to {} is not from that party to this node",
+                    sealed.from, sealed.to
+                )));
+            }
+            let (_, secret) = exchange::open(&credentials.ca_pem, &mine, &checked.context, sealed)
+                .map_err(|e| {
+                    Status::invalid_argument(format!("resharing from party {}: {e}", sealed.from))
+                })?;
+            let resharing = Resharing::from_bytes(&checked.params, &secret)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            if resharing.from.0 != sealed.from || resharing.to != checked.me {
+                return Err(Status::invalid_argument(
+                    "a resharing's parties do not match its envelope",
+                ));
+            }
+            received.push(resharing);
+        }
+        let key =
+            ThresholdSecretKey::combine(&checked.params, checked.me, &checked.config, &received)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.keys
+            .put_threshold(
+                &checked.params,
+                &StoredThreshold {
+                    crs_seed: checked.crs_seed,
+                    config: checked.config,
+                    key,
+                },
+            )
+            .map_err(internal)?;
+        tracing::info!(
+            set = checked.params.name(),
+            threshold = setup.threshold,
+            party = checked.me.0,
+            "kept a threshold key share"
+        );
+        Ok(Response::new(CombineReply {}))
     }
 
     async fn propose(&self, request: Request<Proposal>) -> Result<Response<Decision>, Status> {
@@ -695,16 +856,12 @@ impl Node for NodeService {
             Status::failed_precondition(format!("{reason}: {detail}"))
         })?;
         let noise = NoiseEstimate::aggregate(params, req.key_parties as usize, contributors.len());
-        let sharing = req.sharing_parties as usize;
+        let (key, sharing) = self.decryption_key(params, &req)?;
         let plan = match &agreement.recipient {
             Some(_) => SmudgingPlan::for_key_switch(params, noise, sharing),
             None => SmudgingPlan::for_decryption(params, noise, sharing),
         }
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let key = self
-            .keys
-            .key(params)
-            .map_err(|e| Status::internal(e.to_string()))?;
         let party = PartyId(req.party);
         // a key switch to the recipient the node agreed to (PCKS), or a joint decryption (CKS)
         let shares = cts

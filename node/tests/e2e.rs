@@ -147,6 +147,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         key_pem: coordinator_cert.key_pem.clone(),
         nodes: addresses.clone(),
         timeout: Duration::from_secs(120),
+        threshold: None,
     };
     let store = Arc::new(QueryStore::open(&root.join("coordinator.redb")).unwrap());
     // every node listens once its data is loaded
@@ -559,6 +560,7 @@ async fn malicious_coordinator(
                 key_parties: 4,
                 commitments,
                 fingerprints,
+                active_parties: Vec::new(),
             }
         }
     };

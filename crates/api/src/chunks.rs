@@ -5,7 +5,7 @@
 //! first message carries every other field; [`Chunked::split`] and [`collect`] are each
 //! other's inverse.
 
-use crate::v1::{Contribution, DecryptRequest, DecryptShares};
+use crate::v1::{CombineRequest, Contribution, DecryptRequest, DecryptShares, Resharings};
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
@@ -64,9 +64,12 @@ chunked!(
     sharing_parties,
     key_parties,
     commitments,
-    fingerprints
+    fingerprints,
+    active_parties
 );
 chunked!(DecryptShares, shares);
+chunked!(Resharings, sealed);
+chunked!(CombineRequest, sealed, setup);
 
 /// Reassembles a streamed message. `limit` sees the first message and says how many elements
 /// the whole may have; a stream with more, or with none at all, is an error.
@@ -125,6 +128,7 @@ mod tests {
             key_parties: 3,
             commitments: vec![Commitment::default(); 3],
             fingerprints: vec![SignedFingerprint::default(); 3],
+            active_parties: vec![1, 2],
         };
         let parts = request.clone().split();
         assert_eq!(parts.len(), 3);

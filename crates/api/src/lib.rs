@@ -4,6 +4,7 @@
 
 pub mod chunks;
 pub mod evidence;
+pub mod exchange;
 pub mod pki;
 pub mod submission;
 pub mod tls;

@@ -49,7 +49,29 @@ impl Node for TestNode {
         }))
     }
 
-    // Only setup matters to this test; the query RPCs are the node's, tested in node/tests.
+    // Only setup matters to this test; the other RPCs are the node's, tested in node/tests.
+    async fn exchange_key_of(
+        &self,
+        _: Request<concord_api::v1::ExchangeKeyRequest>,
+    ) -> Result<Response<concord_api::v1::ExchangeKey>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    type ReshareStream = concord_api::chunks::Replies<concord_api::v1::Resharings>;
+    async fn reshare(
+        &self,
+        _: Request<concord_api::v1::ReshareRequest>,
+    ) -> Result<Response<Self::ReshareStream>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    async fn combine(
+        &self,
+        _: Request<tonic::Streaming<concord_api::v1::CombineRequest>>,
+    ) -> Result<Response<concord_api::v1::CombineReply>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
     async fn propose(
         &self,
         _: Request<concord_api::v1::Proposal>,

@@ -206,12 +206,14 @@ pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[u128]) {
         .map(|(labels, v)| format!("{{\"cell\":{:?},\"value\":{v}}}", labels))
         .collect();
     println!(
-        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"dimensions\":{:?},\"rows\":[{}]}}",
+        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"dimensions\":{:?},\"rows\":[{}]}}",
         status.query_id,
         status.spec.as_ref().map(|s| s.template.as_str()).unwrap_or_default(),
         status.institutions,
         status.events_covered,
         status.smudging_lambda,
+        status.contributors,
+        status.shares_from,
         dims,
         rows.join(",")
     );

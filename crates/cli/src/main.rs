@@ -308,6 +308,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                                 "  [{} institutions, {} events covered, smudging λ = {:.1} bits]",
                                 status.institutions, status.events_covered, status.smudging_lambda
                             );
+                            println!(
+                                "  [contributed: {}; released by the shares of: {}]",
+                                status.contributors.join(", "),
+                                status.shares_from.join(", ")
+                            );
                         }
                     }
                 }

@@ -37,6 +37,21 @@ impl Node for Interposer {
     async fn setup(&self, r: tonic::Request<SetupRequest>) -> Reply<SetupShare> {
         self.upstream.clone().setup(r.into_inner()).await
     }
+    async fn exchange_key_of(&self, r: tonic::Request<ExchangeKeyRequest>) -> Reply<ExchangeKey> {
+        self.upstream.clone().exchange_key_of(r.into_inner()).await
+    }
+    type ReshareStream = tonic::Streaming<Resharings>;
+    async fn reshare(&self, r: tonic::Request<ReshareRequest>) -> Reply<Self::ReshareStream> {
+        self.upstream.clone().reshare(r.into_inner()).await
+    }
+    async fn combine(
+        &self,
+        r: tonic::Request<tonic::Streaming<CombineRequest>>,
+    ) -> Reply<CombineReply> {
+        let request = concord_api::chunks::collect(r.into_inner(), |_| Ok(usize::MAX)).await?;
+        let parts = concord_api::chunks::stream(request);
+        self.upstream.clone().combine(parts).await
+    }
     async fn propose(&self, r: tonic::Request<Proposal>) -> Reply<Decision> {
         self.upstream.clone().propose(r.into_inner()).await
     }

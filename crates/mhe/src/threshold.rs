@@ -3,7 +3,8 @@
 //! After CKG, party `i` re-shares its key share `s_i`: it draws `f_i` of degree `T−1` over `R_Q`
 //! (coefficient-wise, uniform coefficients) with `f_i(0) = s_i` and sends `f_i(α_j)` to each
 //! party `j`. **Each [`Resharing`] is secret**: it must travel end-to-end encrypted to `j`
-//! (the transport's job) and be erased once used. Party `j` keeps
+//! (over the network: sealed to `j`'s exchange key, `concord-api` `exchange`) and be erased
+//! once used. Party `j` keeps
 //! `t_j = Σ_i f_i(α_j)` ([`ThresholdSecretKey`]) and may erase `s_j`. At use, for an active set
 //! `S` of at least `T` parties, party `j` uses `s'_j = λ_j^S · t_j` with
 //! `λ_j^S = Π_{k∈S,k≠j} α_k/(α_k − α_j)`; then `Σ_{j∈S} s'_j = s` and CKS / PCKS run unchanged

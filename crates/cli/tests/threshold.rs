@@ -1,0 +1,118 @@
+//! Threshold mode with real processes (T = 3 of N = 5): a deployment made by `concord demo`
+//! started again with `threshold = 3` in the coordinator's configuration, so setup adds the
+//! threshold key shares after CKG. node-1's operator approves by hand, which holds every query
+//! after the others agreed — the moment to kill nodes:
+//!
+//! 1. nodes 4 and 5 die after agreeing: they are left out, the query is released from the
+//!    contributions and shares of nodes 1–3, exactly their pooled statistic, and the result
+//!    names whose shares released it;
+//! 2. node 3 dies too, after agreeing: two contributions remain, fewer than T, and the query
+//!    fails cleanly, saying so.
+
+#![cfg(unix)]
+
+mod common;
+use common::*;
+use concord_stats::{Institution, Template, Window, YearMonth};
+use std::process::{Command, Output};
+
+/// The plaintext statistic of node `i` of the demo over its own data (an independent path).
+fn statistic(work: &std::path::Path, i: usize, template: Template, window: &Window) -> Vec<u128> {
+    let config = std::fs::read_to_string(work.join(format!("node-{i}.toml"))).unwrap();
+    let line = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let organisation_uuids: Vec<String> =
+        serde_json::from_str(&line("organisation_uuids = ")).unwrap();
+    let data: String = serde_json::from_str(&line("path = ")).unwrap();
+    let events = concord_stats::load(std::path::Path::new(&data))
+        .unwrap()
+        .events;
+    let institution = Institution { organisation_uuids };
+    template
+        .compute(window, &institution, &events)
+        .unwrap()
+        .values
+        .into_iter()
+        .map(u128::from)
+        .collect()
+}
+
+#[test]
+fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
+    let (work, _) = demo(5);
+    Deployment::edit(work.path(), "coordinator.toml", |config| {
+        config.replacen('\n', "\nthreshold = 3\nnode_timeout_s = 5\n", 1)
+    });
+    Deployment::edit(work.path(), "node-1.toml", |config| {
+        config.replace("[policy]\n", "[policy]\napproval = \"manual\"\n")
+    });
+    let mut d = Deployment::start(work, 5);
+    let approve = |id: &str| -> Output {
+        Command::new(bin("concord-node"))
+            .arg("--config")
+            .arg(d.work.path().join("node-1.toml"))
+            .args(["approvals", "approve", id])
+            .output()
+            .unwrap()
+    };
+
+    // 1. nodes 4 and 5 killed after agreeing
+    let id = d.submit();
+    d.wait_listed(&id, "awaiting approval at node-1");
+    for node in &mut d.nodes[3..] {
+        node.kill().unwrap();
+        node.wait().unwrap();
+    }
+    assert!(approve(&id).status.success());
+    d.wait_listed(&id, "released");
+    let out = d.query(&["result", &id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let released: Vec<u128> = result["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_u64().unwrap() as u128)
+        .collect();
+    let window = Window::new(YearMonth::parse("2025-01").unwrap(), 12).unwrap();
+    let template = Template::EventsByMonthTlpDistribution;
+    let mut expected = vec![0u128; template.layout(&window).cells()];
+    for i in 1..=3 {
+        for (e, v) in expected
+            .iter_mut()
+            .zip(statistic(d.work.path(), i, template, &window))
+        {
+            *e += v;
+        }
+    }
+    assert!(expected.iter().any(|&v| v > 0));
+    assert_eq!(released, expected);
+    assert_eq!(result["contributors"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        result["shares_from"],
+        serde_json::json!(["node-1", "node-2", "node-3"])
+    );
+    let table = text(&d.query(&["result", &id]).stdout);
+    assert!(
+        table.contains("released by the shares of: node-1, node-2, node-3"),
+        "{table}"
+    );
+
+    // 2. node 3 killed after agreeing as well: two contributions, fewer than T
+    let id = d.submit();
+    d.wait_listed(&id, "awaiting approval at node-1");
+    d.nodes[2].kill().unwrap();
+    d.nodes[2].wait().unwrap();
+    assert!(approve(&id).status.success());
+    let line = d.wait_listed(&id, "failed");
+    assert!(
+        line.contains("2 contributions") && line.contains("threshold mode needs at least 3"),
+        "{line}"
+    );
+}

@@ -1,0 +1,92 @@
+//! Threshold setup at the node (Mouchet et al., PETS 2021, §V; `concord-mhe` `threshold`): after
+//! CKG, each node re-shares its key share `s_i` as Shamir shares `f_i(α_j)`, one per party,
+//! sealed to that party's exchange key (`concord-api` `exchange`) so that the coordinator
+//! relaying them learns nothing; each node then opens the resharings sealed to it, combines
+//! `t_j = Σ_i f_i(α_j)` and keeps it with the configuration. A query in threshold mode is then
+//! decrypted by any `T` parties, each with `λ_j^S · t_j`.
+//!
+//! What a node checks of the configuration the coordinator sends: every party's exchange key
+//! is signed by a node certificate of the deployment's CA, the certificates are distinct, and
+//! this node is among them under its own certificate. Resharings must come one from each party,
+//! signed by that party's certificate, sealed for this very setup.
+
+use concord_api::exchange::verify_exchange_key;
+use concord_api::v1::{ExchangeKey, ThresholdSetup};
+use concord_bfv::{params, BfvParameters};
+use concord_mhe::{PartyId, ThresholdConfig};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tonic::Status;
+
+/// A threshold setup the node has checked.
+pub struct CheckedSetup {
+    pub params: Arc<BfvParameters>,
+    pub crs_seed: [u8; 32],
+    pub config: ThresholdConfig,
+    /// This node's party number.
+    pub me: PartyId,
+    /// Every party's exchange key (verified).
+    pub keys: HashMap<u32, ExchangeKey>,
+    /// What every sealed resharing of this setup is bound to.
+    pub context: Vec<u8>,
+}
+
+pub fn check(
+    ca_pem: &str,
+    my_certificate: &[u8],
+    setup: &ThresholdSetup,
+) -> Result<CheckedSetup, Status> {
+    let spec = params::spec_by_name(&setup.parameter_set).ok_or_else(|| {
+        Status::invalid_argument(format!("unknown parameter set {:?}", setup.parameter_set))
+    })?;
+    let params = BfvParameters::new(spec).map_err(|e| Status::internal(e.to_string()))?;
+    let crs_seed: [u8; 32] = setup
+        .crs_seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| Status::invalid_argument("crs_seed must be 32 bytes"))?;
+    let mut keys = HashMap::new();
+    let mut names = Vec::new();
+    let mut me = None;
+    let mut context = Sha256::new();
+    context.update(b"concord/threshold-resharing/v1\0");
+    context.update(params.name().as_bytes());
+    context.update(crs_seed);
+    context.update(setup.threshold.to_le_bytes());
+    for party in &setup.parties {
+        let key = party.key.as_ref().ok_or_else(|| {
+            Status::invalid_argument(format!("party {} has no exchange key", party.party))
+        })?;
+        let who = verify_exchange_key(ca_pem, key).map_err(|e| {
+            Status::invalid_argument(format!("party {}'s exchange key: {e}", party.party))
+        })?;
+        if names.contains(&who.name) {
+            return Err(Status::invalid_argument(format!(
+                "{} is listed twice in the threshold setup",
+                who.name
+            )));
+        }
+        names.push(who.name);
+        if key.certificate == my_certificate {
+            me = Some(PartyId(party.party));
+        }
+        context.update(party.party.to_le_bytes());
+        context.update(&key.public_key);
+        keys.insert(party.party, key.clone());
+    }
+    let me = me.ok_or_else(|| {
+        Status::invalid_argument("this node is not a party of the threshold setup")
+    })?;
+    let parties: Vec<PartyId> = setup.parties.iter().map(|p| PartyId(p.party)).collect();
+    let config = ThresholdConfig::new(&params, setup.threshold as usize, &parties)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(CheckedSetup {
+        params,
+        crs_seed,
+        config,
+        me,
+        keys,
+        context: context.finalize().to_vec(),
+    })
+}
