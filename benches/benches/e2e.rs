@@ -315,6 +315,7 @@ fn main() {
             min_institutions: 2,
             recipient_key: recipient_key.clone(),
             signature: Vec::new(),
+            ..Default::default()
         };
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
         let outcome = runtime

@@ -142,7 +142,7 @@ impl CoordinatorError {
 #[derive(Debug, Clone)]
 pub struct QueryOutcome {
     /// A public result's cells (empty for a sealed result).
-    pub cells: Vec<u128>,
+    pub cells: Vec<i128>,
     /// A sealed result: the aggregate key-switched to the researcher's key (serialized
     /// ciphertexts in slot order), which only they can decrypt.
     pub sealed: Vec<Vec<u8>>,
@@ -571,7 +571,7 @@ impl Coordinator {
             Ok(outcome) => {
                 record.phase = "released".into();
                 record.detail.clear();
-                record.cells = outcome.cells.iter().map(u128::to_string).collect();
+                record.cells = outcome.cells.iter().map(i128::to_string).collect();
                 record.institutions = outcome.contributors.len() as u32;
                 record.shares_from = outcome.shares_from.clone();
                 record.smudging_lambda = outcome.smudging_lambda;
@@ -606,8 +606,13 @@ impl Coordinator {
                 "{n} nodes enrolled; a query needs at least two institutions"
             )));
         }
-        let plan = QueryPlan::new(template, window, n)
+        let mut plan = QueryPlan::new(template, window, n)
             .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+        if spec.epsilon > 0.0 {
+            plan = plan
+                .with_dp(spec.epsilon, spec.delta, spec.min_institutions as usize)
+                .map_err(|e| CoordinatorError::Query(e.to_string()))?;
+        }
         let params = plan.params.clone();
         let key = self.collective_key(&params).await?;
 

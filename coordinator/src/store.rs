@@ -48,6 +48,11 @@ pub struct QueryRecord {
     pub window_first: String,
     pub window_months: u32,
     pub min_institutions: u32,
+    /// Differential privacy asked (0: none).
+    #[serde(default)]
+    pub epsilon: f64,
+    #[serde(default)]
+    pub delta: f64,
     /// The researcher's signature over the query, and their certificate (DER) to check it.
     #[serde(default)]
     pub signature: Vec<u8>,
@@ -103,6 +108,8 @@ impl QueryRecord {
             window_first: spec.window_first,
             window_months: spec.window_months,
             min_institutions: spec.min_institutions,
+            epsilon: spec.epsilon,
+            delta: spec.delta,
             submitted_at: now(),
             phase: "submitted".into(),
             ..Default::default()
@@ -119,6 +126,8 @@ impl QueryRecord {
             window_first: self.window_first.clone(),
             window_months: self.window_months,
             min_institutions: self.min_institutions,
+            epsilon: self.epsilon,
+            delta: self.delta,
         }
     }
 

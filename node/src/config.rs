@@ -25,6 +25,10 @@
 //! approval = "automatic"                    # or "manual": the operator approves each query
 //!                                           # (concord-node approvals list|approve|deny)
 //! approval_timeout_s = 86400                # a query waiting longer for the operator is refused
+//! require_dp = false                        # true: only differentially private queries
+//! max_epsilon = 1.0                         # the most ε one DP query may spend
+//! epsilon_budget = 10.0                     # each researcher's total ε over this node's data
+//! budget_delta = 1e-6                       #   (zCDP composition, converted at this δ)
 //!
 //! # optional: enrol with the coordinator at start (it may also list this node in its own
 //! # configuration instead)
@@ -109,6 +113,30 @@ pub struct Policy {
     /// How long a proposal waits for the operator before the node refuses it (default a day).
     #[serde(default = "default_approval_timeout")]
     pub approval_timeout_s: u64,
+    /// Take part only in differentially private queries.
+    #[serde(default)]
+    pub require_dp: bool,
+    /// The most ε one DP query may spend (default 1).
+    #[serde(default = "default_max_epsilon")]
+    pub max_epsilon: f64,
+    /// Each researcher's privacy budget over this node's data: the ε (at `budget_delta`) that
+    /// all their DP queries together may spend, composed in zCDP (default 10 at 1e-6).
+    #[serde(default = "default_epsilon_budget")]
+    pub epsilon_budget: f64,
+    #[serde(default = "default_budget_delta")]
+    pub budget_delta: f64,
+}
+
+fn default_max_epsilon() -> f64 {
+    1.0
+}
+
+fn default_epsilon_budget() -> f64 {
+    10.0
+}
+
+fn default_budget_delta() -> f64 {
+    1e-6
 }
 
 /// Who agrees to a proposal the policy admits.
@@ -171,6 +199,10 @@ impl Default for Policy {
             require_signed_queries: true,
             approval: Approval::Automatic,
             approval_timeout_s: default_approval_timeout(),
+            require_dp: false,
+            max_epsilon: default_max_epsilon(),
+            epsilon_budget: default_epsilon_budget(),
+            budget_delta: default_budget_delta(),
         }
     }
 }
@@ -216,6 +248,14 @@ impl Config {
         }
         if config.policy.min_institutions < 2 {
             return Err(invalid("policy.min_institutions must be at least 2: a single institution's statistic is never released".into()));
+        }
+        let p = &config.policy;
+        if !(p.max_epsilon > 0.0
+            && p.epsilon_budget > 0.0
+            && p.budget_delta > 0.0
+            && p.budget_delta < 1.0)
+        {
+            return Err(invalid("policy.max_epsilon and policy.epsilon_budget must be positive, policy.budget_delta in (0, 1)".into()));
         }
         if let Some(link) = &config.coordinator {
             for (field, url) in [("url", &link.url), ("advertise", &link.advertise)] {

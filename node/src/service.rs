@@ -20,7 +20,7 @@ use crate::approvals::{self, Approvals};
 use crate::audit::{hex, AuditLog};
 use crate::config::{Approval, Policy};
 use crate::keystore::{KeyStore, StoredThreshold};
-use crate::state::{NodeState, Released};
+use crate::state::{NodeState, Released, Spent, StateError};
 use crate::threshold;
 use concord_api::chunks::{collect, replies, Replies};
 use concord_api::pki::Role;
@@ -37,7 +37,8 @@ use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
     PublicKeySwitch, SmudgingPlan,
 };
-use concord_query::QueryPlan;
+use concord_query::dp::{self, DpError, DpPlan};
+use concord_query::{QueryError, QueryPlan};
 use concord_stats::{Event, Institution, Template, Window, YearMonth};
 use prost::Message;
 use serde_json::json;
@@ -210,7 +211,7 @@ impl NodeService {
                 ),
             ));
         }
-        let plan = QueryPlan::new(template, window, proposal.institutions as usize)
+        let mut plan = QueryPlan::new(template, window, proposal.institutions as usize)
             .map_err(|e| ("too-many-institutions", e.to_string()))?;
         if self.policy.require_signed_queries {
             let signer = submission::verify(
@@ -231,6 +232,46 @@ impl NodeService {
         }
         self.policy
             .admits(&proposal.researcher, plan.layout.cells())?;
+        if spec.epsilon > 0.0 {
+            if spec.epsilon > self.policy.max_epsilon {
+                return Err((
+                    "epsilon-too-large",
+                    format!(
+                        "ε = {} asked; this institution's policy allows at most {} per query",
+                        spec.epsilon, self.policy.max_epsilon
+                    ),
+                ));
+            }
+            plan = plan
+                .with_dp(spec.epsilon, spec.delta, spec.min_institutions as usize)
+                .map_err(|e| match e {
+                    QueryError::Dp(DpError::NotSupported(_)) => ("dp-not-supported", e.to_string()),
+                    QueryError::TooManyInstitutions { .. } => {
+                        ("too-many-institutions", e.to_string())
+                    }
+                    _ => ("invalid-dp", e.to_string()),
+                })?;
+            let dp = plan.dp.as_ref().expect("just planned");
+            let mut spent = self
+                .state
+                .spent(&proposal.researcher)
+                .map_err(|e| ("internal", e.to_string()))?;
+            if !spent.queries.contains(&proposal.query_id) {
+                spent.xi += dp.xi;
+                spent.rho += dp.rho;
+                if !self.within_budget(&spent) {
+                    return Err((
+                        "budget-exhausted",
+                        self.budget_detail(&proposal.researcher, dp),
+                    ));
+                }
+            }
+        } else if self.policy.require_dp {
+            return Err((
+                "dp-required",
+                "this institution's policy takes part only in differentially private queries (give ε)".into(),
+            ));
+        }
         let recipient = if spec.recipient_key.is_empty() {
             if !self.policy.allow_public_results {
                 return Err((
@@ -337,6 +378,37 @@ impl NodeService {
             .for_active_set(&stored.config, &active)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok((Arc::new(key), active.len()))
+    }
+
+    /// Charges a DP query to its researcher's budget (once per query); false if it no longer
+    /// fits (another query was charged meanwhile).
+    fn charge(&self, proposal: &Proposal, agreement: &Agreement) -> Result<bool, StateError> {
+        let Some(dp) = &agreement.plan.dp else {
+            return Ok(true);
+        };
+        let charged = self.state.charge(
+            &proposal.researcher,
+            &proposal.query_id,
+            (dp.xi, dp.rho),
+            |spent| self.within_budget(spent),
+        )?;
+        Ok(charged.is_some())
+    }
+
+    /// Whether a researcher's spending stays within this node's budget.
+    fn within_budget(&self, spent: &Spent) -> bool {
+        dp::epsilon_of(spent.xi, spent.rho, self.policy.budget_delta) <= self.policy.epsilon_budget
+    }
+
+    fn budget_detail(&self, researcher: &str, asked: &DpPlan) -> String {
+        let spent = self.state.spent(researcher).unwrap_or_default();
+        format!(
+            "{researcher} has spent ε = {:.3} of {} (at δ = {:e}) on this institution's data; this query would cost ε = {}",
+            dp::epsilon_of(spent.xi, spent.rho, self.policy.budget_delta),
+            self.policy.epsilon_budget,
+            self.policy.budget_delta,
+            asked.epsilon
+        )
     }
 
     /// This node's recorded contribution to a query, if any.
@@ -622,6 +694,25 @@ impl Node for NodeService {
             Ok(agreement) => Outcome::Agree(Box::new(agreement), None),
         };
         let (decision, approved_by, log) = match outcome {
+            Outcome::Agree(agreement, approved_by)
+                if !self.charge(&proposal, &agreement).map_err(internal)? =>
+            {
+                let dp = agreement
+                    .plan
+                    .dp
+                    .as_ref()
+                    .expect("only DP queries are charged");
+                (
+                    Decision {
+                        agree: false,
+                        reason: "budget-exhausted".into(),
+                        detail: self.budget_detail(&proposal.researcher, dp),
+                        ..Default::default()
+                    },
+                    approved_by,
+                    true,
+                )
+            }
             Outcome::Agree(agreement, approved_by) => {
                 self.state
                     .agree(&proposal.query_id, &encoded)
@@ -675,6 +766,8 @@ impl Node for NodeService {
                 "window": format!("{} +{}", spec.window_first, spec.window_months),
                 "institutions": proposal.institutions,
                 "release": if spec.recipient_key.is_empty() { "public" } else { "sealed" },
+                "epsilon": spec.epsilon,
+                "delta": spec.delta,
                 "agree": decision.agree,
                 "pending": decision.pending,
                 "approved_by": approved_by,

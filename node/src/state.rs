@@ -20,6 +20,16 @@ use std::path::Path;
 const AGREEMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agreements");
 const RELEASED: TableDefinition<&str, &[u8]> = TableDefinition::new("released");
 const CONTRIBUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("contributions");
+const PRIVACY: TableDefinition<&str, &[u8]> = TableDefinition::new("privacy-ledger");
+
+/// A researcher's privacy spending at this node: the zCDP costs `(ξ, ρ)` of their DP queries
+/// (which compose by addition), and the queries charged.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Spent {
+    pub xi: f64,
+    pub rho: f64,
+    pub queries: Vec<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("node state: {0}")]
@@ -51,6 +61,7 @@ impl NodeState {
         tx.open_table(AGREEMENTS).map_err(err)?;
         tx.open_table(RELEASED).map_err(err)?;
         tx.open_table(CONTRIBUTIONS).map_err(err)?;
+        tx.open_table(PRIVACY).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Self { db })
     }
@@ -63,6 +74,49 @@ impl NodeState {
             .insert(query_id, proposal)
             .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// What `researcher` has spent at this node.
+    pub fn spent(&self, researcher: &str) -> Result<Spent, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(PRIVACY).map_err(err)?;
+        let value = table.get(researcher).map_err(err)?;
+        value.map_or(Ok(Spent::default()), |v| {
+            serde_json::from_slice(v.value()).map_err(err)
+        })
+    }
+
+    /// Charges `(xi, rho)` for `query` to `researcher`, durably and once per query, if `fits`
+    /// accepts the new total; returns the total after, or `None` when it does not fit.
+    pub fn charge(
+        &self,
+        researcher: &str,
+        query: &str,
+        (xi, rho): (f64, f64),
+        fits: impl FnOnce(&Spent) -> bool,
+    ) -> Result<Option<Spent>, StateError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        let total = {
+            let mut table = tx.open_table(PRIVACY).map_err(err)?;
+            let mut spent: Spent = match table.get(researcher).map_err(err)? {
+                Some(v) => serde_json::from_slice(v.value()).map_err(err)?,
+                None => Spent::default(),
+            };
+            if spent.queries.iter().any(|q| q == query) {
+                return Ok(Some(spent));
+            }
+            spent.xi += xi;
+            spent.rho += rho;
+            spent.queries.push(query.into());
+            if !fits(&spent) {
+                return Ok(None);
+            }
+            let bytes = serde_json::to_vec(&spent).map_err(err)?;
+            table.insert(researcher, bytes.as_slice()).map_err(err)?;
+            spent
+        };
+        tx.commit().map_err(err)?;
+        Ok(Some(total))
     }
 
     /// The recorded agreement to a query (the encoded proposal), if any.
@@ -166,6 +220,23 @@ mod tests {
             );
         }
         let state = NodeState::open(&path).unwrap();
+        // the privacy ledger: charged once per query, refused beyond what fits
+        let fits = |s: &Spent| s.rho <= 0.25;
+        assert!(state
+            .charge("alice", "q1", (0.0, 0.1), fits)
+            .unwrap()
+            .is_some());
+        let again = state
+            .charge("alice", "q1", (0.0, 0.1), fits)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.rho, 0.1, "charged twice");
+        assert!(state
+            .charge("alice", "q2", (0.0, 0.1), fits)
+            .unwrap()
+            .is_some());
+        assert_eq!(state.charge("alice", "q3", (0.0, 0.1), fits).unwrap(), None);
+        assert_eq!(state.spent("bob").unwrap(), Spent::default());
         // one contribution per query: the first one stays
         assert_eq!(state.contribution("q1").unwrap(), None);
         assert_eq!(state.contribute("q1", b"first").unwrap(), b"first");
@@ -173,6 +244,9 @@ mod tests {
         drop(state);
         let state = NodeState::open(&path).unwrap();
         assert_eq!(state.contribution("q1").unwrap().unwrap(), b"first");
+        let spent = state.spent("alice").unwrap();
+        assert!((spent.rho - 0.2).abs() < 1e-12);
+        assert_eq!(spent.queries, ["q1", "q2"]);
         assert_eq!(
             state.agreements().unwrap(),
             vec![("q1".to_string(), b"proposal".to_vec())]

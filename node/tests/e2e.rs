@@ -176,6 +176,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         min_institutions: min,
         recipient_key: Vec::new(),
         signature: Vec::new(),
+        ..Default::default()
     };
     let signed = |mut spec: QuerySpec| {
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
@@ -227,11 +228,11 @@ async fn four_node_processes_answer_every_template_exactly() {
             })
             .collect();
         let cells = plan.decode(&plaintexts).unwrap();
-        let mut expected = vec![0u128; template.layout(&window).cells()];
+        let mut expected = vec![0i128; template.layout(&window).cells()];
         for (institution, events) in &institutions {
             let stat = template.compute(&window, institution, events).unwrap();
             for (e, v) in expected.iter_mut().zip(&stat.values) {
-                *e += *v as u128;
+                *e += *v as i128;
             }
         }
         assert_eq!(cells, expected, "{}", template.info().id);

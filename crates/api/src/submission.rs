@@ -120,6 +120,7 @@ mod tests {
             min_institutions: 3,
             recipient_key: vec![7; 64],
             signature: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -51,7 +51,43 @@ pub fn spec(
         min_institutions,
         recipient_key: Vec::new(),
         signature: Vec::new(),
+        epsilon: 0.0,
+        delta: 0.0,
     })
+}
+
+/// Refuses DP parameters the nodes would refuse (bad ε or δ, a template without a declared
+/// sensitivity), before anything is sent.
+pub fn check_dp(spec: &QuerySpec, epsilon: f64, delta: f64) -> Result<(), Error> {
+    let template = Template::by_id(&spec.template)?;
+    concord_query::dp::DpPlan::new(template, epsilon, delta, spec.min_institutions as usize)?;
+    Ok(())
+}
+
+/// What a DP result cost and how noisy it is, in words; `None` without DP.
+pub fn dp_report(status: &QueryStatus) -> Option<String> {
+    let spec = status.spec.as_ref()?;
+    if spec.epsilon <= 0.0 {
+        return None;
+    }
+    let template = Template::by_id(&spec.template).ok()?;
+    let plan = concord_query::dp::DpPlan::new(
+        template,
+        spec.epsilon,
+        spec.delta,
+        spec.min_institutions as usize,
+    )
+    .ok()?;
+    let sigma = plan.scale * (status.contributors.len().max(plan.institutions) as f64).sqrt();
+    Some(format!(
+        "differential privacy: ε = {} spent, δ = {:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({} shares of σ = {:.2})",
+        spec.epsilon,
+        spec.delta,
+        plan.rho,
+        sigma,
+        status.contributors.len(),
+        plan.scale
+    ))
 }
 
 /// Signs a query with the researcher's certificate key (`DIR/NAME.key`): nodes take part only
@@ -166,10 +202,10 @@ pub fn layout_of(status: &QueryStatus) -> Result<Layout, Error> {
 }
 
 /// One row per cell: the labels of its dimensions (or the summary cell's name) and its value.
-pub fn rows(layout: &Layout, cells: &[u128]) -> Vec<(Vec<String>, u128)> {
+pub fn rows(layout: &Layout, cells: &[i128]) -> Vec<(Vec<String>, i128)> {
     let sizes: Vec<usize> = layout.dimensions.iter().map(|d| d.labels.len()).collect();
     let table = layout.table_cells();
-    let mut out: Vec<(Vec<String>, u128)> = (0..table)
+    let mut out: Vec<(Vec<String>, i128)> = (0..table)
         .map(|i| {
             let mut rest = i;
             let mut labels = vec![String::new(); sizes.len()];
@@ -186,7 +222,7 @@ pub fn rows(layout: &Layout, cells: &[u128]) -> Vec<(Vec<String>, u128)> {
     out
 }
 
-pub fn print_csv(layout: &Layout, cells: &[u128]) {
+pub fn print_csv(layout: &Layout, cells: &[i128]) {
     let header: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
     println!("{},value", header.join(","));
     for (labels, v) in rows(layout, cells) {
@@ -199,14 +235,14 @@ pub fn print_csv(layout: &Layout, cells: &[u128]) {
     }
 }
 
-pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[u128]) {
+pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[i128]) {
     let dims: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
     let rows: Vec<String> = rows(layout, cells)
         .into_iter()
         .map(|(labels, v)| format!("{{\"cell\":{:?},\"value\":{v}}}", labels))
         .collect();
     println!(
-        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"dimensions\":{:?},\"rows\":[{}]}}",
+        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"epsilon\":{},\"delta\":{},\"dimensions\":{:?},\"rows\":[{}]}}",
         status.query_id,
         status.spec.as_ref().map(|s| s.template.as_str()).unwrap_or_default(),
         status.institutions,
@@ -214,17 +250,19 @@ pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[u128]) {
         status.smudging_lambda,
         status.contributors,
         status.shares_from,
+        status.spec.as_ref().map_or(0.0, |s| s.epsilon),
+        status.spec.as_ref().map_or(0.0, |s| s.delta),
         dims,
         rows.join(",")
     );
 }
 
 /// Non-zero cells (the 24 largest of a cross-table with more), then summary cells.
-pub fn print_table(layout: &Layout, cells: &[u128]) {
+pub fn print_table(layout: &Layout, cells: &[i128]) {
     let table = layout.table_cells();
     let all = rows(layout, cells);
     let (cross, summary) = all.split_at(table);
-    let mut shown: Vec<&(Vec<String>, u128)> = cross.iter().filter(|r| r.1 > 0).collect();
+    let mut shown: Vec<&(Vec<String>, i128)> = cross.iter().filter(|r| r.1 > 0).collect();
     if layout.dimensions.len() > 1 && shown.len() > 24 {
         println!("  {} non-zero cells; the 24 largest:", shown.len());
         shown.sort_by_key(|r| std::cmp::Reverse(r.1));
@@ -257,7 +295,7 @@ pub fn print_table(layout: &Layout, cells: &[u128]) {
 
 /// A released result's cells: a sealed result opened with the researcher's key in
 /// `keys_dir`, or a public result's cells as released.
-pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec<u128>, Error> {
+pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec<i128>, Error> {
     if !status.sealed.is_empty() {
         let spec = status.spec.as_ref().ok_or("status without its query")?;
         let first = YearMonth::parse(&spec.window_first).ok_or("bad window")?;
@@ -275,5 +313,5 @@ pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec
         .cells
         .iter()
         .map(|c| c.parse())
-        .collect::<Result<Vec<u128>, _>>()?)
+        .collect::<Result<Vec<i128>, _>>()?)
 }

@@ -70,7 +70,7 @@ pub fn open_sealed(
     window: Window,
     institutions: usize,
     sealed: &[Vec<u8>],
-) -> Result<Vec<u128>, Error> {
+) -> Result<Vec<i128>, Error> {
     let set = parameter_set(template)?;
     let params = parameters(set)?;
     let path = file(dir, name, set, "sk");

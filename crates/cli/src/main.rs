@@ -105,6 +105,13 @@ enum QueryCommand {
         /// it; by default the result is sealed to this researcher's key.
         #[arg(long)]
         public: bool,
+        /// Differential privacy: the result is (ε, δ)-DP for one event (every node adds its
+        /// share of discrete Gaussian noise). Spent from each node's budget for you.
+        #[arg(long)]
+        epsilon: Option<f64>,
+        /// δ of a DP query.
+        #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
+        delta: f64,
     },
     /// The institutions' nodes enrolled with the coordinator (name and party number).
     Members,
@@ -235,8 +242,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         months,
                         min_institutions,
                         public,
+                        epsilon,
+                        delta,
                     } => {
                         let mut spec = client::spec(&template, &from, months, min_institutions)?;
+                        if let Some(epsilon) = epsilon {
+                            client::check_dp(&spec, epsilon, delta)?;
+                            (spec.epsilon, spec.delta) = (epsilon, delta);
+                        }
                         if !public {
                             spec.recipient_key =
                                 keys::public_key(keys_dir, &connection.name, &template)?;
@@ -313,6 +326,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                                 status.contributors.join(", "),
                                 status.shares_from.join(", ")
                             );
+                            if let Some(dp) = client::dp_report(&status) {
+                                println!("  [{dp}]");
+                            }
                         }
                     }
                 }

@@ -122,3 +122,98 @@ fn a_node_operator_approves_or_denies_queries_by_hand() {
     assert_eq!(decisions[1]["reason"], "denied-by-operator");
     assert_eq!(proposals(&expired)[1]["reason"], "approval-timed-out");
 }
+
+/// Differential privacy end to end: every node adds its share of discrete Gaussian noise, so
+/// the released cells differ from the pooled statistic by noise of the declared scale; each
+/// node charges the researcher's budget (ε = 1.2 here) and refuses a query that would exceed
+/// it, also after a restart; ε above a node's per-query limit, and a template without a
+/// declared sensitivity, are refused.
+#[test]
+fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
+    let (work, _) = demo(3);
+    for i in 1..=3 {
+        Deployment::edit(work.path(), &format!("node-{i}.toml"), |config| {
+            config.replace(
+                "[policy]\n",
+                "[policy]\nmax_epsilon = 1.0\nepsilon_budget = 1.2\n",
+            )
+        });
+    }
+    let mut d = Deployment::start(work, 3);
+    let submit = |d: &Deployment, extra: &[&str]| {
+        let out = d.submit_with(extra);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+
+    let id = submit(&d, &["--epsilon", "1"]);
+    d.wait_listed(&id, "released");
+    let out = d.query(&["result", &id, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let released: Vec<i128> = result["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_i64().unwrap() as i128)
+        .collect();
+    let window =
+        concord_stats::Window::new(concord_stats::YearMonth::parse("2025-01").unwrap(), 12)
+            .unwrap();
+    let template = concord_stats::Template::EventsByMonthTlpDistribution;
+    let exact = pooled(d.work.path(), 1..=3, template, &window);
+    let plan = concord_query::dp::DpPlan::new(template, 1.0, 1e-6, 3).unwrap();
+    let errors: Vec<f64> = released
+        .iter()
+        .zip(&exact)
+        .map(|(r, e)| (r - e) as f64)
+        .collect();
+    // every error within the three shares' public bound; their spread the declared σ
+    assert!(errors.iter().all(|e| e.abs() <= 3.0 * plan.bound as f64));
+    let n = errors.len() as f64;
+    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / n).sqrt();
+    let sigma = plan.aggregate_std_dev();
+    assert!(n >= 300.0, "{n} cells");
+    assert!(
+        (0.75 * sigma..1.25 * sigma).contains(&rms),
+        "noise rms {rms}, declared σ {sigma}"
+    );
+    let table = text(&d.query(&["result", &id]).stdout);
+    assert!(
+        table.contains("differential privacy: ε = 1 spent"),
+        "{table}"
+    );
+
+    // a second ε = 1 would bring the researcher to ε ≈ 1.43 > 1.2: every node refuses
+    let over = submit(&d, &["--epsilon", "1"]);
+    let line = d.wait_listed(&over, "failed");
+    assert!(line.contains("budget-exhausted"), "{line}");
+    // the budget is on disk: still spent after the nodes restart
+    d.restart_nodes();
+    let again = submit(&d, &["--epsilon", "1"]);
+    let line = d.wait_listed(&again, "failed");
+    assert!(line.contains("budget-exhausted"), "{line}");
+    // more than a node's per-query limit
+    let greedy = submit(&d, &["--epsilon", "2"]);
+    let line = d.wait_listed(&greedy, "failed");
+    assert!(line.contains("epsilon-too-large"), "{line}");
+    // a template whose sensitivity is not declared: refused before anything is sent
+    let out = d.query(&[
+        "submit",
+        "--template",
+        "time-to-publish",
+        "--from",
+        "2025-01",
+        "--epsilon",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("differential privacy is not available"),
+        "{}",
+        text(&out.stderr)
+    );
+    // without DP the researcher's queries still run (this policy does not require DP)
+    let plain = d.submit();
+    d.wait_listed(&plain, "released");
+}

@@ -276,6 +276,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         min_institutions: 3,
         recipient_key: Vec::new(),
         signature: Vec::new(),
+        ..Default::default()
     };
     concord_api::submission::sign(&mut spec, &read("researcher.key")).unwrap();
     spec.window_months = 24; // changed after signing

@@ -110,12 +110,12 @@ fn main() {
         });
 
         // Contributions: computed and encrypted at each institution; only ciphertexts travel.
-        let mut expected = vec![0u128; plan.layout.cells()];
+        let mut expected = vec![0i128; plan.layout.cells()];
         let mut sum: Vec<Ciphertext> = Vec::new();
         for (institution, events) in &holdings {
             let stat = template.compute(&window, institution, events).unwrap();
             for (e, v) in expected.iter_mut().zip(&stat.values) {
-                *e += *v as u128;
+                *e += *v as i128;
             }
             for (i, ct) in plan
                 .encrypt(&setup.collective, &stat)
@@ -177,7 +177,7 @@ fn main() {
     }
 }
 
-fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[u128]) {
+fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[i128]) {
     match template {
         Template::EventsByMonthTlpDistribution => {
             // collapse months: TLP × distribution over the window
@@ -189,7 +189,7 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[u12
             for (t, tlp) in TLP_LEVELS.iter().enumerate() {
                 print!("  {tlp:<13}");
                 for d in 0..DISTRIBUTIONS.len() {
-                    let total: u128 = cells
+                    let total: i128 = cells
                         .chunks(TLP_LEVELS.len() * DISTRIBUTIONS.len())
                         .map(|m| m[t * DISTRIBUTIONS.len() + d])
                         .sum();
@@ -199,7 +199,7 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[u12
             }
         }
         Template::AttributesByCategoryTypeToIds => {
-            let mut pairs: Vec<(usize, u128, u128)> = cells
+            let mut pairs: Vec<(usize, i128, i128)> = cells
                 .chunks(2)
                 .enumerate()
                 .map(|(i, c)| (i, c[0], c[1]))
@@ -222,8 +222,8 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[u12
             let row = cells.len() / layout.dimensions[0].labels.len();
             println!("  {:<8} {:>10} {:>10}", "month", "attributes", "to_ids");
             for (month, cells) in layout.dimensions[0].labels.iter().zip(cells.chunks(row)) {
-                let all: u128 = cells.iter().sum();
-                let ids: u128 = cells.iter().skip(1).step_by(2).sum();
+                let all: i128 = cells.iter().sum();
+                let ids: i128 = cells.iter().skip(1).step_by(2).sum();
                 if all > 0 {
                     println!("  {month:<8} {all:>10} {ids:>10}");
                 }

@@ -8,6 +8,8 @@
 //! slot. It refuses a plan whose aggregate could exceed the plaintext modulus for the number of
 //! institutions it must hold, so an aggregate never wraps.
 
+pub mod dp;
+
 use concord_bfv::{params, BfvError, BfvParameters, Ciphertext, Plaintext, PublicKey, ValueRange};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
@@ -25,7 +27,7 @@ pub enum QueryError {
         template: &'static str,
         set: &'static str,
     },
-    #[error("template {template} cannot aggregate {institutions} institutions: each may contribute up to {slot_bound} per slot and parameter set {set} holds sums below {t}; at most {max} institutions")]
+    #[error("template {template} cannot aggregate {institutions} institutions: each contribution spans {slot_bound} values per slot and parameter set {set} holds sums below {t}; at most {max} institutions")]
     TooManyInstitutions {
         template: &'static str,
         institutions: usize,
@@ -38,6 +40,8 @@ pub enum QueryError {
     Count { given: usize, expected: usize },
     #[error("the statistic has {given} cells where the layout has {expected}")]
     Cells { given: usize, expected: usize },
+    #[error(transparent)]
+    Dp(#[from] dp::DpError),
 }
 
 /// What node and client agree on for one query.
@@ -48,6 +52,8 @@ pub struct QueryPlan {
     pub layout: Layout,
     pub params: Arc<BfvParameters>,
     pub max_institutions: usize,
+    /// Differential privacy: every node adds its share of noise to every cell.
+    pub dp: Option<dp::DpPlan>,
 }
 
 impl QueryPlan {
@@ -65,25 +71,45 @@ impl QueryPlan {
                 set: layout.parameter_set,
             })?;
         let params = BfvParameters::new(spec)?;
-        let t = params.plaintext_modulus();
-        let max = (t - 1) / layout.slot_bound().max(1);
-        if max_institutions as u64 > max {
-            return Err(QueryError::TooManyInstitutions {
-                template: id,
-                institutions: max_institutions,
-                slot_bound: layout.slot_bound(),
-                set: spec.name,
-                t,
-                max,
-            });
-        }
-        Ok(Self {
+        let plan = Self {
             template,
             window,
             layout,
             params,
             max_institutions,
-        })
+            dp: None,
+        };
+        plan.check_range()?;
+        Ok(plan)
+    }
+
+    /// The same plan with differential privacy: `(ε, δ)` over at least `k` institutions
+    /// ([`dp::DpPlan`]); the noise widens every slot's range.
+    pub fn with_dp(mut self, epsilon: f64, delta: f64, k: usize) -> Result<Self, QueryError> {
+        if !self.layout.summary.is_empty() {
+            return Err(dp::DpError::NotSupported(self.template.info().id).into());
+        }
+        self.dp = Some(dp::DpPlan::new(self.template, epsilon, delta, k)?);
+        self.check_range()?;
+        Ok(self)
+    }
+
+    /// Refuses a plan whose aggregate could exceed the plaintext modulus.
+    fn check_range(&self) -> Result<(), QueryError> {
+        let t = self.params.plaintext_modulus();
+        let width = self.slot_range().width().max(1) as u64;
+        let max = (t - 1) / width;
+        if self.max_institutions as u64 > max {
+            return Err(QueryError::TooManyInstitutions {
+                template: self.template.info().id,
+                institutions: self.max_institutions,
+                slot_bound: width,
+                set: self.params.name(),
+                t,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// Ciphertexts one contribution takes.
@@ -91,9 +117,13 @@ impl QueryPlan {
         self.layout.slots().div_ceil(self.params.degree())
     }
 
-    /// The public range of one institution's slot values.
+    /// The public range of one institution's slot values (with its noise, under DP).
     pub fn slot_range(&self) -> ValueRange {
-        ValueRange::counts(self.layout.slot_bound())
+        let noise = self.dp.as_ref().map_or(0, |dp| dp.bound) as i128;
+        ValueRange {
+            lo: -noise,
+            hi: self.layout.slot_bound() as i128 + noise,
+        }
     }
 
     /// The statistic's slots, batched `N` to a plaintext.
@@ -104,7 +134,12 @@ impl QueryPlan {
                 expected: self.layout.cells(),
             });
         }
-        let slots = self.layout.to_slots(&statistic.values);
+        let mut slots = self.layout.to_slots(&statistic.values);
+        if let Some(dp) = &self.dp {
+            for (slot, noise) in slots.iter_mut().zip(dp.sample(self.layout.cells())?) {
+                *slot += noise;
+            }
+        }
         slots
             .chunks(self.params.degree())
             .map(|chunk| {
@@ -130,8 +165,9 @@ impl QueryPlan {
             .collect()
     }
 
-    /// Aggregated plaintexts (one per ciphertext, in order) → the template's cells.
-    pub fn decode(&self, plaintexts: &[Plaintext]) -> Result<Vec<u128>, QueryError> {
+    /// Aggregated plaintexts (one per ciphertext, in order) → the template's cells (signed:
+    /// DP noise can take a cell below zero).
+    pub fn decode(&self, plaintexts: &[Plaintext]) -> Result<Vec<i128>, QueryError> {
         if plaintexts.len() != self.ciphertexts() {
             return Err(QueryError::Count {
                 given: plaintexts.len(),

@@ -93,13 +93,13 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
         }
         let pk = ckg.finish(agg, &parties).unwrap();
         // contributions, and the plaintext statistic they must sum to
-        let mut expected = vec![0u128; plan.layout.cells()];
+        let mut expected = vec![0i128; plan.layout.cells()];
         let mut sums: Vec<Ciphertext> = Vec::new();
         for (institution, events) in &institutions {
             let stat = template.compute(&window, institution, events).unwrap();
             assert_eq!(stat.clipped_cells, 0);
             for (e, v) in expected.iter_mut().zip(&stat.values) {
-                *e += *v as u128;
+                *e += *v as i128;
             }
             let cts = plan.encrypt(&pk, &stat).unwrap();
             assert_eq!(cts.len(), plan.ciphertexts());

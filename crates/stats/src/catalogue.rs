@@ -187,8 +187,9 @@ impl Layout {
         out
     }
 
-    /// Aggregated slot values → aggregated logical cells (limb sums recombined exactly).
-    pub fn from_slots(&self, slots: &[i64]) -> Result<Vec<u128>, TemplateError> {
+    /// Aggregated slot values → aggregated logical cells (limb sums recombined exactly). Cells
+    /// are signed: an aggregate with differential-privacy noise can fall below zero.
+    pub fn from_slots(&self, slots: &[i64]) -> Result<Vec<i128>, TemplateError> {
         if slots.len() < self.slots() {
             return Err(TemplateError::SlotCount {
                 slots: slots.len(),
@@ -196,12 +197,12 @@ impl Layout {
             });
         }
         let table = self.table_cells();
-        let mut out: Vec<u128> = slots[..table].iter().map(|&v| v.max(0) as u128).collect();
+        let mut out: Vec<i128> = slots[..table].iter().map(|&v| v as i128).collect();
         let mut at = table;
         for cell in &self.summary {
             let limbs = Self::limbs(cell.bound);
             let value = (0..limbs)
-                .map(|i| (slots[at + i].max(0) as u128) << (LIMB_BITS as usize * i))
+                .map(|i| (slots[at + i] as i128) << (LIMB_BITS as usize * i))
                 .sum();
             out.push(value);
             at += limbs;
@@ -308,6 +309,25 @@ impl Template {
                 version: 1,
                 question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
             },
+        }
+    }
+
+    /// The L2 sensitivity of the template's cells to one event — adding or removing one event
+    /// of one institution — for differential privacy (`concord-query` `dp`); `None` where it
+    /// is not bounded yet, and a DP query of the template is refused.
+    ///
+    /// The event counts count each event in exactly one cell: sensitivity 1. An event adds all
+    /// of its attributes to the attribute tables, and its delay and squared delay to
+    /// time-to-publish's sums: unbounded, or bounded only by the per-institution caps, which
+    /// would drown every count in noise — those templates need a per-event cap first.
+    pub fn event_sensitivity(&self) -> Option<f64> {
+        match self {
+            Template::EventsByMonthTlpDistribution | Template::ProducerVsReceiverByMonth => {
+                Some(1.0)
+            }
+            Template::AttributesByCategoryTypeToIds
+            | Template::AttributesByMonthCategoryTypeToIds
+            | Template::TimeToPublish => None,
         }
     }
 
@@ -591,10 +611,10 @@ mod tests {
             .iter()
             .all(|&s| s >= 0 && s as u64 <= layout.slot_bound()));
         let sum: Vec<i64> = sa.iter().zip(&sb).map(|(x, y)| x + y).collect();
-        let expect: Vec<u128> = a
+        let expect: Vec<i128> = a
             .iter()
             .zip(&b)
-            .map(|(&x, &y)| x as u128 + y as u128)
+            .map(|(&x, &y)| x as i128 + y as i128)
             .collect();
         assert_eq!(layout.from_slots(&sum).unwrap(), expect);
     }

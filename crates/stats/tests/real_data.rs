@@ -464,9 +464,50 @@ fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
         let recombined = layout.from_slots(&slots).unwrap();
         assert_eq!(
             recombined,
-            whole.values.iter().map(|&v| v as u128).collect::<Vec<_>>(),
+            whole.values.iter().map(|&v| v as i128).collect::<Vec<_>>(),
             "{}",
             template.info().id
         );
     }
+}
+
+/// The declared sensitivity to one event (what DP noise is calibrated to) holds on the real
+/// data: removing any one event moves the statistic by at most that much, in L2.
+#[test]
+fn removing_one_event_moves_a_template_by_at_most_its_declared_sensitivity() {
+    let Some(dir) = data_dir() else { return };
+    let mut pooled = Vec::new();
+    for group in GROUPS {
+        pooled.extend(load(&dir.join(group)).unwrap().events);
+    }
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let institution = Institution {
+        organisation_uuids: pooled
+            .iter()
+            .filter_map(|e| e.creator_uuid().map(str::to_owned))
+            .take(1)
+            .collect(),
+    };
+    let mut checked = 0;
+    for template in concord_stats::TEMPLATES {
+        let Some(sensitivity) = template.event_sensitivity() else {
+            continue;
+        };
+        let whole = template.compute(&window, &institution, &pooled).unwrap();
+        for skip in (0..pooled.len()).step_by(7) {
+            let mut fewer = pooled.clone();
+            fewer.remove(skip);
+            let part = template.compute(&window, &institution, &fewer).unwrap();
+            let l2 = whole
+                .values
+                .iter()
+                .zip(&part.values)
+                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(l2 <= sensitivity, "{}: {l2}", template.info().id);
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
 }

@@ -224,3 +224,97 @@ impl Deployment {
         std::fs::write(&path, change(text)).unwrap();
     }
 }
+
+/// The plaintext statistic of node `i` of the demo over its own data (an independent path).
+pub fn statistic(
+    work: &std::path::Path,
+    i: usize,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    let config = std::fs::read_to_string(work.join(format!("node-{i}.toml"))).unwrap();
+    let line = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let organisation_uuids: Vec<String> =
+        serde_json::from_str(&line("organisation_uuids = ")).unwrap();
+    let data: String = serde_json::from_str(&line("path = ")).unwrap();
+    let events = concord_stats::load(std::path::Path::new(&data))
+        .unwrap()
+        .events;
+    let institution = concord_stats::Institution { organisation_uuids };
+    template
+        .compute(window, &institution, &events)
+        .unwrap()
+        .values
+        .into_iter()
+        .map(i128::from)
+        .collect()
+}
+
+/// Every node's statistic summed: what an exact aggregate of nodes `1..=n` holds.
+pub fn pooled(
+    work: &std::path::Path,
+    nodes: std::ops::RangeInclusive<usize>,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    let mut total = vec![0i128; template.layout(window).cells()];
+    for i in nodes {
+        for (t, v) in total.iter_mut().zip(statistic(work, i, template, window)) {
+            *t += v;
+        }
+    }
+    total
+}
+
+impl Deployment {
+    /// Submits the test's usual query (events by month, TLP and distribution over 2025) with
+    /// extra options.
+    pub fn submit_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "submit",
+            "--template",
+            "events-by-month-tlp-distribution",
+            "--from",
+            "2025-01",
+        ];
+        args.extend_from_slice(extra);
+        self.query_until_up(&args)
+    }
+
+    /// Kills every node and starts it again (same configuration, same keys and state).
+    pub fn restart_nodes(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let config = self.work.path().join(format!("node-{}.toml", i + 1));
+            *node = Command::new(bin("concord-node"))
+                .arg("--config")
+                .arg(&config)
+                .stderr(
+                    std::fs::File::create(
+                        self.work
+                            .path()
+                            .join(format!("node-{}.restarted.log", i + 1)),
+                    )
+                    .unwrap(),
+                )
+                .spawn()
+                .unwrap();
+            let text = std::fs::read_to_string(&config).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(format!("127.0.0.1:{}", port_of(&text))).is_err() {
+                assert!(Instant::now() < deadline, "node-{} did not come up", i + 1);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Differential privacy of a released aggregate (DESIGN.md §5): distributed discrete Gaussian
+//! noise, one share per contributing institution, accounted in zero-concentrated DP.
+//!
+//! **Unit of privacy: one event** of one institution. A template declares how far adding or
+//! removing one event moves its cells (its L2 sensitivity `Δ`, `concord-stats`
+//! `Template::event_sensitivity`); the event-count templates count every event in exactly one
+//! cell, so `Δ = 1` and one cell moves. Templates without a declared sensitivity refuse DP
+//! queries.
+//!
+//! **Mechanism.** A query asks for `(ε, δ)` and at least `k` institutions (the fewest
+//! contributions any node will release, checked by aggregate verification). Every node adds to
+//! every cell an independent sample of the discrete Gaussian `N_Z(0, s²)` with
+//! `s² = σ²/k`, drawn by OpenDP's exact sampler (`sample_discrete_gaussian`: integer
+//! arithmetic throughout, no floating-point noise), before encryption. A released aggregate sums
+//! `m ≥ k` shares, so its noise has variance at least `σ²` whoever dropped out; more shares
+//! only add noise (post-processing).
+//!
+//! **Accounting.** By Canonne, Kamath and Steinke, "The Discrete Gaussian for Differential
+//! Privacy" (NeurIPS 2020), Theorem 14, the sum of `k` independent `N_Z(0, s²)` shifted by an
+//! integer `Δ` satisfies `D_α ≤ α·Δ²/(2ks²) + τ` with `τ = 10·Σ_{j=1}^{k−1} e^{−2π²s²·j/(j+1)}`:
+//! `(ξ = τ, ρ = Δ²/(2ks²))`-zCDP for the one cell an event moves. `(ξ, ρ)`-zCDP gives
+//! `(ξ + ρ + 2√(ρ·ln(1/δ)), δ)`-DP (Bun and Steinke 2016, Proposition 1.3), and zCDP composes
+//! by adding `ξ` and `ρ` — which is how a node's budget ledger adds up queries. [`DpPlan::new`]
+//! picks the smallest `s` whose query spends at most the asked `ε`.
+//!
+//! **Bounded noise.** Each sample is clamped to `±B`, `B = ⌈12·s⌉`, so the plaintext range
+//! stays public and an aggregate never wraps modulo `t`: a discrete Gaussian exceeds `12s` with
+//! probability below `2e^{−72} < 2^{−100}`, which the plan adds to `δ` for every cell and
+//! contribution ([`DpPlan::delta`]).
+//!
+//! **Trust.** The guarantee needs the noise of at least `k` honest contributions; institutions
+//! colluding with the coordinator could omit theirs (as they could contribute zeros), and the
+//! guarantee degrades to the noise of the honest ones.
+
+use dashu::integer::IBig;
+use dashu::rational::RBig;
+
+/// A DP query as every party derives it from the query: the node to add its noise, the
+/// coordinator and researcher to size the plaintext range and report the noise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DpPlan {
+    /// What the query asked.
+    pub epsilon: f64,
+    pub delta: f64,
+    /// The template's L2 sensitivity to one event.
+    pub sensitivity: f64,
+    /// The fewest contributions the noise is split for.
+    pub institutions: usize,
+    /// Each node's noise: `N_Z(0, scale²)`, clamped to `±bound`.
+    pub scale: f64,
+    pub bound: i64,
+    /// The zCDP cost of the released aggregate, `(ξ, ρ)`.
+    pub xi: f64,
+    pub rho: f64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DpError {
+    #[error("ε = {0} must be positive and at most 10")]
+    Epsilon(f64),
+    #[error("δ = {0} must be in (0, 1e-3]")]
+    Delta(f64),
+    #[error("template {0} has no declared sensitivity to one event: differential privacy is not available for it")]
+    NotSupported(&'static str),
+    #[error("the noise sampler failed: {0}")]
+    Sampler(String),
+}
+
+/// `ε` of `(ξ, ρ)`-zCDP at `δ`.
+pub fn epsilon_of(xi: f64, rho: f64, delta: f64) -> f64 {
+    xi + rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt()
+}
+
+/// The largest `ρ` with `ρ + 2√(ρ ln(1/δ)) ≤ ε`.
+pub fn rho_for(epsilon: f64, delta: f64) -> f64 {
+    let l = (1.0 / delta).ln();
+    ((l + epsilon).sqrt() - l.sqrt()).powi(2)
+}
+
+/// CKS20 Theorem 14's `τ` for `k` shares of scale `s`.
+fn tau(scale: f64, k: usize) -> f64 {
+    let s2 = scale * scale;
+    10.0 * (1..k)
+        .map(|j| (-2.0 * std::f64::consts::PI.powi(2) * s2 * j as f64 / (j as f64 + 1.0)).exp())
+        .sum::<f64>()
+}
+
+impl DpPlan {
+    /// The plan for a query of `template` asking `(ε, δ)` over at least `k` institutions.
+    pub fn new(
+        template: concord_stats::Template,
+        epsilon: f64,
+        delta: f64,
+        k: usize,
+    ) -> Result<Self, DpError> {
+        if !(epsilon > 0.0 && epsilon <= 10.0) {
+            return Err(DpError::Epsilon(epsilon));
+        }
+        if !(delta > 0.0 && delta <= 1e-3) {
+            return Err(DpError::Delta(delta));
+        }
+        let sensitivity = template
+            .event_sensitivity()
+            .ok_or(DpError::NotSupported(template.info().id))?;
+        let k = k.max(1);
+        // the largest ρ the budget allows, less a margin for ξ; shrunk until it fits
+        let mut rho_target = rho_for(epsilon, delta) * (1.0 - 1e-12);
+        loop {
+            let scale = (sensitivity * sensitivity / (2.0 * k as f64 * rho_target)).sqrt();
+            let rho = sensitivity * sensitivity / (2.0 * k as f64 * scale * scale);
+            let xi = tau(scale, k);
+            if epsilon_of(xi, rho, delta) <= epsilon {
+                return Ok(Self {
+                    epsilon,
+                    delta,
+                    sensitivity,
+                    institutions: k,
+                    scale,
+                    bound: (12.0 * scale).ceil() as i64,
+                    xi,
+                    rho,
+                });
+            }
+            rho_target *= 0.999;
+        }
+    }
+
+    /// The standard deviation (at least) of the released aggregate's noise per cell.
+    pub fn aggregate_std_dev(&self) -> f64 {
+        self.scale * (self.institutions as f64).sqrt()
+    }
+
+    /// What the released aggregate costs, as `(ε, δ)`: the asked `ε` at most, and `δ` plus the
+    /// clamping's `2^-100` per cell and contribution.
+    pub fn spent(&self, cells: usize, contributions: usize) -> (f64, f64) {
+        (
+            epsilon_of(self.xi, self.rho, self.delta),
+            self.delta + (cells * contributions) as f64 * 2f64.powi(-100),
+        )
+    }
+
+    /// One node's noise for `cells` cells: exact discrete Gaussian samples, clamped to `±bound`.
+    pub fn sample(&self, cells: usize) -> Result<Vec<i64>, DpError> {
+        let scale = RBig::try_from(self.scale).map_err(|e| DpError::Sampler(format!("{e:?}")))?;
+        (0..cells)
+            .map(|_| {
+                let x: IBig = opendp::traits::samplers::sample_discrete_gaussian(scale.clone())
+                    .map_err(|e| DpError::Sampler(e.to_string()))?;
+                let x = i64::try_from(x).unwrap_or(i64::MAX);
+                Ok(x.clamp(-self.bound, self.bound))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_stats::Template;
+
+    #[test]
+    fn the_plan_spends_at_most_the_asked_epsilon_and_no_more_noise_than_needed() {
+        for (epsilon, delta, k) in [(1.0, 1e-6, 3), (0.1, 1e-9, 10), (5.0, 1e-5, 2)] {
+            let plan =
+                DpPlan::new(Template::EventsByMonthTlpDistribution, epsilon, delta, k).unwrap();
+            let (spent, _) = plan.spent(100, k);
+            assert!(spent <= epsilon, "{spent} > {epsilon}");
+            assert!(
+                spent > 0.98 * epsilon,
+                "{spent} wastes the budget of {epsilon}"
+            );
+            assert_eq!(plan.bound, (12.0 * plan.scale).ceil() as i64);
+            // ρ from the scale as documented
+            let rho = 1.0 / (2.0 * k as f64 * plan.scale * plan.scale);
+            assert!((plan.rho - rho).abs() < 1e-12);
+        }
+        // ε = 1, δ = 1e-6, k = 3: ρ ≈ 0.0175, so s² ≈ 9.5 per node (σ ≈ 5.3 in all)
+        let plan = DpPlan::new(Template::EventsByMonthTlpDistribution, 1.0, 1e-6, 3).unwrap();
+        assert!((plan.rho / rho_for(1.0, 1e-6) - 1.0).abs() < 1e-9);
+        assert!(
+            (plan.scale * plan.scale - 9.5).abs() < 0.2,
+            "{}",
+            plan.scale
+        );
+        assert!((epsilon_of(0.0, rho_for(1.0, 1e-6), 1e-6) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_parameters_and_templates_without_sensitivity_are_refused() {
+        let t = Template::EventsByMonthTlpDistribution;
+        assert_eq!(DpPlan::new(t, 0.0, 1e-6, 3), Err(DpError::Epsilon(0.0)));
+        assert_eq!(DpPlan::new(t, 11.0, 1e-6, 3), Err(DpError::Epsilon(11.0)));
+        assert_eq!(DpPlan::new(t, 1.0, 0.1, 3), Err(DpError::Delta(0.1)));
+        assert!(matches!(
+            DpPlan::new(Template::TimeToPublish, 1.0, 1e-6, 3),
+            Err(DpError::NotSupported("time-to-publish"))
+        ));
+    }
+
+    /// The noise of a released aggregate — the sum of k nodes' samples, as the nodes draw them —
+    /// has the declared distribution: mean 0, variance k·s², and the discrete Gaussian's mass
+    /// within one standard deviation. The sampler draws from the operating system's CSPRNG
+    /// (by design it takes no seed), so each check's threshold is set at 6 standard errors: a
+    /// correct sampler fails one with probability below 1e-8.
+    #[test]
+    fn summed_node_noise_has_the_declared_scale() {
+        let plan = DpPlan::new(Template::EventsByMonthTlpDistribution, 1.0, 1e-6, 3).unwrap();
+        let draws = 30_000;
+        let shares: Vec<Vec<i64>> = (0..plan.institutions)
+            .map(|_| plan.sample(draws).unwrap())
+            .collect();
+        let sums: Vec<f64> = (0..draws)
+            .map(|i| shares.iter().map(|s| s[i]).sum::<i64>() as f64)
+            .collect();
+        let n = draws as f64;
+        let mean = sums.iter().sum::<f64>() / n;
+        let variance = sums.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let sigma = plan.aggregate_std_dev();
+        assert!(mean.abs() < 6.0 * sigma / n.sqrt(), "mean {mean}");
+        // the variance of a sample variance of a near-Gaussian: 2σ⁴/(n−1)
+        let se = sigma * sigma * (2.0 / (n - 1.0)).sqrt();
+        assert!(
+            (variance - sigma * sigma).abs() < 6.0 * se,
+            "variance {variance}, declared {}",
+            sigma * sigma
+        );
+        // P(|X| ≤ σ) of the continuous Gaussian is 0.6827; the discrete one at this scale is
+        // within 0.01 of it
+        let within = sums.iter().filter(|x| x.abs() <= sigma).count() as f64 / n;
+        let p: f64 = 0.6827;
+        assert!(
+            (within - p).abs() < 0.01 + 6.0 * (p * (1.0 - p) / n).sqrt(),
+            "{within}"
+        );
+        // every share within its public bound
+        assert!(shares.iter().flatten().all(|x| x.abs() <= plan.bound));
+    }
+}
