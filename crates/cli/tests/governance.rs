@@ -148,15 +148,11 @@ fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
 
     let id = submit(&d, &["--epsilon", "1"]);
     d.wait_listed(&id, "released");
-    let out = d.query(&["result", &id, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let released: Vec<i128> = result["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].as_i64().unwrap() as i128)
-        .collect();
+    let (result, released) = d.result_json(&id);
+    assert_eq!(
+        (result["epsilon"].as_f64(), result["delta"].as_f64()),
+        (Some(1.0), Some(1e-6))
+    );
     let window =
         concord_stats::Window::new(concord_stats::YearMonth::parse("2025-01").unwrap(), 12)
             .unwrap();

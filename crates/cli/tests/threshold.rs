@@ -44,15 +44,7 @@ fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
     }
     assert!(approve(&id).status.success());
     d.wait_listed(&id, "released");
-    let out = d.query(&["result", &id, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
-    let released: Vec<i128> = result["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["value"].as_i64().unwrap() as i128)
-        .collect();
+    let (result, released) = d.result_json(&id);
     let window = Window::new(YearMonth::parse("2025-01").unwrap(), 12).unwrap();
     let expected = pooled(
         d.work.path(),

@@ -288,6 +288,20 @@ impl Deployment {
         self.query_until_up(&args)
     }
 
+    /// A released query's result as `query result --json` gives it, and its cells in order.
+    pub fn result_json(&self, id: &str) -> (serde_json::Value, Vec<i128>) {
+        let out = self.query(&["result", id, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        let cells = result["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_i64().unwrap() as i128)
+            .collect();
+        (result, cells)
+    }
+
     /// Kills every node and starts it again (same configuration, same keys and state).
     pub fn restart_nodes(&mut self) {
         for node in &mut self.nodes {
