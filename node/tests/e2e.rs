@@ -236,6 +236,20 @@ async fn four_node_processes_answer_every_template_exactly() {
             }
         }
         assert_eq!(cells, expected, "{}", template.info().id);
+        // what the coordinator stored is that same sealed result, and no other key opens it:
+        // the coordinator holds no BFV secret at all, and a key it could make is just another
+        let stored = store.sealed_result(&query_id).unwrap();
+        assert_eq!(stored, outcome.sealed);
+        let other = SecretKey::generate(&plan.params);
+        let opened: Vec<_> = stored
+            .iter()
+            .map(|b| {
+                other
+                    .decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        assert_ne!(plan.decode(&opened).unwrap(), expected);
         assert!(outcome.smudging_lambda >= 40.0);
         assert_eq!(outcome.contributors.len(), 4);
     }

@@ -19,6 +19,8 @@ pub struct DemoArgs {
     pub nodes: usize,
     pub from: Option<String>,
     pub months: Option<u16>,
+    /// Threshold mode: any `T` of the nodes release a result.
+    pub threshold: Option<usize>,
 }
 
 struct Processes(Vec<Child>);
@@ -132,8 +134,12 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let coordinator_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    let threshold = args
+        .threshold
+        .map(|t| format!("threshold = {t}\n"))
+        .unwrap_or_default();
     let config = format!(
-        "listen = \"127.0.0.1:{coordinator_port}\"\nstate = \"coordinator.redb\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n"
+        "listen = \"127.0.0.1:{coordinator_port}\"\nstate = \"coordinator.redb\"\n{threshold}[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n"
     );
     std::fs::write(work.join("coordinator.toml"), config)?;
     let log = std::fs::File::create(work.join("coordinator.log"))?;
@@ -216,10 +222,11 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             client::print_table(&client::layout_of(&status)?, &client::cells_of(&status, &work, "researcher")?);
             println!(
-                "  [query {}: {} institutions, {} events covered, sealed to the researcher's key, smudging λ = {:.1} bits, {:.2} s]\n",
+                "  [query {}: {} institutions, {} events covered, sealed to the researcher's key, released by the shares of {}, smudging λ = {:.1} bits, {:.2} s]\n",
                 status.query_id,
                 status.institutions,
                 status.events_covered,
+                status.shares_from.join(", "),
                 status.smudging_lambda,
                 started.elapsed().as_secs_f64()
             );

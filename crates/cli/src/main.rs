@@ -64,6 +64,9 @@ enum Command {
         /// Months in the query window.
         #[arg(long)]
         months: Option<u16>,
+        /// Threshold mode: any T of the nodes release a result (set up after CKG).
+        #[arg(long)]
+        threshold: Option<usize>,
     },
 }
 
@@ -341,6 +344,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             nodes,
             from,
             months,
+            threshold,
         } => {
             demo::run(demo::DemoArgs {
                 work,
@@ -348,6 +352,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 nodes,
                 from,
                 months,
+                threshold,
             })?;
         }
         Command::Keys {
