@@ -254,6 +254,56 @@ async fn four_node_processes_answer_every_template_exactly() {
         assert_eq!(outcome.contributors.len(), 4);
     }
 
+    // differential privacy with the attribute table (its unit: one attribute): the released
+    // cells are the pooled statistic plus noise of the declared scale
+    let template = Template::AttributesByCategoryTypeToIds;
+    let dp_spec = QuerySpec {
+        epsilon: 1.0,
+        delta: 1e-6,
+        recipient_key: PublicKey::generate(&researcher[template.parameter_set()]).to_bytes(),
+        ..unsigned(&template, 3)
+    };
+    let outcome = coordinator
+        .run_query("q-dp", signed(dp_spec), &alice_der)
+        .await
+        .unwrap();
+    let plan = QueryPlan::new(template, window, 4)
+        .unwrap()
+        .with_dp(1.0, 1e-6, 3)
+        .unwrap();
+    let sk = &researcher[plan.layout.parameter_set];
+    let opened: Vec<_> = outcome
+        .sealed
+        .iter()
+        .map(|b| {
+            sk.decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let noisy = plan.decode(&opened).unwrap();
+    let dp = plan.dp.as_ref().unwrap();
+    let mut exact = vec![0i128; plan.layout.cells()];
+    for (institution, events) in &institutions {
+        let stat = template.compute(&window, institution, events).unwrap();
+        for (e, v) in exact.iter_mut().zip(&stat.values) {
+            *e += *v as i128;
+        }
+    }
+    let errors: Vec<f64> = noisy
+        .iter()
+        .zip(&exact)
+        .map(|(a, b)| (a - b) as f64)
+        .collect();
+    assert!(errors.iter().all(|e| e.abs() <= 4.0 * dp.bound as f64));
+    let rms = (errors.iter().map(|e| e * e).sum::<f64>() / errors.len() as f64).sqrt();
+    // four contributions: σ² = 4·s²
+    let sigma = dp.scale * 2.0;
+    assert!(
+        (0.75 * sigma..1.25 * sigma).contains(&rms),
+        "rms {rms}, σ {sigma} over {} cells",
+        errors.len()
+    );
+
     // a result public to the community (CKS): node-d's policy does not allow it
     match coordinator
         .run_query(

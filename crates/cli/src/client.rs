@@ -80,7 +80,8 @@ pub fn dp_report(status: &QueryStatus) -> Option<String> {
     .ok()?;
     let sigma = plan.scale * (status.contributors.len().max(plan.institutions) as f64).sqrt();
     Some(format!(
-        "differential privacy: ε = {} spent, δ = {:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({} shares of σ = {:.2})",
+        "differential privacy for one {}: ε = {} spent, δ = {:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({} shares of σ = {:.2})",
+        plan.unit,
         spec.epsilon,
         spec.delta,
         plan.rho,

@@ -1,11 +1,11 @@
 //! Differential privacy of a released aggregate (DESIGN.md §5): distributed discrete Gaussian
 //! noise, one share per contributing institution, accounted in zero-concentrated DP.
 //!
-//! **Unit of privacy: one event** of one institution. A template declares how far adding or
-//! removing one event moves its cells (its L2 sensitivity `Δ`, `concord-stats`
-//! `Template::event_sensitivity`); the event-count templates count every event in exactly one
-//! cell, so `Δ = 1` and one cell moves. Templates without a declared sensitivity refuse DP
-//! queries.
+//! **Unit of privacy.** A template declares what its DP results hide — one event, or one
+//! attribute, of one institution — and how far adding or removing one moves its cells (its L2
+//! sensitivity `Δ`, `concord-stats` `Template::privacy_unit`): the event counts count every
+//! event, the attribute tables every attribute, in exactly one cell, so `Δ = 1` and one cell
+//! moves. Templates without a declared unit refuse DP queries.
 //!
 //! **Mechanism.** A query asks for `(ε, δ)` and at least `k` institutions (the fewest
 //! contributions any node will release, checked by aggregate verification). Every node adds to
@@ -42,7 +42,8 @@ pub struct DpPlan {
     /// What the query asked.
     pub epsilon: f64,
     pub delta: f64,
-    /// The template's L2 sensitivity to one event.
+    /// What the result hides ("event", "attribute"), and the template's L2 sensitivity to one.
+    pub unit: &'static str,
     pub sensitivity: f64,
     /// The fewest contributions the noise is split for.
     pub institutions: usize,
@@ -60,7 +61,7 @@ pub enum DpError {
     Epsilon(f64),
     #[error("δ = {0} must be in (0, 1e-3]")]
     Delta(f64),
-    #[error("template {0} has no declared sensitivity to one event: differential privacy is not available for it")]
+    #[error("template {0} declares no unit of privacy and sensitivity: differential privacy is not available for it")]
     NotSupported(&'static str),
     #[error("the noise sampler failed: {0}")]
     Sampler(String),
@@ -99,8 +100,8 @@ impl DpPlan {
         if !(delta > 0.0 && delta <= 1e-3) {
             return Err(DpError::Delta(delta));
         }
-        let sensitivity = template
-            .event_sensitivity()
+        let concord_stats::PrivacyUnit { unit, sensitivity } = template
+            .privacy_unit()
             .ok_or(DpError::NotSupported(template.info().id))?;
         let k = k.max(1);
         // the largest ρ the budget allows, less a margin for ξ; shrunk until it fits
@@ -113,6 +114,7 @@ impl DpPlan {
                 return Ok(Self {
                     epsilon,
                     delta,
+                    unit,
                     sensitivity,
                     institutions: k,
                     scale,

@@ -211,6 +211,15 @@ impl Layout {
     }
 }
 
+/// What a differentially private result of a template hides (see [`Template::privacy_unit`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PrivacyUnit {
+    /// "event" or "attribute"
+    pub unit: &'static str,
+    /// L2 distance of the cells when one such unit is added or removed.
+    pub sensitivity: f64,
+}
+
 /// A local statistic, before encryption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statistic {
@@ -312,22 +321,31 @@ impl Template {
         }
     }
 
-    /// The L2 sensitivity of the template's cells to one event — adding or removing one event
-    /// of one institution — for differential privacy (`concord-query` `dp`); `None` where it
-    /// is not bounded yet, and a DP query of the template is refused.
+    /// What differential privacy protects for this template (`concord-query` `dp`): the unit
+    /// whose presence a released result hides, and the L2 sensitivity of the cells to adding
+    /// or removing one such unit of one institution. `None`: not declared yet, and a DP query
+    /// of the template is refused.
     ///
-    /// The event counts count each event in exactly one cell: sensitivity 1. An event adds all
-    /// of its attributes to the attribute tables, and its delay and squared delay to
-    /// time-to-publish's sums: unbounded, or bounded only by the per-institution caps, which
-    /// would drown every count in noise — those templates need a per-event cap first.
-    pub fn event_sensitivity(&self) -> Option<f64> {
+    /// The event counts count each event in exactly one cell: one **event**, sensitivity 1.
+    /// The attribute tables count each attribute (indicator) in exactly one cell: one
+    /// **attribute**, sensitivity 1 — an event adds all its attributes, so protecting whole
+    /// events there would need a per-event cap that large feeds' events (thousands of
+    /// indicators each) exceed. Time-to-publish adds an event's delay and squared delay to its
+    /// sums: bounded only by the per-institution caps, which would drown the histogram in noise.
+    pub fn privacy_unit(&self) -> Option<PrivacyUnit> {
         match self {
             Template::EventsByMonthTlpDistribution | Template::ProducerVsReceiverByMonth => {
-                Some(1.0)
+                Some(PrivacyUnit {
+                    unit: "event",
+                    sensitivity: 1.0,
+                })
             }
             Template::AttributesByCategoryTypeToIds
-            | Template::AttributesByMonthCategoryTypeToIds
-            | Template::TimeToPublish => None,
+            | Template::AttributesByMonthCategoryTypeToIds => Some(PrivacyUnit {
+                unit: "attribute",
+                sensitivity: 1.0,
+            }),
+            Template::TimeToPublish => None,
         }
     }
 

@@ -13,7 +13,8 @@ pub mod misp;
 pub mod source;
 
 pub use catalogue::{
-    Institution, Layout, Statistic, Template, TemplateError, Window, YearMonth, TEMPLATES,
+    Institution, Layout, PrivacyUnit, Statistic, Template, TemplateError, Window, YearMonth,
+    TEMPLATES,
 };
 pub use misp::{parse_events, Event, EventError};
 pub use source::{
