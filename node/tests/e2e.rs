@@ -39,6 +39,34 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A sealed result opened with the researcher's key, decoded by the plan.
+fn open(sk: &SecretKey, plan: &QueryPlan, sealed: &[Vec<u8>]) -> Vec<i128> {
+    let plaintexts: Vec<_> = sealed
+        .iter()
+        .map(|b| {
+            sk.decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
+                .unwrap()
+        })
+        .collect();
+    plan.decode(&plaintexts).unwrap()
+}
+
+/// The institutions' plaintext statistics summed: what an exact aggregate holds.
+fn pooled(
+    template: Template,
+    window: &Window,
+    institutions: &[(Institution, Vec<concord_stats::Event>)],
+) -> Vec<i128> {
+    let mut total = vec![0i128; template.layout(window).cells()];
+    for (institution, events) in institutions {
+        let stat = template.compute(window, institution, events).unwrap();
+        for (t, v) in total.iter_mut().zip(&stat.values) {
+            *t += *v as i128;
+        }
+    }
+    total
+}
+
 struct Nodes(Vec<Child>);
 
 impl Drop for Nodes {
@@ -218,23 +246,12 @@ async fn four_node_processes_answer_every_template_exactly() {
         // sealed: the coordinator holds ciphertexts only the researcher's key opens
         assert!(outcome.cells.is_empty());
         let plan = QueryPlan::new(*template, window, 4).unwrap();
-        let sk = &researcher[plan.layout.parameter_set];
-        let plaintexts: Vec<_> = outcome
-            .sealed
-            .iter()
-            .map(|b| {
-                sk.decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
-                    .unwrap()
-            })
-            .collect();
-        let cells = plan.decode(&plaintexts).unwrap();
-        let mut expected = vec![0i128; template.layout(&window).cells()];
-        for (institution, events) in &institutions {
-            let stat = template.compute(&window, institution, events).unwrap();
-            for (e, v) in expected.iter_mut().zip(&stat.values) {
-                *e += *v as i128;
-            }
-        }
+        let cells = open(
+            &researcher[plan.layout.parameter_set],
+            &plan,
+            &outcome.sealed,
+        );
+        let expected = pooled(*template, &window, &institutions);
         assert_eq!(cells, expected, "{}", template.info().id);
         // what the coordinator stored is that same sealed result, and no other key opens it:
         // the coordinator holds no BFV secret at all, and a key it could make is just another
@@ -271,24 +288,13 @@ async fn four_node_processes_answer_every_template_exactly() {
         .unwrap()
         .with_dp(1.0, 1e-6, 3)
         .unwrap();
-    let sk = &researcher[plan.layout.parameter_set];
-    let opened: Vec<_> = outcome
-        .sealed
-        .iter()
-        .map(|b| {
-            sk.decrypt(&Ciphertext::from_bytes(&plan.params, b).unwrap())
-                .unwrap()
-        })
-        .collect();
-    let noisy = plan.decode(&opened).unwrap();
+    let noisy = open(
+        &researcher[plan.layout.parameter_set],
+        &plan,
+        &outcome.sealed,
+    );
     let dp = plan.dp.as_ref().unwrap();
-    let mut exact = vec![0i128; plan.layout.cells()];
-    for (institution, events) in &institutions {
-        let stat = template.compute(&window, institution, events).unwrap();
-        for (e, v) in exact.iter_mut().zip(&stat.values) {
-            *e += *v as i128;
-        }
-    }
+    let exact = pooled(template, &window, &institutions);
     let errors: Vec<f64> = noisy
         .iter()
         .zip(&exact)
