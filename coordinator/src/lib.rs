@@ -218,7 +218,8 @@ pub struct Coordinator {
     threshold: Option<usize>,
     timeout: Duration,
     store: Arc<QueryStore>,
-    collective_keys: HashMap<&'static str, PublicKey>,
+    /// Per parameter set: the collective key and the CRS seed it was made with.
+    collective_keys: HashMap<&'static str, (PublicKey, Vec<u8>)>,
     traffic: Arc<Traffic>,
     observer: Option<Observer>,
 }
@@ -367,10 +368,11 @@ impl Coordinator {
 
     /// The collective public key for `params`: the stored one if it was made for exactly these
     /// nodes, otherwise a fresh CKG across every node.
+    /// (with the seed of its CRS, which names the setup threshold shares belong to).
     async fn collective_key(
         &mut self,
         params: &Arc<BfvParameters>,
-    ) -> Result<PublicKey, CoordinatorError> {
+    ) -> Result<(PublicKey, Vec<u8>), CoordinatorError> {
         if let Some(key) = self.collective_keys.get(params.name()) {
             return Ok(key.clone());
         }
@@ -379,12 +381,14 @@ impl Coordinator {
                 && stored.threshold == self.threshold.unwrap_or(0)
             {
                 if let Ok(key) = PublicKey::from_bytes(params, &stored.key) {
+                    let key = (key, stored.crs_seed);
                     self.collective_keys.insert(params.name(), key.clone());
                     return Ok(key);
                 }
             }
         }
-        self.setup(params).await
+        self.setup(params).await?;
+        Ok(self.collective_keys[params.name()].clone())
     }
 
     /// CKG across every node for `params`, with a fresh CRS; the key is stored.
@@ -427,9 +431,11 @@ impl Coordinator {
                 parties: self.stored_parties(),
                 key: key.to_bytes(),
                 threshold: self.threshold.unwrap_or(0),
+                crs_seed: crs.seed().to_vec(),
             },
         )?;
-        self.collective_keys.insert(params.name(), key.clone());
+        self.collective_keys
+            .insert(params.name(), (key.clone(), crs.seed().to_vec()));
         tracing::info!(
             set = params.name(),
             nodes = self.nodes.len(),
@@ -614,7 +620,7 @@ impl Coordinator {
                 .map_err(|e| CoordinatorError::Query(e.to_string()))?;
         }
         let params = plan.params.clone();
-        let key = self.collective_key(&params).await?;
+        let (key, crs_seed) = self.collective_key(&params).await?;
 
         if record.phase == "submitted" || record.phase == "proposed" {
             let started = Instant::now();
@@ -806,6 +812,10 @@ impl Coordinator {
                 commitments: commitments.clone(),
                 fingerprints: fingerprints.clone(),
                 active_parties: active_parties.clone(),
+                crs_seed: match self.threshold {
+                    Some(_) => crs_seed.clone(),
+                    None => Vec::new(),
+                },
             },
             |mut client, request| async move {
                 let parts = client.decrypt(stream(request)).await?.into_inner();

@@ -145,6 +145,9 @@ pub struct StoredKey {
     /// `T` of a threshold setup every party completed (0: all-party mode only).
     #[serde(default)]
     pub threshold: usize,
+    /// The seed of the CRS the key was made with: it names the setup.
+    #[serde(default)]
+    pub crs_seed: Vec<u8>,
 }
 
 /// An enrolled node.
@@ -456,6 +459,7 @@ mod tests {
             parties: vec![("node-1".into(), 1), ("node-2".into(), 2)],
             key: vec![9; 100],
             threshold: 2,
+            crs_seed: vec![3; 32],
         };
         {
             let store = QueryStore::open(&path).unwrap();

@@ -365,6 +365,12 @@ impl NodeService {
                     params.name()
                 ))
             })?;
+        if stored.crs_seed[..] != req.crs_seed[..] {
+            return Err(Status::failed_precondition(format!(
+                "this node's threshold key share for {} belongs to another setup than the collective key's: run setup again",
+                params.name()
+            )));
+        }
         if stored.key.party().0 != req.party {
             return Err(Status::invalid_argument(format!(
                 "this node is party {} of the threshold setup, not {}",

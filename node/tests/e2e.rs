@@ -632,6 +632,7 @@ async fn malicious_coordinator(
                 commitments,
                 fingerprints,
                 active_parties: Vec::new(),
+                crs_seed: Vec::new(),
             }
         }
     };

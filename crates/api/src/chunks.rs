@@ -65,7 +65,8 @@ chunked!(
     key_parties,
     commitments,
     fingerprints,
-    active_parties
+    active_parties,
+    crs_seed
 );
 chunked!(DecryptShares, shares);
 chunked!(Resharings, sealed);
@@ -129,6 +130,7 @@ mod tests {
             commitments: vec![Commitment::default(); 3],
             fingerprints: vec![SignedFingerprint::default(); 3],
             active_parties: vec![1, 2],
+            crs_seed: vec![4; 32],
         };
         let parts = request.clone().split();
         assert_eq!(parts.len(), 3);
