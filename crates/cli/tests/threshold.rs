@@ -6,7 +6,8 @@
 //! 1. nodes 4 and 5 die after agreeing: they are left out, the query is released from the
 //!    contributions and shares of nodes 1–3, exactly their pooled statistic, and the result
 //!    names whose shares released it;
-//! 2. node 3 dies too, after agreeing: two contributions remain, fewer than T, and the query
+//! 2. a node whose threshold share belongs to another setup refuses to decrypt, and says why;
+//! 3. node 3 dies too, after agreeing: two contributions remain, fewer than T, and the query
 //!    fails cleanly, saying so.
 
 #![cfg(unix)]
@@ -64,6 +65,23 @@ fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
         table.contains("released by the shares of: node-1, node-2, node-3"),
         "{table}"
     );
+
+    // a node whose threshold share belongs to another setup (as after a re-run setup it
+    // missed: here its stored CRS seed is changed) refuses to decrypt, and says why
+    let share = d.work.path().join("keys-node-1").join("ADD-8192.threshold");
+    let kept = std::fs::read(&share).unwrap();
+    let mut other = kept.clone();
+    other[0] ^= 1;
+    std::fs::write(&share, &other).unwrap();
+    let id = d.submit();
+    d.wait_listed(&id, "awaiting approval at node-1");
+    assert!(approve(&id).status.success());
+    let line = d.wait_listed(&id, "failed");
+    assert!(
+        line.contains("node-1") && line.contains("belongs to another setup"),
+        "{line}"
+    );
+    std::fs::write(&share, &kept).unwrap();
 
     // 2. node 3 killed after agreeing as well: two contributions, fewer than T
     let id = d.submit();
