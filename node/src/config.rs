@@ -14,6 +14,7 @@
 //!
 //! [data]
 //! path = "/var/lib/misp/feed"               # a MISP feed directory or a directory of event exports
+//! survey = "/etc/concord/survey.toml"       # optional: this institution's survey answers
 //!
 //! [policy]
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
@@ -80,6 +81,9 @@ fn default_coordinator_name() -> String {
 pub struct DataSource {
     /// A MISP feed directory (with `manifest.json`) or a directory of event exports.
     pub path: PathBuf,
+    /// The institution's answers to the community survey (`concord-stats` `survey` format),
+    /// for the survey tally; absent: the node takes no part in it.
+    pub survey: Option<PathBuf>,
 }
 
 /// What this node agrees to take part in.
@@ -271,6 +275,7 @@ impl Config {
         for p in [&mut config.keys_dir, &mut config.data.path]
             .into_iter()
             .chain(config.audit_log.as_mut())
+            .chain(config.data.survey.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);

@@ -38,6 +38,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     State(#[from] state::StateError),
+    #[error("survey answers: {0}")]
+    Survey(#[from] concord_stats::survey::SurveyError),
     #[error("MISP data: {0}")]
     Data(#[from] concord_stats::SourceError),
     #[error("server: {0}")]
@@ -104,8 +106,13 @@ pub async fn run(
         path: audit_path,
         source,
     })?;
+    let survey = match &config.data.survey {
+        Some(path) => Some(concord_stats::survey::load(path)?),
+        None => None,
+    };
     let institution = concord_stats::Institution {
         organisation_uuids: config.organisation_uuids.clone(),
+        survey,
     };
     let service = service::NodeService::new(
         keys,

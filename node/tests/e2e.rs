@@ -135,12 +135,15 @@ async fn four_node_processes_answer_every_template_exactly() {
             .port();
         // node d does not take part in time-to-publish
         let policy = if i == 3 {
-            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\"]\nmin_institutions = 3\n"
+            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\", \"survey-sharing-motivations\"]\nmin_institutions = 3\n"
         } else {
             "[policy]\nmin_institutions = 3\nallow_public_results = true\n"
         };
+        // each institution's answers to the community survey
+        let survey = concord_stats::generator::survey_answers(&name);
+        std::fs::write(root.join(format!("survey-{name}.toml")), &survey).unwrap();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\n{policy}",
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{name}.toml\"\n{policy}",
             source.to_str().unwrap()
         );
         let config_path = root.join(format!("{name}.toml"));
@@ -161,6 +164,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         institutions.push((
             Institution {
                 organisation_uuids: orgs,
+                survey: Some(concord_stats::survey::parse(&survey).unwrap()),
             },
             set.events,
         ));

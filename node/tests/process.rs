@@ -206,6 +206,12 @@ async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
 fn bad_configurations_stop_the_node_with_a_clear_message() {
     let f = fixture();
     let config = f.dir.path().join("bad.toml");
+    // survey answers with a level out of range on line 5
+    std::fs::write(
+        f.dir.path().join("survey.toml"),
+        "survey = \"sharing-motivations\"\nversion = 1\n[answers]\nreasons-to-share = [\"reciprocity\"]\ntrust-in-community = 9\n",
+    )
+    .unwrap();
     for (text, expect) in [
         ("listen = \"nowhere\"", "bad.toml"),
         ("listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\ncolour = \"blue\"", "unknown field"),
@@ -216,6 +222,10 @@ fn bad_configurations_stop_the_node_with_a_clear_message() {
         (
             "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"no-such-dir\"",
             "no-such-dir",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\nsurvey = \"survey.toml\"",
+            "survey.toml:5: trust-in-community: a level from 1 to 5",
         ),
     ] {
         std::fs::write(&config, text).unwrap();

@@ -167,8 +167,13 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        // the institution's answers to the community survey (generated for the demo)
+        std::fs::write(
+            work.join(format!("survey-{node}.toml")),
+            concord_stats::generator::survey_answers(name),
+        )?;
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{node}.toml\"\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
             data_dir.to_str().ok_or("non-UTF-8 path")?
         );
         let config_path = work.join(format!("{node}.toml"));

@@ -63,6 +63,10 @@ fn main() {
         holdings.push((
             Institution {
                 organisation_uuids: vec![profile.organisation_uuid],
+                survey: concord_stats::survey::parse(&concord_stats::generator::survey_answers(
+                    name,
+                ))
+                .ok(),
             },
             set.events,
         ));
@@ -246,6 +250,11 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[i12
             let (count, sum, sumsq) = (cells[n] as f64, cells[n + 1] as f64, cells[n + 2] as f64);
             let mean = sum / count;
             println!("  mean delay {mean:.1} days, standard deviation {:.1} days, over {count} published events", (sumsq / count - mean * mean).max(0.0).sqrt());
+        }
+        Template::SurveySharingMotivations => {
+            for (label, v) in layout.dimensions[0].labels.iter().zip(cells) {
+                println!("  {label:<50} {v:>3}");
+            }
         }
     }
 }

@@ -37,12 +37,19 @@ fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
             .to_owned()
     };
     let bigs = [big("TweetFeed"), big("Infoblox"), big("ESET")];
+    // each institution also holds answers to the community survey
+    let answers = |i: usize| {
+        let text = concord_stats::generator::survey_answers(&format!("institution-{i}"));
+        Some(concord_stats::survey::parse(&text).unwrap())
+    };
     let mut out: Vec<(Institution, Vec<Event>)> = bigs
         .iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(i, u)| {
             (
                 Institution {
                     organisation_uuids: vec![u.clone()],
+                    survey: answers(i),
                 },
                 Vec::new(),
             )
@@ -65,6 +72,7 @@ fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
     out.push((
         Institution {
             organisation_uuids: rest_orgs.into_iter().collect(),
+            survey: answers(3),
         },
         rest,
     ));

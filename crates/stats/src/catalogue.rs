@@ -89,6 +89,8 @@ impl Window {
 pub struct Institution {
     /// The `Orgc` uuids under which this institution creates events.
     pub organisation_uuids: Vec<String>,
+    /// Its answers to the community survey, if it holds them ([`crate::survey`]).
+    pub survey: Option<crate::survey::SurveyAnswers>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +101,8 @@ pub enum TemplateError {
     Window(String),
     #[error("template {template} needs the institution's organisation uuid(s) (`organisation_uuids` in the node configuration)")]
     NeedsOrganisation { template: &'static str },
+    #[error("template {template} needs the institution's survey answers (`survey` in the node configuration's [data])")]
+    NeedsSurvey { template: &'static str },
     #[error("{slots} slot values where the layout has {expected}")]
     SlotCount { slots: usize, expected: usize },
 }
@@ -240,6 +244,7 @@ pub enum Template {
     ProducerVsReceiverByMonth,
     TimeToPublish,
     AttributesByMonthCategoryTypeToIds,
+    SurveySharingMotivations,
 }
 
 /// The public description of a template.
@@ -256,6 +261,7 @@ pub const TEMPLATES: &[Template] = &[
     Template::ProducerVsReceiverByMonth,
     Template::TimeToPublish,
     Template::AttributesByMonthCategoryTypeToIds,
+    Template::SurveySharingMotivations,
 ];
 
 /// TLP levels, least to most restrictive, then "no TLP tag".
@@ -318,6 +324,11 @@ impl Template {
                 version: 1,
                 question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
             },
+            Template::SurveySharingMotivations => TemplateInfo {
+                id: "survey-sharing-motivations",
+                version: 1,
+                question: "Why do institutions share or not, and how do they rate trust, value and tools? (survey tally: institutions per answer)",
+            },
         }
     }
 
@@ -345,7 +356,9 @@ impl Template {
                 unit: "attribute",
                 sensitivity: 1.0,
             }),
-            Template::TimeToPublish => None,
+            // one institution's whole questionnaire moves several cells; the tally's
+            // protection is the minimum number of institutions
+            Template::TimeToPublish | Template::SurveySharingMotivations => None,
         }
     }
 
@@ -353,9 +366,9 @@ impl Template {
     /// counts, sums of delays) need `t > 2^32`.
     pub fn parameter_set(&self) -> &'static str {
         match self {
-            Template::EventsByMonthTlpDistribution | Template::ProducerVsReceiverByMonth => {
-                "ADD-8192"
-            }
+            Template::EventsByMonthTlpDistribution
+            | Template::ProducerVsReceiverByMonth
+            | Template::SurveySharingMotivations => "ADD-8192",
             Template::AttributesByCategoryTypeToIds
             | Template::AttributesByMonthCategoryTypeToIds
             | Template::TimeToPublish => "ADD-8192-T33",
@@ -430,6 +443,15 @@ impl Template {
                 summary: vec![],
                 parameter_set: self.parameter_set(),
             },
+            Template::SurveySharingMotivations => Layout {
+                dimensions: vec![Dimension {
+                    name: "question: answer",
+                    labels: crate::survey::labels(),
+                }],
+                cell_bound: 1,
+                summary: vec![],
+                parameter_set: self.parameter_set(),
+            },
             Template::TimeToPublish => Layout {
                 dimensions: vec![Dimension {
                     name: "delay",
@@ -469,6 +491,14 @@ impl Template {
                 template: self.info().id,
             });
         }
+        let survey = match (self, &institution.survey) {
+            (Template::SurveySharingMotivations, None) => {
+                return Err(TemplateError::NeedsSurvey {
+                    template: self.info().id,
+                })
+            }
+            (_, survey) => survey,
+        };
         let mut values = vec![0u64; layout.cells()];
         let (mut inside, mut outside) = (0, 0);
         let pair_index: std::collections::HashMap<(&str, &str), usize> =
@@ -519,6 +549,8 @@ impl Template {
                     };
                     values[month * 3 + role] += 1;
                 }
+                // answers, not events: filled in below
+                Template::SurveySharingMotivations => {}
                 Template::TimeToPublish => {
                     let table = DELAY_BUCKETS.len();
                     match publish_delay_days(event) {
@@ -533,6 +565,10 @@ impl Template {
                     }
                 }
             }
+        }
+        if let (Template::SurveySharingMotivations, Some(survey)) = (self, survey) {
+            values.copy_from_slice(&survey.cells);
+            (inside, outside) = (0, 0); // a tally of answers covers no events
         }
         // clip to the declared bounds
         let mut clipped = 0;

@@ -80,6 +80,36 @@ pub fn organisation_uuid(name: &str) -> String {
     SplitMix(h).uuid()
 }
 
+/// An institution's answers to the community survey ([`crate::survey`] format), drawn
+/// deterministically from its name: some questions left out, choices and levels varied.
+pub fn survey_answers(name: &str) -> String {
+    let mut rng = SplitMix(u64::from_str_radix(&organisation_uuid(name)[..8], 16).unwrap_or(1));
+    let mut text = format!(
+        "# {name}'s answers to the community survey\nsurvey = \"{}\"\nversion = {}\n\n[answers]\n",
+        crate::survey::SURVEY,
+        crate::survey::SURVEY_VERSION
+    );
+    for q in crate::survey::QUESTIONS {
+        if rng.below(6) == 0 {
+            continue; // not answered
+        }
+        match q.kind {
+            crate::survey::Kind::Choices(choices) => {
+                let picked: Vec<String> = choices
+                    .iter()
+                    .filter(|_| rng.below(3) == 0)
+                    .map(|c| format!("{c:?}"))
+                    .collect();
+                text += &format!("{} = [{}]\n", q.id, picked.join(", "));
+            }
+            crate::survey::Kind::Likert => {
+                text += &format!("{} = {}\n", q.id, 1 + rng.below(5));
+            }
+        }
+    }
+    text
+}
+
 const TLP_TAGS: &[&str] = &[
     "tlp:clear",
     "tlp:white",
@@ -241,10 +271,16 @@ mod tests {
         let window = Window::new(profile.first, profile.months).unwrap();
         let me = Institution {
             organisation_uuids: vec![me],
+            survey: Some(crate::survey::parse(&survey_answers("CERT-A")).unwrap()),
         };
         for t in TEMPLATES {
             let s = t.compute(&window, &me, &set.events).unwrap();
-            assert_eq!(s.events_in_window, 120, "{}", t.info().id);
+            let events = if *t == Template::SurveySharingMotivations {
+                0
+            } else {
+                120
+            };
+            assert_eq!(s.events_in_window, events, "{}", t.info().id);
             assert!(
                 s.values.iter().filter(|&&v| v > 0).count() >= 2,
                 "{} too uniform",

@@ -11,6 +11,7 @@ pub mod describe_types;
 pub mod generator;
 pub mod misp;
 pub mod source;
+pub mod survey;
 
 pub use catalogue::{
     Institution, Layout, PrivacyUnit, Statistic, Template, TemplateError, Window, YearMonth,

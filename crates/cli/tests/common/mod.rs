@@ -247,7 +247,10 @@ pub fn statistic(
     let events = concord_stats::load(std::path::Path::new(&data))
         .unwrap()
         .events;
-    let institution = concord_stats::Institution { organisation_uuids };
+    let institution = concord_stats::Institution {
+        organisation_uuids,
+        survey: None,
+    };
     template
         .compute(window, &institution, &events)
         .unwrap()
