@@ -251,6 +251,18 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[i12
             let mean = sum / count;
             println!("  mean delay {mean:.1} days, standard deviation {:.1} days, over {count} published events", (sumsq / count - mean * mean).max(0.0).sqrt());
         }
+        Template::EventsByMonthThreatLevel => {
+            println!(
+                "  {:<8} {:>6} {:>6} {:>6} {:>9} {:>7}",
+                "month", "high", "medium", "low", "undefined", "unknown"
+            );
+            for (month, row) in layout.dimensions[0].labels.iter().zip(cells.chunks(5)) {
+                println!(
+                    "  {month:<8} {:>6} {:>6} {:>6} {:>9} {:>7}",
+                    row[0], row[1], row[2], row[3], row[4]
+                );
+            }
+        }
         Template::SurveySharingMotivations => {
             for (label, v) in layout.dimensions[0].labels.iter().zip(cells) {
                 println!("  {label:<50} {v:>3}");

@@ -245,6 +245,7 @@ pub enum Template {
     TimeToPublish,
     AttributesByMonthCategoryTypeToIds,
     SurveySharingMotivations,
+    EventsByMonthThreatLevel,
 }
 
 /// The public description of a template.
@@ -262,7 +263,11 @@ pub const TEMPLATES: &[Template] = &[
     Template::TimeToPublish,
     Template::AttributesByMonthCategoryTypeToIds,
     Template::SurveySharingMotivations,
+    Template::EventsByMonthThreatLevel,
 ];
+
+/// MISP's threat levels (`threat_level_id` 1–4), then "unknown" (absent or out of range).
+pub const THREAT_LEVELS: &[&str] = &["high", "medium", "low", "undefined", "unknown"];
 
 /// TLP levels, least to most restrictive, then "no TLP tag".
 pub const TLP_LEVELS: &[&str] = &["clear", "green", "amber", "amber+strict", "red", "unknown"];
@@ -324,6 +329,11 @@ impl Template {
                 version: 1,
                 question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
             },
+            Template::EventsByMonthThreatLevel => TemplateInfo {
+                id: "events-by-month-threat-level",
+                version: 1,
+                question: "How severe is what is shared: events per month by the threat level their creator gave them?",
+            },
             Template::SurveySharingMotivations => TemplateInfo {
                 id: "survey-sharing-motivations",
                 version: 1,
@@ -345,12 +355,12 @@ impl Template {
     /// sums: bounded only by the per-institution caps, which would drown the histogram in noise.
     pub fn privacy_unit(&self) -> Option<PrivacyUnit> {
         match self {
-            Template::EventsByMonthTlpDistribution | Template::ProducerVsReceiverByMonth => {
-                Some(PrivacyUnit {
-                    unit: "event",
-                    sensitivity: 1.0,
-                })
-            }
+            Template::EventsByMonthTlpDistribution
+            | Template::ProducerVsReceiverByMonth
+            | Template::EventsByMonthThreatLevel => Some(PrivacyUnit {
+                unit: "event",
+                sensitivity: 1.0,
+            }),
             Template::AttributesByCategoryTypeToIds
             | Template::AttributesByMonthCategoryTypeToIds => Some(PrivacyUnit {
                 unit: "attribute",
@@ -368,6 +378,7 @@ impl Template {
         match self {
             Template::EventsByMonthTlpDistribution
             | Template::ProducerVsReceiverByMonth
+            | Template::EventsByMonthThreatLevel
             | Template::SurveySharingMotivations => "ADD-8192",
             Template::AttributesByCategoryTypeToIds
             | Template::AttributesByMonthCategoryTypeToIds
@@ -437,6 +448,18 @@ impl Template {
                     Dimension {
                         name: "role",
                         labels: labels(&["produced", "received", "creator unknown"]),
+                    },
+                ],
+                cell_bound: MAX_COUNT,
+                summary: vec![],
+                parameter_set: self.parameter_set(),
+            },
+            Template::EventsByMonthThreatLevel => Layout {
+                dimensions: vec![
+                    months,
+                    Dimension {
+                        name: "threat level",
+                        labels: labels(THREAT_LEVELS),
                     },
                 ],
                 cell_bound: MAX_COUNT,
@@ -548,6 +571,13 @@ impl Template {
                         Some(_) => 1,
                     };
                     values[month * 3 + role] += 1;
+                }
+                Template::EventsByMonthThreatLevel => {
+                    let level = match event.threat_level_id {
+                        Some(l @ 1..=4) => l as usize - 1,
+                        _ => THREAT_LEVELS.len() - 1,
+                    };
+                    values[month * THREAT_LEVELS.len() + level] += 1;
                 }
                 // answers, not events: filled in below
                 Template::SurveySharingMotivations => {}

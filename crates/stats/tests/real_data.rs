@@ -352,6 +352,14 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                     }
                 }
                 Template::SurveySharingMotivations => unreachable!("skipped above"),
+                Template::EventsByMonthThreatLevel => {
+                    // high, medium, low, undefined; anything else unknown
+                    let level = match int(&e["threat_level_id"]) {
+                        Some(l @ 1..=4) => l as usize - 1,
+                        _ => 4,
+                    };
+                    expect[month * 5 + level] += 1;
+                }
                 Template::TimeToPublish => {
                     let published = int(&e["publish_timestamp"]).filter(|&t| t > 0);
                     let d = e["date"].as_str().unwrap();
@@ -527,6 +535,6 @@ fn removing_one_unit_moves_a_template_by_at_most_its_declared_sensitivity() {
         }
     }
     // every template with a unit, and removals that did move it
-    assert_eq!(checked.len(), 4, "{checked:?}");
+    assert_eq!(checked.len(), 5, "{checked:?}");
     assert!(checked.values().all(|&moved| moved > 5), "{checked:?}");
 }
