@@ -135,7 +135,7 @@ async fn four_node_processes_answer_every_template_exactly() {
             .port();
         // node d does not take part in time-to-publish
         let policy = if i == 3 {
-            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\", \"survey-sharing-motivations\", \"events-by-month-threat-level\"]\nmin_institutions = 3\n"
+            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\", \"survey-sharing-motivations\", \"events-by-month-threat-level\", \"attributes-per-event\"]\nmin_institutions = 3\n"
         } else {
             "[policy]\nmin_institutions = 3\nallow_public_results = true\n"
         };

@@ -251,6 +251,15 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[i12
             let mean = sum / count;
             println!("  mean delay {mean:.1} days, standard deviation {:.1} days, over {count} published events", (sumsq / count - mean * mean).max(0.0).sqrt());
         }
+        Template::AttributesPerEvent => {
+            for (label, v) in layout.dimensions[0].labels.iter().zip(cells) {
+                println!("  {label:<16} {v:>6}");
+            }
+            let n = layout.table_cells();
+            let (count, sum, sumsq) = (cells[n] as f64, cells[n + 1] as f64, cells[n + 2] as f64);
+            let mean = sum / count;
+            println!("  mean {mean:.1} attributes per event, standard deviation {:.1}, over {count} events", (sumsq / count - mean * mean).max(0.0).sqrt());
+        }
         Template::EventsByMonthThreatLevel => {
             println!(
                 "  {:<8} {:>6} {:>6} {:>6} {:>9} {:>7}",

@@ -246,6 +246,7 @@ pub enum Template {
     AttributesByMonthCategoryTypeToIds,
     SurveySharingMotivations,
     EventsByMonthThreatLevel,
+    AttributesPerEvent,
 }
 
 /// The public description of a template.
@@ -264,7 +265,35 @@ pub const TEMPLATES: &[Template] = &[
     Template::AttributesByMonthCategoryTypeToIds,
     Template::SurveySharingMotivations,
     Template::EventsByMonthThreatLevel,
+    Template::AttributesPerEvent,
 ];
+
+/// Buckets of attributes per event (objects' attributes included).
+pub const ATTRIBUTE_COUNT_BUCKETS: &[&str] = &[
+    "0",
+    "1",
+    "2-5",
+    "6-10",
+    "11-50",
+    "51-100",
+    "101-1000",
+    "more than 1000",
+];
+/// Attributes per event counted in the sums (an event with more counts as this many).
+pub const MAX_ATTRIBUTES_PER_EVENT: u64 = 100_000;
+
+fn attribute_count_bucket(n: u64) -> usize {
+    match n {
+        0 => 0,
+        1 => 1,
+        2..=5 => 2,
+        6..=10 => 3,
+        11..=50 => 4,
+        51..=100 => 5,
+        101..=1000 => 6,
+        _ => 7,
+    }
+}
 
 /// MISP's threat levels (`threat_level_id` 1–4), then "unknown" (absent or out of range).
 pub const THREAT_LEVELS: &[&str] = &["high", "medium", "low", "undefined", "unknown"];
@@ -329,6 +358,11 @@ impl Template {
                 version: 1,
                 question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
             },
+            Template::AttributesPerEvent => TemplateInfo {
+                id: "attributes-per-event",
+                version: 1,
+                question: "How much does an event carry: attributes per event (histogram, and count, sum and sum of squares for mean and variance)?",
+            },
             Template::EventsByMonthThreatLevel => TemplateInfo {
                 id: "events-by-month-threat-level",
                 version: 1,
@@ -368,7 +402,9 @@ impl Template {
             }),
             // one institution's whole questionnaire moves several cells; the tally's
             // protection is the minimum number of institutions
-            Template::TimeToPublish | Template::SurveySharingMotivations => None,
+            Template::TimeToPublish
+            | Template::AttributesPerEvent
+            | Template::SurveySharingMotivations => None,
         }
     }
 
@@ -382,7 +418,8 @@ impl Template {
             | Template::SurveySharingMotivations => "ADD-8192",
             Template::AttributesByCategoryTypeToIds
             | Template::AttributesByMonthCategoryTypeToIds
-            | Template::TimeToPublish => "ADD-8192-T33",
+            | Template::TimeToPublish
+            | Template::AttributesPerEvent => "ADD-8192-T33",
         }
     }
 
@@ -452,6 +489,28 @@ impl Template {
                 ],
                 cell_bound: MAX_COUNT,
                 summary: vec![],
+                parameter_set: self.parameter_set(),
+            },
+            Template::AttributesPerEvent => Layout {
+                dimensions: vec![Dimension {
+                    name: "attributes per event",
+                    labels: labels(ATTRIBUTE_COUNT_BUCKETS),
+                }],
+                cell_bound: MAX_COUNT,
+                summary: vec![
+                    SummaryCell {
+                        name: "events",
+                        bound: MAX_COUNT,
+                    },
+                    SummaryCell {
+                        name: "sum of attributes per event",
+                        bound: MAX_COUNT * MAX_ATTRIBUTES_PER_EVENT,
+                    },
+                    SummaryCell {
+                        name: "sum of squared attributes per event",
+                        bound: MAX_COUNT * MAX_ATTRIBUTES_PER_EVENT * MAX_ATTRIBUTES_PER_EVENT,
+                    },
+                ],
                 parameter_set: self.parameter_set(),
             },
             Template::EventsByMonthThreatLevel => Layout {
@@ -571,6 +630,15 @@ impl Template {
                         Some(_) => 1,
                     };
                     values[month * 3 + role] += 1;
+                }
+                Template::AttributesPerEvent => {
+                    let n = event.all_attributes().count() as u64;
+                    let table = ATTRIBUTE_COUNT_BUCKETS.len();
+                    values[attribute_count_bucket(n)] += 1;
+                    let clipped = n.min(MAX_ATTRIBUTES_PER_EVENT);
+                    values[table] += 1;
+                    values[table + 1] += clipped;
+                    values[table + 2] += clipped * clipped;
                 }
                 Template::EventsByMonthThreatLevel => {
                     let level = match event.threat_level_id {

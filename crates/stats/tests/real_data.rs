@@ -352,6 +352,26 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                     }
                 }
                 Template::SurveySharingMotivations => unreachable!("skipped above"),
+                Template::AttributesPerEvent => {
+                    let n = raw_attributes(e).len() as u64;
+                    let bucket = [
+                        (0, 0),
+                        (1, 1),
+                        (5, 2),
+                        (10, 3),
+                        (50, 4),
+                        (100, 5),
+                        (1000, 6),
+                    ]
+                    .iter()
+                    .find(|(hi, _)| n <= *hi)
+                    .map(|(_, b)| *b)
+                    .unwrap_or(7);
+                    expect[bucket] += 1;
+                    expect[8] += 1;
+                    expect[9] += n;
+                    expect[10] += n * n;
+                }
                 Template::EventsByMonthThreatLevel => {
                     // high, medium, low, undefined; anything else unknown
                     let level = match int(&e["threat_level_id"]) {
