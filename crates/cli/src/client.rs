@@ -78,17 +78,22 @@ pub fn dp_report(status: &QueryStatus) -> Option<String> {
         spec.min_institutions as usize,
     )
     .ok()?;
-    let sigma = plan.scale * (status.contributors.len().max(plan.institutions) as f64).sqrt();
+    let shares = status.contributors.len().max(plan.institutions);
+    let (epsilon, delta) = plan.spent(plan_cells(&template, spec), shares);
     Some(format!(
-        "differential privacy for one {}: ε = {} spent, δ = {:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({} shares of σ = {:.2})",
+        "differential privacy for one {}: ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
         plan.unit,
-        spec.epsilon,
-        spec.delta,
         plan.rho,
-        sigma,
-        status.contributors.len(),
+        plan.scale * (shares as f64).sqrt(),
         plan.scale
     ))
+}
+
+/// The cells of the query's layout (0 where its window is invalid).
+fn plan_cells(template: &Template, spec: &QuerySpec) -> usize {
+    YearMonth::parse(&spec.window_first)
+        .and_then(|first| Window::new(first, spec.window_months as u16).ok())
+        .map_or(0, |w| template.layout(&w).cells())
 }
 
 /// Signs a query with the researcher's certificate key (`DIR/NAME.key`): nodes take part only

@@ -176,7 +176,8 @@ fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
     );
     let table = text(&d.query(&["result", &id]).stdout);
     assert!(
-        table.contains("differential privacy for one event: ε = 1 spent"),
+        table.contains("differential privacy for one event: ε = ")
+            && table.contains(" spent, δ = 1e-6"),
         "{table}"
     );
 

@@ -282,6 +282,23 @@ pub const ATTRIBUTE_COUNT_BUCKETS: &[&str] = &[
 /// Attributes per event counted in the sums (an event with more counts as this many).
 pub const MAX_ATTRIBUTES_PER_EVENT: u64 = 100_000;
 
+/// The summary cells of a distribution of values in `[0, max]`: how many, their sum and the
+/// sum of their squares (for mean and variance), each bounded for `MAX_COUNT` values.
+fn moments(names: [&'static str; 3], max: u64) -> Vec<SummaryCell> {
+    names
+        .into_iter()
+        .zip([MAX_COUNT, MAX_COUNT * max, MAX_COUNT * max * max])
+        .map(|(name, bound)| SummaryCell { name, bound })
+        .collect()
+}
+
+/// Counts one value `x` in the [`moments`] cells at the start of `cells`.
+fn add_moments(cells: &mut [u64], x: u64) {
+    cells[0] += 1;
+    cells[1] += x;
+    cells[2] += x * x;
+}
+
 fn attribute_count_bucket(n: u64) -> usize {
     match n {
         0 => 0,
@@ -497,20 +514,14 @@ impl Template {
                     labels: labels(ATTRIBUTE_COUNT_BUCKETS),
                 }],
                 cell_bound: MAX_COUNT,
-                summary: vec![
-                    SummaryCell {
-                        name: "events",
-                        bound: MAX_COUNT,
-                    },
-                    SummaryCell {
-                        name: "sum of attributes per event",
-                        bound: MAX_COUNT * MAX_ATTRIBUTES_PER_EVENT,
-                    },
-                    SummaryCell {
-                        name: "sum of squared attributes per event",
-                        bound: MAX_COUNT * MAX_ATTRIBUTES_PER_EVENT * MAX_ATTRIBUTES_PER_EVENT,
-                    },
-                ],
+                summary: moments(
+                    [
+                        "events",
+                        "sum of attributes per event",
+                        "sum of squared attributes per event",
+                    ],
+                    MAX_ATTRIBUTES_PER_EVENT,
+                ),
                 parameter_set: self.parameter_set(),
             },
             Template::EventsByMonthThreatLevel => Layout {
@@ -540,20 +551,14 @@ impl Template {
                     labels: labels(DELAY_BUCKETS),
                 }],
                 cell_bound: MAX_COUNT,
-                summary: vec![
-                    SummaryCell {
-                        name: "published events",
-                        bound: MAX_COUNT,
-                    },
-                    SummaryCell {
-                        name: "sum of delays (days)",
-                        bound: MAX_COUNT * MAX_DELAY_DAYS,
-                    },
-                    SummaryCell {
-                        name: "sum of squared delays (days²)",
-                        bound: MAX_COUNT * MAX_DELAY_DAYS * MAX_DELAY_DAYS,
-                    },
-                ],
+                summary: moments(
+                    [
+                        "published events",
+                        "sum of delays (days)",
+                        "sum of squared delays (days²)",
+                    ],
+                    MAX_DELAY_DAYS,
+                ),
                 parameter_set: self.parameter_set(),
             },
         }
@@ -635,10 +640,7 @@ impl Template {
                     let n = event.all_attributes().count() as u64;
                     let table = ATTRIBUTE_COUNT_BUCKETS.len();
                     values[attribute_count_bucket(n)] += 1;
-                    let clipped = n.min(MAX_ATTRIBUTES_PER_EVENT);
-                    values[table] += 1;
-                    values[table + 1] += clipped;
-                    values[table + 2] += clipped * clipped;
+                    add_moments(&mut values[table..], n.min(MAX_ATTRIBUTES_PER_EVENT));
                 }
                 Template::EventsByMonthThreatLevel => {
                     let level = match event.threat_level_id {
@@ -656,9 +658,7 @@ impl Template {
                         Some(delay) => {
                             values[delay_bucket(delay)] += 1;
                             let clipped = delay.clamp(0, MAX_DELAY_DAYS as i64) as u64;
-                            values[table] += 1;
-                            values[table + 1] += clipped;
-                            values[table + 2] += clipped * clipped;
+                            add_moments(&mut values[table..], clipped);
                         }
                     }
                 }
