@@ -5,6 +5,8 @@
 //! keys_dir = "/var/lib/concord/keys"        # key shares (one owner-only file per parameter set)
 //!                                           # and state.redb (agreements, released shares)
 //! organisation_uuids = ["5cf66e53-b5f8-43e7-be9a-49880a3b4631"]  # this institution's Orgc uuid(s)
+//! sector = "Finance"                        # optional: a sector of the MISP sector galaxy
+//! organisation_type = "CSIRT"               # optional: CSIRT, ISAC, government agency, ...
 //! audit_log = "/var/log/concord/audit.jsonl" # every decision, one JSON line (default keys_dir/audit.jsonl)
 //!
 //! [tls]
@@ -13,7 +15,16 @@
 //! key = "/etc/concord/node.key"
 //!
 //! [data]
-//! path = "/var/lib/misp/feed"               # a MISP feed directory or a directory of event exports
+//! path = "/var/lib/misp/feed"               # a MISP feed directory or a directory of event exports,
+//!                                           # or, instead of path, a MISP instance:
+//! # [data.misp]
+//! # url = "https://misp.example.org"
+//! # api_key_file = "misp.key"              # owner-only; the key is never in this file
+//! # ca = "misp-ca.pem"                     # optional: the MISP server's CA (default: system roots)
+//! # from = "2016-01-01"                    # optional: events dated from (and `to`, until) this day
+//! # page_size = 100                        # events per restSearch page
+//! # timeout_s = 60                         # per request
+//! # retries = 3                            # after timeouts, connection errors, 429 and 5xx
 //! survey = "/etc/concord/survey.toml"       # optional: this institution's survey answers
 //!
 //! [policy]
@@ -51,6 +62,11 @@ pub struct Config {
     pub keys_dir: PathBuf,
     #[serde(default)]
     pub organisation_uuids: Vec<String>,
+    /// The institution's sector (`concord-stats` `SECTORS`, the MISP sector galaxy), for the
+    /// templates by sector; absent: counted as "not declared".
+    pub sector: Option<String>,
+    /// The kind of institution (`concord-stats` `ORGANISATION_TYPES`); absent: "not declared".
+    pub organisation_type: Option<String>,
     pub tls: TlsFiles,
     pub data: DataSource,
     #[serde(default)]
@@ -80,7 +96,9 @@ fn default_coordinator_name() -> String {
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
     /// A MISP feed directory (with `manifest.json`) or a directory of event exports.
-    pub path: PathBuf,
+    pub path: Option<PathBuf>,
+    /// Or a MISP instance, read over its REST API when the node starts.
+    pub misp: Option<crate::misp_api::MispApiConfig>,
     /// The institution's answers to the community survey (`concord-stats` `survey` format),
     /// for the survey tally; absent: the node takes no part in it.
     pub survey: Option<PathBuf>,
@@ -250,6 +268,26 @@ impl Config {
             concord_stats::Template::by_id(template)
                 .map_err(|e| invalid(format!("policy.allowed_templates: {e}")))?;
         }
+        for (field, value, vocabulary) in [
+            ("sector", &config.sector, concord_stats::catalogue::SECTORS),
+            (
+                "organisation_type",
+                &config.organisation_type,
+                concord_stats::catalogue::ORGANISATION_TYPES,
+            ),
+        ] {
+            if let Some(value) = value {
+                if !vocabulary
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(value.trim()))
+                {
+                    return Err(invalid(format!(
+                        "{field} {value:?} is not one of: {}",
+                        vocabulary.join(", ")
+                    )));
+                }
+            }
+        }
         if config.policy.min_institutions < 2 {
             return Err(invalid("policy.min_institutions must be at least 2: a single institution's statistic is never released".into()));
         }
@@ -270,10 +308,22 @@ impl Config {
                 }
             }
         }
+        if config.data.path.is_some() == config.data.misp.is_some() {
+            return Err(invalid(
+                "[data] needs either path (a MISP feed or export directory) or [data.misp] (a MISP instance), not both".into(),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
-        for p in [&mut config.keys_dir, &mut config.data.path]
+        let misp_files = config
+            .data
+            .misp
+            .as_mut()
+            .map(|m| std::iter::once(&mut m.api_key_file).chain(m.ca.as_mut()));
+        for p in [&mut config.keys_dir]
             .into_iter()
+            .chain(config.data.path.as_mut())
+            .chain(misp_files.into_iter().flatten())
             .chain(config.audit_log.as_mut())
             .chain(config.data.survey.as_mut())
         {

@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod keystore;
+pub mod misp_api;
 pub mod service;
 pub mod state;
 pub mod threshold;
@@ -42,6 +43,8 @@ pub enum NodeError {
     Survey(#[from] concord_stats::survey::SurveyError),
     #[error("MISP data: {0}")]
     Data(#[from] concord_stats::SourceError),
+    #[error(transparent)]
+    MispApi(#[from] misp_api::MispApiError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -88,17 +91,35 @@ pub async fn run(
         source,
     })?;
     let tls = server_config(&pems.ca, &pems.certificate, &pems.key);
-    let data = concord_stats::load(&config.data.path)?;
-    tracing::info!(
-        events = data.events.len(),
-        files = data.report.files_read,
-        unusable = data.report.errors.len(),
-        path = %config.data.path.display(),
-        "MISP data loaded"
-    );
-    for e in &data.report.errors {
-        tracing::warn!("not used: {e}");
-    }
+    let events = match (&config.data.path, &config.data.misp) {
+        (Some(path), _) => {
+            let data = concord_stats::load(path)?;
+            tracing::info!(
+                events = data.events.len(),
+                files = data.report.files_read,
+                unusable = data.report.errors.len(),
+                path = %path.display(),
+                "MISP data loaded"
+            );
+            for e in &data.report.errors {
+                tracing::warn!("not used: {e}");
+            }
+            data.events
+        }
+        (None, Some(misp)) => {
+            let fetched = misp_api::MispApi::new(misp.clone())?.fetch().await?;
+            tracing::info!(
+                events = fetched.events.len(),
+                pages = fetched.pages,
+                duplicates = fetched.duplicates,
+                retried = fetched.retried,
+                url = %misp.url,
+                "MISP data read from the instance"
+            );
+            fetched.events
+        }
+        (None, None) => unreachable!("the configuration names a data source"),
+    };
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
     let state = state::NodeState::open(&config.keys_dir.join("state.redb"))?;
     let audit_path = config.audit_log_path();
@@ -113,10 +134,12 @@ pub async fn run(
     let institution = concord_stats::Institution {
         organisation_uuids: config.organisation_uuids.clone(),
         survey,
+        sector: config.sector.clone(),
+        organisation_type: config.organisation_type.clone(),
     };
     let service = service::NodeService::new(
         keys,
-        data.events,
+        events,
         institution,
         config.policy.clone(),
         service::Records {

@@ -135,15 +135,27 @@ async fn four_node_processes_answer_every_template_exactly() {
             .port();
         // node d does not take part in time-to-publish
         let policy = if i == 3 {
-            "[policy]\nallowed_templates = [\"events-by-month-tlp-distribution\", \"attributes-by-category-type-ids\", \"producer-vs-receiver-by-month\", \"attributes-by-month-category-type-ids\", \"survey-sharing-motivations\", \"events-by-month-threat-level\", \"attributes-per-event\"]\nmin_institutions = 3\n"
+            let others: Vec<&str> = TEMPLATES
+                .iter()
+                .map(|t| t.info().id)
+                .filter(|&id| id != Template::TimeToPublish.info().id)
+                .collect();
+            format!("[policy]\nallowed_templates = {others:?}\nmin_institutions = 3\n")
         } else {
-            "[policy]\nmin_institutions = 3\nallow_public_results = true\n"
+            "[policy]\nmin_institutions = 3\nallow_public_results = true\n".to_owned()
         };
+        // what each institution declares itself (the templates by sector)
+        let (sector, kind) = [
+            ("IT - Security", "CSIRT"),
+            ("Finance", "ISAC"),
+            ("IT - Security", "CSIRT"),
+            ("Government, Administration", "government agency"),
+        ][i];
         // each institution's answers to the community survey
         let survey = concord_stats::generator::survey_answers(&name);
         std::fs::write(root.join(format!("survey-{name}.toml")), &survey).unwrap();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{name}.toml\"\n{policy}",
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\nsector = {sector:?}\norganisation_type = {kind:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{name}.toml\"\n{policy}",
             source.to_str().unwrap()
         );
         let config_path = root.join(format!("{name}.toml"));
@@ -165,6 +177,8 @@ async fn four_node_processes_answer_every_template_exactly() {
             Institution {
                 organisation_uuids: orgs,
                 survey: Some(concord_stats::survey::parse(&survey).unwrap()),
+                sector: Some(sector.into()),
+                organisation_type: Some(kind.into()),
             },
             set.events,
         ));

@@ -212,6 +212,13 @@ fn bad_configurations_stop_the_node_with_a_clear_message() {
         "survey = \"sharing-motivations\"\nversion = 1\n[answers]\nreasons-to-share = [\"reciprocity\"]\ntrust-in-community = 9\n",
     )
     .unwrap();
+    let key = f.dir.path().join("misp.key");
+    std::fs::write(&key, "an-api-key\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     for (text, expect) in [
         ("listen = \"nowhere\"", "bad.toml"),
         ("listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\ncolour = \"blue\"", "unknown field"),
@@ -226,6 +233,26 @@ fn bad_configurations_stop_the_node_with_a_clear_message() {
         (
             "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\nsurvey = \"survey.toml\"",
             "survey.toml:5: trust-in-community: a level from 1 to 5",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\nsurvey = \"survey.toml\"",
+            "needs either path",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\n[data.misp]\nurl = \"https://misp.example.org\"\napi_key_file = \"misp.key\"",
+            "not both",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\nsector = \"Piracy\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"",
+            "sector \"Piracy\" is not one of",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data.misp]\nurl = \"https://misp.example.org\"\napi_key_file = \"no-such.key\"",
+            "MISP API key file",
+        ),
+        (
+            "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data.misp]\nurl = \"http://127.0.0.1:1\"\napi_key_file = \"misp.key\"\nretries = 0\ntimeout_s = 2",
+            "could not be read for page 1",
         ),
     ] {
         std::fs::write(&config, text).unwrap();

@@ -264,7 +264,7 @@ pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[i128]) {
 }
 
 /// Non-zero cells (the 24 largest of a cross-table with more), then summary cells.
-pub fn print_table(layout: &Layout, cells: &[i128]) {
+pub fn print_table(template: Template, layout: &Layout, cells: &[i128]) {
     let table = layout.table_cells();
     let all = rows(layout, cells);
     let (cross, summary) = all.split_at(table);
@@ -287,16 +287,57 @@ pub fn print_table(layout: &Layout, cells: &[i128]) {
     for (labels, v) in summary {
         println!("  {:<60} {v:>9}", labels[0]);
     }
-    if let [count, sum, sumsq] = &cells[table..] {
-        let (c, s, q) = (*count as f64, *sum as f64, *sumsq as f64);
-        if c > 0.0 {
-            let mean = s / c;
-            println!(
-                "  mean {mean:.1}, standard deviation {:.1}",
-                (q / c - mean * mean).max(0.0).sqrt()
-            );
-        }
+    for finding in template.findings(layout, cells) {
+        println!("  {finding}");
     }
+}
+
+/// The template of a query's status.
+pub fn template_of(status: &QueryStatus) -> Result<Template, Error> {
+    let spec = status.spec.as_ref().ok_or("status without its query")?;
+    Ok(Template::by_id(&spec.template)?)
+}
+
+/// Draws a released result as its template's natural chart into `path` (PNG or SVG), with a
+/// caption naming the query, its institutions and its privacy.
+pub fn plot(
+    status: &QueryStatus,
+    layout: &Layout,
+    cells: &[i128],
+    path: &Path,
+) -> Result<(), Error> {
+    let spec = status.spec.as_ref().ok_or("status without its query")?;
+    let template = Template::by_id(&spec.template)?;
+    let info = template.info();
+    let mut caption = vec![
+        info.question.to_owned(),
+        format!(
+            "query {}: window {} + {} months; k = {} institutions ({}), {} events covered",
+            status.query_id,
+            spec.window_first,
+            spec.window_months,
+            status.institutions,
+            status.contributors.join(", "),
+            status.events_covered
+        ),
+        dp_report(status).unwrap_or_else(|| {
+            "ε: none (no differential privacy); the exact sum of the institutions' statistics"
+                .into()
+        }),
+    ];
+    caption.extend(template.findings(layout, cells));
+    crate::plot::write(
+        path,
+        &crate::plot::Figure {
+            layout,
+            chart: template.chart(),
+            counts: template.counts(),
+            cells,
+            title: format!("{} v{}", info.id, info.version),
+            caption,
+        },
+    )?;
+    Ok(())
 }
 
 /// A released result's cells: a sealed result opened with the researcher's key in

@@ -21,6 +21,8 @@ pub struct DemoArgs {
     pub months: Option<u16>,
     /// Threshold mode: any `T` of the nodes release a result.
     pub threshold: Option<usize>,
+    /// Where the chart of every result goes.
+    pub plots: PathBuf,
 }
 
 struct Processes(Vec<Child>);
@@ -34,21 +36,22 @@ impl Drop for Processes {
     }
 }
 
-const NAMES: &[&str] = &[
-    "CERT-National",
-    "Finance-ISAC",
-    "Energy-CSIRT",
-    "University-CERT",
-    "Telecom-CSIRT",
-    "Health-ISAC",
-    "Transport-CERT",
-    "Gov-SOC",
+/// The demo's institutions: name, sector (MISP sector galaxy) and kind of organisation.
+const INSTITUTIONS: &[(&str, &str, &str)] = &[
+    ("CERT-National", "Government, Administration", "CSIRT"),
+    ("Finance-ISAC", "Finance", "ISAC"),
+    ("Energy-CSIRT", "Energy", "CSIRT"),
+    ("University-CERT", "Academia - University", "academia"),
+    ("Telecom-CSIRT", "Telecoms", "CSIRT"),
+    ("Health-ISAC", "Health", "ISAC"),
+    ("Transport-CERT", "Transport", "CSIRT"),
+    ("Gov-SOC", "Government, Administration", "government agency"),
 ];
 
 pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let n = args.nodes;
-    if !(3..=NAMES.len()).contains(&n) {
-        return Err(format!("--nodes must be between 3 and {}", NAMES.len()).into());
+    if !(3..=INSTITUTIONS.len()).contains(&n) {
+        return Err(format!("--nodes must be between 3 and {}", INSTITUTIONS.len()).into());
     }
     let binary = |name: &str| -> Result<PathBuf, Box<dyn std::error::Error>> {
         let path = std::env::current_exe()?
@@ -73,7 +76,11 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     std::fs::create_dir_all(&work)?;
-    let institutions: Vec<String> = NAMES[..n].iter().map(|s| s.to_string()).collect();
+    std::fs::create_dir_all(&args.plots)?;
+    let institutions: Vec<String> = INSTITUTIONS[..n]
+        .iter()
+        .map(|(name, ..)| name.to_string())
+        .collect();
 
     // data for every institution
     let (first, months) = match &args.data {
@@ -152,6 +159,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  coordinator      on 127.0.0.1:{coordinator_port}");
     for (i, name) in institutions.iter().enumerate() {
+        let (_, sector, kind) = INSTITUTIONS[i];
         let node = format!("node-{}", i + 1);
         ca.issue(Role::Node, &node, &[&node, "localhost", "127.0.0.1"])?
             .write(&work, &node)?;
@@ -173,7 +181,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             concord_stats::generator::survey_answers(name),
         )?;
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{node}.toml\"\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
+            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\nsector = {sector:?}\norganisation_type = {kind:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{node}.toml\"\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
             data_dir.to_str().ok_or("non-UTF-8 path")?
         );
         let config_path = work.join(format!("{node}.toml"));
@@ -225,7 +233,11 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             if status.phase != "released" {
                 return Err(format!("query {} {}: {}", status.query_id, status.phase, status.detail).into());
             }
-            client::print_table(&client::layout_of(&status)?, &client::cells_of(&status, &work, "researcher")?);
+            let (layout, cells) = (client::layout_of(&status)?, client::cells_of(&status, &work, "researcher")?);
+            client::print_table(*template, &layout, &cells);
+            for extension in ["png", "svg"] {
+                client::plot(&status, &layout, &cells, &args.plots.join(format!("{}.{extension}", info.id)))?;
+            }
             println!(
                 "  [query {}: {} institutions, {} events covered, sealed to the researcher's key, released by the shares of {}, smudging λ = {:.1} bits, {:.2} s]\n",
                 status.query_id,
@@ -239,6 +251,10 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     drop(processes);
+    println!(
+        "charts of every result (PNG and SVG) are in {}",
+        args.plots.display()
+    );
     println!(
         "all nodes stopped; certificates, configurations and logs were in {}",
         work.display()

@@ -9,6 +9,7 @@
 mod client;
 mod demo;
 mod keys;
+mod plot;
 
 use clap::{Parser, Subcommand};
 use concord_api::pki::{DevCa, Role};
@@ -33,7 +34,12 @@ enum Command {
         command: CaCommand,
     },
     /// The statistics catalogue: id, version, the question each template answers.
-    Templates,
+    Templates {
+        /// The whole catalogue page in Markdown (docs/catalogue.md): definitions, MISP
+        /// fields, cells, bounds, privacy and what comes back.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// The researcher's result keys: results are sealed to them, and only they open them.
     Keys {
         #[command(subcommand)]
@@ -67,6 +73,9 @@ enum Command {
         /// Threshold mode: any T of the nodes release a result (set up after CKG).
         #[arg(long)]
         threshold: Option<usize>,
+        /// Where the chart of every result is written (PNG and SVG per template).
+        #[arg(long, default_value = "concord-demo-plots")]
+        plots: PathBuf,
     },
 }
 
@@ -132,6 +141,9 @@ enum QueryCommand {
         csv: bool,
         #[arg(long)]
         json: bool,
+        /// Also draw the result as its template's chart into this file (.png or .svg).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -292,6 +304,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         wait,
                         csv,
                         json,
+                        plot,
                     } => {
                         let status = if wait {
                             client::wait(&mut client, &id, std::time::Duration::from_secs(600))
@@ -314,12 +327,16 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         }
                         let layout = client::layout_of(&status)?;
                         let cells = client::cells_of(&status, keys_dir, &connection.name)?;
+                        if let Some(path) = &plot {
+                            client::plot(&status, &layout, &cells, path)?;
+                            eprintln!("plot written to {}", path.display());
+                        }
                         if csv {
                             client::print_csv(&layout, &cells);
                         } else if json {
                             client::print_json(&status, &layout, &cells);
                         } else {
-                            client::print_table(&layout, &cells);
+                            client::print_table(client::template_of(&status)?, &layout, &cells);
                             println!(
                                 "  [{} institutions, {} events covered, smudging λ = {:.1} bits]",
                                 status.institutions, status.events_covered, status.smudging_lambda
@@ -345,6 +362,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             from,
             months,
             threshold,
+            plots,
         } => {
             demo::run(demo::DemoArgs {
                 work,
@@ -353,6 +371,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 from,
                 months,
                 threshold,
+                plots,
             })?;
         }
         Command::Keys {
@@ -362,7 +381,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("public key written to {}", path.display());
             }
         }
-        Command::Templates => {
+        Command::Templates { markdown: true } => print!("{}", concord_stats::page::markdown()),
+        Command::Templates { markdown: false } => {
             for t in concord_stats::TEMPLATES {
                 let info = t.info();
                 println!("{:<36} v{}  {}", info.id, info.version, info.question);

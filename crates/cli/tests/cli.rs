@@ -42,6 +42,21 @@ fn templates_lists_the_catalogue_one_per_line() {
     assert!(text.contains("time-to-publish"));
 }
 
+/// A PNG file of the given size whose pixels are not all one colour.
+fn assert_png(bytes: &[u8], (width, height): (u32, u32)) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let size = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!((size(16), size(20)), (width, height));
+    let image = image::load_from_memory(bytes).unwrap().to_rgb8();
+    let first = image.get_pixel(0, 0);
+    let other = image.pixels().filter(|p| *p != first).count();
+    assert!(
+        other > 10_000,
+        "a nearly blank image ({other} pixels drawn)"
+    );
+}
+
 fn x509_der(pem: &str) -> Vec<u8> {
     x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .unwrap()
@@ -58,12 +73,15 @@ fn demo_runs_a_whole_deployment_of_node_processes() {
         node.display()
     );
     let work = tempfile::tempdir().unwrap();
+    let plots = work.path().join("plots");
     let out = concord(&[
         "demo",
         "--nodes",
         "3",
         "--work",
         work.path().to_str().unwrap(),
+        "--plots",
+        plots.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -82,6 +100,20 @@ fn demo_runs_a_whole_deployment_of_node_processes() {
         stdout.matches(": 3 institutions,").count(),
         concord_stats::TEMPLATES.len()
     );
+    // a chart of every result, as PNG and SVG, labelled
+    for t in concord_stats::TEMPLATES {
+        let png = std::fs::read(plots.join(format!("{}.png", t.info().id))).unwrap();
+        assert_png(&png, (1280, 860));
+        let svg = std::fs::read_to_string(plots.join(format!("{}.svg", t.info().id))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(r#"width="1280""#));
+        for label in [
+            format!("{} v1", t.info().id),
+            "k = 3 institutions".to_owned(),
+            t.counts().to_owned(),
+        ] {
+            assert!(svg.contains(&label), "{}: no {label:?}", t.info().id);
+        }
+    }
     // it leaves no node running and a readable record behind
     assert!(work.path().join("node-1.log").is_file() && work.path().join("ca.pem").is_file());
     assert!(concord(&["demo", "--nodes", "2"]).status.code() == Some(1));
@@ -98,7 +130,16 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path().to_str().unwrap();
-    let out = concord(&["demo", "--nodes", "3", "--work", w]);
+    let plots = work.path().join("plots");
+    let out = concord(&[
+        "demo",
+        "--nodes",
+        "3",
+        "--work",
+        w,
+        "--plots",
+        plots.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
     let ids: Vec<String> = stdout
@@ -166,6 +207,25 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
         watched.status.success() && String::from_utf8_lossy(&watched.stdout).contains("released"),
         "{}",
         String::from_utf8_lossy(&watched.stderr)
+    );
+    // a result drawn on request, as the file's extension says
+    let chart = work.path().join("time-to-publish.svg");
+    let drawn = query(&["result", &ids[3], "--plot", chart.to_str().unwrap()]);
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.contains("time-to-publish v1") && svg.contains("same day") && svg.contains("delay")
+    );
+    let refused = query(&["result", &ids[3], "--plot", "chart.gif"]);
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("written as .png or .svg"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
     let json = query(&["result", &ids[3], "--json"]);
     let json_text = String::from_utf8_lossy(&json.stdout);

@@ -67,6 +67,7 @@ fn main() {
                     name,
                 ))
                 .ok(),
+                ..Default::default()
             },
             set.events,
         ));
@@ -275,6 +276,30 @@ fn print_result(template: Template, layout: &concord_stats::Layout, cells: &[i12
         Template::SurveySharingMotivations => {
             for (label, v) in layout.dimensions[0].labels.iter().zip(cells) {
                 println!("  {label:<50} {v:>3}");
+            }
+        }
+        // the rest: every non-zero cell, labelled
+        _ => {
+            let table = layout.table_cells();
+            let mut shown = 0;
+            for (i, &v) in cells[..table].iter().enumerate().filter(|(_, &v)| v != 0) {
+                let mut rest = i;
+                let mut labels = Vec::new();
+                for d in layout.dimensions.iter().rev() {
+                    labels.push(d.labels[rest % d.labels.len()].as_str());
+                    rest /= d.labels.len();
+                }
+                labels.reverse();
+                if shown < 12 {
+                    println!("  {:<60} {v:>8}", labels.join(" · "));
+                }
+                shown += 1;
+            }
+            if shown > 12 {
+                println!("  … {} more non-zero cells", shown - 12);
+            }
+            for (cell, v) in layout.summary.iter().zip(&cells[table..]) {
+                println!("  {:<60} {v:>8}", cell.name);
             }
         }
     }

@@ -50,6 +50,7 @@ fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
                 Institution {
                     organisation_uuids: vec![u.clone()],
                     survey: answers(i),
+                    ..Default::default()
                 },
                 Vec::new(),
             )
@@ -73,6 +74,7 @@ fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
         Institution {
             organisation_uuids: rest_orgs.into_iter().collect(),
             survey: answers(3),
+            ..Default::default()
         },
         rest,
     ));

@@ -15,6 +15,13 @@
 //! no `distribution`, many events have no TLP tag or no publish time — never a guess.
 
 use crate::misp::{Date, Event};
+pub use crate::vocabulary::{
+    attribute_count_bucket, day_bucket, distribution, events_per_month_bucket, pap_level,
+    threat_level, tlp_level, ATTRIBUTE_COUNT_BUCKETS, ATTRIBUTE_DISTRIBUTIONS, DAY_BUCKETS,
+    DISTRIBUTIONS, EVENTS_PER_MONTH_BUCKETS, GALAXY_TYPES, OBJECT_TEMPLATES, ORGANISATION_TYPES,
+    PAP_LEVELS, SECTORS, SIGHTING_TYPES, THREAT_LEVELS, TLP_LEVELS,
+};
+use crate::vocabulary::{galaxy_type, position_or_last};
 
 /// A month, for time windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -91,6 +98,10 @@ pub struct Institution {
     pub organisation_uuids: Vec<String>,
     /// Its answers to the community survey, if it holds them ([`crate::survey`]).
     pub survey: Option<crate::survey::SurveyAnswers>,
+    /// Its sector, one of [`SECTORS`] (a MISP organisation's `sector`), if it declares one.
+    pub sector: Option<String>,
+    /// Its kind, one of [`ORGANISATION_TYPES`] (a MISP organisation's `type`), if declared.
+    pub organisation_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -215,6 +226,61 @@ impl Layout {
     }
 }
 
+/// The natural chart of a template's result (what `concord query result --plot` draws).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chart {
+    /// A line per label of dimension `series` over the months (dimension 0), the other
+    /// dimensions summed.
+    Lines { series: usize },
+    /// A bar per label of `dimension`, the others summed; `top`: a categorical dimension,
+    /// of which only the largest so many non-zero bars are drawn.
+    Bars {
+        dimension: usize,
+        top: Option<usize>,
+    },
+    /// `rows` × `columns`, the others summed; `top_rows`: only the largest so many non-zero rows.
+    Heatmap {
+        rows: usize,
+        columns: usize,
+        top_rows: Option<usize>,
+    },
+}
+
+impl Layout {
+    /// The cross-table summed down to the `kept` dimensions (in that order, last fastest).
+    pub fn marginal(&self, cells: &[i128], kept: &[usize]) -> Vec<i128> {
+        let sizes: Vec<usize> = self.dimensions.iter().map(|d| d.labels.len()).collect();
+        let mut out = vec![0i128; kept.iter().map(|&d| sizes[d]).product()];
+        for (index, &value) in cells[..self.table_cells()].iter().enumerate() {
+            // the cell's coordinate in every dimension (row-major, last fastest)
+            let mut rest = index;
+            let mut coordinate = vec![0; sizes.len()];
+            for (d, &size) in sizes.iter().enumerate().rev() {
+                coordinate[d] = rest % size;
+                rest /= size;
+            }
+            let at = kept.iter().fold(0, |at, &d| at * sizes[d] + coordinate[d]);
+            out[at] += value;
+        }
+        out
+    }
+
+    /// Count, mean and standard deviation from the count, sum and sum-of-squares summary
+    /// cells, where the template has them.
+    pub fn moments(&self, cells: &[i128]) -> Option<(i128, f64, f64)> {
+        let table = self.table_cells();
+        let [count, sum, squares] = cells.get(table..table + 3)? else {
+            return None;
+        };
+        if self.summary.len() != 3 || *count <= 0 {
+            return None;
+        }
+        let mean = *sum as f64 / *count as f64;
+        let variance = (*squares as f64 / *count as f64 - mean * mean).max(0.0);
+        Some((*count, mean, variance.sqrt()))
+    }
+}
+
 /// What a differentially private result of a template hides (see [`Template::privacy_unit`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PrivacyUnit {
@@ -247,6 +313,16 @@ pub enum Template {
     SurveySharingMotivations,
     EventsByMonthThreatLevel,
     AttributesPerEvent,
+    EventsByDistributionTlpPap,
+    AttributesByEventAndAttributeDistribution,
+    IndicatorAgeAtSharing,
+    ObjectsByTemplate,
+    GalaxyClustersByType,
+    SightingsByAttributeType,
+    InstitutionsByEventsPerMonth,
+    EventsByMonthRoleTlpDistribution,
+    AttributesByMonthRoleTlp,
+    EventsBySectorOrganisationTypeRole,
 }
 
 /// The public description of a template.
@@ -254,7 +330,12 @@ pub enum Template {
 pub struct TemplateInfo {
     pub id: &'static str,
     pub version: u32,
+    /// The research question the template answers.
     pub question: &'static str,
+    /// How each record is counted: what goes into which cell.
+    pub definition: &'static str,
+    /// The MISP fields (and node settings) it reads.
+    pub fields: &'static str,
 }
 
 pub const TEMPLATES: &[Template] = &[
@@ -266,28 +347,31 @@ pub const TEMPLATES: &[Template] = &[
     Template::SurveySharingMotivations,
     Template::EventsByMonthThreatLevel,
     Template::AttributesPerEvent,
+    Template::EventsByDistributionTlpPap,
+    Template::AttributesByEventAndAttributeDistribution,
+    Template::IndicatorAgeAtSharing,
+    Template::ObjectsByTemplate,
+    Template::GalaxyClustersByType,
+    Template::SightingsByAttributeType,
+    Template::InstitutionsByEventsPerMonth,
+    Template::EventsByMonthRoleTlpDistribution,
+    Template::AttributesByMonthRoleTlp,
+    Template::EventsBySectorOrganisationTypeRole,
 ];
 
-/// Buckets of attributes per event (objects' attributes included).
-pub const ATTRIBUTE_COUNT_BUCKETS: &[&str] = &[
-    "0",
-    "1",
-    "2-5",
-    "6-10",
-    "11-50",
-    "51-100",
-    "101-1000",
-    "more than 1000",
-];
+/// How an event stands to the computing institution: it created it, received it, or the
+/// export does not say who created it.
+pub const ROLES: &[&str] = &["produced", "received", "creator unknown"];
+
 /// Attributes per event counted in the sums (an event with more counts as this many).
 pub const MAX_ATTRIBUTES_PER_EVENT: u64 = 100_000;
 
 /// The summary cells of a distribution of values in `[0, max]`: how many, their sum and the
-/// sum of their squares (for mean and variance), each bounded for `MAX_COUNT` values.
-fn moments(names: [&'static str; 3], max: u64) -> Vec<SummaryCell> {
+/// sum of their squares (for mean and variance), each bounded for `count` values.
+fn moments(names: [&'static str; 3], count: u64, max: u64) -> Vec<SummaryCell> {
     names
         .into_iter()
-        .zip([MAX_COUNT, MAX_COUNT * max, MAX_COUNT * max * max])
+        .zip([count, count * max, count * max * max])
         .map(|(name, bound)| SummaryCell { name, bound })
         .collect()
 }
@@ -299,33 +383,6 @@ fn add_moments(cells: &mut [u64], x: u64) {
     cells[2] += x * x;
 }
 
-fn attribute_count_bucket(n: u64) -> usize {
-    match n {
-        0 => 0,
-        1 => 1,
-        2..=5 => 2,
-        6..=10 => 3,
-        11..=50 => 4,
-        51..=100 => 5,
-        101..=1000 => 6,
-        _ => 7,
-    }
-}
-
-/// MISP's threat levels (`threat_level_id` 1–4), then "unknown" (absent or out of range).
-pub const THREAT_LEVELS: &[&str] = &["high", "medium", "low", "undefined", "unknown"];
-
-/// TLP levels, least to most restrictive, then "no TLP tag".
-pub const TLP_LEVELS: &[&str] = &["clear", "green", "amber", "amber+strict", "red", "unknown"];
-/// Event distribution levels, then "not in the export" (feeds strip it).
-pub const DISTRIBUTIONS: &[&str] = &[
-    "organisation",
-    "community",
-    "connected",
-    "all",
-    "sharing group",
-    "unknown",
-];
 /// Delay between the event date and its publication.
 pub const DELAY_BUCKETS: &[&str] = &[
     "before the event date",
@@ -354,41 +411,127 @@ impl Template {
                 id: "events-by-month-tlp-distribution",
                 version: 1,
                 question: "How many events are shared each month, at which TLP and distribution level?",
+                definition: "Each event dated in the window counts once, in the cell of its month, its most restrictive `tlp:` tag (`tlp:white` read as `clear`; none: unknown) and its distribution level (absent in feeds: unknown).",
+                fields: "event `date`, event `Tag[].name` (`tlp:*`), event `distribution`",
             },
             Template::AttributesByCategoryTypeToIds => TemplateInfo {
                 id: "attributes-by-category-type-ids",
                 version: 1,
                 question: "What is shared: attributes by MISP category and type, and how many are marked for detection (to_ids)?",
+                definition: "Each attribute of an event dated in the window (objects' attributes included) counts once, in the cell of its (category, type) pair — MISP's table of valid pairs, anything else under \"other\" — and its `to_ids` flag.",
+                fields: "event `date`, `Attribute[]` and `Object[].Attribute[]`: `category`, `type`, `to_ids`",
             },
             Template::ProducerVsReceiverByMonth => TemplateInfo {
                 id: "producer-vs-receiver-by-month",
                 version: 1,
                 question: "Who produces and who disseminates: events an institution created itself vs received, per month?",
+                definition: "Each event dated in the window counts once, in its month and in \"produced\" when its creator (`Orgc`) is one of the node's `organisation_uuids`, \"received\" when it is another organisation, \"creator unknown\" when the export names none.",
+                fields: "event `date`, `Orgc.uuid`; the node's `organisation_uuids`",
             },
             Template::TimeToPublish => TemplateInfo {
                 id: "time-to-publish",
                 version: 1,
                 question: "How fast are events shared: delay from event date to publication (histogram, mean, variance)?",
+                definition: "Each event dated in the window counts once, in the bucket of whole days from its date to its `publish_timestamp` (UTC day), or \"no publish time\"; published events add their delay (clipped to [0, 3650] days) and its square to the sums.",
+                fields: "event `date`, `publish_timestamp`",
             },
             Template::AttributesByMonthCategoryTypeToIds => TemplateInfo {
                 id: "attributes-by-month-category-type-ids",
                 version: 1,
                 question: "How does what is shared change over time: attributes per month by MISP category and type, and to_ids?",
+                definition: "As attributes-by-category-type-ids, per month of the event's date.",
+                fields: "event `date`, attributes' `category`, `type`, `to_ids`",
             },
             Template::AttributesPerEvent => TemplateInfo {
                 id: "attributes-per-event",
                 version: 1,
                 question: "How much does an event carry: attributes per event (histogram, and count, sum and sum of squares for mean and variance)?",
+                definition: "Each event dated in the window counts once, in the bucket of its number of attributes (objects' included); its count (capped at 100,000) and its square add to the sums.",
+                fields: "event `date`, `Attribute[]`, `Object[].Attribute[]`",
             },
             Template::EventsByMonthThreatLevel => TemplateInfo {
                 id: "events-by-month-threat-level",
                 version: 1,
                 question: "How severe is what is shared: events per month by the threat level their creator gave them?",
+                definition: "Each event dated in the window counts once, in its month and its `threat_level_id` (1 high, 2 medium, 3 low, 4 undefined; else unknown).",
+                fields: "event `date`, `threat_level_id`",
+            },
+            Template::EventsByDistributionTlpPap => TemplateInfo {
+                id: "events-by-distribution-tlp-pap",
+                version: 1,
+                question: "How restrictively is information shared: events by distribution level (sharing groups included), TLP and PAP?",
+                definition: "Each event dated in the window counts once, in the cell of its distribution level (4: sharing group), its most restrictive TLP tag and its most restrictive `PAP:` tag (`PAP:WHITE` read as clear; none: unknown).",
+                fields: "event `date`, `distribution`, `Tag[].name` (`tlp:*`, `PAP:*`)",
+            },
+            Template::AttributesByEventAndAttributeDistribution => TemplateInfo {
+                id: "attributes-by-event-and-attribute-distribution",
+                version: 1,
+                question: "How finely is sharing restricted: attributes by their event's distribution level and their own (inherited, narrowed, sharing group)?",
+                definition: "Each attribute of an event dated in the window counts once, in the cell of its event's distribution level and its own (0-4, 5 \"inherit event\"; else unknown): how often attributes narrow or widen what their event allows.",
+                fields: "event `date`, `distribution`; attributes' `distribution`",
+            },
+            Template::IndicatorAgeAtSharing => TemplateInfo {
+                id: "indicator-age-at-sharing",
+                version: 1,
+                question: "How old is an indicator when it is shared: days from its first_seen to its event's publication (histogram, mean, variance)?",
+                definition: "Each attribute of an event dated in the window counts once: \"event not published\" without a publish time, \"no first_seen\" without a readable RFC 3339 `first_seen`, else in the bucket of whole UTC days from its `first_seen` to the event's `publish_timestamp` (negative: first seen after publication); aged attributes add their age (clipped to [0, 3650] days) and its square to the sums.",
+                fields: "event `date`, `publish_timestamp`; attributes' `first_seen`",
+            },
+            Template::ObjectsByTemplate => TemplateInfo {
+                id: "objects-by-template",
+                version: 1,
+                question: "Which MISP object templates are used to structure what is shared?",
+                definition: "Each MISP object of an event dated in the window counts once, in the cell of its template `name` (a list of common templates; others under \"other\").",
+                fields: "event `date`, `Object[].name`",
+            },
+            Template::GalaxyClustersByType => TemplateInfo {
+                id: "galaxy-clusters-by-type",
+                version: 1,
+                question: "How much context is attached: galaxy clusters (ATT&CK techniques, threat actors, tools, ...) per galaxy, and events using each galaxy?",
+                definition: "Each galaxy cluster attached to an event dated in the window counts once in \"clusters attached\" of its galaxy (the type in `misp-galaxy:<type>=\"…\"`; a cluster carried both as a tag and in the `Galaxy` list counts once); each event counts once in \"events\" of every galaxy it uses.",
+                fields: "event `date`, `Tag[].name` (`misp-galaxy:*`), `Galaxy[].GalaxyCluster[].tag_name`",
+            },
+            Template::SightingsByAttributeType => TemplateInfo {
+                id: "sightings-by-attribute-type",
+                version: 1,
+                question: "How useful are shared indicators: sightings, false positives and expirations per attribute type (and the false-positive ratio)?",
+                definition: "Each sighting of an attribute of an event dated in the window counts once, in the cell of the attribute's type (MISP's types; others under \"other\") and the sighting's type (0 sighting, 1 false positive, 2 expiration, else other).",
+                fields: "event `date`; attributes' `type`, `Sighting[].type`",
+            },
+            Template::InstitutionsByEventsPerMonth => TemplateInfo {
+                id: "institutions-by-events-per-month",
+                version: 1,
+                question: "How often do institutions share: per month, how many institutions dated 0, 1, 2-5, ... events (a distribution across institutions, never per institution)?",
+                definition: "Each institution counts once per month of the window, in the bucket of the number of events it dated in that month: the released cells say how many institutions shared 0, 1, 2-5, … events that month, never which.",
+                fields: "event `date`",
+            },
+            Template::EventsByMonthRoleTlpDistribution => TemplateInfo {
+                id: "events-by-month-role-tlp-distribution",
+                version: 1,
+                question: "Do producers and disseminators share differently: events created vs received per month, by TLP and distribution level?",
+                definition: "Each event dated in the window counts once, in its month, its role for the institution (as producer-vs-receiver-by-month), its TLP level and its distribution level.",
+                fields: "event `date`, `Orgc.uuid`, `Tag[].name` (`tlp:*`), `distribution`; the node's `organisation_uuids`",
+            },
+            Template::AttributesByMonthRoleTlp => TemplateInfo {
+                id: "attributes-by-month-role-tlp",
+                version: 1,
+                question: "How many indicators do institutions create vs receive each month, by the TLP of their event?",
+                definition: "Each attribute of an event dated in the window counts once, in the event's month, its role for the institution and its TLP level.",
+                fields: "event `date`, `Orgc.uuid`, `Tag[].name` (`tlp:*`), attributes; the node's `organisation_uuids`",
+            },
+            Template::EventsBySectorOrganisationTypeRole => TemplateInfo {
+                id: "events-by-sector-organisation-type-role",
+                version: 1,
+                question: "Who produces and who disseminates, by sector and kind of institution: events created vs received by institutions of each sector and type?",
+                definition: "Each event dated in the window counts once, in the row of the institution's declared sector and organisation type (node configuration `sector`, `organisation_type`; else \"not declared\") and its role for the institution. A row with a single institution is that institution's count: query with DP, or combine rows.",
+                fields: "event `Orgc.uuid`, `date`; the node's `organisation_uuids`, `sector`, `organisation_type`",
             },
             Template::SurveySharingMotivations => TemplateInfo {
                 id: "survey-sharing-motivations",
                 version: 1,
                 question: "Why do institutions share or not, and how do they rate trust, value and tools? (survey tally: institutions per answer)",
+                definition: "Each institution counts once per answer it gave: 1 in each chosen reason, 1 in its level of each rating, or 1 in \"not answered\". No MISP data is read.",
+                fields: "the node's survey answers file (`[data] survey`)",
             },
         }
     }
@@ -408,19 +551,42 @@ impl Template {
         match self {
             Template::EventsByMonthTlpDistribution
             | Template::ProducerVsReceiverByMonth
-            | Template::EventsByMonthThreatLevel => Some(PrivacyUnit {
+            | Template::EventsByMonthThreatLevel
+            | Template::EventsByDistributionTlpPap
+            | Template::EventsByMonthRoleTlpDistribution
+            | Template::EventsBySectorOrganisationTypeRole => Some(PrivacyUnit {
                 unit: "event",
                 sensitivity: 1.0,
             }),
+            // one event more or less moves the institution's month from one bucket to the
+            // next: −1 in one cell, +1 in another
+            Template::InstitutionsByEventsPerMonth => Some(PrivacyUnit {
+                unit: "event",
+                sensitivity: std::f64::consts::SQRT_2,
+            }),
             Template::AttributesByCategoryTypeToIds
-            | Template::AttributesByMonthCategoryTypeToIds => Some(PrivacyUnit {
+            | Template::AttributesByMonthCategoryTypeToIds
+            | Template::AttributesByEventAndAttributeDistribution
+            | Template::AttributesByMonthRoleTlp => Some(PrivacyUnit {
                 unit: "attribute",
+                sensitivity: 1.0,
+            }),
+            Template::ObjectsByTemplate => Some(PrivacyUnit {
+                unit: "object",
+                sensitivity: 1.0,
+            }),
+            Template::SightingsByAttributeType => Some(PrivacyUnit {
+                unit: "sighting",
                 sensitivity: 1.0,
             }),
             // one institution's whole questionnaire moves several cells; the tally's
             // protection is the minimum number of institutions
+            // an event adds to several cells at once (its delay or age to the sums, each of its
+            // galaxy clusters)
             Template::TimeToPublish
             | Template::AttributesPerEvent
+            | Template::IndicatorAgeAtSharing
+            | Template::GalaxyClustersByType
             | Template::SurveySharingMotivations => None,
         }
     }
@@ -432,12 +598,161 @@ impl Template {
             Template::EventsByMonthTlpDistribution
             | Template::ProducerVsReceiverByMonth
             | Template::EventsByMonthThreatLevel
-            | Template::SurveySharingMotivations => "ADD-8192",
+            | Template::SurveySharingMotivations
+            | Template::EventsByDistributionTlpPap
+            | Template::InstitutionsByEventsPerMonth
+            | Template::EventsByMonthRoleTlpDistribution
+            | Template::EventsBySectorOrganisationTypeRole => "ADD-8192",
             Template::AttributesByCategoryTypeToIds
             | Template::AttributesByMonthCategoryTypeToIds
             | Template::TimeToPublish
-            | Template::AttributesPerEvent => "ADD-8192-T33",
+            | Template::AttributesPerEvent
+            | Template::AttributesByEventAndAttributeDistribution
+            | Template::IndicatorAgeAtSharing
+            | Template::ObjectsByTemplate
+            | Template::GalaxyClustersByType
+            | Template::SightingsByAttributeType
+            | Template::AttributesByMonthRoleTlp => "ADD-8192-T33",
         }
+    }
+
+    /// The chart that shows the template's result best.
+    pub fn chart(&self) -> Chart {
+        let bars = |top| Chart::Bars { dimension: 0, top };
+        let heatmap = |top_rows| Chart::Heatmap {
+            rows: 0,
+            columns: 1,
+            top_rows,
+        };
+        match self {
+            Template::EventsByMonthTlpDistribution
+            | Template::ProducerVsReceiverByMonth
+            | Template::EventsByMonthThreatLevel
+            | Template::EventsByMonthRoleTlpDistribution
+            | Template::AttributesByMonthRoleTlp => Chart::Lines { series: 1 },
+            Template::AttributesByMonthCategoryTypeToIds => Chart::Lines { series: 2 },
+            Template::TimeToPublish
+            | Template::AttributesPerEvent
+            | Template::IndicatorAgeAtSharing
+            | Template::SurveySharingMotivations => bars(None),
+            Template::AttributesByCategoryTypeToIds | Template::ObjectsByTemplate => bars(Some(20)),
+            Template::EventsByDistributionTlpPap
+            | Template::AttributesByEventAndAttributeDistribution
+            | Template::InstitutionsByEventsPerMonth => heatmap(None),
+            Template::GalaxyClustersByType | Template::SightingsByAttributeType => {
+                heatmap(Some(25))
+            }
+            Template::EventsBySectorOrganisationTypeRole => Chart::Heatmap {
+                rows: 0,
+                columns: 2,
+                top_rows: Some(25),
+            },
+        }
+    }
+
+    /// What a researcher reads off a released result besides the table: mean and standard
+    /// deviation from the summary cells, approximate quantiles (the histogram bucket that
+    /// holds them), and the false-positive ratio of sightings.
+    pub fn findings(&self, layout: &Layout, cells: &[i128]) -> Vec<String> {
+        let mut out = Vec::new();
+        // (ordered buckets at the start of the histogram, what is measured, its unit)
+        let histogram = match self {
+            Template::TimeToPublish => Some((
+                DAY_BUCKETS.len(),
+                "delay to publication",
+                "days",
+                "published events",
+            )),
+            Template::IndicatorAgeAtSharing => Some((
+                DAY_BUCKETS.len(),
+                "age at publication",
+                "days",
+                "attributes with a first_seen in published events",
+            )),
+            Template::AttributesPerEvent => Some((
+                ATTRIBUTE_COUNT_BUCKETS.len(),
+                "attributes per event",
+                "attributes",
+                "events",
+            )),
+            _ => None,
+        };
+        if let Some((buckets, what, unit, over)) = histogram {
+            if let Some((count, mean, sd)) = layout.moments(cells) {
+                out.push(format!(
+                    "{what}: mean {mean:.1} {unit}, standard deviation {sd:.1} {unit}, over {count} {over}"
+                ));
+            }
+            let labels = &layout.dimensions[0].labels[..buckets];
+            let counts: Vec<i128> = cells[..buckets].iter().map(|&c| c.max(0)).collect();
+            let total: i128 = counts.iter().sum();
+            if total > 0 {
+                let quantile = |q: f64| {
+                    let mut seen = 0;
+                    for (label, &c) in labels.iter().zip(&counts) {
+                        seen += c;
+                        if seen as f64 >= q * total as f64 {
+                            return label.as_str();
+                        }
+                    }
+                    labels[buckets - 1].as_str()
+                };
+                out.push(format!(
+                    "{what}, approximate quantiles (the bucket holding each): median {}, 90th percentile {}",
+                    quantile(0.5),
+                    quantile(0.9)
+                ));
+            }
+        }
+        if *self == Template::SightingsByAttributeType {
+            let by_kind = layout.marginal(cells, &[1]);
+            let (seen, false_positive) = (by_kind[0].max(0), by_kind[1].max(0));
+            if seen + false_positive > 0 {
+                out.push(format!(
+                    "false-positive ratio: {:.3} ({false_positive} false positives of {} sightings and false positives)",
+                    false_positive as f64 / (seen + false_positive) as f64,
+                    seen + false_positive
+                ));
+            }
+        }
+        out
+    }
+
+    /// What the template's table cells count (the unit of its value axis).
+    pub fn counts(&self) -> &'static str {
+        match self {
+            Template::EventsByMonthTlpDistribution
+            | Template::ProducerVsReceiverByMonth
+            | Template::EventsByMonthThreatLevel
+            | Template::EventsByMonthRoleTlpDistribution
+            | Template::EventsByDistributionTlpPap
+            | Template::EventsBySectorOrganisationTypeRole
+            | Template::TimeToPublish
+            | Template::AttributesPerEvent => "events",
+            Template::AttributesByCategoryTypeToIds
+            | Template::AttributesByMonthCategoryTypeToIds
+            | Template::AttributesByEventAndAttributeDistribution
+            | Template::AttributesByMonthRoleTlp
+            | Template::IndicatorAgeAtSharing => "attributes",
+            Template::ObjectsByTemplate => "objects",
+            Template::GalaxyClustersByType => "clusters or events",
+            Template::SightingsByAttributeType => "sightings",
+            Template::InstitutionsByEventsPerMonth | Template::SurveySharingMotivations => {
+                "institutions"
+            }
+        }
+    }
+
+    /// Whether the template tells the institution's own events from received ones, and so
+    /// needs its organisation uuids.
+    pub fn needs_organisation(&self) -> bool {
+        matches!(
+            self,
+            Template::ProducerVsReceiverByMonth
+                | Template::EventsByMonthRoleTlpDistribution
+                | Template::AttributesByMonthRoleTlp
+                | Template::EventsBySectorOrganisationTypeRole
+        )
     }
 
     pub fn by_id(id: &str) -> Result<Self, TemplateError> {
@@ -467,7 +782,109 @@ impl Template {
             name: "to_ids",
             labels: labels(&["false", "true"]),
         };
+        let dimension = |name, xs: &[&str]| Dimension {
+            name,
+            labels: labels(xs),
+        };
+        // a count table over the given dimensions: events (small counts) or larger ones
+        let events = |dimensions| Layout {
+            dimensions,
+            cell_bound: MAX_COUNT,
+            summary: vec![],
+            parameter_set: self.parameter_set(),
+        };
+        let many = |dimensions| Layout {
+            dimensions,
+            cell_bound: MAX_ATTRIBUTE_COUNT,
+            summary: vec![],
+            parameter_set: self.parameter_set(),
+        };
         match self {
+            Template::EventsByDistributionTlpPap => events(vec![
+                dimension("distribution", DISTRIBUTIONS),
+                dimension("tlp", TLP_LEVELS),
+                dimension("pap", PAP_LEVELS),
+            ]),
+            Template::AttributesByEventAndAttributeDistribution => many(vec![
+                dimension("event distribution", DISTRIBUTIONS),
+                dimension("attribute distribution", ATTRIBUTE_DISTRIBUTIONS),
+            ]),
+            Template::IndicatorAgeAtSharing => Layout {
+                dimensions: vec![Dimension {
+                    name: "age at publication",
+                    labels: std::iter::once("first seen after publication")
+                        .chain(DAY_BUCKETS[1..].iter().copied())
+                        .chain(["no first_seen", "event not published"])
+                        .map(str::to_owned)
+                        .collect(),
+                }],
+                cell_bound: MAX_ATTRIBUTE_COUNT,
+                summary: moments(
+                    [
+                        "aged attributes",
+                        "sum of ages (days)",
+                        "sum of squared ages (days²)",
+                    ],
+                    MAX_ATTRIBUTE_COUNT,
+                    MAX_DELAY_DAYS,
+                ),
+                parameter_set: self.parameter_set(),
+            },
+            Template::ObjectsByTemplate => {
+                many(vec![dimension("object template", OBJECT_TEMPLATES)])
+            }
+            Template::GalaxyClustersByType => many(vec![
+                dimension("galaxy", GALAXY_TYPES),
+                dimension("count", &["clusters attached", "events"]),
+            ]),
+            Template::SightingsByAttributeType => many(vec![
+                Dimension {
+                    name: "attribute type",
+                    labels: attribute_types()
+                        .into_iter()
+                        .chain(["other"])
+                        .map(str::to_owned)
+                        .collect(),
+                },
+                dimension("sighting type", SIGHTING_TYPES),
+            ]),
+            Template::InstitutionsByEventsPerMonth => Layout {
+                dimensions: vec![
+                    months,
+                    dimension("events in the month", EVENTS_PER_MONTH_BUCKETS),
+                ],
+                cell_bound: 1,
+                summary: vec![],
+                parameter_set: self.parameter_set(),
+            },
+            Template::EventsByMonthRoleTlpDistribution => events(vec![
+                months,
+                dimension("role", ROLES),
+                dimension("tlp", TLP_LEVELS),
+                dimension("distribution", DISTRIBUTIONS),
+            ]),
+            Template::AttributesByMonthRoleTlp => many(vec![
+                months,
+                dimension("role", ROLES),
+                dimension("tlp", TLP_LEVELS),
+            ]),
+            Template::EventsBySectorOrganisationTypeRole => events(vec![
+                Dimension {
+                    name: "sector",
+                    labels: labels(SECTORS)
+                        .into_iter()
+                        .chain(["not declared".to_owned()])
+                        .collect(),
+                },
+                Dimension {
+                    name: "organisation type",
+                    labels: labels(ORGANISATION_TYPES)
+                        .into_iter()
+                        .chain(["not declared".to_owned()])
+                        .collect(),
+                },
+                dimension("role", ROLES),
+            ]),
             Template::EventsByMonthTlpDistribution => Layout {
                 dimensions: vec![
                     months,
@@ -496,18 +913,7 @@ impl Template {
                 summary: vec![],
                 parameter_set: self.parameter_set(),
             },
-            Template::ProducerVsReceiverByMonth => Layout {
-                dimensions: vec![
-                    months,
-                    Dimension {
-                        name: "role",
-                        labels: labels(&["produced", "received", "creator unknown"]),
-                    },
-                ],
-                cell_bound: MAX_COUNT,
-                summary: vec![],
-                parameter_set: self.parameter_set(),
-            },
+            Template::ProducerVsReceiverByMonth => events(vec![months, dimension("role", ROLES)]),
             Template::AttributesPerEvent => Layout {
                 dimensions: vec![Dimension {
                     name: "attributes per event",
@@ -520,6 +926,7 @@ impl Template {
                         "sum of attributes per event",
                         "sum of squared attributes per event",
                     ],
+                    MAX_COUNT,
                     MAX_ATTRIBUTES_PER_EVENT,
                 ),
                 parameter_set: self.parameter_set(),
@@ -557,6 +964,7 @@ impl Template {
                         "sum of delays (days)",
                         "sum of squared delays (days²)",
                     ],
+                    MAX_COUNT,
                     MAX_DELAY_DAYS,
                 ),
                 parameter_set: self.parameter_set(),
@@ -572,8 +980,7 @@ impl Template {
         events: &[Event],
     ) -> Result<Statistic, TemplateError> {
         let layout = self.layout(window);
-        if *self == Template::ProducerVsReceiverByMonth && institution.organisation_uuids.is_empty()
-        {
+        if self.needs_organisation() && institution.organisation_uuids.is_empty() {
             return Err(TemplateError::NeedsOrganisation {
                 template: self.info().id,
             });
@@ -594,6 +1001,12 @@ impl Template {
                 .enumerate()
                 .map(|(i, &(c, t))| ((c, t), i))
                 .collect();
+        let type_index: std::collections::HashMap<&str, usize> = attribute_types()
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| (t, i))
+            .collect();
+        let mut per_month = vec![0u64; window.months as usize];
         for event in events {
             let Some(month) = event.date.as_ref().and_then(|d| window.position(d)) else {
                 outside += 1;
@@ -622,19 +1035,112 @@ impl Template {
                     }
                 }
                 Template::ProducerVsReceiverByMonth => {
-                    let role = match event.creator_uuid() {
-                        None => 2,
-                        Some(uuid)
-                            if institution
-                                .organisation_uuids
-                                .iter()
-                                .any(|o| o.eq_ignore_ascii_case(uuid)) =>
-                        {
-                            0
+                    values[month * ROLES.len() + role(institution, event)] += 1;
+                }
+                Template::EventsByDistributionTlpPap => {
+                    let cell = (distribution(event) * TLP_LEVELS.len() + tlp_level(event))
+                        * PAP_LEVELS.len()
+                        + pap_level(event);
+                    values[cell] += 1;
+                }
+                Template::AttributesByEventAndAttributeDistribution => {
+                    let row = distribution(event) * ATTRIBUTE_DISTRIBUTIONS.len();
+                    for a in event.all_attributes() {
+                        let own = match a.distribution {
+                            Some(d @ 0..=5) => d as usize,
+                            _ => ATTRIBUTE_DISTRIBUTIONS.len() - 1,
+                        };
+                        values[row + own] += 1;
+                    }
+                }
+                Template::IndicatorAgeAtSharing => {
+                    let table = DAY_BUCKETS.len() + 2;
+                    let published = event.publish_timestamp.filter(|&t| t > 0);
+                    for a in event.all_attributes() {
+                        let first_seen = a.first_seen.as_deref().and_then(unix_seconds);
+                        match (published, first_seen) {
+                            (None, _) => values[table - 1] += 1,
+                            (Some(_), None) => values[table - 2] += 1,
+                            (Some(published), Some(seen)) => {
+                                let age =
+                                    (published as i64).div_euclid(86_400) - seen.div_euclid(86_400);
+                                values[day_bucket(age)] += 1;
+                                add_moments(
+                                    &mut values[table..],
+                                    age.clamp(0, MAX_DELAY_DAYS as i64) as u64,
+                                );
+                            }
                         }
-                        Some(_) => 1,
-                    };
-                    values[month * 3 + role] += 1;
+                    }
+                }
+                Template::ObjectsByTemplate => {
+                    for o in &event.objects {
+                        values[position_or_last(OBJECT_TEMPLATES, o.name.as_deref())] += 1;
+                    }
+                }
+                Template::GalaxyClustersByType => {
+                    let mut used = vec![false; GALAXY_TYPES.len()];
+                    for cluster in event.galaxy_clusters() {
+                        let galaxy = position_or_last(GALAXY_TYPES, galaxy_type(cluster));
+                        values[galaxy * 2] += 1;
+                        used[galaxy] = true;
+                    }
+                    for (galaxy, _) in used.iter().enumerate().filter(|(_, &u)| u) {
+                        values[galaxy * 2 + 1] += 1;
+                    }
+                }
+                Template::SightingsByAttributeType => {
+                    let sighting_types = SIGHTING_TYPES.len();
+                    for a in event.all_attributes().filter(|a| !a.sightings.is_empty()) {
+                        let row = type_index
+                            .get(a.kind.as_str())
+                            .copied()
+                            .unwrap_or(type_index.len());
+                        for s in &a.sightings {
+                            let kind = match s.kind {
+                                Some(k @ 0..=2) => k as usize,
+                                _ => sighting_types - 1,
+                            };
+                            values[row * sighting_types + kind] += 1;
+                        }
+                    }
+                }
+                Template::InstitutionsByEventsPerMonth => per_month[month] += 1,
+                Template::EventsByMonthRoleTlpDistribution => {
+                    let cell = ((month * ROLES.len() + role(institution, event))
+                        * TLP_LEVELS.len()
+                        + tlp_level(event))
+                        * DISTRIBUTIONS.len()
+                        + distribution(event);
+                    values[cell] += 1;
+                }
+                Template::AttributesByMonthRoleTlp => {
+                    let cell = (month * ROLES.len() + role(institution, event)) * TLP_LEVELS.len()
+                        + tlp_level(event);
+                    values[cell] += event.all_attributes().count() as u64;
+                }
+                Template::EventsBySectorOrganisationTypeRole => {
+                    let sector = institution
+                        .sector
+                        .as_deref()
+                        .and_then(|s| {
+                            SECTORS
+                                .iter()
+                                .position(|x| x.eq_ignore_ascii_case(s.trim()))
+                        })
+                        .unwrap_or(SECTORS.len());
+                    let kind = institution
+                        .organisation_type
+                        .as_deref()
+                        .and_then(|s| {
+                            ORGANISATION_TYPES
+                                .iter()
+                                .position(|x| x.eq_ignore_ascii_case(s.trim()))
+                        })
+                        .unwrap_or(ORGANISATION_TYPES.len());
+                    let cell = (sector * (ORGANISATION_TYPES.len() + 1) + kind) * ROLES.len()
+                        + role(institution, event);
+                    values[cell] += 1;
                 }
                 Template::AttributesPerEvent => {
                     let n = event.all_attributes().count() as u64;
@@ -643,11 +1149,7 @@ impl Template {
                     add_moments(&mut values[table..], n.min(MAX_ATTRIBUTES_PER_EVENT));
                 }
                 Template::EventsByMonthThreatLevel => {
-                    let level = match event.threat_level_id {
-                        Some(l @ 1..=4) => l as usize - 1,
-                        _ => THREAT_LEVELS.len() - 1,
-                    };
-                    values[month * THREAT_LEVELS.len() + level] += 1;
+                    values[month * THREAT_LEVELS.len() + threat_level(event)] += 1;
                 }
                 // answers, not events: filled in below
                 Template::SurveySharingMotivations => {}
@@ -656,12 +1158,17 @@ impl Template {
                     match publish_delay_days(event) {
                         None => values[table - 1] += 1,
                         Some(delay) => {
-                            values[delay_bucket(delay)] += 1;
+                            values[day_bucket(delay)] += 1;
                             let clipped = delay.clamp(0, MAX_DELAY_DAYS as i64) as u64;
                             add_moments(&mut values[table..], clipped);
                         }
                     }
                 }
+            }
+        }
+        if *self == Template::InstitutionsByEventsPerMonth {
+            for (month, &n) in per_month.iter().enumerate() {
+                values[month * EVENTS_PER_MONTH_BUCKETS.len() + events_per_month_bucket(n)] = 1;
             }
         }
         if let (Template::SurveySharingMotivations, Some(survey)) = (self, survey) {
@@ -688,34 +1195,40 @@ impl Template {
     }
 }
 
-/// The event's TLP level (index into [`TLP_LEVELS`]): the most restrictive `tlp:` tag, `tlp:white`
-/// counting as `clear` (its TLP 2.0 name); "unknown" without one.
-pub fn tlp_level(event: &Event) -> usize {
-    event
-        .tags
-        .iter()
-        .filter_map(|t| {
-            let name = t.name.trim().to_ascii_lowercase();
-            match name.strip_prefix("tlp:")? {
-                "clear" | "white" => Some(0),
-                "green" => Some(1),
-                "amber" => Some(2),
-                "amber+strict" => Some(3),
-                "red" => Some(4),
-                _ => None,
-            }
-        })
-        .max()
-        .unwrap_or(TLP_LEVELS.len() - 1)
+/// How `event` stands to `institution` (index into [`ROLES`]).
+fn role(institution: &Institution, event: &Event) -> usize {
+    match event.creator_uuid() {
+        None => 2,
+        Some(uuid)
+            if institution
+                .organisation_uuids
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(uuid)) =>
+        {
+            0
+        }
+        Some(_) => 1,
+    }
 }
 
-/// The event's distribution level (index into [`DISTRIBUTIONS`]); "unknown" when absent or
-/// not an event-level value.
-pub fn distribution(event: &Event) -> usize {
-    match event.distribution {
-        Some(d @ 0..=4) => d as usize,
-        _ => DISTRIBUTIONS.len() - 1,
-    }
+/// MISP's attribute types, each once, in the order of its category/type table.
+pub fn attribute_types() -> Vec<&'static str> {
+    let mut seen = std::collections::HashSet::new();
+    crate::describe_types::CATEGORY_TYPES
+        .iter()
+        .map(|&(_, t)| t)
+        .filter(|t| seen.insert(*t))
+        .collect()
+}
+
+/// Seconds since the epoch of an RFC 3339 timestamp (MISP's `first_seen`), if it is one.
+pub fn unix_seconds(timestamp: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(
+        timestamp.trim(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .map(|t| t.unix_timestamp())
 }
 
 /// Whole days from the event date to its publication, if it has a publish time.
@@ -723,21 +1236,6 @@ pub fn publish_delay_days(event: &Event) -> Option<i64> {
     let published = event.publish_timestamp.filter(|&t| t > 0)?;
     let date = event.date?;
     Some((published / 86_400) as i64 - date.days_since_epoch())
-}
-
-fn delay_bucket(days: i64) -> usize {
-    match days {
-        ..=-1 => 0,
-        0 => 1,
-        1 => 2,
-        2..=3 => 3,
-        4..=7 => 4,
-        8..=14 => 5,
-        15..=30 => 6,
-        31..=90 => 7,
-        91..=365 => 8,
-        _ => 9,
-    }
 }
 
 #[cfg(test)]

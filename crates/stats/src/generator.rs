@@ -5,7 +5,9 @@
 //! as strings as MISP writes them — for one institution: events it created itself and events
 //! it received from other organisations, with a mix of TLP tags and distribution levels,
 //! heavy-tailed delays between event date and publication, attributes drawn from MISP's
-//! category/type table, and sightings (including false positives). Deterministic from a seed;
+//! category/type table, sightings (including false positives), PAP tags, galaxy clusters (ATT&CK
+//! techniques, threat actors, tools), MISP objects, attributes' `first_seen` and narrowed
+//! attribute distributions. Deterministic from a seed;
 //! the randomness is splitmix64, which is fine for test data and nothing else.
 
 use crate::catalogue::YearMonth;
@@ -132,6 +134,9 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
     }
     .days_since_epoch();
     let span_days = profile.months as i64 * 30;
+    // context (PAP, galaxies, objects, first_seen) from a stream of its own, so that adding
+    // it left the base events of a seed as they were
+    let mut extra = SplitMix(profile.seed ^ 0x5eed_c0de);
     for _ in 0..profile.events {
         let uuid = rng.uuid();
         let own = rng.unit() < profile.own_share || profile.peers.is_empty();
@@ -161,7 +166,7 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
         } as i64;
         let publish_ts = ((day + delay_days) * 86_400 + rng.below(86_400) as i64) as u64;
         let attribute_count = 1 + (rng.unit().powi(3) * 60.0) as usize;
-        let attributes: Vec<Value> = (0..attribute_count)
+        let mut attributes: Vec<Value> = (0..attribute_count)
             .map(|_| {
                 let (category, kind) = CATEGORY_TYPES[rng.below(CATEGORY_TYPES.len() as u64) as usize];
                 let sightings: Vec<Value> = (0..rng.pick(&[90, 6, 3, 1]))
@@ -194,6 +199,8 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
         if rng.unit() < 0.8 {
             event["distribution"] = json!(rng.pick(&[10, 35, 15, 35, 5]).to_string());
         }
+        add_context(&mut extra, &mut event, &mut attributes, publish_ts);
+        event["Attribute"] = Value::Array(attributes);
         if published {
             event["publish_timestamp"] = json!(publish_ts.to_string());
         }
@@ -212,6 +219,126 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
         serde_json::to_vec(&Value::Object(manifest))?,
     )?;
     Ok(uuids)
+}
+
+const PAP_TAGS: &[&str] = &[
+    "PAP:CLEAR",
+    "PAP:WHITE",
+    "PAP:GREEN",
+    "PAP:AMBER",
+    "PAP:RED",
+];
+
+/// Galaxy clusters an event may carry: (galaxy type, cluster value).
+const CLUSTERS: &[(&str, &str)] = &[
+    ("mitre-attack-pattern", "Phishing - T1566"),
+    (
+        "mitre-attack-pattern",
+        "Command and Scripting Interpreter - T1059",
+    ),
+    ("mitre-attack-pattern", "Ingress Tool Transfer - T1105"),
+    ("mitre-attack-pattern", "Application Layer Protocol - T1071"),
+    ("mitre-attack-pattern", "User Execution - T1204"),
+    ("threat-actor", "APT28"),
+    ("threat-actor", "Lazarus Group"),
+    ("tool", "Cobalt Strike"),
+    ("ransomware", "LockBit"),
+];
+
+/// Objects an event may carry: template name and its attributes' (category, type).
+const OBJECTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "file",
+        &[
+            ("Payload delivery", "filename"),
+            ("Payload delivery", "md5"),
+            ("Payload delivery", "sha256"),
+        ],
+    ),
+    (
+        "domain-ip",
+        &[
+            ("Network activity", "domain"),
+            ("Network activity", "ip-dst"),
+        ],
+    ),
+    ("url", &[("Network activity", "url")]),
+    (
+        "email",
+        &[
+            ("Payload delivery", "email-src"),
+            ("Payload delivery", "email-subject"),
+        ],
+    ),
+    ("x509", &[("Network activity", "x509-fingerprint-sha1")]),
+];
+
+/// PAP tags, galaxy clusters (as tags and in the `Galaxy` list), objects, `first_seen` and
+/// narrowed attribute distributions, drawn from `rng`.
+fn add_context(rng: &mut SplitMix, event: &mut Value, attributes: &mut [Value], publish_ts: u64) {
+    if rng.unit() < 0.4 {
+        let pap = PAP_TAGS[rng.pick(&[20, 10, 35, 25, 10])];
+        event["Tag"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": pap}));
+    }
+    let mut galaxies: Vec<(&str, Vec<Value>)> = Vec::new();
+    for _ in 0..rng.pick(&[40, 25, 20, 15]) {
+        let (galaxy, value) = CLUSTERS[rng.below(CLUSTERS.len() as u64) as usize];
+        let tag = format!("misp-galaxy:{galaxy}=\"{value}\"");
+        // exports carry a cluster as an event tag, in the Galaxy list, or both
+        if rng.unit() < 0.7 {
+            event["Tag"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": tag}));
+        }
+        let cluster = json!({"type": galaxy, "value": value, "tag_name": tag});
+        match galaxies.iter_mut().find(|(g, _)| *g == galaxy) {
+            Some((_, clusters)) => clusters.push(cluster),
+            None => galaxies.push((galaxy, vec![cluster])),
+        }
+    }
+    event["Galaxy"] = galaxies
+        .into_iter()
+        .map(|(galaxy, clusters)| json!({"type": galaxy, "GalaxyCluster": clusters}))
+        .collect();
+    let objects: Vec<Value> = (0..rng.pick(&[60, 20, 12, 8]))
+        .map(|_| {
+            let (name, fields) = OBJECTS[rng.below(OBJECTS.len() as u64) as usize];
+            let attributes: Vec<Value> = fields
+                .iter()
+                .map(|(category, kind)| {
+                    json!({"uuid": rng.uuid(), "category": category, "type": kind, "value": format!("synthetic-{}", rng.below(1 << 40)), "to_ids": "True", "distribution": "5"})
+                })
+                .collect();
+            json!({"name": name, "uuid": rng.uuid(), "Attribute": attributes})
+        })
+        .collect();
+    event["Object"] = Value::Array(objects);
+    for a in attributes {
+        // indicators first seen days to months before publication
+        if rng.unit() < 0.5 {
+            let age = match rng.pick(&[30, 30, 25, 15]) {
+                0 => rng.below(2),
+                1 => 2 + rng.below(12),
+                2 => 14 + rng.below(76),
+                _ => 90 + rng.below(600),
+            };
+            let seen = civil_from_days((publish_ts / 86_400) as i64 - age as i64);
+            a["first_seen"] = json!(format!(
+                "{:04}-{:02}-{:02}T{:02}:00:00.000000+00:00",
+                seen.year,
+                seen.month,
+                seen.day,
+                rng.below(24)
+            ));
+        }
+        if rng.unit() < 0.05 {
+            a["distribution"] = json!(["0", "1", "4"][rng.below(3) as usize]);
+        }
+    }
 }
 
 /// The date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
@@ -272,6 +399,8 @@ mod tests {
         let me = Institution {
             organisation_uuids: vec![me],
             survey: Some(crate::survey::parse(&survey_answers("CERT-A")).unwrap()),
+            sector: Some("Finance".into()),
+            organisation_type: Some("CSIRT".into()),
         };
         for t in TEMPLATES {
             let s = t.compute(&window, &me, &set.events).unwrap();

@@ -10,11 +10,13 @@ pub mod catalogue;
 pub mod describe_types;
 pub mod generator;
 pub mod misp;
+pub mod page;
 pub mod source;
 pub mod survey;
+pub mod vocabulary;
 
 pub use catalogue::{
-    Institution, Layout, PrivacyUnit, Statistic, Template, TemplateError, Window, YearMonth,
+    Chart, Institution, Layout, PrivacyUnit, Statistic, Template, TemplateError, Window, YearMonth,
     TEMPLATES,
 };
 pub use misp::{parse_events, Event, EventError};

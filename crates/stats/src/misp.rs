@@ -100,11 +100,29 @@ pub struct Attribute {
     pub sightings: Vec<Sighting>,
 }
 
-/// A MISP object: a group of attributes.
+/// A MISP object: a group of attributes made from an object template (`file`, `domain-ip`, …).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct MispObject {
+    /// The object template's name.
+    #[serde(default, deserialize_with = "text")]
+    pub name: Option<String>,
     #[serde(default, rename = "Attribute")]
     pub attributes: Vec<Attribute>,
+}
+
+/// A galaxy cluster attached to an event (a threat actor, an ATT&CK technique, a sector, …).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct GalaxyCluster {
+    /// The cluster's tag, `misp-galaxy:<galaxy type>="<value>"`.
+    #[serde(default, deserialize_with = "text")]
+    pub tag_name: Option<String>,
+}
+
+/// A galaxy and the clusters of it attached to an event.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Galaxy {
+    #[serde(default, rename = "GalaxyCluster")]
+    pub clusters: Vec<GalaxyCluster>,
 }
 
 /// A MISP event, as far as statistics need it.
@@ -138,6 +156,8 @@ pub struct Event {
     pub attributes: Vec<Attribute>,
     #[serde(default, rename = "Object")]
     pub objects: Vec<MispObject>,
+    #[serde(default, rename = "Galaxy")]
+    pub galaxies: Vec<Galaxy>,
 }
 
 impl Event {
@@ -146,6 +166,22 @@ impl Event {
         self.attributes
             .iter()
             .chain(self.objects.iter().flat_map(|o| o.attributes.iter()))
+    }
+
+    /// The galaxy clusters attached to the event, each once: the `misp-galaxy:` event tags and
+    /// the clusters of its `Galaxy` list (exports carry a cluster in both, or in one of them).
+    pub fn galaxy_clusters(&self) -> std::collections::BTreeSet<&str> {
+        self.tags
+            .iter()
+            .map(|t| t.name.as_str())
+            .chain(
+                self.galaxies
+                    .iter()
+                    .flat_map(|g| g.clusters.iter())
+                    .filter_map(|c| c.tag_name.as_deref()),
+            )
+            .filter(|name| name.starts_with("misp-galaxy:"))
+            .collect()
     }
 
     /// The creator organisation's uuid, if the export carries it.

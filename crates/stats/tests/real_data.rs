@@ -4,7 +4,8 @@
 //! the raw JSON (serde_json values, not this crate's model).
 
 use concord_stats::catalogue::{
-    Institution, Template, Window, YearMonth, DELAY_BUCKETS, MAX_DELAY_DAYS, TEMPLATES,
+    Institution, Template, Window, YearMonth, DELAY_BUCKETS, GALAXY_TYPES, MAX_DELAY_DAYS,
+    OBJECT_TEMPLATES, SECTORS, TEMPLATES,
 };
 use concord_stats::{load, load_exports, load_feed, DataSet, FileProblem};
 use serde_json::Value;
@@ -241,6 +242,76 @@ fn raw_attributes(e: &Value) -> Vec<&Value> {
     out
 }
 
+/// The most restrictive level of a `prefix` taxonomy among the event's tags, by lower-case
+/// names per level; `unknown` without one.
+fn raw_level(e: &Value, prefix: &str, levels: &[&[&str]], unknown: usize) -> usize {
+    e["Tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let name = t["name"].as_str()?.to_lowercase();
+            let level = name.strip_prefix(prefix)?;
+            levels.iter().position(|names| names.contains(&level))
+        })
+        .max()
+        .unwrap_or(unknown)
+}
+
+fn raw_tlp(e: &Value) -> usize {
+    raw_level(
+        e,
+        "tlp:",
+        &[
+            &["white", "clear"],
+            &["green"],
+            &["amber"],
+            &["amber+strict"],
+            &["red"],
+        ],
+        5,
+    )
+}
+
+fn raw_distribution(e: &Value) -> usize {
+    int(&e["distribution"])
+        .filter(|d| (0..=4).contains(d))
+        .unwrap_or(5) as usize
+}
+
+/// Days since the epoch of the UTC day of `YYYY-MM-DDTHH:MM:SS[.ffffff](+|-)HH:MM`.
+fn raw_utc_day(ts: &str) -> Option<i64> {
+    let date = concord_stats::misp::Date::parse(ts.get(..10)?)?;
+    let (h, m, sec) = (
+        ts.get(11..13)?.parse::<i64>().ok()?,
+        ts.get(14..16)?.parse::<i64>().ok()?,
+        ts.get(17..19)?.parse::<i64>().ok()?,
+    );
+    let zone = &ts[ts.len() - 6..];
+    let sign = if zone.starts_with('-') { -1 } else { 1 };
+    let offset =
+        sign * (zone[1..3].parse::<i64>().ok()? * 3600 + zone[4..6].parse::<i64>().ok()? * 60);
+    Some((date.days_since_epoch() * 86_400 + h * 3600 + m * 60 + sec - offset).div_euclid(86_400))
+}
+
+fn raw_day_bucket(days: i64) -> usize {
+    [
+        (-1, 0),
+        (0, 1),
+        (1, 2),
+        (3, 3),
+        (7, 4),
+        (14, 5),
+        (30, 6),
+        (90, 7),
+        (365, 8),
+    ]
+    .iter()
+    .find(|(hi, _)| days <= *hi)
+    .map(|(_, b)| *b)
+    .unwrap_or(9)
+}
+
 fn raw_truthy(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
@@ -291,6 +362,25 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
         .filter_map(|e| e["Orgc"]["uuid"].as_str().map(str::to_owned))
         .collect();
 
+    // summed over one institution per creator, each event is "produced" exactly once and
+    // "received" by every other institution; (role, times) with roles produced, received,
+    // creator unknown
+    let roles = |e: &Value| -> Vec<(usize, u64)> {
+        let c = creators.len() as u64;
+        match e["Orgc"]["uuid"].as_str() {
+            Some(_) => vec![(0, 1), (1, c - 1)],
+            None => vec![(2, c)],
+        }
+    };
+    // attribute types, each once, in describeTypes' order
+    let mut types: Vec<String> = Vec::new();
+    for (_, t) in &pairs {
+        if !types.contains(t) {
+            types.push(t.clone());
+        }
+    }
+    let (mut aged, mut sightings) = (0, 0);
+
     for template in TEMPLATES {
         if *template == Template::SurveySharingMotivations {
             continue; // answers, not MISP data: covered by the survey module's tests
@@ -298,6 +388,7 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
         let layout = template.layout(&window);
         let mut expect = vec![0u64; layout.cells()];
         let mut inside = 0;
+        let mut per_month = vec![0u64; months as usize];
         for e in &raw {
             let Some(month) = raw_month(e, first, months) else {
                 continue;
@@ -305,24 +396,111 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
             inside += 1;
             match template {
                 Template::EventsByMonthTlpDistribution => {
-                    let tlp = e["Tag"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|t| match t["name"].as_str()?.to_lowercase().as_str() {
-                            "tlp:white" | "tlp:clear" => Some(0),
-                            "tlp:green" => Some(1),
-                            "tlp:amber" => Some(2),
-                            "tlp:amber+strict" => Some(3),
-                            "tlp:red" => Some(4),
-                            _ => None,
-                        })
-                        .max()
-                        .unwrap_or(5);
-                    let dist = int(&e["distribution"])
-                        .filter(|d| (0..=4).contains(d))
-                        .unwrap_or(5) as usize;
-                    expect[(month * 6 + tlp) * 6 + dist] += 1;
+                    expect[(month * 6 + raw_tlp(e)) * 6 + raw_distribution(e)] += 1;
+                }
+                Template::EventsByDistributionTlpPap => {
+                    let pap = raw_level(
+                        e,
+                        "pap:",
+                        &[&["white", "clear"], &["green"], &["amber"], &["red"]],
+                        4,
+                    );
+                    expect[(raw_distribution(e) * 6 + raw_tlp(e)) * 5 + pap] += 1;
+                }
+                Template::AttributesByEventAndAttributeDistribution => {
+                    for a in raw_attributes(e) {
+                        let own = int(&a["distribution"])
+                            .filter(|d| (0..=5).contains(d))
+                            .unwrap_or(6) as usize;
+                        expect[raw_distribution(e) * 7 + own] += 1;
+                    }
+                }
+                Template::IndicatorAgeAtSharing => {
+                    let published = int(&e["publish_timestamp"]).filter(|&t| t > 0);
+                    for a in raw_attributes(e) {
+                        let seen = a["first_seen"].as_str().and_then(raw_utc_day);
+                        match (published, seen) {
+                            (None, _) => expect[11] += 1,
+                            (Some(_), None) => expect[10] += 1,
+                            (Some(p), Some(day)) => {
+                                let age = p.div_euclid(86_400) - day;
+                                expect[raw_day_bucket(age)] += 1;
+                                let c = age.clamp(0, MAX_DELAY_DAYS as i64) as u64;
+                                expect[12] += 1;
+                                expect[13] += c;
+                                expect[14] += c * c;
+                                aged += 1;
+                            }
+                        }
+                    }
+                }
+                Template::ObjectsByTemplate => {
+                    for o in e["Object"].as_array().into_iter().flatten() {
+                        let name = o["name"].as_str().unwrap_or_default();
+                        let last = OBJECT_TEMPLATES.len() - 1;
+                        let p = OBJECT_TEMPLATES[..last]
+                            .iter()
+                            .position(|t| *t == name)
+                            .unwrap_or(last);
+                        expect[p] += 1;
+                    }
+                }
+                Template::GalaxyClustersByType => {
+                    let mut clusters = std::collections::BTreeSet::new();
+                    for t in e["Tag"].as_array().into_iter().flatten() {
+                        clusters
+                            .extend(t["name"].as_str().filter(|n| n.starts_with("misp-galaxy:")));
+                    }
+                    for g in e["Galaxy"].as_array().into_iter().flatten() {
+                        for c in g["GalaxyCluster"].as_array().into_iter().flatten() {
+                            clusters.extend(c["tag_name"].as_str());
+                        }
+                    }
+                    let mut used = std::collections::BTreeSet::new();
+                    for c in clusters {
+                        let galaxy = &c["misp-galaxy:".len()..c.find('=').unwrap_or(c.len())];
+                        let last = GALAXY_TYPES.len() - 1;
+                        let p = GALAXY_TYPES[..last]
+                            .iter()
+                            .position(|t| *t == galaxy)
+                            .unwrap_or(last);
+                        expect[p * 2] += 1;
+                        used.insert(p);
+                    }
+                    for p in used {
+                        expect[p * 2 + 1] += 1;
+                    }
+                }
+                Template::SightingsByAttributeType => {
+                    for a in raw_attributes(e) {
+                        let kind = a["type"].as_str().unwrap_or_default();
+                        let row = types.iter().position(|t| t == kind).unwrap_or(types.len());
+                        for s in a["Sighting"].as_array().into_iter().flatten() {
+                            let k = int(&s["type"]).filter(|k| (0..=2).contains(k)).unwrap_or(3);
+                            expect[row * 4 + k as usize] += 1;
+                            sightings += 1;
+                        }
+                    }
+                }
+                Template::InstitutionsByEventsPerMonth => per_month[month] += 1,
+                Template::EventsByMonthRoleTlpDistribution => {
+                    for (role, times) in roles(e) {
+                        expect[((month * 3 + role) * 6 + raw_tlp(e)) * 6 + raw_distribution(e)] +=
+                            times;
+                    }
+                }
+                Template::AttributesByMonthRoleTlp => {
+                    for (role, times) in roles(e) {
+                        expect[(month * 3 + role) * 6 + raw_tlp(e)] +=
+                            times * raw_attributes(e).len() as u64;
+                    }
+                }
+                Template::EventsBySectorOrganisationTypeRole => {
+                    // every institution declares itself an IT-security CSIRT
+                    let sector = SECTORS.iter().position(|s| *s == "IT - Security").unwrap();
+                    for (role, times) in roles(e) {
+                        expect[(sector * 11) * 3 + role] += times;
+                    }
                 }
                 Template::AttributesByCategoryTypeToIds
                 | Template::AttributesByMonthCategoryTypeToIds => {
@@ -341,14 +519,8 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                     }
                 }
                 Template::ProducerVsReceiverByMonth => {
-                    // summed over one institution per creator: each event is "produced" exactly
-                    // once and "received" by every other institution
-                    match e["Orgc"]["uuid"].as_str() {
-                        Some(_) => {
-                            expect[month * 3] += 1;
-                            expect[month * 3 + 1] += creators.len() as u64 - 1;
-                        }
-                        None => expect[month * 3 + 2] += creators.len() as u64,
+                    for (role, times) in roles(e) {
+                        expect[month * 3 + role] += times;
                     }
                 }
                 Template::SurveySharingMotivations => unreachable!("skipped above"),
@@ -398,22 +570,7 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                             }
                             .days_since_epoch();
                             let delay = ts / 86_400 - days;
-                            let bucket = [
-                                (-1, 0),
-                                (0, 1),
-                                (1, 2),
-                                (3, 3),
-                                (7, 4),
-                                (14, 5),
-                                (30, 6),
-                                (90, 7),
-                                (365, 8),
-                            ]
-                            .iter()
-                            .find(|(hi, _)| delay <= *hi)
-                            .map(|(_, b)| *b)
-                            .unwrap_or(9);
-                            expect[bucket] += 1;
+                            expect[raw_day_bucket(delay)] += 1;
                             let c = delay.clamp(0, MAX_DELAY_DAYS as i64) as u64;
                             let n = DELAY_BUCKETS.len();
                             expect[n] += 1;
@@ -424,6 +581,24 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                 }
             }
         }
+        if *template == Template::InstitutionsByEventsPerMonth {
+            for (month, n) in per_month.into_iter().enumerate() {
+                let bucket = [
+                    (0, 0),
+                    (1, 1),
+                    (5, 2),
+                    (10, 3),
+                    (30, 4),
+                    (100, 5),
+                    (1000, 6),
+                ]
+                .iter()
+                .find(|(hi, _)| n <= *hi)
+                .map(|(_, b)| *b)
+                .unwrap_or(7);
+                expect[month * 8 + bucket] = 1;
+            }
+        }
         // the same statistic, as the sum of one institution per creator organisation
         let mut summed = vec![0u64; layout.cells()];
         let mut counted = 0;
@@ -431,11 +606,13 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
             let institution = Institution {
                 organisation_uuids: vec![creator.clone()],
                 survey: None,
+                sector: Some("it - security".into()),
+                organisation_type: Some("CSIRT".into()),
             };
             let stat = template
                 .compute(&window, &institution, &pooled.events)
                 .unwrap();
-            if *template != Template::ProducerVsReceiverByMonth {
+            if !template.needs_organisation() {
                 // these do not depend on who computes: one institution's view is the pooled one
                 assert_eq!(stat.values, expect, "{}", template.info().id);
                 assert_eq!(stat.events_in_window, inside);
@@ -448,8 +625,8 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
             }
             counted += 1;
         }
-        if *template == Template::ProducerVsReceiverByMonth {
-            assert_eq!(summed, expect, "producer-vs-receiver");
+        if template.needs_organisation() {
+            assert_eq!(summed, expect, "{}", template.info().id);
             assert_eq!(counted, creators.len());
         }
         assert!(
@@ -458,6 +635,9 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
             template.info().id
         );
     }
+    // the data's documented sightings, and attributes with first_seen in published events
+    assert_eq!(sightings, 19);
+    assert!(aged > 24_000, "{aged}");
 }
 
 #[test]
@@ -471,6 +651,7 @@ fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
     let nobody = Institution {
         organisation_uuids: vec!["none".into()],
         survey: None,
+        ..Default::default()
     };
     let mut by_creator: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
     for e in &pooled {
@@ -523,6 +704,7 @@ fn removing_one_unit_moves_a_template_by_at_most_its_declared_sensitivity() {
             .take(1)
             .collect(),
         survey: None,
+        ..Default::default()
     };
     let mut checked = std::collections::BTreeMap::new();
     for template in concord_stats::TEMPLATES {
@@ -530,16 +712,42 @@ fn removing_one_unit_moves_a_template_by_at_most_its_declared_sensitivity() {
             continue;
         };
         let whole = template.compute(&window, &institution, &pooled).unwrap();
-        for skip in (0..pooled.len()).step_by(7) {
+        // objects and sightings are rare: try every event for them
+        let every = if matches!(unit.unit, "object" | "sighting") {
+            1
+        } else {
+            7
+        };
+        for skip in (0..pooled.len()).step_by(every) {
             let mut fewer = pooled.clone();
+            let event = &mut fewer[skip];
             match unit.unit {
                 "event" => {
                     fewer.remove(skip);
                 }
-                "attribute" if !fewer[skip].attributes.is_empty() => {
-                    fewer[skip].attributes.remove(0);
+                "attribute" if !event.attributes.is_empty() => {
+                    event.attributes.remove(0);
                 }
-                "attribute" => continue,
+                "object" if !event.objects.is_empty() => {
+                    event.objects.remove(0);
+                }
+                "sighting" => {
+                    let Some(a) = event
+                        .attributes
+                        .iter_mut()
+                        .chain(
+                            event
+                                .objects
+                                .iter_mut()
+                                .flat_map(|o| o.attributes.iter_mut()),
+                        )
+                        .find(|a| !a.sightings.is_empty())
+                    else {
+                        continue;
+                    };
+                    a.sightings.remove(0);
+                }
+                "attribute" | "object" => continue,
                 other => panic!("unit {other}"),
             }
             let part = template.compute(&window, &institution, &fewer).unwrap();
@@ -555,6 +763,6 @@ fn removing_one_unit_moves_a_template_by_at_most_its_declared_sensitivity() {
         }
     }
     // every template with a unit, and removals that did move it
-    assert_eq!(checked.len(), 5, "{checked:?}");
-    assert!(checked.values().all(|&moved| moved > 5), "{checked:?}");
+    assert_eq!(checked.len(), 13, "{checked:?}");
+    assert!(checked.values().all(|&moved| moved >= 2), "{checked:?}");
 }

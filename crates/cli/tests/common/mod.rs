@@ -160,6 +160,8 @@ pub fn demo(nodes: usize) -> (tempfile::TempDir, String) {
     let demo = Command::new(env!("CARGO_BIN_EXE_concord"))
         .args(["demo", "--nodes", &nodes.to_string(), "--work"])
         .arg(work.path())
+        .arg("--plots")
+        .arg(work.path().join("plots"))
         .output()
         .unwrap();
     let stdout = text(&demo.stdout);
@@ -247,9 +249,17 @@ pub fn statistic(
     let events = concord_stats::load(std::path::Path::new(&data))
         .unwrap()
         .events;
+    let declared = |key: &str| {
+        config
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| serde_json::from_str::<String>(v.trim()).unwrap())
+    };
     let institution = concord_stats::Institution {
         organisation_uuids,
         survey: None,
+        sector: declared("sector = "),
+        organisation_type: declared("organisation_type = "),
     };
     template
         .compute(window, &institution, &events)
