@@ -51,6 +51,9 @@ pub struct QueryRecord {
     /// Differential privacy asked (0: none).
     #[serde(default)]
     pub epsilon: f64,
+    /// The researcher asked to publish the result to MISP (the nodes agreed to that).
+    #[serde(default)]
+    pub publish: bool,
     #[serde(default)]
     pub delta: f64,
     /// The researcher's signature over the query, and their certificate (DER) to check it.
@@ -110,6 +113,7 @@ impl QueryRecord {
             min_institutions: spec.min_institutions,
             epsilon: spec.epsilon,
             delta: spec.delta,
+            publish: spec.publish,
             submitted_at: now(),
             phase: "submitted".into(),
             ..Default::default()
@@ -128,6 +132,7 @@ impl QueryRecord {
             min_institutions: self.min_institutions,
             epsilon: self.epsilon,
             delta: self.delta,
+            publish: self.publish,
         }
     }
 

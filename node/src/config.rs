@@ -31,6 +31,7 @@
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
 //! min_institutions = 3
 //! allow_public_results = false              # true: also help release results public to all (CKS)
+//! allow_publication = false                 # true: also results the researcher publishes to MISP
 //! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
 //! max_cells = 131072                        # the largest query (cells) this node takes part in
 //! require_signed_queries = true             # only queries signed by the researcher (default)
@@ -98,7 +99,7 @@ pub struct DataSource {
     /// A MISP feed directory (with `manifest.json`) or a directory of event exports.
     pub path: Option<PathBuf>,
     /// Or a MISP instance, read over its REST API when the node starts.
-    pub misp: Option<crate::misp_api::MispApiConfig>,
+    pub misp: Option<concord_misp::MispApiConfig>,
     /// The institution's answers to the community survey (`concord-stats` `survey` format),
     /// for the survey tally; absent: the node takes no part in it.
     pub survey: Option<PathBuf>,
@@ -118,6 +119,10 @@ pub struct Policy {
     /// CKS). Otherwise (the default) results go only to the submitting researcher's key (PCKS).
     #[serde(default)]
     pub allow_public_results: bool,
+    /// Whether this node takes part in queries whose result the researcher will publish to
+    /// the community's MISP instance (`concord query submit --publish`).
+    #[serde(default)]
+    pub allow_publication: bool,
     /// Researchers (certificate names) whose queries this node takes part in; empty: any.
     #[serde(default)]
     pub allowed_researchers: Vec<String>,
@@ -216,6 +221,7 @@ impl Default for Policy {
             allowed_templates: Vec::new(),
             min_institutions: default_min_institutions(),
             allow_public_results: false,
+            allow_publication: false,
             allowed_researchers: Vec::new(),
             max_cells: default_max_cells(),
             require_signed_queries: true,

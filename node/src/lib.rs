@@ -6,7 +6,6 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod keystore;
-pub mod misp_api;
 pub mod service;
 pub mod state;
 pub mod threshold;
@@ -44,7 +43,7 @@ pub enum NodeError {
     #[error("MISP data: {0}")]
     Data(#[from] concord_stats::SourceError),
     #[error(transparent)]
-    MispApi(#[from] misp_api::MispApiError),
+    MispApi(#[from] concord_misp::MispApiError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -107,7 +106,7 @@ pub async fn run(
             data.events
         }
         (None, Some(misp)) => {
-            let fetched = misp_api::MispApi::new(misp.clone())?.fetch().await?;
+            let fetched = concord_misp::MispApi::new(misp.clone())?.fetch().await?;
             tracing::info!(
                 events = fetched.events.len(),
                 pages = fetched.pages,

@@ -272,6 +272,13 @@ impl NodeService {
                 "this institution's policy takes part only in differentially private queries (give ε)".into(),
             ));
         }
+        if spec.publish && !self.policy.allow_publication {
+            return Err((
+                "publication-not-allowed",
+                "this institution's policy does not allow results to be published to MISP"
+                    .to_string(),
+            ));
+        }
         let recipient = if spec.recipient_key.is_empty() {
             if !self.policy.allow_public_results {
                 return Err((
@@ -774,6 +781,7 @@ impl Node for NodeService {
                 "release": if spec.recipient_key.is_empty() { "public" } else { "sealed" },
                 "epsilon": spec.epsilon,
                 "delta": spec.delta,
+                "publish": spec.publish,
                 "agree": decision.agree,
                 "pending": decision.pending,
                 "approved_by": approved_by,

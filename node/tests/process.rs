@@ -252,7 +252,7 @@ fn bad_configurations_stop_the_node_with_a_clear_message() {
         ),
         (
             "listen = \"127.0.0.1:1\"\nkeys_dir = \"k\"\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data.misp]\nurl = \"http://127.0.0.1:1\"\napi_key_file = \"misp.key\"\nretries = 0\ntimeout_s = 2",
-            "could not be read for page 1",
+            "could not be reached for events/restSearch page 1",
         ),
     ] {
         std::fs::write(&config, text).unwrap();

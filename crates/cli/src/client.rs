@@ -53,6 +53,7 @@ pub fn spec(
         signature: Vec::new(),
         epsilon: 0.0,
         delta: 0.0,
+        publish: false,
     })
 }
 

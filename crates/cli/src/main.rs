@@ -10,6 +10,7 @@ mod client;
 mod demo;
 mod keys;
 mod plot;
+mod publish;
 
 use clap::{Parser, Subcommand};
 use concord_api::pki::{DevCa, Role};
@@ -124,6 +125,31 @@ enum QueryCommand {
         /// δ of a DP query.
         #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
         delta: f64,
+        /// Ask to publish the result to the community's MISP instance (`query publish`): only
+        /// nodes whose policy allows publication agree.
+        #[arg(long)]
+        publish: bool,
+    },
+    /// Publish a released result, submitted with --publish, to a MISP instance as an event
+    /// holding a report object with the table and the query's metadata.
+    Publish {
+        id: String,
+        /// The MISP instance's base URL.
+        #[arg(long)]
+        misp_url: String,
+        /// A file holding your MISP API key (owner-only).
+        #[arg(long)]
+        misp_key_file: PathBuf,
+        /// The CA of the MISP server's certificate (default: the system's roots).
+        #[arg(long)]
+        misp_ca: Option<PathBuf>,
+        /// The event's MISP distribution: 0 your organisation, 1 this community, 2 connected
+        /// communities, 3 all.
+        #[arg(long, default_value_t = 1)]
+        distribution: u8,
+        /// A tag for the event (repeatable), e.g. --tag tlp:green.
+        #[arg(long)]
+        tag: Vec<String>,
     },
     /// The institutions' nodes enrolled with the coordinator (name and party number).
     Members,
@@ -259,8 +285,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         public,
                         epsilon,
                         delta,
+                        publish,
                     } => {
                         let mut spec = client::spec(&template, &from, months, min_institutions)?;
+                        spec.publish = publish;
                         if let Some(epsilon) = epsilon {
                             client::check_dp(&spec, epsilon, delta)?;
                             (spec.epsilon, spec.delta) = (epsilon, delta);
@@ -272,6 +300,44 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         client::sign(&mut spec, &connection.tls_dir, &connection.name)?;
                         let status = client.submit(spec).await?.into_inner();
                         println!("{}", status.query_id);
+                    }
+                    QueryCommand::Publish {
+                        id,
+                        misp_url,
+                        misp_key_file,
+                        misp_ca,
+                        distribution,
+                        tag,
+                    } => {
+                        let status = client
+                            .get(concord_api::v1::QueryRef {
+                                query_id: id.clone(),
+                            })
+                            .await?
+                            .into_inner();
+                        if status.phase != "released" {
+                            return Err(format!("query {id} is {}, not released", status.phase).into());
+                        }
+                        let layout = client::layout_of(&status)?;
+                        let cells = client::cells_of(&status, keys_dir, &connection.name)?;
+                        let event = publish::report_event(
+                            &status,
+                            &layout,
+                            &cells,
+                            &publish::Options {
+                                distribution,
+                                tags: tag,
+                            },
+                        )?;
+                        let misp = concord_misp::MispApi::new(concord_misp::MispApiConfig {
+                            ca: misp_ca,
+                            ..concord_misp::MispApiConfig::new(misp_url.as_str(), misp_key_file)
+                        })?;
+                        let published = misp.publish(&event).await?;
+                        println!(
+                            "published to {misp_url} as event {} (uuid {}), unpublished for the instance's review",
+                            published.id, published.uuid
+                        );
                     }
                     QueryCommand::Members => {
                         let list = client

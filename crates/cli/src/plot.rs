@@ -82,10 +82,11 @@ fn draw<DB: DrawingBackend>(
     figure: &Figure,
 ) -> Result<(), PlotError> {
     root.fill(&WHITE).map_err(draw_error)?;
-    let caption_height = 24 * figure.caption.len() as u32 + 16;
+    let caption: Vec<String> = figure.caption.iter().flat_map(|l| wrap(l)).collect();
+    let caption_height = 24 * caption.len() as u32 + 16;
     let (upper, lower) = root.split_vertically(HEIGHT - caption_height);
     let style = TextStyle::from((FONT, 17).into_font()).color(&BLACK);
-    for (i, line) in figure.caption.iter().enumerate() {
+    for (i, line) in caption.iter().enumerate() {
         lower
             .draw_text(line, &style, (24, 8 + 24 * i as i32))
             .map_err(draw_error)?;
@@ -134,6 +135,24 @@ fn segments(
     (0..n.max(1) - 1).into_segmented()
 }
 
+/// A caption line broken at spaces into lines that fit the figure's width.
+fn wrap(line: &str) -> Vec<String> {
+    const COLUMNS: usize = 126; // the embedded monospaced face at 17 px, 1280 px wide
+    let mut lines = vec![String::new()];
+    for word in line.split(' ') {
+        let current = lines.last_mut().expect("one line at least");
+        if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > COLUMNS {
+            lines.push(format!("  {word}"));
+        } else {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+    }
+    lines
+}
+
 /// A tick of a count axis: whole numbers only (ticks between them stay unlabelled).
 fn count_label(v: &f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
@@ -163,6 +182,7 @@ fn lines<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(&figure.title, (FONT, 24))
         .margin(18)
+        .margin_right(44)
         .x_label_area_size(60)
         .y_label_area_size(90)
         .build_cartesian_2d(0..months.len().saturating_sub(1).max(1), lo..hi)
@@ -219,6 +239,7 @@ fn bars<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(&figure.title, (FONT, 24))
         .margin(18)
+        .margin_right(44)
         .x_label_area_size(60)
         .y_label_area_size((longest as u32 * 8 + 20).min(520))
         .build_cartesian_2d(lo..hi, segments(bars.len()))
@@ -279,6 +300,7 @@ fn heatmap<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .caption(&figure.title, (FONT, 24))
         .margin(18)
+        .margin_right(44)
         .x_label_area_size(60)
         .y_label_area_size((longest as u32 * 8 + 20).min(420))
         .build_cartesian_2d(segments(column_labels.len()), segments(grid.len()))

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use concord_node::misp_api::{MispApi, MispApiConfig, MispApiError};
+use concord_misp::{MispApi, MispApiConfig, MispApiError};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -100,7 +100,7 @@ async fn rest_search(
 }
 
 fn data_dir() -> Option<PathBuf> {
-    concord_stats::test_data_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+    concord_stats::test_data_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// Every event object under `dir`, as restSearch lists them (`{"Event": …}`), each once.
@@ -319,12 +319,12 @@ async fn server_errors_are_retried_and_reported_when_they_persist() {
         .unwrap_err();
     match &error {
         MispApiError::Http {
-            page: 2,
+            request,
             status: 500,
             attempts: 3,
             message,
             ..
-        } => assert!(message.contains("Internal Error")),
+        } => assert!(request == "events/restSearch page 2" && message.contains("Internal Error")),
         other => panic!("{other}"),
     }
 }
@@ -345,7 +345,7 @@ async fn a_server_that_does_not_answer_in_time_is_given_up() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&error, MispApiError::Transport { page: 1, attempts: 2, reason, .. } if reason.contains("timed out")),
+        matches!(&error, MispApiError::Transport { request, attempts: 2, reason, .. } if request == "events/restSearch page 1" && reason.contains("timed out")),
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(6));

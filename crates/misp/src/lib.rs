@@ -1,15 +1,21 @@
-//! Live MISP ingestion (DESIGN.md §3): a node reads its institution's events from a MISP
-//! instance over the REST API — `POST /events/restSearch` with the API key in the
-//! `Authorization` header, `returnFormat: json`, filtered by event date (`from`, `to`) and
-//! paginated (`page` from 1, `limit` events a page) until a page comes back short.
+//! A client of MISP's REST API (DESIGN.md §3), for the two places Concord meets a MISP
+//! instance:
 //!
-//! Every request has a timeout; connection failures, timeouts, HTTP 429 and 5xx are retried
-//! with exponential backoff, other answers are not (a refused API key is reported at once, with
-//! MISP's own message). TLS is verified: against the CA file given for the MISP server
-//! (only it is trusted then), else against the system's roots. An event that a later page
-//! returns again (the instance changed between pages) is counted once, by uuid. Each page is
-//! parsed by `concord-stats` ([`concord_stats::parse_events`]), which keeps only the fields
-//! statistics need.
+//! - **Live ingestion** ([`MispApi::fetch`]): a node reads its institution's events with
+//!   `POST /events/restSearch` — the API key in the `Authorization` header, `returnFormat: json`,
+//!   filtered by event date (`from`, `to`), paginated (`page` from 1, `limit` events a page)
+//!   until a page comes back short. An event that a later page returns again (the instance
+//!   changed between pages) is counted once, by uuid. Each page is parsed by `concord-stats`
+//!   ([`concord_stats::parse_events`]), which keeps only the fields statistics need.
+//! - **Publishing back** ([`MispApi::publish`]): a released result, with the community's
+//!   agreement, becomes a MISP event (`POST /events/add`).
+//!
+//! Every request has a timeout. Reads are retried with exponential backoff after connection
+//! failures, timeouts, HTTP 429 and 5xx; other answers are not retried (a refused API key is
+//! reported at once, with MISP's own message), and neither is publishing, which is not
+//! idempotent. TLS is verified: against the CA file given for the MISP server (only it is
+//! trusted then), else against the system's roots. The API key is read from an owner-only
+//! file, held zeroized, and never shown.
 
 use concord_stats::{parse_events, Event};
 use std::collections::HashSet;
@@ -52,6 +58,22 @@ fn default_retries() -> u32 {
     3
 }
 
+impl MispApiConfig {
+    /// A connection to `url` with the key in `api_key_file`, default paging, timeout and retries.
+    pub fn new(url: impl Into<String>, api_key_file: PathBuf) -> Self {
+        Self {
+            url: url.into(),
+            api_key_file,
+            ca: None,
+            from: None,
+            to: None,
+            page_size: default_page_size(),
+            timeout_s: default_timeout_s(),
+            retries: default_retries(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MispApiError {
     #[error("MISP API key file {path}: {reason}")]
@@ -66,27 +88,27 @@ pub enum MispApiError {
         status: u16,
         message: String,
     },
-    #[error("MISP at {url} answered HTTP {status} for page {page} (after {attempts} attempt(s)): {message}")]
+    #[error("MISP at {url} answered HTTP {status} to {request} (after {attempts} attempt(s)): {message}")]
     Http {
         url: String,
-        page: u32,
+        request: String,
         status: u16,
         attempts: u32,
         message: String,
     },
     #[error(
-        "MISP at {url} could not be read for page {page} (after {attempts} attempt(s)): {reason}"
+        "MISP at {url} could not be reached for {request} (after {attempts} attempt(s)): {reason}"
     )]
     Transport {
         url: String,
-        page: u32,
+        request: String,
         attempts: u32,
         reason: String,
     },
-    #[error("MISP at {url}, page {page}: not an events/restSearch answer: {reason}")]
+    #[error("MISP at {url}, {request}: not the answer MISP gives: {reason}")]
     Format {
         url: String,
-        page: u32,
+        request: String,
         reason: String,
     },
     #[error("MISP at {url} returned page {page} full of events it had already returned: it does not paginate restSearch")]
@@ -105,10 +127,17 @@ pub struct Fetched {
     pub retried: u32,
 }
 
+/// An event MISP created from [`MispApi::publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: String,
+    pub uuid: String,
+}
+
 /// A client of one MISP instance.
 pub struct MispApi {
     config: MispApiConfig,
-    endpoint: String,
+    base: String,
     api_key: Zeroizing<String>,
     http: reqwest::Client,
 }
@@ -153,7 +182,7 @@ impl MispApi {
             .build()
             .map_err(|e| MispApiError::Config(e.to_string()))?;
         Ok(Self {
-            endpoint: format!("{base}/events/restSearch"),
+            base: base.to_owned(),
             config,
             api_key,
             http,
@@ -191,7 +220,33 @@ impl MispApi {
         Ok(fetched)
     }
 
-    /// One page, with retries.
+    /// Publishes `event` (a MISP event object) as a new event; its `uuid`, if set, is kept.
+    /// Not retried: adding an event is not idempotent, and a lost answer is better checked by
+    /// hand (the error names the request) than risked as a duplicate.
+    pub async fn publish(&self, event: &serde_json::Value) -> Result<Published, MispApiError> {
+        let request = "events/add";
+        let body = serde_json::json!({ "Event": event });
+        let bytes = self.post(request, &body, false, &mut 0).await?;
+        let format = |reason: &str| MispApiError::Format {
+            url: self.config.url.clone(),
+            request: request.into(),
+            reason: reason.into(),
+        };
+        let answer: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format(&e.to_string()))?;
+        let field = |key: &str| {
+            answer["Event"][key]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| answer["Event"][key].as_u64().map(|n| n.to_string()))
+        };
+        match (field("id"), field("uuid")) {
+            (Some(id), Some(uuid)) => Ok(Published { id, uuid }),
+            _ => Err(format("no Event id and uuid in the answer")),
+        }
+    }
+
+    /// One restSearch page.
     async fn page(&self, page: u32, retried: &mut u32) -> Result<Vec<Event>, MispApiError> {
         let mut body = serde_json::json!({
             "returnFormat": "json",
@@ -204,54 +259,64 @@ impl MispApi {
         if let Some(to) = &self.config.to {
             body["to"] = to.as_str().into();
         }
-        let url = self.config.url.clone();
+        let request = format!("events/restSearch page {page}");
+        let bytes = self.post(&request, &body, true, retried).await?;
+        parse_page(&bytes).map_err(|reason| MispApiError::Format {
+            url: self.config.url.clone(),
+            request,
+            reason,
+        })
+    }
+
+    /// `POST {url}/{path}` (the request's first word) with the API key: the body of a 2xx
+    /// answer. `retry`: after transport failures, 429 and 5xx, up to the configured retries
+    /// (counted in `retried`).
+    async fn post(
+        &self,
+        request: &str,
+        body: &serde_json::Value,
+        retry: bool,
+        retried: &mut u32,
+    ) -> Result<Vec<u8>, MispApiError> {
+        let path = request.split(' ').next().unwrap_or(request);
+        let endpoint = format!("{}/{path}", self.base);
+        let url = || self.config.url.clone();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt > self.config.retries;
+            let last = !retry || attempt > self.config.retries;
             let answer = self
                 .http
-                .post(&self.endpoint)
+                .post(&endpoint)
                 .header(reqwest::header::AUTHORIZATION, self.api_key.as_str())
                 .header(reqwest::header::ACCEPT, "application/json")
-                .json(&body)
+                .json(body)
                 .send()
                 .await;
+            let transport = |e: &reqwest::Error| MispApiError::Transport {
+                url: url(),
+                request: request.into(),
+                attempts: attempt,
+                reason: transport_reason(e),
+            };
             let failure = match answer {
-                Err(e) => MispApiError::Transport {
-                    url: url.clone(),
-                    page,
-                    attempts: attempt,
-                    reason: transport_reason(&e),
-                },
+                Err(e) => transport(&e),
                 Ok(response) => {
-                    let status = response.status();
-                    let text = response.bytes().await;
-                    match (status.as_u16(), text) {
-                        (_, Err(e)) => MispApiError::Transport {
-                            url: url.clone(),
-                            page,
-                            attempts: attempt,
-                            reason: transport_reason(&e),
-                        },
-                        (200..=299, Ok(bytes)) => {
-                            return parse_page(&bytes).map_err(|reason| MispApiError::Format {
-                                url,
-                                page,
-                                reason,
-                            })
-                        }
-                        (status @ (401 | 403), Ok(bytes)) => {
+                    let status = response.status().as_u16();
+                    match response.bytes().await {
+                        Err(e) => transport(&e),
+                        Ok(bytes) if (200..300).contains(&status) => return Ok(bytes.to_vec()),
+                        Ok(bytes) if status == 401 || status == 403 => {
                             return Err(MispApiError::Auth {
-                                url,
+                                url: url(),
                                 status,
                                 message: misp_message(&bytes),
                             })
                         }
-                        (status, Ok(bytes)) => {
+                        Ok(bytes) => {
                             let error = MispApiError::Http {
-                                url: url.clone(),
-                                page,
+                                url: url(),
+                                request: request.into(),
                                 status,
                                 attempts: attempt,
                                 message: misp_message(&bytes),
