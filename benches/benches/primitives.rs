@@ -1,10 +1,14 @@
-//! Primitives: NTT per ring degree (IFMA-sized and 60-bit primes), and BFV per parameter set —
-//! encrypt, modulus switch, add, decrypt, serialize, deserialize.
+//! Primitives: NTT per ring degree (IFMA-sized and 60-bit primes), BFV per parameter set —
+//! encrypt, modulus switch, add, decrypt, serialize, deserialize — and, for the multiplicative
+//! sets, multiply (tensor and scale), relinearize, and both, with the relinearization key's
+//! generation.
 //!
 //! `cargo bench -p concord-benches --bench primitives`
 
-use concord_bfv::params::ALL_SETS;
-use concord_bfv::{BfvParameters, Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
+use concord_bfv::params::{ALL_SETS, MULTIPLICATIVE_SETS};
+use concord_bfv::{
+    BfvParameters, Ciphertext, Plaintext, PublicKey, RelinearizationKey, SecretKey, ValueRange,
+};
 use concord_ring::ntt_primes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
@@ -76,9 +80,45 @@ fn bfv(c: &mut Criterion) {
     g.finish();
 }
 
+fn multiplication(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bfv-mul");
+    for spec in MULTIPLICATIVE_SETS {
+        let p = BfvParameters::new(spec).unwrap();
+        let sk = SecretKey::generate(&p);
+        let pk = PublicKey::generate(&sk);
+        let values: Vec<i64> = (0..p.degree() as i64).map(|i| i % 200).collect();
+        let pt = Plaintext::encode(&p, &values, ValueRange::counts(255)).unwrap();
+        let (a, b) = (pk.encrypt(&pt).unwrap(), pk.encrypt(&pt).unwrap());
+        let name = spec.name;
+        g.bench_function(BenchmarkId::new("relinearization_key", name), |bench| {
+            bench.iter(|| RelinearizationKey::generate(black_box(&sk)).unwrap())
+        });
+        let rlk = RelinearizationKey::generate(&sk).unwrap();
+        g.bench_function(BenchmarkId::new("multiply", name), |bench| {
+            bench.iter(|| black_box(&a).multiply(black_box(&b)).unwrap())
+        });
+        let product = a.multiply(&b).unwrap();
+        g.bench_function(BenchmarkId::new("relinearize", name), |bench| {
+            bench.iter(|| {
+                let mut x = product.clone();
+                x.relinearize(black_box(&rlk)).unwrap();
+                x
+            })
+        });
+        g.bench_function(BenchmarkId::new("multiply_relinearize", name), |bench| {
+            bench.iter(|| {
+                black_box(&a)
+                    .multiply_relinearize(black_box(&b), &rlk)
+                    .unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = ntt, bfv
+    targets = ntt, bfv, multiplication
 }
 criterion_main!(benches);

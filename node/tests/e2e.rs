@@ -230,7 +230,7 @@ async fn four_node_processes_answer_every_template_exactly() {
     };
     let spec = |template: &Template, min: u32| signed(unsigned(template, min));
     // the researcher's result keys, one per parameter set
-    let researcher: HashMap<&'static str, SecretKey> = concord_bfv::params::ALL_SETS
+    let researcher: HashMap<&'static str, SecretKey> = concord_bfv::params::ADDITIVE_SETS
         .iter()
         .map(|set| {
             (

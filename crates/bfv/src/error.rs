@@ -38,6 +38,16 @@ pub enum BfvError {
     Level { level: usize, from: usize },
     #[error("ciphertext of degree {0}: relinearize it to degree 1 first")]
     Degree(usize),
+    #[error("parameter set {0} is additive: multiplication, relinearization and rotations need a multiplicative set (MUL-16384, MUL-32768)")]
+    NotMultiplicative(&'static str),
+    #[error(
+        "ciphertexts multiply and rotate at the top level {top}; this one is at level {level}"
+    )]
+    NotTopLevel { level: usize, top: usize },
+    #[error("no Galois key for element {element}: generate the keys for this rotation (GaloisKeys::for_rotations) first")]
+    MissingGaloisKey { element: u64 },
+    #[error("{element} is not a Galois element: odd and below 2N = {two_n}")]
+    GaloisElement { element: u64, two_n: u64 },
     #[error(transparent)]
     Wire(#[from] WireError),
 }

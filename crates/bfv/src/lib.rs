@@ -5,9 +5,10 @@
 //! (DESIGN.md §2).
 //!
 //! The multiparty protocols (collective keys, joint decryption, key switching, threshold) are in
-//! `concord-mhe`; ciphertext × ciphertext multiplication, relinearization and rotations are
-//! engine part 2 — the sets already carry key-switching moduli and levels for them, and the slot
-//! layout is the 2 × N/2 matrix their Galois automorphisms act on.
+//! `concord-mhe`. Engine part 2 is under way: the multiplicative sets (`MUL-16384`,
+//! `MUL-32768`) multiply ciphertexts in the RNS variant of Halevi–Polyakov–Shoup and
+//! relinearize with hybrid key switching ([`multiply`]); rotations use the slot layout already
+//! here (the 2 × N/2 matrix the Galois automorphisms act on).
 //!
 //! ```
 //! use concord_bfv::{params, BfvParameters, Plaintext, PublicKey, SecretKey, ValueRange};
@@ -24,13 +25,17 @@
 pub mod ciphertext;
 pub mod error;
 pub mod keys;
+pub mod multiply;
 pub mod params;
 pub mod plaintext;
+pub mod rotation;
 pub mod wire;
 
 pub use ciphertext::{check_same_params, Ciphertext, CiphertextTag};
 pub use error::BfvError;
 pub use keys::{PublicKey, SecretKey};
+pub use multiply::RelinearizationKey;
 pub use params::{BfvParameters, ParameterError, ParameterSpec};
 pub use plaintext::{Plaintext, ValueRange};
+pub use rotation::GaloisKeys;
 pub use wire::{Kind, WireError};

@@ -21,8 +21,27 @@
 //! | `ADD-4096` | 4096 | 40, 40 \| 29 | 65537 | small aggregates, up to 64 parties |
 //! | `ADD-8192` | 8192 | 38, 38 \| 32 | 65537 | counts below 65537 (the W16 workload) |
 //! | `ADD-8192-T33` | 8192 | 48, 48 \| 32 | 2^33-bit prime | large counters (t > 2^32) |
+//! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 55 | 65537 | products of 8 ciphertexts (depth 3) |
+//! | `MUL-32768` | 32768 | 6 × 50 \| 3 × 50; P = 3 × 55 | 65537 | products of 64 ciphertexts (depth 6) |
 //!
 //! (`|` separates the transmit level from the moduli dropped before sending.)
+//!
+//! **Multiplicative sets** carry key-switching moduli `P` and multiply, relinearize (and, next,
+//! rotate): see [`crate::multiply`]. Their noise budget (`log2(Q/2t) − log2‖e‖`, single key,
+//! measured by `tests/multiply.rs`, which checks that it decreases at every level and stays
+//! above 60 bits at the set's depth) after each level of a balanced product tree:
+//!
+//! | set | fresh | depth 1 | 2 | 3 | 4 | 5 | 6 |
+//! |---|---|---|---|---|---|---|---|
+//! | `MUL-16384` | 272 | 243 | 214 | 185 | | | |
+//! | `MUL-32768` | 421 | 392 | 362 | 331 | 301 | 270 | 239 |
+//!
+//! About 30 bits a level (`t·N` and the key norm). A collective key of `k` parties adds about
+//! `log2 k` bits a level, and collective decryption needs the smudging noise's 40 bits of
+//! statistical security plus its own width (`concord-mhe` `noise`) above the noise. Modulus
+//! switching shrinks noise and modulus together: at the transmit level (200 and 300 bits of
+//! `Q`) a product at the set's full depth keeps 176 and 240 bits — the test switches it there
+//! and checks that it still decrypts with over 60 bits to spare.
 
 use concord_ring::{ntt_primes, ContextError, Modulus, RnsContext};
 use std::sync::Arc;
@@ -86,8 +105,39 @@ pub const ADD_8192_T33: ParameterSpec = ParameterSpec {
     transmit_level: 2,
 };
 
+/// Multiplicative set, N = 16384, t = 65537: products of 8 ciphertexts (depth 3) of up to 16
+/// parties' collective key. `Q`: six 50-bit primes; `P`: two 55-bit primes (so three digit
+/// groups of two primes each, every group below `P`); `log2(QP)` ≈ 410 ≤ 438.
+pub const MUL_16384: ParameterSpec = ParameterSpec {
+    id: 4,
+    name: "MUL-16384",
+    log_n: 14,
+    ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50],
+    special_moduli_bits: &[55, 55],
+    plaintext_modulus: PlaintextModulus::Prime(65537),
+    transmit_level: 4,
+};
+
+/// Multiplicative set, N = 32768, t = 65537: products of 64 ciphertexts (depth 6). `Q`: nine
+/// 50-bit primes; `P`: three 55-bit primes (three digit groups of three); `log2(QP)` ≈ 615 ≤ 881.
+pub const MUL_32768: ParameterSpec = ParameterSpec {
+    id: 5,
+    name: "MUL-32768",
+    log_n: 15,
+    ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50, 50, 50, 50],
+    special_moduli_bits: &[55, 55, 55],
+    plaintext_modulus: PlaintextModulus::Prime(65537),
+    transmit_level: 6,
+};
+
+/// The sets statistics queries run under (sums only).
+pub const ADDITIVE_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33];
+
+/// The sets with key-switching moduli: multiplication, relinearization, rotations.
+pub const MULTIPLICATIVE_SETS: &[ParameterSpec] = &[MUL_16384, MUL_32768];
+
 /// Every named set.
-pub const ALL_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33];
+pub const ALL_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33, MUL_16384, MUL_32768];
 
 /// Look a set up by its wire id.
 pub fn spec_by_id(id: u16) -> Option<&'static ParameterSpec> {
@@ -138,6 +188,8 @@ pub enum ParameterError {
         level: usize,
         max: usize,
     },
+    #[error("parameter set {name}: multiplication needs {reason}")]
+    Multiplication { name: &'static str, reason: String },
     #[error("parameter set {name}: {source}")]
     Ring {
         name: &'static str,
@@ -160,6 +212,10 @@ pub struct BfvParameters {
     q_mod_t: Vec<u64>,
     /// Slot k ↦ index into the NTT (mod t) output holding it.
     slot_position: Vec<usize>,
+    /// Multiplication's auxiliary basis (sets with special moduli).
+    tensoring: Option<crate::multiply::Tensoring>,
+    /// Key switching's special moduli and digit groups (sets with special moduli).
+    key_switching: Option<crate::multiply::KeySwitching>,
 }
 
 impl BfvParameters {
@@ -224,6 +280,16 @@ impl BfvParameters {
             .map(|m| m.neg(m.inv(m.reduce(t)).expect("t is not a modulus")))
             .collect();
         let slot_position = slot_positions(&t_plan, tm, n);
+        let (tensoring, key_switching) = if p.is_empty() {
+            (None, None)
+        } else {
+            let used: Vec<u64> = chosen.clone();
+            let fail = |reason: String| ParameterError::Multiplication { name, reason };
+            (
+                Some(crate::multiply::Tensoring::new(&ring, t, &used).map_err(fail)?),
+                Some(crate::multiply::KeySwitching::new(&ring, &p).map_err(fail)?),
+            )
+        };
         Ok(Arc::new(Self {
             spec: *spec,
             ring,
@@ -233,6 +299,8 @@ impl BfvParameters {
             neg_t_inv,
             q_mod_t,
             slot_position,
+            tensoring,
+            key_switching,
         }))
     }
 
@@ -256,6 +324,19 @@ impl BfvParameters {
     /// The ring of ciphertext moduli.
     pub fn ring(&self) -> &RnsContext {
         &self.ring
+    }
+
+    pub(crate) fn tensoring(&self) -> Option<&crate::multiply::Tensoring> {
+        self.tensoring.as_ref()
+    }
+
+    pub(crate) fn key_switching(&self) -> Option<&crate::multiply::KeySwitching> {
+        self.key_switching.as_ref()
+    }
+
+    /// Whether the set multiplies, relinearizes and rotates (it has key-switching moduli).
+    pub fn is_multiplicative(&self) -> bool {
+        self.key_switching.is_some()
     }
 
     /// The key-switching moduli `P` (empty for additive sets).

@@ -24,7 +24,7 @@ fn parameters(set: &str) -> Result<Arc<BfvParameters>, Error> {
 pub fn init(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
-    for spec in params::ALL_SETS {
+    for spec in params::ADDITIVE_SETS {
         let sk_path = file(dir, name, spec.name, "sk");
         if sk_path.exists() && !force {
             return Err(format!(
@@ -104,7 +104,7 @@ mod tests {
     fn keys_are_made_once_and_secret_files_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let written = init(dir.path(), "alice", false).unwrap();
-        assert_eq!(written.len(), params::ALL_SETS.len());
+        assert_eq!(written.len(), params::ADDITIVE_SETS.len());
         let again = init(dir.path(), "alice", false).unwrap_err().to_string();
         assert!(again.contains("--force"), "{again}");
         assert!(init(dir.path(), "alice", true).is_ok());

@@ -12,6 +12,7 @@ pub mod context;
 pub mod modulus;
 pub mod packing;
 pub mod poly;
+pub mod rns;
 pub mod sampling;
 pub mod torus;
 

@@ -388,6 +388,37 @@ impl Poly {
         self.level = last;
     }
 
+    /// `self(X^g)` for an odd `g` (a Galois automorphism of `Z[X]/(X^N+1)`), coefficient form:
+    /// coefficient `i` moves to `i·g mod 2N`, negated when that lands in `[N, 2N)`.
+    pub fn automorphism(&self, ctx: &RnsContext, g: u64) -> Poly {
+        assert_eq!(
+            self.repr,
+            Representation::Coefficient,
+            "automorphisms act on coefficients"
+        );
+        let n = ctx.degree();
+        assert!(
+            g % 2 == 1 && g < 2 * n as u64,
+            "a Galois element is odd and below 2N"
+        );
+        let mut out = Poly::zero(ctx, self.level, Representation::Coefficient);
+        for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+            let (from, to) = (
+                &self.data[j * n..(j + 1) * n],
+                &mut out.data[j * n..(j + 1) * n],
+            );
+            for (i, &c) in from.iter().enumerate() {
+                let k = (i as u64 * g % (2 * n as u64)) as usize;
+                if k < n {
+                    to[k] = c;
+                } else {
+                    to[k - n] = m.neg(c);
+                }
+            }
+        }
+        out
+    }
+
     /// Each coefficient as an exact integer in `(-Q_ℓ/2, Q_ℓ/2]` (CRT lift). Slow: for noise
     /// measurement and tests, never on a hot path.
     pub fn lift_centered(&self, ctx: &RnsContext) -> Vec<num_bigint::BigInt> {

@@ -1,0 +1,159 @@
+//! Slot rotations (engine part 2): the Galois automorphisms `X ↦ X^g` permute the slots of the
+//! 2 × N/2 matrix (`g = 3^k` rotates both rows by `k`, `g = 2N − 1` swaps them; see
+//! [`crate::params`]), and a [`GaloisKeys`] entry per element switches the result from
+//! `s(X^g)` back to `s` — the same hybrid key switching as relinearization
+//! ([`crate::multiply`]).
+//!
+//! [`Ciphertext::inner_sum`] adds every slot into every slot with `log2(N/2)` row rotations by
+//! powers of two and one row swap; [`GaloisKeys::for_inner_sum`] makes exactly those keys.
+
+use crate::ciphertext::check_same_params;
+use crate::error::BfvError;
+use crate::keys::SecretKey;
+use crate::multiply::KeySwitchingKey;
+use crate::params::BfvParameters;
+use crate::Ciphertext;
+use concord_ring::sampling::secret_rng;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Key-switching keys from `s(X^g)` to `s`, by Galois element `g`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GaloisKeys {
+    params: Arc<BfvParameters>,
+    keys: BTreeMap<u64, KeySwitchingKey>,
+}
+
+impl GaloisKeys {
+    /// Keys for the given Galois elements.
+    pub fn generate(sk: &SecretKey, elements: &[u64]) -> Result<Self, BfvError> {
+        let params = sk.params();
+        params
+            .key_switching()
+            .ok_or(BfvError::NotMultiplicative(params.name()))?;
+        let ring = params.ring();
+        let two_n = 2 * params.degree() as u64;
+        let mut rng = secret_rng();
+        let mut keys = BTreeMap::new();
+        for &g in elements {
+            if g % 2 == 0 || g >= two_n {
+                return Err(BfvError::GaloisElement { element: g, two_n });
+            }
+            let mut s = zeroize::Zeroizing::new(sk.poly().clone());
+            s.to_coefficients(ring);
+            let mut s_g = zeroize::Zeroizing::new(s.automorphism(ring, g));
+            s_g.to_ntt(ring);
+            keys.insert(g, KeySwitchingKey::generate(sk, &s_g, &mut rng));
+        }
+        Ok(Self {
+            params: params.clone(),
+            keys,
+        })
+    }
+
+    /// Keys for rotating the rows by each of `steps`, and for swapping them if `row_swap`.
+    pub fn for_rotations(sk: &SecretKey, steps: &[i64], row_swap: bool) -> Result<Self, BfvError> {
+        let p = sk.params();
+        let mut elements: Vec<u64> = steps
+            .iter()
+            .map(|&s| p.galois_element_for_rotation(s))
+            .collect();
+        if row_swap {
+            elements.push(p.galois_element_for_row_swap());
+        }
+        Self::generate(sk, &elements)
+    }
+
+    /// The `log2(N/2)` rotation keys and the row-swap key [`Ciphertext::inner_sum`] uses.
+    pub fn for_inner_sum(sk: &SecretKey) -> Result<Self, BfvError> {
+        let steps: Vec<i64> = inner_sum_steps(sk.params().degree()).collect();
+        Self::for_rotations(sk, &steps, true)
+    }
+
+    /// The Galois elements this set of keys covers.
+    pub fn elements(&self) -> impl Iterator<Item = u64> + '_ {
+        self.keys.keys().copied()
+    }
+
+    pub fn params(&self) -> &Arc<BfvParameters> {
+        &self.params
+    }
+}
+
+/// Rotation steps `1, 2, 4, …, N/4`: summing a row with its rotations by these covers it.
+fn inner_sum_steps(n: usize) -> impl Iterator<Item = i64> {
+    (0..)
+        .map(|k| 1i64 << k)
+        .take_while(move |&s| s < n as i64 / 2)
+}
+
+impl Ciphertext {
+    /// `self(X^g)`, switched back to the key: the slots permuted by the automorphism.
+    pub fn apply_galois(&self, element: u64, keys: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        check_same_params(&self.params, &keys.params)?;
+        if self.degree() != 1 {
+            return Err(BfvError::Degree(self.degree()));
+        }
+        if self.level() != self.params.max_level() {
+            return Err(BfvError::NotTopLevel {
+                level: self.level(),
+                top: self.params.max_level(),
+            });
+        }
+        let key = keys
+            .keys
+            .get(&element)
+            .ok_or(BfvError::MissingGaloisKey { element })?;
+        let params = self.params.clone();
+        let ks = params
+            .key_switching()
+            .ok_or(BfvError::NotMultiplicative(params.name()))?;
+        let ring = params.ring();
+        let mut c0 = self.parts[0].automorphism(ring, element);
+        let c1 = self.parts[1].automorphism(ring, element);
+        let (u0, u1) = ks.switch(ring, key, &c1);
+        c0.add_assign(ring, &u0);
+        Ok(Ciphertext {
+            params: params.clone(),
+            parts: vec![c0, u1],
+            range: self.range,
+        })
+    }
+
+    /// Both rows rotated left by `step` slots (right for a negative step).
+    pub fn rotate_rows(&self, step: i64, keys: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        self.apply_galois(self.params.galois_element_for_rotation(step), keys)
+    }
+
+    /// The two rows swapped.
+    pub fn swap_rows(&self, keys: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        self.apply_galois(self.params.galois_element_for_row_swap(), keys)
+    }
+
+    /// The sum of all `N` slots, in every slot; refused if that sum's range does not fit `t`.
+    pub fn inner_sum(&self, keys: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        let n = self.params.degree() as i128;
+        let range = crate::ValueRange {
+            lo: self.range.lo * n,
+            hi: self.range.hi * n,
+        }
+        .checked("inner sum", self.params.plaintext_modulus())?;
+        let mut acc = self.clone();
+        for step in inner_sum_steps(self.params.degree()) {
+            let rotated = acc.rotate_rows(step, keys)?;
+            acc.add_unchecked(&rotated);
+        }
+        let swapped = acc.swap_rows(keys)?;
+        acc.add_unchecked(&swapped);
+        acc.range = range;
+        Ok(acc)
+    }
+
+    /// `self + other` part by part, the range left to the caller.
+    fn add_unchecked(&mut self, other: &Ciphertext) {
+        let params = self.params.clone();
+        for (a, b) in self.parts.iter_mut().zip(&other.parts) {
+            a.add_assign(params.ring(), b);
+        }
+    }
+}
