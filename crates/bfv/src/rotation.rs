@@ -130,10 +130,11 @@ impl Ciphertext {
         self.apply_galois(self.params.galois_element_for_row_swap(), keys)
     }
 
-    /// The sum of all `N` slots, in every slot; refused if that sum's range does not fit `t`.
+    /// The sum of all `N` slots, in every slot; refused (before any rotation) if that sum's
+    /// range does not fit `t`. Each step doubles the range, to `N` times it at the end.
     pub fn inner_sum(&self, keys: &GaloisKeys) -> Result<Ciphertext, BfvError> {
         let n = self.params.degree() as i128;
-        let range = crate::ValueRange {
+        crate::ValueRange {
             lo: self.range.lo * n,
             hi: self.range.hi * n,
         }
@@ -141,19 +142,10 @@ impl Ciphertext {
         let mut acc = self.clone();
         for step in inner_sum_steps(self.params.degree()) {
             let rotated = acc.rotate_rows(step, keys)?;
-            acc.add_unchecked(&rotated);
+            acc.add_assign(&rotated)?;
         }
         let swapped = acc.swap_rows(keys)?;
-        acc.add_unchecked(&swapped);
-        acc.range = range;
+        acc.add_assign(&swapped)?;
         Ok(acc)
-    }
-
-    /// `self + other` part by part, the range left to the caller.
-    fn add_unchecked(&mut self, other: &Ciphertext) {
-        let params = self.params.clone();
-        for (a, b) in self.parts.iter_mut().zip(&other.parts) {
-            a.add_assign(params.ring(), b);
-        }
     }
 }

@@ -54,6 +54,7 @@ fn rotations_swaps_and_inner_sums_permute_and_add_the_slots() {
     let summed = ct.inner_sum(&sum_keys).unwrap();
     assert!(sk.noise_budget(&summed).unwrap() > 100.0);
     assert_eq!(sk.decrypt(&summed).unwrap().decode(), vec![total; n]);
+    assert_eq!(summed.range(), ValueRange::counts(4 * n as u64));
     // 16384 slots of up to 4: the range [0, 65536] fits t = 65537; of up to 5 it would not
     let wide = pk
         .encrypt(&Plaintext::encode(&p, &[5], ValueRange::counts(5)).unwrap())

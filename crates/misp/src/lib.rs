@@ -6,7 +6,7 @@
 //!   filtered by event date (`from`, `to`), paginated (`page` from 1, `limit` events a page)
 //!   until a page comes back short. An event that a later page returns again (the instance
 //!   changed between pages) is counted once, by uuid. Each page is parsed by `concord-stats`
-//!   ([`concord_stats::parse_events`]), which keeps only the fields statistics need.
+//!   ([`concord_stats::misp::events_from_json`]), which keeps only the fields statistics need.
 //! - **Publishing back** ([`MispApi::publish`]): a released result, with the community's
 //!   agreement, becomes a MISP event (`POST /events/add`).
 //!
@@ -17,7 +17,8 @@
 //! trusted then), else against the system's roots. The API key is read from an owner-only
 //! file, held zeroized, and never shown.
 
-use concord_stats::{parse_events, Event};
+use concord_stats::misp::events_from_json;
+use concord_stats::Event;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -226,7 +227,9 @@ impl MispApi {
     pub async fn publish(&self, event: &serde_json::Value) -> Result<Published, MispApiError> {
         let request = "events/add";
         let body = serde_json::json!({ "Event": event });
-        let bytes = self.post(request, &body, false, &mut 0).await?;
+        let bytes = self
+            .post("events/add", request, &body, false, &mut 0)
+            .await?;
         let format = |reason: &str| MispApiError::Format {
             url: self.config.url.clone(),
             request: request.into(),
@@ -260,7 +263,9 @@ impl MispApi {
             body["to"] = to.as_str().into();
         }
         let request = format!("events/restSearch page {page}");
-        let bytes = self.post(&request, &body, true, retried).await?;
+        let bytes = self
+            .post("events/restSearch", &request, &body, true, retried)
+            .await?;
         parse_page(&bytes).map_err(|reason| MispApiError::Format {
             url: self.config.url.clone(),
             request,
@@ -268,17 +273,17 @@ impl MispApi {
         })
     }
 
-    /// `POST {url}/{path}` (the request's first word) with the API key: the body of a 2xx
-    /// answer. `retry`: after transport failures, 429 and 5xx, up to the configured retries
-    /// (counted in `retried`).
+    /// `POST {url}/{path}` with the API key: the body of a 2xx answer; errors name `request`.
+    /// `retry`: after transport failures, 429 and 5xx, up to the configured retries (counted in
+    /// `retried`).
     async fn post(
         &self,
+        path: &str,
         request: &str,
         body: &serde_json::Value,
         retry: bool,
         retried: &mut u32,
     ) -> Result<Vec<u8>, MispApiError> {
-        let path = request.split(' ').next().unwrap_or(request);
         let endpoint = format!("{}/{path}", self.base);
         let url = || self.config.url.clone();
         let mut attempt = 0;
@@ -346,11 +351,11 @@ fn parse_page(bytes: &[u8]) -> Result<Vec<Event>, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     match &value {
         serde_json::Value::Array(items) if items.is_empty() => Ok(Vec::new()),
-        serde_json::Value::Object(map) => match map.get("response") {
-            Some(serde_json::Value::Array(items)) if items.is_empty() => Ok(Vec::new()),
-            Some(serde_json::Value::Array(_)) => parse_events(bytes).map_err(|e| e.to_string()),
-            _ => Err("no \"response\" list".into()),
-        },
+        serde_json::Value::Object(map)
+            if matches!(map.get("response"), Some(serde_json::Value::Array(_))) =>
+        {
+            events_from_json(value).map_err(|e| e.to_string())
+        }
         _ => Err("expected {\"response\": [...]}".into()),
     }
 }

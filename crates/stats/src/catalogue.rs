@@ -1270,6 +1270,35 @@ mod tests {
     }
 
     #[test]
+    fn marginals_and_findings_read_the_released_cells() {
+        let window = Window::new(YearMonth::parse("2024-01").unwrap(), 2).unwrap();
+        // sightings: attribute type × sighting type; 30 sightings and 10 false positives
+        let layout = Template::SightingsByAttributeType.layout(&window);
+        let mut cells = vec![0i128; layout.cells()];
+        (cells[0], cells[1], cells[4], cells[5], cells[6]) = (20, 4, 10, 6, 3);
+        assert_eq!(layout.marginal(&cells, &[1]), vec![30, 10, 3, 0]);
+        assert_eq!(
+            Template::SightingsByAttributeType.findings(&layout, &cells),
+            vec!["false-positive ratio: 0.250 (10 false positives of 40 sightings and false positives)".to_string()]
+        );
+        // time to publish: 10 same day, 10 in 4-7 days, 10 in 91-365; delays 0, 5 and 100 days
+        let layout = Template::TimeToPublish.layout(&window);
+        let mut cells = vec![0i128; layout.cells()];
+        (cells[1], cells[4], cells[8]) = (10, 10, 10);
+        let table = layout.table_cells();
+        cells[table..].copy_from_slice(&[30, 1050, 100_250]);
+        let findings = Template::TimeToPublish.findings(&layout, &cells);
+        assert!(
+            findings[0].starts_with("delay to publication: mean 35.0 days"),
+            "{findings:?}"
+        );
+        assert!(
+            findings[1].ends_with("median 4-7 days, 90th percentile 91-365 days"),
+            "{findings:?}"
+        );
+    }
+
+    #[test]
     fn windows_and_ids_are_checked() {
         assert!(Window::new(YearMonth::parse("2024-01").unwrap(), 0).is_err());
         assert!(Window::new(YearMonth::parse("2024-01").unwrap(), MAX_MONTHS + 1).is_err());

@@ -207,6 +207,11 @@ pub enum EventError {
 pub fn parse_events(json: &[u8]) -> Result<Vec<Event>, EventError> {
     let value: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| EventError::Json(e.to_string()))?;
+    events_from_json(value)
+}
+
+/// The events in an already parsed MISP JSON document, in any of the three shapes.
+pub fn events_from_json(value: serde_json::Value) -> Result<Vec<Event>, EventError> {
     let one = |v: serde_json::Value| -> Result<Event, EventError> {
         let event: Event =
             serde_json::from_value(v).map_err(|e| EventError::Invalid(e.to_string()))?;
