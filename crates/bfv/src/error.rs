@@ -48,6 +48,12 @@ pub enum BfvError {
     MissingGaloisKey { element: u64 },
     #[error("{element} is not a Galois element: odd and below 2N = {two_n}")]
     GaloisElement { element: u64, two_n: u64 },
+    #[error("a {set} key-switching key has {digits} parts (b_j, a_j), each over the {moduli} moduli of the key ring in NTT form")]
+    KeyShape {
+        set: &'static str,
+        digits: usize,
+        moduli: usize,
+    },
     #[error(transparent)]
     Wire(#[from] WireError),
 }

@@ -12,7 +12,8 @@ use concord_ring::{Poly, Representation};
 use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
-/// A secret key (or key share): `s` in NTT form over all ciphertext moduli.
+/// A secret key (or key share): `s` in NTT form over the key ring — the ciphertext moduli `Q`,
+/// and the special moduli `P` of a multiplicative set, which key-switching keys need.
 pub struct SecretKey {
     params: Arc<BfvParameters>,
     s: Poly,
@@ -33,9 +34,9 @@ impl std::fmt::Debug for SecretKey {
 impl SecretKey {
     /// A fresh ternary secret from the operating system's CSPRNG.
     pub fn generate(params: &Arc<BfvParameters>) -> Self {
-        let ring = params.ring();
+        let ring = params.key_ring();
         let coeffs = ternary(ring.degree(), &mut secret_rng());
-        let mut s = Poly::from_small(ring, params.max_level(), &coeffs);
+        let mut s = Poly::from_small(ring, ring.max_level(), &coeffs);
         s.to_ntt(ring);
         Self {
             params: params.clone(),
@@ -43,15 +44,16 @@ impl SecretKey {
         }
     }
 
-    /// A key from a polynomial (any representation, top level) — e.g. a threshold party's
-    /// Lagrange-weighted share. The polynomial is consumed, so no copy of it lingers.
+    /// A key from a polynomial of the key ring ([`BfvParameters::key_ring`], any
+    /// representation, top level) — e.g. a threshold party's Lagrange-weighted share. The
+    /// polynomial is consumed, so no copy of it lingers.
     pub fn from_poly(params: &Arc<BfvParameters>, mut s: Poly) -> Self {
         assert_eq!(
             s.level(),
-            params.max_level(),
-            "a secret key lives at the top level"
+            params.key_ring().max_level(),
+            "a secret key lives at the top of the key ring"
         );
-        s.to_ntt(params.ring());
+        s.to_ntt(params.key_ring());
         Self {
             params: params.clone(),
             s,
@@ -62,8 +64,8 @@ impl SecretKey {
         &self.params
     }
 
-    /// `s` at the top level, NTT form. Products accept it as a factor at any lower level
-    /// (its first residues), so no truncated copy of a secret is ever made.
+    /// `s` over the whole key ring, NTT form. Products modulo `Q_ℓ` accept it as a factor at
+    /// any level (its first residues), so no truncated copy of a secret is ever made.
     pub fn poly(&self) -> &Poly {
         &self.s
     }
@@ -71,7 +73,7 @@ impl SecretKey {
     /// For storage at the owning party only (files readable by its user alone). The buffer is
     /// zeroized when dropped.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let ring = self.params.ring();
+        let ring = self.params.key_ring();
         let mut w = WireWriter::new(
             Kind::SecretKey,
             &self.params,
@@ -83,7 +85,8 @@ impl SecretKey {
 
     pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, WireError> {
         let mut r = WireReader::open(bytes, Kind::SecretKey, params)?;
-        let s = r.poly(params.ring(), params.max_level(), Representation::Ntt)?;
+        let ring = params.key_ring();
+        let s = r.poly(ring, ring.max_level(), Representation::Ntt)?;
         r.finish()?;
         Ok(Self {
             params: params.clone(),

@@ -5,10 +5,12 @@
 //! (DESIGN.md §2).
 //!
 //! The multiparty protocols (collective keys, joint decryption, key switching, threshold) are in
-//! `concord-mhe`. Engine part 2 is under way: the multiplicative sets (`MUL-16384`,
-//! `MUL-32768`) multiply ciphertexts in the RNS variant of Halevi–Polyakov–Shoup and
-//! relinearize with hybrid key switching ([`multiply`]); rotations use the slot layout already
-//! here (the 2 × N/2 matrix the Galois automorphisms act on).
+//! `concord-mhe`. Engine part 2: the multiplicative sets (`MUL-16384`, `MUL-32768`) multiply
+//! ciphertexts in the RNS variant of Halevi–Polyakov–Shoup and relinearize with hybrid key
+//! switching ([`multiply`]); rotations permute the 2 × N/2 slot matrix with Galois keys
+//! ([`rotation`]). Keys live in the key ring `Q ∪ P` ([`BfvParameters::key_ring`]), and
+//! key-switching keys are public values built from parts, so that `concord-mhe` can generate
+//! them collectively.
 //!
 //! ```
 //! use concord_bfv::{params, BfvParameters, Plaintext, PublicKey, SecretKey, ValueRange};

@@ -39,20 +39,6 @@ pub(crate) struct Tensoring {
     back: BaseConverter,
 }
 
-/// What key switching needs: the special moduli `P`, the digit groups, and the converters.
-#[derive(Debug)]
-pub(crate) struct KeySwitching {
-    special: RnsContext,
-    /// Index ranges of the ciphertext moduli in each digit group.
-    groups: Vec<std::ops::Range<usize>>,
-    /// Per group: its digit (mod `Q_j`) to the other ciphertext moduli, then `P`.
-    extend: Vec<BaseConverter>,
-    /// `round(x/P)`: from `P ∪ Q` to `Q`.
-    mod_down: Scaler,
-    /// `P mod qᵢ`.
-    p_mod_q: Vec<u64>,
-}
-
 impl Tensoring {
     pub(crate) fn new(ring: &RnsContext, t: u64, exclude: &[u64]) -> Result<Self, String> {
         let n = ring.degree();
@@ -75,10 +61,32 @@ impl Tensoring {
     }
 }
 
+/// What key switching needs: the key ring `Q ∪ P`, the digit groups, and the converters.
+#[derive(Debug)]
+pub(crate) struct KeySwitching {
+    /// The ring of keys: the ciphertext moduli `q_0 … q_{L-1}`, then the special moduli `P`.
+    key_ring: RnsContext,
+    /// Index ranges of the ciphertext moduli in each digit group.
+    groups: Vec<std::ops::Range<usize>>,
+    /// Per group: its digit (mod `Q_j`) to the other ciphertext moduli, then `P`.
+    extend: Vec<BaseConverter>,
+    /// `round(x/P)`: from `P ∪ Q` to `Q`.
+    mod_down: Scaler,
+    /// `P mod qᵢ`.
+    p_mod_q: Vec<u64>,
+}
+
 impl KeySwitching {
     pub(crate) fn new(ring: &RnsContext, special: &[u64]) -> Result<Self, String> {
-        let special = RnsContext::new(ring.degree(), special).map_err(|e| e.to_string())?;
-        let (q, p) = (ring.moduli(), special.moduli());
+        let all: Vec<u64> = ring
+            .moduli()
+            .iter()
+            .map(|m| m.value())
+            .chain(special.iter().copied())
+            .collect();
+        let key_ring = RnsContext::new(ring.degree(), &all).map_err(|e| e.to_string())?;
+        let q = ring.moduli();
+        let p = &key_ring.moduli()[q.len()..];
         let per_group = p.len();
         let groups: Vec<_> = (0..q.len())
             .step_by(per_group)
@@ -106,8 +114,12 @@ impl KeySwitching {
             extend,
             groups,
             p_mod_q,
-            special,
+            key_ring,
         })
+    }
+
+    pub(crate) fn key_ring(&self) -> &RnsContext {
+        &self.key_ring
     }
 
     /// `(u₀, u₁)` with `u₀ + u₁·s ≈ c·s_from` (coefficient form, top level) for a key
@@ -118,122 +130,148 @@ impl KeySwitching {
         key: &KeySwitchingKey,
         c: &Poly,
     ) -> (Poly, Poly) {
-        let (n, level, special_level) = (ring.degree(), ring.max_level(), self.special.max_level());
+        let (kr, level) = (&self.key_ring, ring.max_level());
+        let top = kr.max_level();
         let mut acc = [
-            (
-                Poly::zero(ring, level, Representation::Ntt),
-                Poly::zero(&self.special, special_level, Representation::Ntt),
-            ),
-            (
-                Poly::zero(ring, level, Representation::Ntt),
-                Poly::zero(&self.special, special_level, Representation::Ntt),
-            ),
+            Poly::zero(kr, top, Representation::Ntt),
+            Poly::zero(kr, top, Representation::Ntt),
         ];
         for (j, group) in self.groups.iter().enumerate() {
             // the digit c mod Q_j, extended exactly to every other modulus of Q and P
-            let input: Vec<&[u64]> = group.clone().map(|i| c.residues(i)).collect();
-            let mut others = vec![vec![0u64; n]; level - group.len() + special_level];
-            let mut views: Vec<&mut [u64]> = others.iter_mut().map(Vec::as_mut_slice).collect();
-            self.extend[j].convert_poly(&input, &mut views);
-            let mut digit_q = Poly::zero(ring, level, Representation::Coefficient);
-            let mut digit_p = Poly::zero(&self.special, special_level, Representation::Coefficient);
-            let mut rest = others.into_iter();
-            for i in 0..level {
-                let column = if group.contains(&i) {
-                    c.residues(i).to_vec()
+            let mut digit = Poly::zero(kr, top, Representation::Coefficient);
+            let mut others = Vec::with_capacity(top - group.len());
+            for (i, column) in digit.columns_mut().into_iter().enumerate() {
+                if group.contains(&i) {
+                    column.copy_from_slice(c.residues(i));
                 } else {
-                    rest.next().expect("one column per modulus")
-                };
-                digit_q.residues_mut(i).copy_from_slice(&column);
+                    others.push(column);
+                }
             }
-            for i in 0..special_level {
-                digit_p
-                    .residues_mut(i)
-                    .copy_from_slice(&rest.next().expect("P columns"));
-            }
-            digit_q.to_ntt(ring);
-            digit_p.to_ntt(&self.special);
-            for (part, (acc_q, acc_p)) in acc.iter_mut().enumerate() {
-                let (kq, kp) = &key.parts[j][part];
-                acc_q.mul_accumulate(ring, &digit_q, kq);
-                acc_p.mul_accumulate(&self.special, &digit_p, kp);
+            let input: Vec<&[u64]> = group.clone().map(|i| c.residues(i)).collect();
+            self.extend[j].convert_poly(&input, &mut others);
+            digit.to_ntt(kr);
+            for (part, acc) in acc.iter_mut().enumerate() {
+                acc.mul_accumulate(kr, &digit, &key.parts[j][part]);
             }
         }
-        let [u0, u1] = acc.map(|(mut q_part, mut p_part)| {
-            q_part.to_coefficients(ring);
-            p_part.to_coefficients(&self.special);
+        let [u0, u1] = acc.map(|mut u| {
+            u.to_coefficients(kr);
             // round(u/P), from P ∪ Q to Q
-            let input: Vec<&[u64]> = (0..special_level)
-                .map(|i| p_part.residues(i))
-                .chain((0..level).map(|i| q_part.residues(i)))
+            let columns = u.columns();
+            let input: Vec<&[u64]> = columns[level..]
+                .iter()
+                .chain(&columns[..level])
+                .copied()
                 .collect();
             let mut out = Poly::zero(ring, level, Representation::Coefficient);
-            let mut columns = vec![vec![0u64; n]; level];
-            let mut views: Vec<&mut [u64]> = columns.iter_mut().map(Vec::as_mut_slice).collect();
-            self.mod_down.scale_poly(&input, &mut views);
-            for (i, column) in columns.iter().enumerate() {
-                out.residues_mut(i).copy_from_slice(column);
-            }
+            self.mod_down.scale_poly(&input, &mut out.columns_mut());
             out
         });
         (u0, u1)
     }
 }
 
-/// A key that switches a polynomial multiplied by `s_from` to one under `s`: per digit group,
-/// `(b_j, a_j)` modulo `Q·P` (NTT form, each part as its `Q` and `P` residues) with
-/// `b_j = −a_j·s + e_j + P·s_from` on `Q_j`'s moduli.
+impl BfvParameters {
+    /// The ring of secret keys and key-switching keys: the ciphertext moduli `Q`, then the
+    /// special moduli `P` of a multiplicative set (just `Q` for an additive set). A secret key
+    /// lives here; its first `L` residues are its value modulo `Q`.
+    pub fn key_ring(&self) -> &RnsContext {
+        self.key_switching()
+            .map(KeySwitching::key_ring)
+            .unwrap_or(self.ring())
+    }
+
+    /// The number of digits `ℓ` of the key-switching gadget (groups of `|P|` ciphertext
+    /// moduli); 0 for an additive set.
+    pub fn gadget_length(&self) -> usize {
+        self.key_switching().map_or(0, |ks| ks.groups.len())
+    }
+
+    /// `acc ← acc + w_digit·x` for the hybrid gadget `w_j = P·(Q/Q_j)·[(Q/Q_j)^{-1}]_{Q_j}`:
+    /// `P·x` on the moduli of digit group `j`, 0 elsewhere (every `P` residue included). `acc`
+    /// lives in the key ring at the top, `x` modulo `Q` (its first `L` residues), both NTT form.
+    pub fn add_gadget_multiple(&self, acc: &mut Poly, digit: usize, x: &Poly) {
+        let ks = self.key_switching().expect("a multiplicative set");
+        assert_eq!(
+            acc.level(),
+            ks.key_ring.max_level(),
+            "a key-ring polynomial"
+        );
+        assert!(x.level() >= self.max_level(), "x modulo Q");
+        assert!(
+            acc.representation() == Representation::Ntt
+                && x.representation() == Representation::Ntt
+        );
+        for i in ks.groups[digit].clone() {
+            let m = ks.key_ring.moduli()[i];
+            let factor = ks.p_mod_q[i];
+            let (from, out) = (x.residues(i), acc.residues_mut(i));
+            for (o, &f) in out.iter_mut().zip(from) {
+                *o = m.add(*o, m.mul(f, factor));
+            }
+        }
+    }
+}
+
+/// A key that switches a polynomial multiplied by `s_from` to one under `s`: per gadget digit
+/// `j`, `(b_j, a_j)` in the key ring (NTT form) with `b_j = −a_j·s + e_j + w_j·s_from`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeySwitchingKey {
-    parts: Vec<[(Poly, Poly); 2]>,
+    parts: Vec<[Poly; 2]>,
 }
 
 impl KeySwitchingKey {
-    /// The key from `s_from` (NTT form over `Q`) to `sk`.
+    /// The key from `s_from` (NTT form modulo `Q`) to `sk`.
     pub(crate) fn generate(
         sk: &SecretKey,
         from_q: &Poly,
         rng: &mut impl rand_core::RngCore,
     ) -> Self {
         let params = sk.params();
-        let ring = params.ring();
-        let ks = params.key_switching().expect("a multiplicative set");
-        let special = &ks.special;
-        let (level, special_level) = (ring.max_level(), special.max_level());
-        let (s_q, s_p) = sk.in_q_and_p();
-        let (s_q, s_p) = (&*s_q, &*s_p);
-        let parts = ks
-            .groups
-            .iter()
-            .map(|group| {
-                let a_q = uniform_poly(ring, level, rng);
-                let a_p = uniform_poly(special, special_level, rng);
-                let e = gaussian(ring.degree(), rng);
-                let mut b_q = Poly::from_small(ring, level, &e);
-                let mut b_p = Poly::from_small(special, special_level, &e);
-                b_q.to_ntt(ring);
-                b_p.to_ntt(special);
-                let mut as_q = zeroize::Zeroizing::new(a_q.clone());
-                as_q.mul_assign(ring, s_q);
-                b_q.sub_assign(ring, &as_q);
-                let mut as_p = zeroize::Zeroizing::new(a_p.clone());
-                as_p.mul_assign(special, s_p);
-                b_p.sub_assign(special, &as_p);
-                // + P·s_from on the group's moduli (Q̂_j·[Q̂_j^{-1}]_{Q_j} is 1 there, 0
-                // elsewhere); both sides in NTT form
-                debug_assert_eq!(from_q.representation(), Representation::Ntt);
-                for i in group.clone() {
-                    let m = ring.moduli()[i];
-                    let factor = ks.p_mod_q[i];
-                    let (from, out) = (from_q.residues(i).to_vec(), b_q.residues_mut(i));
-                    for (o, f) in out.iter_mut().zip(from) {
-                        *o = m.add(*o, m.mul(f, factor));
-                    }
-                }
-                [(b_q, b_p), (a_q, a_p)]
+        let kr = params.key_ring();
+        let top = kr.max_level();
+        let parts = (0..params.gadget_length())
+            .map(|digit| {
+                let a = uniform_poly(kr, top, rng);
+                let mut b = Poly::from_small(kr, top, &gaussian(kr.degree(), rng));
+                b.to_ntt(kr);
+                let mut a_s = zeroize::Zeroizing::new(a.clone());
+                a_s.mul_assign(kr, sk.poly());
+                b.sub_assign(kr, &a_s);
+                params.add_gadget_multiple(&mut b, digit, from_q);
+                [b, a]
             })
             .collect();
         Self { parts }
+    }
+
+    /// A key from its parts, checked for shape: one `(b_j, a_j)` per gadget digit, each in
+    /// the key ring at the top, NTT form.
+    pub(crate) fn from_parts(
+        params: &BfvParameters,
+        parts: Vec<[Poly; 2]>,
+    ) -> Result<Self, BfvError> {
+        let expected = params.gadget_length();
+        if expected == 0 {
+            return Err(BfvError::NotMultiplicative(params.name()));
+        }
+        let top = params.key_ring().max_level();
+        let shape_ok = parts
+            .iter()
+            .flatten()
+            .all(|p| p.level() == top && p.representation() == Representation::Ntt);
+        if parts.len() != expected || !shape_ok {
+            return Err(BfvError::KeyShape {
+                set: params.name(),
+                digits: expected,
+                moduli: top,
+            });
+        }
+        Ok(Self { parts })
+    }
+
+    pub(crate) fn parts(&self) -> &[[Poly; 2]] {
+        &self.parts
     }
 }
 
@@ -252,12 +290,30 @@ impl RelinearizationKey {
             .key_switching()
             .ok_or(BfvError::NotMultiplicative(params.name()))?;
         let ring = params.ring();
-        let mut s2 = zeroize::Zeroizing::new(sk.poly().clone());
+        let mut s2 = zeroize::Zeroizing::new(sk.poly().truncated(ring, params.max_level()));
         s2.mul_assign(ring, sk.poly());
         Ok(Self {
             params: params.clone(),
             key: KeySwitchingKey::generate(sk, &s2, &mut secret_rng()),
         })
+    }
+
+    /// The key from its parts `(b_j, a_j)`, one per gadget digit, in the key ring at the top,
+    /// NTT form, with `b_j + a_j·s ≈ w_j·s²` — e.g. the output of the collective RKG
+    /// (`concord-mhe`).
+    pub fn from_parts(
+        params: &Arc<BfvParameters>,
+        parts: Vec<[Poly; 2]>,
+    ) -> Result<Self, BfvError> {
+        Ok(Self {
+            params: params.clone(),
+            key: KeySwitchingKey::from_parts(params, parts)?,
+        })
+    }
+
+    /// `(b_j, a_j)` per gadget digit.
+    pub fn parts(&self) -> &[[Poly; 2]] {
+        self.key.parts()
     }
 
     pub fn params(&self) -> &Arc<BfvParameters> {
@@ -290,17 +346,12 @@ impl Ciphertext {
             .mul(other.range)
             .checked("multiply", params.plaintext_modulus())?;
         let (ring, aux) = (params.ring(), &tensoring.aux);
-        let n = ring.degree();
         // every part over Q and over R, NTT form
         let lift = |p: &Poly| -> (Poly, Poly) {
-            let input: Vec<&[u64]> = (0..p.level()).map(|i| p.residues(i)).collect();
             let mut r = Poly::zero(aux, aux.max_level(), Representation::Coefficient);
-            let mut columns = vec![vec![0u64; n]; aux.max_level()];
-            let mut views: Vec<&mut [u64]> = columns.iter_mut().map(Vec::as_mut_slice).collect();
-            tensoring.extend.convert_poly(&input, &mut views);
-            for (i, column) in columns.iter().enumerate() {
-                r.residues_mut(i).copy_from_slice(column);
-            }
+            tensoring
+                .extend
+                .convert_poly(&p.columns(), &mut r.columns_mut());
             let mut q = p.clone();
             q.to_ntt(ring);
             r.to_ntt(aux);
@@ -325,21 +376,15 @@ impl Ciphertext {
             .map(|(mut q, mut r)| {
                 q.to_coefficients(ring);
                 r.to_coefficients(aux);
-                let input: Vec<&[u64]> = (0..q.level())
-                    .map(|i| q.residues(i))
-                    .chain((0..r.level()).map(|i| r.residues(i)))
-                    .collect();
-                let mut scaled = vec![vec![0u64; n]; aux.max_level()];
-                let mut views: Vec<&mut [u64]> = scaled.iter_mut().map(Vec::as_mut_slice).collect();
-                tensoring.scale.scale_poly(&input, &mut views);
-                let scaled: Vec<&[u64]> = scaled.iter().map(Vec::as_slice).collect();
-                let mut back = vec![vec![0u64; n]; ring.max_level()];
-                let mut views: Vec<&mut [u64]> = back.iter_mut().map(Vec::as_mut_slice).collect();
-                tensoring.back.convert_poly(&scaled, &mut views);
+                let input: Vec<&[u64]> = q.columns().into_iter().chain(r.columns()).collect();
+                let mut scaled = Poly::zero(aux, aux.max_level(), Representation::Coefficient);
+                tensoring
+                    .scale
+                    .scale_poly(&input, &mut scaled.columns_mut());
                 let mut out = Poly::zero(ring, ring.max_level(), Representation::Coefficient);
-                for (i, column) in back.iter().enumerate() {
-                    out.residues_mut(i).copy_from_slice(column);
-                }
+                tensoring
+                    .back
+                    .convert_poly(&scaled.columns(), &mut out.columns_mut());
                 out
             })
             .collect();
@@ -384,31 +429,6 @@ impl Ciphertext {
         let mut product = self.multiply(other)?;
         product.relinearize(key)?;
         Ok(product)
-    }
-}
-
-/// The `Q` and `P` forms of a secret.
-impl SecretKey {
-    /// `s` in NTT form over `Q` and over the special moduli `P`.
-    pub(crate) fn in_q_and_p(&self) -> (zeroize::Zeroizing<Poly>, zeroize::Zeroizing<Poly>) {
-        let params = self.params();
-        let ring = params.ring();
-        let ks = params.key_switching().expect("a multiplicative set");
-        let mut s = zeroize::Zeroizing::new(self.poly().clone());
-        s.to_coefficients(ring);
-        // the secret's small coefficients, read off the first modulus
-        let m = ring.moduli()[0];
-        let small: zeroize::Zeroizing<Vec<i64>> =
-            zeroize::Zeroizing::new(s.residues(0).iter().map(|&r| m.center(r)).collect());
-        let mut s_p = zeroize::Zeroizing::new(Poly::from_signed(
-            &ks.special,
-            ks.special.max_level(),
-            &small,
-        ));
-        s_p.to_ntt(&ks.special);
-        let mut s_q = zeroize::Zeroizing::new(self.poly().clone());
-        s_q.to_ntt(ring);
-        (s_q, s_p)
     }
 }
 

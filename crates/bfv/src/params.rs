@@ -21,13 +21,13 @@
 //! | `ADD-4096` | 4096 | 40, 40 \| 29 | 65537 | small aggregates, up to 64 parties |
 //! | `ADD-8192` | 8192 | 38, 38 \| 32 | 65537 | counts below 65537 (the W16 workload) |
 //! | `ADD-8192-T33` | 8192 | 48, 48 \| 32 | 2^33-bit prime | large counters (t > 2^32) |
-//! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 55 | 65537 | products of 8 ciphertexts (depth 3) |
+//! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 55 | 65537 | products of 8 ciphertexts (depth 3); 16 under a 16-party key (depth 4) |
 //! | `MUL-32768` | 32768 | 6 × 50 \| 3 × 50; P = 3 × 55 | 65537 | products of 64 ciphertexts (depth 6) |
 //!
 //! (`|` separates the transmit level from the moduli dropped before sending.)
 //!
-//! **Multiplicative sets** carry key-switching moduli `P` and multiply, relinearize (and, next,
-//! rotate): see [`crate::multiply`]. Their noise budget (`log2(Q/2t) − log2‖e‖`, single key,
+//! **Multiplicative sets** carry key-switching moduli `P` and multiply, relinearize and rotate:
+//! see [`crate::multiply`] and [`crate::rotation`]. Their noise budget (`log2(Q/2t) − log2‖e‖`, single key,
 //! measured by `tests/multiply.rs`, which checks that it decreases at every level and stays
 //! above 60 bits at the set's depth) after each level of a balanced product tree:
 //!
@@ -37,11 +37,15 @@
 //! | `MUL-32768` | 421 | 392 | 362 | 331 | 301 | 270 | 239 |
 //!
 //! About 30 bits a level (`t·N` and the key norm). A collective key of `k` parties adds about
-//! `log2 k` bits a level, and collective decryption needs the smudging noise's 40 bits of
-//! statistical security plus its own width (`concord-mhe` `noise`) above the noise. Modulus
-//! switching shrinks noise and modulus together: at the transmit level (200 and 300 bits of
-//! `Q`) a product at the set's full depth keeps 176 and 240 bits — the test switches it there
-//! and checks that it still decrypts with over 60 bits to spare.
+//! `log2 k / 2` bits a level: under a 16-party key with collective relinearization keys
+//! (`concord-mhe` `tests/evaluation_keys.rs`), `MUL-16384` keeps 239, 208, 177 and 145 bits
+//! after depths 1 to 4 — a product of 16 ciphertexts. Modulus switching shrinks noise and
+//! modulus together: at the transmit level (200 and 300 bits of `Q`) a product at the set's
+//! full depth keeps 176 and 240 bits — the test switches it there and checks that it still
+//! decrypts with over 60 bits to spare. Collective decryption switches a product further down,
+//! to the lowest level where smudging of at most 62 bits hides its noise with 40 bits of
+//! statistical security (`concord-mhe` `SmudgingPlan::for_decryption_at_lowest_level`; level 2
+//! for the 16-party product and inner sum, λ ≈ 53).
 
 use concord_ring::{ntt_primes, ContextError, Modulus, RnsContext};
 use std::sync::Arc;

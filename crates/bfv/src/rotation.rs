@@ -14,8 +14,10 @@ use crate::multiply::KeySwitchingKey;
 use crate::params::BfvParameters;
 use crate::Ciphertext;
 use concord_ring::sampling::secret_rng;
+use concord_ring::Poly;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// Key-switching keys from `s(X^g)` to `s`, by Galois element `g`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,18 +33,10 @@ impl GaloisKeys {
         params
             .key_switching()
             .ok_or(BfvError::NotMultiplicative(params.name()))?;
-        let ring = params.ring();
-        let two_n = 2 * params.degree() as u64;
         let mut rng = secret_rng();
         let mut keys = BTreeMap::new();
         for &g in elements {
-            if g % 2 == 0 || g >= two_n {
-                return Err(BfvError::GaloisElement { element: g, two_n });
-            }
-            let mut s = zeroize::Zeroizing::new(sk.poly().clone());
-            s.to_coefficients(ring);
-            let mut s_g = zeroize::Zeroizing::new(s.automorphism(ring, g));
-            s_g.to_ntt(ring);
+            let s_g = sk.galois_image(g)?;
             keys.insert(g, KeySwitchingKey::generate(sk, &s_g, &mut rng));
         }
         Ok(Self {
@@ -51,23 +45,49 @@ impl GaloisKeys {
         })
     }
 
+    /// Keys from their parts, by Galois element: per element, `(b_j, a_j)` per gadget digit
+    /// in the key ring at the top, NTT form, with `b_j + a_j·s ≈ w_j·s(X^g)` — e.g. the
+    /// output of the collective GKG (`concord-mhe`).
+    pub fn from_parts(
+        params: &Arc<BfvParameters>,
+        keys: impl IntoIterator<Item = (u64, Vec<[Poly; 2]>)>,
+    ) -> Result<Self, BfvError> {
+        let keys = keys
+            .into_iter()
+            .map(|(g, parts)| {
+                check_galois_element(params, g)?;
+                Ok((g, KeySwitchingKey::from_parts(params, parts)?))
+            })
+            .collect::<Result<_, BfvError>>()?;
+        Ok(Self {
+            params: params.clone(),
+            keys,
+        })
+    }
+
+    /// The parts of the key for `element`, if present.
+    pub fn parts(&self, element: u64) -> Option<&[[Poly; 2]]> {
+        self.keys.get(&element).map(KeySwitchingKey::parts)
+    }
+
     /// Keys for rotating the rows by each of `steps`, and for swapping them if `row_swap`.
     pub fn for_rotations(sk: &SecretKey, steps: &[i64], row_swap: bool) -> Result<Self, BfvError> {
-        let p = sk.params();
-        let mut elements: Vec<u64> = steps
-            .iter()
-            .map(|&s| p.galois_element_for_rotation(s))
-            .collect();
-        if row_swap {
-            elements.push(p.galois_element_for_row_swap());
-        }
-        Self::generate(sk, &elements)
+        Self::generate(
+            sk,
+            &sk.params().galois_elements_for_rotations(steps, row_swap),
+        )
     }
 
     /// The `log2(N/2)` rotation keys and the row-swap key [`Ciphertext::inner_sum`] uses.
     pub fn for_inner_sum(sk: &SecretKey) -> Result<Self, BfvError> {
-        let steps: Vec<i64> = inner_sum_steps(sk.params().degree()).collect();
-        Self::for_rotations(sk, &steps, true)
+        Self::generate(sk, &Self::inner_sum_elements(sk.params()))
+    }
+
+    /// The Galois elements of [`Ciphertext::inner_sum`]: the rotations by `1, 2, …, N/4`,
+    /// then the row swap.
+    pub fn inner_sum_elements(params: &BfvParameters) -> Vec<u64> {
+        let steps: Vec<i64> = inner_sum_steps(params.degree()).collect();
+        params.galois_elements_for_rotations(&steps, true)
     }
 
     /// The Galois elements this set of keys covers.
@@ -77,6 +97,42 @@ impl GaloisKeys {
 
     pub fn params(&self) -> &Arc<BfvParameters> {
         &self.params
+    }
+}
+
+impl BfvParameters {
+    /// The Galois elements rotating the rows by each of `steps`, then the row swap's if
+    /// `row_swap`.
+    pub fn galois_elements_for_rotations(&self, steps: &[i64], row_swap: bool) -> Vec<u64> {
+        let swap = row_swap.then(|| self.galois_element_for_row_swap());
+        steps
+            .iter()
+            .map(|&s| self.galois_element_for_rotation(s))
+            .chain(swap)
+            .collect()
+    }
+}
+
+/// Refuses anything but an odd element below `2N`.
+pub(crate) fn check_galois_element(params: &BfvParameters, g: u64) -> Result<(), BfvError> {
+    let two_n = 2 * params.degree() as u64;
+    if g % 2 == 0 || g >= two_n {
+        return Err(BfvError::GaloisElement { element: g, two_n });
+    }
+    Ok(())
+}
+
+impl SecretKey {
+    /// `s(X^g)` modulo `Q`, NTT form: what a Galois key for `g` switches from.
+    pub fn galois_image(&self, g: u64) -> Result<Zeroizing<Poly>, BfvError> {
+        let params = self.params();
+        check_galois_element(params, g)?;
+        let ring = params.ring();
+        let mut s = Zeroizing::new(self.poly().truncated(ring, params.max_level()));
+        s.to_coefficients(ring);
+        let mut s_g = Zeroizing::new(s.automorphism(ring, g));
+        s_g.to_ntt(ring);
+        Ok(s_g)
     }
 }
 

@@ -33,6 +33,8 @@ pub enum Kind {
     KeySwitchShare = 18,
     ThresholdResharing = 19,
     ThresholdSecretKey = 20,
+    EvaluationKeyShare = 21,
+    EvaluationKeyAggregate = 22,
 }
 
 impl Kind {
@@ -47,6 +49,8 @@ impl Kind {
             KeySwitchShare,
             ThresholdResharing,
             ThresholdSecretKey,
+            EvaluationKeyShare,
+            EvaluationKeyAggregate,
         ]
         .into_iter()
         .find(|k| *k as u8 == v)

@@ -41,6 +41,23 @@ impl CommonReferenceString {
         h.finalize()[..16].try_into().unwrap()
     }
 
+    /// One uniform polynomial per key-switching gadget digit, in the key ring at the top, NTT
+    /// form: the `a_j` of RKG (`label` `rkg/a`) or of GKG (`gkg/a`, `index` the Galois element).
+    pub fn gadget_polynomials(
+        &self,
+        params: &BfvParameters,
+        label: &[u8],
+        index: u64,
+    ) -> Vec<Poly> {
+        let ring = params.key_ring();
+        let mut domain = label.to_vec();
+        domain.extend_from_slice(&params.id().to_le_bytes());
+        let mut rng = seeded_rng(&self.seed, &domain, index);
+        (0..params.gadget_length())
+            .map(|_| uniform_poly(ring, ring.max_level(), &mut rng))
+            .collect()
+    }
+
     /// The CKG polynomial `a`, at the top level, NTT form.
     pub fn public_key_polynomial(&self, params: &BfvParameters) -> Poly {
         let mut rng = seeded_rng(&self.seed, b"ckg/a", params.id() as u64);

@@ -11,6 +11,9 @@
 //! threshold key into a Lagrange-weighted [`concord_bfv::SecretKey`], so the same protocols run
 //! with any `T` parties.
 //!
+//! For the multiplicative sets, [`evaluation_keys`] generates the relinearization key (RKG, two
+//! rounds) and Galois keys (GKG) collectively, in the same shape and in threshold mode too.
+//!
 //! Decryption and key-switch shares carry smudging noise; [`noise`] states the analysis and
 //! [`SmudgingPlan`] sizes it per ciphertext so that every share has at least 40 bits of
 //! statistical security per coefficient and the result still decrypts exactly.
@@ -46,6 +49,7 @@ pub mod ckg;
 pub mod cks;
 pub mod crs;
 pub mod error;
+pub mod evaluation_keys;
 pub mod fingerprint;
 pub mod noise;
 pub mod party;
@@ -56,6 +60,10 @@ pub use ckg::{PublicKeyAggregate, PublicKeyGen, PublicKeyShare};
 pub use cks::{CollectiveDecryption, DecryptionAggregate, DecryptionShare};
 pub use crs::{CommonReferenceString, CrsId};
 pub use error::MheError;
+pub use evaluation_keys::{
+    EvaluationKeyAggregate, EvaluationKeyShare, GaloisKeyAggregate, GaloisKeyGen, KeyGenStep,
+    RelinearizationEphemeral, RelinearizationKeyGen,
+};
 pub use noise::{NoiseEstimate, SmudgingPlan, MIN_STATISTICAL_SECURITY};
 pub use party::{Participants, PartyId};
 pub use pcks::{KeySwitchAggregate, KeySwitchShare, PublicKeySwitch};

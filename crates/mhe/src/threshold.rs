@@ -11,7 +11,10 @@
 //! with `s'_j` (smudging sized for `|S|` shares).
 //!
 //! The evaluation point of a party is its [`PartyId`] (non-zero, below every modulus, so every
-//! difference of points is invertible). Shamir sharing is linear, so it runs in NTT form.
+//! difference of points is invertible). Shamir sharing is linear, so it runs in NTT form, over
+//! the key ring ([`BfvParameters::key_ring`]): for a multiplicative set that includes the
+//! special moduli `P`, so the weighted shares also sum to `s` modulo `P`, as the collective
+//! relinearization and Galois keys need.
 
 use crate::party::{Participants, PartyId};
 use crate::MheError;
@@ -48,7 +51,7 @@ impl ThresholdConfig {
             )));
         }
         let min_q = params
-            .ring()
+            .key_ring()
             .moduli()
             .iter()
             .map(|m| m.value())
@@ -123,11 +126,11 @@ pub fn reshare(
         return Err(MheError::UnexpectedShare(me));
     }
     let params = sk.params();
-    let ring = params.ring();
+    let ring = params.key_ring();
     let mut rng = secret_rng();
     // f(X) = s + r_1 X + … + r_{T−1} X^{T−1}
     let coefficients: Vec<Poly> = (1..config.threshold)
-        .map(|_| uniform_poly(ring, params.max_level(), &mut rng))
+        .map(|_| uniform_poly(ring, ring.max_level(), &mut rng))
         .collect();
     let out = config
         .parties
@@ -139,7 +142,7 @@ pub fn reshare(
                 .iter()
                 .map(|m| m.reduce(to.0 as u64))
                 .collect();
-            let mut v = Poly::zero(ring, params.max_level(), Representation::Ntt);
+            let mut v = Poly::zero(ring, ring.max_level(), Representation::Ntt);
             for r in coefficients.iter().rev() {
                 v.add_assign(ring, r);
                 v.mul_scalar_assign(ring, &alpha);
@@ -167,8 +170,8 @@ impl ThresholdSecretKey {
         config: &ThresholdConfig,
         received: &[Resharing],
     ) -> Result<Self, MheError> {
-        let ring = params.ring();
-        let mut value = Poly::zero(ring, params.max_level(), Representation::Ntt);
+        let ring = params.key_ring();
+        let mut value = Poly::zero(ring, ring.max_level(), Representation::Ntt);
         let mut from = Participants::default();
         for r in received {
             check_same_params(&r.params, params)?;
@@ -224,7 +227,7 @@ impl ThresholdSecretKey {
                 self.party
             )));
         }
-        let ring = self.params.ring();
+        let ring = self.params.key_ring();
         let lambda: Vec<u64> = ring
             .moduli()
             .iter()
@@ -247,7 +250,7 @@ impl ThresholdSecretKey {
 
     /// For storage at the owning party only. Zeroized on drop.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let ring = self.params.ring();
+        let ring = self.params.key_ring();
         let mut w = WireWriter::new(
             Kind::ThresholdSecretKey,
             &self.params,
@@ -260,7 +263,8 @@ impl ThresholdSecretKey {
     pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, MheError> {
         let mut r = WireReader::open(bytes, Kind::ThresholdSecretKey, params)?;
         let party = PartyId(r.u32()?);
-        let value = r.poly(params.ring(), params.max_level(), Representation::Ntt)?;
+        let ring = params.key_ring();
+        let value = r.poly(ring, ring.max_level(), Representation::Ntt)?;
         r.finish()?;
         Ok(Self {
             params: params.clone(),
@@ -272,7 +276,7 @@ impl ThresholdSecretKey {
 
 impl Resharing {
     pub fn serialized_len(&self) -> usize {
-        HEADER_LEN + 8 + poly_len(self.params.ring(), self.value.level()) + CHECKSUM_LEN
+        HEADER_LEN + 8 + poly_len(self.params.key_ring(), self.value.level()) + CHECKSUM_LEN
     }
 
     /// The plaintext form, to be encrypted to `to` before it leaves the party. Zeroized on drop.
@@ -284,7 +288,7 @@ impl Resharing {
         );
         w.u32(self.from.0)
             .u32(self.to.0)
-            .poly(self.params.ring(), &self.value);
+            .poly(self.params.key_ring(), &self.value);
         Zeroizing::new(w.finish())
     }
 
@@ -292,7 +296,8 @@ impl Resharing {
         let mut r = WireReader::open(bytes, Kind::ThresholdResharing, params)?;
         let from = PartyId(r.u32()?);
         let to = PartyId(r.u32()?);
-        let value = r.poly(params.ring(), params.max_level(), Representation::Ntt)?;
+        let ring = params.key_ring();
+        let value = r.poly(ring, ring.max_level(), Representation::Ntt)?;
         r.finish()?;
         Ok(Self {
             params: params.clone(),

@@ -8,53 +8,9 @@ use concord_mhe::*;
 use concord_ring::{Poly, Representation};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use std::sync::Arc;
 
-struct Setup {
-    params: Arc<BfvParameters>,
-    parties: Vec<PartyId>,
-    keys: Vec<SecretKey>,
-    pk: PublicKey,
-    crs: CommonReferenceString,
-}
-
-fn ids(n: u32) -> Vec<PartyId> {
-    (1..=n).map(PartyId).collect()
-}
-
-/// CKG among `n` parties.
-fn setup(spec: &params::ParameterSpec, n: u32) -> Setup {
-    let params = BfvParameters::new(spec).unwrap();
-    let parties = ids(n);
-    let keys: Vec<SecretKey> = parties
-        .iter()
-        .map(|_| SecretKey::generate(&params))
-        .collect();
-    let crs = CommonReferenceString::random();
-    let ckg = PublicKeyGen::new(&params, &crs);
-    let mut agg = ckg.aggregator();
-    for (sk, &p) in keys.iter().zip(&parties) {
-        agg.add(&ckg.share(sk, p).unwrap()).unwrap();
-    }
-    let pk = ckg.finish(agg, &parties).unwrap();
-    Setup {
-        params,
-        parties,
-        keys,
-        pk,
-        crs,
-    }
-}
-
-/// The collective secret `s = Σ s_i` — which no party ever computes; tests use it to measure.
-fn collective_secret(s: &Setup) -> SecretKey {
-    let ring = s.params.ring();
-    let mut sum = Poly::zero(ring, s.params.max_level(), Representation::Ntt);
-    for k in &s.keys {
-        sum.add_assign(ring, k.poly());
-    }
-    SecretKey::from_poly(&s.params, sum)
-}
+mod common;
+use common::*;
 
 /// Every party encrypts a random vector bounded by `max`; returns the transmitted ciphertexts
 /// and the plaintext sum.
@@ -81,31 +37,6 @@ fn contributions(s: &Setup, max: u64, seed: u64) -> (Vec<Ciphertext>, Vec<i64>) 
         })
         .collect();
     (cts, total)
-}
-
-fn joint_decrypt(
-    s: &Setup,
-    ct: &Ciphertext,
-    keys: &[(PartyId, SecretKey)],
-    plan: SmudgingPlan,
-) -> Result<Vec<i64>, MheError> {
-    let cks = CollectiveDecryption::new(ct, plan)?;
-    let mut agg = cks.aggregator();
-    for (p, sk) in keys {
-        let share = cks.share(sk, *p)?;
-        // shares travel serialized
-        agg.add(&DecryptionShare::from_bytes(&s.params, &share.to_bytes())?)?;
-    }
-    let expected: Vec<PartyId> = keys.iter().map(|(p, _)| *p).collect();
-    Ok(cks.decrypt(&agg, &expected)?.decode())
-}
-
-fn party_keys(s: &Setup) -> Vec<(PartyId, SecretKey)> {
-    s.parties
-        .iter()
-        .zip(&s.keys)
-        .map(|(&p, k)| (p, SecretKey::from_bytes(&s.params, &k.to_bytes()).unwrap()))
-        .collect()
 }
 
 #[test]
@@ -250,25 +181,7 @@ fn public_key_switching_lets_only_the_receiver_decrypt() {
 #[test]
 fn threshold_five_of_nine_decrypts_with_four_parties_absent() {
     let s = setup(&params::ADD_8192, 9);
-    let config = ThresholdConfig::new(&s.params, 5, &s.parties).unwrap();
-    // everyone re-shares; party j combines what it received
-    let mut inbox: Vec<Vec<Resharing>> = s.parties.iter().map(|_| Vec::new()).collect();
-    for (sk, &p) in s.keys.iter().zip(&s.parties) {
-        for r in reshare(sk, p, &config).unwrap() {
-            let bytes = r.to_bytes();
-            let r = Resharing::from_bytes(&s.params, &bytes).unwrap();
-            inbox[(r.to.0 - 1) as usize].push(r);
-        }
-    }
-    let threshold_keys: Vec<ThresholdSecretKey> = s
-        .parties
-        .iter()
-        .zip(&inbox)
-        .map(|(&p, received)| {
-            let k = ThresholdSecretKey::combine(&s.params, p, &config, received).unwrap();
-            ThresholdSecretKey::from_bytes(&s.params, &k.to_bytes()).unwrap()
-        })
-        .collect();
+    let (config, threshold_keys) = threshold_keys(&s, 5);
     let (cts, total) = contributions(&s, 1000, 4);
     let sum = Ciphertext::sum(&cts).unwrap();
     let plan =

@@ -188,6 +188,19 @@ impl Poly {
         &mut self.data[j * n..(j + 1) * n]
     }
 
+    /// Every residue vector at once, mutably (modulus by modulus): for conversions that write
+    /// several of them in one pass.
+    pub fn columns_mut(&mut self) -> Vec<&mut [u64]> {
+        let n = self.data.len() / self.level;
+        self.data.chunks_exact_mut(n).collect()
+    }
+
+    /// Every residue vector, modulus by modulus.
+    pub fn columns(&self) -> Vec<&[u64]> {
+        let n = self.data.len() / self.level;
+        self.data.chunks_exact(n).collect()
+    }
+
     fn check_compatible(&self, other: &Poly) {
         assert_eq!(self.level, other.level, "level mismatch");
         assert_eq!(self.repr, other.repr, "representation mismatch");
