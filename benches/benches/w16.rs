@@ -1,44 +1,98 @@
 //! The W16 workload: 16 parties, N = 8192, t = 65537 (Concord's `ADD-8192` set), measured step by
 //! step with criterion, then printed as a table — beside the `fhe` crate's multiparty BFV (`mbfv`)
-//! in the same run when built with `--features peers`, and beside Lattigo v5's published figures
-//! for this machine kind (from the engine issue; not re-measured here).
+//! in the same run when built with `--features peers`, and beside Lattigo v5's (and, where the
+//! engine issues give them, OpenFHE's) figures for this machine kind (from the engine issues;
+//! not re-measured here).
+//!
+//! Part 2 (engine part 2): 16 parties at N = 16384 (`MUL-16384`): the joint relinearization key
+//! (both RKG rounds, every share, aggregation), multiply + relinearize, a row rotation, the
+//! inner sum, and the equality test for n = 16 — one indicator `x = j` (Paterson–Stockmeyer on
+//! its degree-16 Lagrange polynomial) and the one-hot encoding of `x ∈ [0, 16]` (17 indicators
+//! from one shared power basis). The `fhe` crate has no collective Galois keys and no
+//! polynomial evaluation; its rotations use a single-party key (the cost of applying a key
+//! does not depend on how it was made).
 //!
 //! `cargo bench -p concord-benches --features peers --bench w16`
 //!
 //! Single thread: neither engine parallelises these steps.
 
 use concord_benches::{criterion_dir, human, median_ns};
-use concord_bfv::{params, BfvParameters, Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
+use concord_bfv::{
+    params, BfvParameters, Ciphertext, Plaintext, PublicKey, RelinearizationKey, SecretKey,
+    SlotPolynomial, ValueRange,
+};
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
-    PublicKeySwitch, SmudgingPlan,
+    CollectiveDecryption, CommonReferenceString, GaloisKeyGen, NoiseEstimate, PartyId,
+    PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
 
 const PARTIES: usize = 16;
 const GROUP: &str = "w16";
+const GROUP_MUL: &str = "w16-mul";
 
-/// (step, Lattigo v5 single-thread figure in ms on this machine kind, from the engine issue)
-const STEPS: &[(&str, &str, Option<f64>)] = &[
+/// (step, label, Lattigo v5 and OpenFHE single-thread figures in ms on this machine kind, from
+/// the engine issues)
+type Step = (&'static str, &'static str, Option<f64>, Option<f64>);
+
+const STEPS: &[Step] = &[
     (
         "joint_public_key",
         "joint public key (16 shares + aggregation)",
         Some(15.9),
+        None,
     ),
     (
         "encrypt",
         "encrypt, per party (incl. switch to transmit level)",
         Some(2.38),
+        None,
     ),
-    ("sum", "sum of 16 ciphertexts", Some(0.56)),
+    ("sum", "sum of 16 ciphertexts", Some(0.56), None),
     (
         "partial_decrypt",
         "partial decryption, per party",
         Some(0.50),
+        None,
     ),
-    ("fusion", "fusion of 16 shares + decode", Some(1.04)),
-    ("pcks_share", "PCKS share, per party", None),
+    ("fusion", "fusion of 16 shares + decode", Some(1.04), None),
+    ("pcks_share", "PCKS share, per party", None, None),
+];
+
+const MUL_STEPS: &[Step] = &[
+    (
+        "joint_relinearization_key",
+        "joint relinearization key (16 parties, 2 rounds)",
+        Some(568.0),
+        Some(518.0),
+    ),
+    (
+        "multiply_relinearize",
+        "multiply + relinearize",
+        Some(30.4),
+        Some(40.0),
+    ),
+    ("rotate", "row rotation by 1", None, None),
+    ("inner_sum", "inner sum (all slots)", None, None),
+    (
+        "galois_key_share",
+        "Galois key share, per party and element",
+        None,
+        None,
+    ),
+    (
+        "equality",
+        "equality x = j, n = 16 (one indicator)",
+        None,
+        None,
+    ),
+    (
+        "one_hot",
+        "one-hot of x in [0, 16] (17 indicators)",
+        None,
+        None,
+    ),
 ];
 
 struct Sizes {
@@ -155,6 +209,84 @@ fn concord(c: &mut Criterion) -> Sizes {
     }
 }
 
+/// Engine part 2 at N = 16384 (`MUL-16384`), 16 parties.
+fn concord_mul(c: &mut Criterion) {
+    let p = BfvParameters::new(&params::MUL_16384).unwrap();
+    let parties: Vec<PartyId> = (1..=PARTIES as u32).map(PartyId).collect();
+    let keys: Vec<SecretKey> = parties.iter().map(|_| SecretKey::generate(&p)).collect();
+    let crs = CommonReferenceString::random();
+    let mut g = c.benchmark_group(GROUP_MUL);
+    g.sample_size(10);
+    let joint_rlk = || -> RelinearizationKey {
+        let rkg = RelinearizationKeyGen::new(&p, &crs).unwrap();
+        let mut one = rkg.round_one_aggregator();
+        let ephemeral: Vec<_> = keys
+            .iter()
+            .zip(&parties)
+            .map(|(sk, &id)| {
+                let (u, share) = rkg.round_one(sk, id).unwrap();
+                one.add(&share).unwrap();
+                u
+            })
+            .collect();
+        let mut two = rkg.round_two_aggregator(&one).unwrap();
+        for ((sk, &id), u) in keys.iter().zip(&parties).zip(&ephemeral) {
+            two.add(&rkg.round_two(sk, u, &one, id).unwrap()).unwrap();
+        }
+        rkg.finish(&one, two, &parties).unwrap()
+    };
+    g.bench_function("concord/joint_relinearization_key", |b| b.iter(joint_rlk));
+    let rlk = joint_rlk();
+    let ckg = PublicKeyGen::new(&p, &crs);
+    let mut agg = ckg.aggregator();
+    for (sk, &id) in keys.iter().zip(&parties) {
+        agg.add(&ckg.share(sk, id).unwrap()).unwrap();
+    }
+    let pk = ckg.finish(agg, &parties).unwrap();
+    let n = p.degree();
+    let x: Vec<i64> = (0..n as i64).map(|i| i % 17).collect();
+    let ct = pk
+        .encrypt(&Plaintext::encode(&p, &x, ValueRange::counts(16)).unwrap())
+        .unwrap();
+    let ones = pk
+        .encrypt(&Plaintext::encode(&p, &vec![1; n], ValueRange::counts(1)).unwrap())
+        .unwrap();
+    g.bench_function("concord/multiply_relinearize", |b| {
+        b.iter(|| black_box(&ct).multiply_relinearize(&ones, &rlk).unwrap())
+    });
+    let gkg = GaloisKeyGen::for_inner_sum(&p, &crs).unwrap();
+    let element = p.galois_element_for_rotation(1);
+    g.bench_function("concord/galois_key_share", |b| {
+        b.iter(|| gkg.share(&keys[0], parties[0], element).unwrap())
+    });
+    let mut gagg = gkg.aggregator();
+    for (sk, &id) in keys.iter().zip(&parties) {
+        for share in gkg.shares(sk, id).unwrap() {
+            gagg.add(&share).unwrap();
+        }
+    }
+    let gk = gkg.finish(gagg, &parties).unwrap();
+    g.bench_function("concord/rotate", |b| {
+        b.iter(|| black_box(&ct).rotate_rows(1, &gk).unwrap())
+    });
+    g.bench_function("concord/inner_sum", |b| {
+        b.iter(|| black_box(&ones).inner_sum(&gk).unwrap())
+    });
+    let t = p.plaintext_modulus();
+    let indicator = SlotPolynomial::indicator(t, 0..=16, 5).unwrap();
+    g.bench_function("concord/equality", |b| {
+        b.iter(|| {
+            black_box(&ct)
+                .evaluate_polynomial(&indicator, &rlk)
+                .unwrap()
+        })
+    });
+    g.bench_function("concord/one_hot", |b| {
+        b.iter(|| black_box(&ct).equals_each(0..=16, &rlk).unwrap())
+    });
+    g.finish();
+}
+
 #[cfg(feature = "peers")]
 mod peer {
     //! The same steps with the `fhe` crate's mbfv (fhe.rs), on the same N, t and modulus sizes.
@@ -254,6 +386,75 @@ mod peer {
         g.finish();
         cts[0].to_bytes().len()
     }
+
+    /// Part 2 at N = 16384 with the same 6 × 50-bit ciphertext moduli (fhe.rs relinearizes
+    /// with an RNS-digit key, no special modulus).
+    pub fn run_mul(c: &mut Criterion) {
+        use fhe::bfv::{EvaluationKeyBuilder, Multiplicator, RelinearizationKey};
+        use fhe::mbfv::{round::R1Aggregated, RelinKeyGenerator, RelinKeyShare};
+        let mut rng = rand09::rng();
+        let par = BfvParametersBuilder::new()
+            .set_degree(16384)
+            .set_plaintext_modulus(65537)
+            .set_moduli_sizes(&[50; 6])
+            .build_arc()
+            .unwrap();
+        let keys: Vec<SecretKey> = (0..PARTIES)
+            .map(|_| SecretKey::random(&par, &mut rng))
+            .collect();
+        let crp = CommonRandomPoly::new_vec(&par, &mut rng).unwrap();
+        let mut g = c.benchmark_group(GROUP_MUL);
+        g.sample_size(10);
+        let joint_rlk = || -> RelinearizationKey {
+            let mut rng = rand09::rng();
+            let generators: Vec<RelinKeyGenerator> = keys
+                .iter()
+                .map(|sk| RelinKeyGenerator::new(sk, &crp, &mut rng).unwrap())
+                .collect();
+            let one: RelinKeyShare<R1Aggregated> = generators
+                .iter()
+                .map(|gen| gen.round_1(&mut rng).unwrap())
+                .aggregate()
+                .unwrap();
+            let one = Arc::new(one);
+            generators
+                .iter()
+                .map(|gen| gen.round_2(&one, &mut rng).unwrap())
+                .aggregate()
+                .unwrap()
+        };
+        g.bench_function("fhe/joint_relinearization_key", |b| b.iter(joint_rlk));
+        let rlk = joint_rlk();
+        let pk: PublicKey = keys
+            .iter()
+            .map(|sk| PublicKeyShare::new(sk, crp[0].clone(), &mut rng).unwrap())
+            .aggregate()
+            .unwrap();
+        let values: Vec<u64> = (0..16384u64).map(|i| i % 17).collect();
+        let pt = Plaintext::try_encode(&values, Encoding::simd(), &par).unwrap();
+        let ct = pk.try_encrypt(&pt, &mut rng).unwrap();
+        let mul = Multiplicator::default(&rlk).unwrap();
+        g.bench_function("fhe/multiply_relinearize", |b| {
+            b.iter(|| mul.multiply(black_box(&ct), &ct).unwrap())
+        });
+        // a single-party key: applying it costs the same as applying a collective one
+        let sk = &keys[0];
+        let ek = EvaluationKeyBuilder::new(sk)
+            .unwrap()
+            .enable_column_rotation(1)
+            .unwrap()
+            .enable_inner_sum()
+            .unwrap()
+            .build(&mut rng)
+            .unwrap();
+        g.bench_function("fhe/rotate", |b| {
+            b.iter(|| ek.rotates_columns_by(black_box(&ct), 1).unwrap())
+        });
+        g.bench_function("fhe/inner_sum", |b| {
+            b.iter(|| ek.computes_inner_sum(black_box(&ct)).unwrap())
+        });
+        g.finish();
+    }
 }
 
 fn main() {
@@ -268,6 +469,9 @@ fn main() {
     let fhe_ct_bytes = Some(peer::run(&mut c));
     #[cfg(not(feature = "peers"))]
     let fhe_ct_bytes: Option<usize> = None;
+    concord_mul(&mut c);
+    #[cfg(feature = "peers")]
+    peer::run_mul(&mut c);
     c.final_summary();
 
     let dir = criterion_dir(env!("CARGO_TARGET_TMPDIR"));
@@ -276,34 +480,9 @@ fn main() {
         "smudging of decryption shares: λ = {:.1} bits per coefficient (≥ 40)",
         sizes.lambda
     );
-    println!(
-        "| {:<52} | {:>10} | {:>10} | {:>9} | {:>10} | {:>12} |",
-        "step", "Concord", "fhe.rs", "fhe/Conc.", "Lattigo v5", "Lattigo/Conc."
-    );
-    println!(
-        "|{:-<54}|{:-<12}|{:-<12}|{:-<11}|{:-<12}|{:-<14}|",
-        "", "", "", "", "", ""
-    );
-    for (id, label, lattigo_ms) in STEPS {
-        let ours = median_ns(&dir, GROUP, &format!("concord_{id}"))
-            .or_else(|| median_ns(&dir, GROUP, &format!("concord/{id}")));
-        let theirs = median_ns(&dir, GROUP, &format!("fhe_{id}"));
-        let fmt = |x: Option<f64>| x.map(human).unwrap_or_else(|| "—".into());
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) => format!("{:.2}×", a / b),
-            _ => "—".into(),
-        };
-        let lattigo = lattigo_ms.map(|ms| ms * 1e6);
-        println!(
-            "| {:<52} | {:>10} | {:>10} | {:>9} | {:>10} | {:>12} |",
-            label,
-            fmt(ours),
-            fmt(theirs),
-            ratio(theirs, ours),
-            fmt(lattigo),
-            ratio(lattigo, ours)
-        );
-    }
+    table(&dir, GROUP, STEPS);
+    println!("\nW16 part 2: 16 parties, N = 16384, t = 65537 (MUL-16384), single thread");
+    table(&dir, GROUP_MUL, MUL_STEPS);
     let pct = |x: usize, of: f64| format!("{:.1}% of Lattigo's", 100.0 * x as f64 / of);
     println!("\nbytes as sent:");
     println!(
@@ -320,4 +499,44 @@ fn main() {
         pct(sizes.decryption_share, 131_096.0)
     );
     println!("  PCKS share        {:>8} B", sizes.pcks_share);
+}
+
+/// One markdown table: Concord, fhe.rs and the published figures, with ratios.
+fn table(dir: &std::path::Path, group: &str, steps: &[Step]) {
+    println!(
+        "| {:<52} | {:>10} | {:>10} | {:>9} | {:>10} | {:>13} | {:>10} | {:>13} |",
+        "step",
+        "Concord",
+        "fhe.rs",
+        "fhe/Conc.",
+        "Lattigo v5",
+        "Lattigo/Conc.",
+        "OpenFHE",
+        "OpenFHE/Conc."
+    );
+    println!(
+        "|{:-<54}|{:-<12}|{:-<12}|{:-<11}|{:-<12}|{:-<15}|{:-<12}|{:-<15}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for (id, label, lattigo_ms, openfhe_ms) in steps {
+        let ours = median_ns(dir, group, &format!("concord_{id}"));
+        let theirs = median_ns(dir, group, &format!("fhe_{id}"));
+        let fmt = |x: Option<f64>| x.map(human).unwrap_or_else(|| "—".into());
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}×", a / b),
+            _ => "—".into(),
+        };
+        let (lattigo, openfhe) = (lattigo_ms.map(|ms| ms * 1e6), openfhe_ms.map(|ms| ms * 1e6));
+        println!(
+            "| {:<52} | {:>10} | {:>10} | {:>9} | {:>10} | {:>13} | {:>10} | {:>13} |",
+            label,
+            fmt(ours),
+            fmt(theirs),
+            ratio(theirs, ours),
+            fmt(lattigo),
+            ratio(lattigo, ours),
+            fmt(openfhe),
+            ratio(openfhe, ours)
+        );
+    }
 }

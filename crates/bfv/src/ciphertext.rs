@@ -278,7 +278,7 @@ impl Ciphertext {
 
     /// Part-wise `self_i ← op(self_i, other_i)`, a missing part counting as zero (degrees may
     /// differ once ciphertext products exist).
-    fn combine(
+    pub(crate) fn combine(
         &mut self,
         other: &Ciphertext,
         op: impl Fn(&concord_ring::RnsContext, &mut Poly, &Poly),
@@ -291,6 +291,11 @@ impl Ciphertext {
         for (a, b) in self.parts.iter_mut().zip(&other.parts) {
             op(ring, a, b);
         }
+    }
+
+    /// `self ← self + other` modulo `t`, the range left to the caller (circuits over `Z_t`).
+    pub(crate) fn add_unchecked(&mut self, other: &Ciphertext) {
+        self.combine(other, |ring, a, b| a.add_assign(ring, b));
     }
 
     /// `self ← −self`.

@@ -54,6 +54,15 @@ pub enum BfvError {
         digits: usize,
         moduli: usize,
     },
+    #[error("{value} lies outside the domain [{lo}, {hi}] (a domain must hold fewer than t = {t} values and every value the input may take)")]
+    Domain {
+        lo: i64,
+        hi: i64,
+        value: i64,
+        t: u64,
+    },
+    #[error("a polynomial of degree {degree} needs more powers than this basis (up to degree {basis}) holds")]
+    PolynomialDegree { degree: usize, basis: usize },
     #[error(transparent)]
     Wire(#[from] WireError),
 }

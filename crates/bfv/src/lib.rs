@@ -30,6 +30,7 @@ pub mod keys;
 pub mod multiply;
 pub mod params;
 pub mod plaintext;
+pub mod polynomial;
 pub mod rotation;
 pub mod wire;
 
@@ -39,5 +40,6 @@ pub use keys::{PublicKey, SecretKey};
 pub use multiply::RelinearizationKey;
 pub use params::{BfvParameters, ParameterError, ParameterSpec};
 pub use plaintext::{Plaintext, ValueRange};
+pub use polynomial::{PowerBasis, SlotPolynomial};
 pub use rotation::GaloisKeys;
 pub use wire::{Kind, WireError};

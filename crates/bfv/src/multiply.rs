@@ -23,7 +23,7 @@ use crate::ciphertext::check_same_params;
 use crate::error::BfvError;
 use crate::keys::SecretKey;
 use crate::params::BfvParameters;
-use crate::Ciphertext;
+use crate::{Ciphertext, ValueRange};
 use concord_ring::rns::{BaseConverter, Scaler};
 use concord_ring::sampling::{gaussian, secret_rng, uniform_poly};
 use concord_ring::{ntt_primes, Modulus, Poly, Representation, RnsContext};
@@ -326,6 +326,19 @@ impl Ciphertext {
     /// does not fit `t`, if the set is additive-only, or off the top level.
     pub fn multiply(&self, other: &Ciphertext) -> Result<Ciphertext, BfvError> {
         check_same_params(&self.params, &other.params)?;
+        let range = self
+            .range
+            .mul(other.range)
+            .checked("multiply", self.params.plaintext_modulus())?;
+        let mut product = self.multiply_unchecked(other)?;
+        product.range = range;
+        Ok(product)
+    }
+
+    /// The product modulo `t`, whatever the ranges (for circuits over `Z_t`, such as
+    /// polynomial evaluation, which set the result's range themselves).
+    pub(crate) fn multiply_unchecked(&self, other: &Ciphertext) -> Result<Ciphertext, BfvError> {
+        check_same_params(&self.params, &other.params)?;
         let params = &self.params;
         let tensoring = params
             .tensoring()
@@ -341,10 +354,7 @@ impl Ciphertext {
                 });
             }
         }
-        let range = self
-            .range
-            .mul(other.range)
-            .checked("multiply", params.plaintext_modulus())?;
+        let range = ValueRange::residues(params.plaintext_modulus());
         let (ring, aux) = (params.ring(), &tensoring.aux);
         // every part over Q and over R, NTT form
         let lift = |p: &Poly| -> (Poly, Poly) {

@@ -37,6 +37,15 @@ impl ValueRange {
         }
     }
 
+    /// Every residue mod `t`, centred: `[−⌊t/2⌋, ⌊t/2⌋]`.
+    pub fn residues(t: u64) -> Self {
+        let half = (t / 2) as i128;
+        Self {
+            lo: -half,
+            hi: half,
+        }
+    }
+
     pub fn width(&self) -> i128 {
         self.hi - self.lo
     }

@@ -229,9 +229,23 @@ impl SmudgingPlan {
         noise: NoiseEstimate,
         plan_at: impl Fn(usize) -> Result<Self, MheError>,
     ) -> Result<Self, MheError> {
-        (1..noise.level)
-            .find_map(|level| plan_at(level).ok())
-            .map_or_else(|| plan_at(noise.level), Ok)
+        // the first level that works; if none does, the refusal closest to working
+        let mut closest: Option<MheError> = None;
+        for level in 1..=noise.level {
+            match plan_at(level) {
+                Ok(plan) => return Ok(plan),
+                Err(e) => {
+                    let lambda = |e: &MheError| match e {
+                        MheError::InsufficientSmudging { lambda, .. } => *lambda,
+                        _ => f64::NEG_INFINITY,
+                    };
+                    if closest.as_ref().is_none_or(|c| lambda(&e) > lambda(c)) {
+                        closest = Some(e);
+                    }
+                }
+            }
+        }
+        Err(closest.expect("at least one level"))
     }
 
     fn plan(

@@ -385,3 +385,37 @@ fn evaluation_key_shares_are_checked_and_refused_with_a_reason() {
         share.serialized_len()
     );
 }
+
+#[test]
+fn too_deep_a_circuit_is_refused_before_joint_decryption() {
+    let s = setup(&params::MUL_16384, 4);
+    let keys = party_keys(&s);
+    let secret = collective_secret(&s);
+    let rlk = rkg(&s, &keys);
+    let n = s.params.degree();
+    let ones = Plaintext::encode(&s.params, &vec![1; n], ValueRange::counts(1)).unwrap();
+    let mut ct = s.pk.encrypt(&ones).unwrap();
+    let mut noise = NoiseEstimate::fresh(&s.params, 4);
+    // x^(2^d) by squaring: the plan is made while the set's budget holds, refused once it is spent
+    for depth in 1..=9 {
+        ct = ct.multiply_relinearize(&ct, &rlk).unwrap();
+        noise = noise.multiplied(noise, &s.params, 4);
+        let plan = SmudgingPlan::for_decryption_at_lowest_level(&s.params, noise, 4, 4);
+        let budget = secret.noise_budget(&ct).unwrap();
+        match plan {
+            Ok(plan) => {
+                assert!(budget > 0.0, "depth {depth}: a plan for a spent budget");
+                let mut low = ct.clone();
+                low.switch_to_level(plan.level).unwrap();
+                assert_eq!(joint_decrypt(&s, &low, &keys, plan).unwrap(), vec![1; n]);
+            }
+            Err(e) => {
+                assert!(matches!(e, MheError::InsufficientSmudging { .. }));
+                assert!(depth >= 6, "depth {depth} refused: {e}");
+                println!("depth {depth} refused ({budget:.0} bits left): {e}");
+                return;
+            }
+        }
+    }
+    panic!("depth 9 was not refused");
+}

@@ -1,0 +1,149 @@
+//! Polynomial evaluation over slots and the equality test, against plain arithmetic mod t.
+
+use concord_bfv::params;
+use concord_bfv::{
+    BfvError, BfvParameters, Ciphertext, Plaintext, PowerBasis, PublicKey, RelinearizationKey,
+    SecretKey, SlotPolynomial, ValueRange,
+};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+struct Keys {
+    p: std::sync::Arc<BfvParameters>,
+    sk: SecretKey,
+    pk: PublicKey,
+    rlk: RelinearizationKey,
+}
+
+fn keys() -> Keys {
+    let p = BfvParameters::new(&params::MUL_16384).unwrap();
+    let sk = SecretKey::generate(&p);
+    let pk = PublicKey::generate(&sk);
+    let rlk = RelinearizationKey::generate(&sk).unwrap();
+    Keys { p, sk, pk, rlk }
+}
+
+fn encrypt(k: &Keys, v: &[i64], range: ValueRange) -> Ciphertext {
+    k.pk.encrypt(&Plaintext::encode(&k.p, v, range).unwrap())
+        .unwrap()
+}
+
+fn centred(t: u64, x: u64) -> i64 {
+    if x > t / 2 {
+        x as i64 - t as i64
+    } else {
+        x as i64
+    }
+}
+
+#[test]
+fn random_polynomials_of_every_depth_evaluate_exactly() {
+    let k = keys();
+    let t = k.p.plaintext_modulus();
+    let n = k.p.degree();
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let x: Vec<i64> = (0..n).map(|_| (rng.next_u64() % 256) as i64).collect();
+    let ct = encrypt(&k, &x, ValueRange::counts(255));
+    for degree in [1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31] {
+        let coefficients: Vec<i64> = (0..=degree).map(|_| (rng.next_u64() % t) as i64).collect();
+        let p = SlotPolynomial::new(t, &coefficients);
+        let out = ct.evaluate_polynomial(&p, &k.rlk).unwrap();
+        assert_eq!(out.degree(), 1);
+        let expect: Vec<i64> = x
+            .iter()
+            .map(|&v| centred(t, p.evaluate_plain(t, v)))
+            .collect();
+        assert_eq!(
+            k.sk.decrypt(&out).unwrap().decode(),
+            expect,
+            "degree {degree}"
+        );
+        let budget = k.sk.noise_budget(&out).unwrap();
+        println!("degree {degree}: {budget:.0} bits left");
+        assert!(budget > 40.0, "degree {degree}: {budget:.0} bits left");
+    }
+    // constants and the identity
+    let seven = ct
+        .evaluate_polynomial(&SlotPolynomial::new(t, &[7]), &k.rlk)
+        .unwrap();
+    assert_eq!(k.sk.decrypt(&seven).unwrap().decode(), vec![7; n]);
+    let same = ct
+        .evaluate_polynomial(&SlotPolynomial::new(t, &[0, 1]), &k.rlk)
+        .unwrap();
+    assert_eq!(k.sk.decrypt(&same).unwrap().decode(), x);
+}
+
+#[test]
+fn equality_indicators_are_one_hot_and_add_like_counts() {
+    let k = keys();
+    let t = k.p.plaintext_modulus();
+    let n = k.p.degree();
+    // the Lagrange basis is exact in the clear
+    for j in 0..=16 {
+        let p = SlotPolynomial::indicator(t, 0..=16, j).unwrap();
+        assert_eq!(p.degree(), 16);
+        for v in 0..=16 {
+            assert_eq!(p.evaluate_plain(t, v), u64::from(v == j));
+        }
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let x: Vec<i64> = (0..n).map(|_| (rng.next_u64() % 17) as i64).collect();
+    let ct = encrypt(&k, &x, ValueRange::counts(16));
+    let indicators = ct.equals_each(0..=16, &k.rlk).unwrap();
+    assert_eq!(indicators.len(), 17);
+    for (j, ind) in indicators.iter().enumerate() {
+        assert_eq!(ind.range(), ValueRange::counts(1));
+        let expect: Vec<i64> = x.iter().map(|&v| i64::from(v == j as i64)).collect();
+        assert_eq!(k.sk.decrypt(ind).unwrap().decode(), expect, "x = {j}");
+    }
+    let budget = k.sk.noise_budget(&indicators[16]).unwrap();
+    println!("equality test, n = 16: {budget:.0} bits left");
+    assert!(budget > 40.0);
+    // the indicators add like counts: their sum is 1 in every slot
+    let total = Ciphertext::sum(&indicators).unwrap();
+    assert_eq!(k.sk.decrypt(&total).unwrap().decode(), vec![1; n]);
+}
+
+#[test]
+fn polynomial_misuse_is_refused() {
+    let k = keys();
+    let t = k.p.plaintext_modulus();
+    let ct = encrypt(&k, &[3, 20], ValueRange::counts(20));
+    // the input may take values outside the domain
+    assert!(matches!(
+        ct.equals_each(0..=16, &k.rlk),
+        Err(BfvError::Domain { value: 20, .. })
+    ));
+    // a domain of t values or more, or one that misses j
+    assert!(matches!(
+        SlotPolynomial::indicator(t, 0..=(t as i64), 1),
+        Err(BfvError::Domain { .. })
+    ));
+    assert!(matches!(
+        SlotPolynomial::indicator(t, 0..=4, 9),
+        Err(BfvError::Domain { .. })
+    ));
+    // a basis evaluates polynomials up to its degree only
+    let basis = PowerBasis::new(&ct, 4, &k.rlk).unwrap();
+    assert!(matches!(
+        basis.evaluate(&SlotPolynomial::new(t, &[1, 1, 1, 1, 1, 1]), &k.rlk),
+        Err(BfvError::PolynomialDegree {
+            degree: 5,
+            basis: 4
+        })
+    ));
+    // an additive set does not multiply
+    let add = BfvParameters::new(&params::ADD_4096).unwrap();
+    let sk = SecretKey::generate(&add);
+    let ct = PublicKey::generate(&sk)
+        .encrypt(&Plaintext::encode(&add, &[1], ValueRange::counts(1)).unwrap())
+        .unwrap();
+    assert!(matches!(
+        RelinearizationKey::generate(&sk),
+        Err(BfvError::NotMultiplicative(_))
+    ));
+    assert!(matches!(
+        ct.multiply(&ct),
+        Err(BfvError::NotMultiplicative(_))
+    ));
+}
