@@ -1,7 +1,7 @@
 //! Primitives: NTT per ring degree (IFMA-sized and 60-bit primes), BFV per parameter set —
 //! encrypt, modulus switch, add, decrypt, serialize, deserialize — and, for the multiplicative
 //! sets, multiply (tensor and scale), relinearize, and both, with the relinearization key's
-//! generation.
+//! generation; the RNS conversion and scaling kernels under them.
 //!
 //! `cargo bench -p concord-benches --bench primitives`
 
@@ -9,7 +9,8 @@ use concord_bfv::params::{ALL_SETS, MULTIPLICATIVE_SETS};
 use concord_bfv::{
     BfvParameters, Ciphertext, Plaintext, PublicKey, RelinearizationKey, SecretKey, ValueRange,
 };
-use concord_ring::ntt_primes;
+use concord_ring::rns::{BaseConverter, Scaler};
+use concord_ring::{ntt_primes, Modulus};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::time::Duration;
 use tfhe_ntt::prime64::Plan;
@@ -30,6 +31,44 @@ fn ntt(c: &mut Criterion) {
             });
         }
     }
+    g.finish();
+}
+
+/// The RNS kernels under multiplication and key switching, on MUL-16384's bases (N = 16384,
+/// six 50-bit primes to seven): exact base conversion and BFV's rounding scale by t/Q.
+fn rns(c: &mut Criterion) {
+    let n = 1 << 14;
+    let moduli = |bits: u32, from: usize, count: usize| -> Vec<Modulus> {
+        ntt_primes(bits, from + count, n, &[])[from..]
+            .iter()
+            .map(|&q| Modulus::new(q).unwrap())
+            .collect()
+    };
+    let (q, r) = (moduli(50, 0, 6), moduli(50, 6, 7));
+    let column = |m: &Modulus| -> Vec<u64> {
+        (0..n as u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % m.value())
+            .collect()
+    };
+    let all: Vec<Vec<u64>> = q.iter().chain(&r).map(column).collect();
+    let mut out = vec![vec![0u64; n]; r.len()];
+    let mut g = c.benchmark_group("rns");
+    let convert = BaseConverter::new(&q, &r);
+    g.bench_function("convert/6-to-7/16384", |b| {
+        b.iter(|| {
+            let input: Vec<&[u64]> = all[..6].iter().map(Vec::as_slice).collect();
+            let mut views: Vec<&mut [u64]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+            convert.convert_poly(black_box(&input), &mut views)
+        })
+    });
+    let scale = Scaler::new(65537, &q, &r);
+    g.bench_function("scale/13-to-7/16384", |b| {
+        b.iter(|| {
+            let input: Vec<&[u64]> = all.iter().map(Vec::as_slice).collect();
+            let mut views: Vec<&mut [u64]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+            scale.scale_poly(black_box(&input), &mut views)
+        })
+    });
     g.finish();
 }
 
@@ -119,6 +158,6 @@ fn multiplication(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = ntt, bfv, multiplication
+    targets = ntt, rns, bfv, multiplication
 }
 criterion_main!(benches);

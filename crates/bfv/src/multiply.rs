@@ -325,19 +325,24 @@ impl Ciphertext {
     /// The product `self · other` (slot-wise), of degree 2; refused if the product's range
     /// does not fit `t`, if the set is additive-only, or off the top level.
     pub fn multiply(&self, other: &Ciphertext) -> Result<Ciphertext, BfvError> {
-        check_same_params(&self.params, &other.params)?;
+        let tensoring = self.check_multiplicands(other)?;
         let range = self
             .range
             .mul(other.range)
             .checked("multiply", self.params.plaintext_modulus())?;
-        let mut product = self.multiply_unchecked(other)?;
-        product.range = range;
-        Ok(product)
+        Ok(self.tensor(other, tensoring, range))
     }
 
     /// The product modulo `t`, whatever the ranges (for circuits over `Z_t`, such as
     /// polynomial evaluation, which set the result's range themselves).
     pub(crate) fn multiply_unchecked(&self, other: &Ciphertext) -> Result<Ciphertext, BfvError> {
+        let tensoring = self.check_multiplicands(other)?;
+        let range = ValueRange::residues(self.params.plaintext_modulus());
+        Ok(self.tensor(other, tensoring, range))
+    }
+
+    /// Both operands multiply: one multiplicative set, degree 1, top level.
+    fn check_multiplicands(&self, other: &Ciphertext) -> Result<&Tensoring, BfvError> {
         check_same_params(&self.params, &other.params)?;
         let params = &self.params;
         let tensoring = params
@@ -354,10 +359,15 @@ impl Ciphertext {
                 });
             }
         }
-        let range = ValueRange::residues(params.plaintext_modulus());
+        Ok(tensoring)
+    }
+
+    /// The HPS product of two checked operands (a square lifts its operand once).
+    fn tensor(&self, other: &Ciphertext, tensoring: &Tensoring, range: ValueRange) -> Ciphertext {
+        let params = &self.params;
         let (ring, aux) = (params.ring(), &tensoring.aux);
         // every part over Q and over R, NTT form
-        let lift = |p: &Poly| -> (Poly, Poly) {
+        let lift = |p: &Poly| -> [Poly; 2] {
             let mut r = Poly::zero(aux, aux.max_level(), Representation::Coefficient);
             tensoring
                 .extend
@@ -365,25 +375,29 @@ impl Ciphertext {
             let mut q = p.clone();
             q.to_ntt(ring);
             r.to_ntt(aux);
-            (q, r)
+            [q, r]
         };
-        let (a0, a1) = (lift(&self.parts[0]), lift(&self.parts[1]));
-        let (b0, b1) = (lift(&other.parts[0]), lift(&other.parts[1]));
-        let product = |x: &(Poly, Poly), y: &(Poly, Poly)| {
-            let (mut q, mut r) = (x.0.clone(), x.1.clone());
-            q.mul_assign(ring, &y.0);
-            r.mul_assign(aux, &y.1);
-            (q, r)
+        let a = [lift(&self.parts[0]), lift(&self.parts[1])];
+        let b_lifted;
+        let b = if std::ptr::eq(self, other) {
+            &a
+        } else {
+            b_lifted = [lift(&other.parts[0]), lift(&other.parts[1])];
+            &b_lifted
         };
-        let d0 = product(&a0, &b0);
-        let mut d1 = product(&a0, &b1);
-        d1.0.mul_accumulate(ring, &a1.0, &b0.0);
-        d1.1.mul_accumulate(aux, &a1.1, &b0.1);
-        let d2 = product(&a1, &b1);
-        // round(t·d/Q) into R, then back to Q
-        let parts = [d0, d1, d2]
-            .into_iter()
-            .map(|(mut q, mut r)| {
+        let contexts = [ring, aux];
+        // (a₀b₀, a₀b₁ + a₁b₀, a₁b₁) over Q and over R
+        let terms: [&[(usize, usize)]; 3] = [&[(0, 0)], &[(0, 1), (1, 0)], &[(1, 1)]];
+        let parts = terms
+            .iter()
+            .map(|pairs| {
+                let [mut q, mut r] =
+                    contexts.map(|ctx| Poly::zero(ctx, ctx.max_level(), Representation::Ntt));
+                for &(i, j) in pairs.iter() {
+                    q.mul_accumulate(ring, &a[i][0], &b[j][0]);
+                    r.mul_accumulate(aux, &a[i][1], &b[j][1]);
+                }
+                // round(t·d/Q) into R, then back to Q
                 q.to_coefficients(ring);
                 r.to_coefficients(aux);
                 let input: Vec<&[u64]> = q.columns().into_iter().chain(r.columns()).collect();
@@ -398,11 +412,11 @@ impl Ciphertext {
                 out
             })
             .collect();
-        Ok(Ciphertext {
+        Ciphertext {
             params: params.clone(),
             parts,
             range,
-        })
+        }
     }
 
     /// `self²`.

@@ -21,8 +21,8 @@
 //! | `ADD-4096` | 4096 | 40, 40 \| 29 | 65537 | small aggregates, up to 64 parties |
 //! | `ADD-8192` | 8192 | 38, 38 \| 32 | 65537 | counts below 65537 (the W16 workload) |
 //! | `ADD-8192-T33` | 8192 | 48, 48 \| 32 | 2^33-bit prime | large counters (t > 2^32) |
-//! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 55 | 65537 | products of 8 ciphertexts (depth 3); 16 under a 16-party key (depth 4) |
-//! | `MUL-32768` | 32768 | 6 × 50 \| 3 × 50; P = 3 × 55 | 65537 | products of 64 ciphertexts (depth 6) |
+//! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 50 | 65537 | products of 8 ciphertexts (depth 3); 16 under a 16-party key (depth 4) |
+//! | `MUL-32768` | 32768 | 6 × 50 \| 3 × 50; P = 3 × 50 | 65537 | products of 64 ciphertexts (depth 6) |
 //!
 //! (`|` separates the transmit level from the moduli dropped before sending.)
 //!
@@ -110,26 +110,28 @@ pub const ADD_8192_T33: ParameterSpec = ParameterSpec {
 };
 
 /// Multiplicative set, N = 16384, t = 65537: products of 8 ciphertexts (depth 3) of up to 16
-/// parties' collective key. `Q`: six 50-bit primes; `P`: two 55-bit primes (so three digit
-/// groups of two primes each, every group below `P`); `log2(QP)` ≈ 410 ≤ 438.
+/// parties' collective key. `Q`: six 50-bit primes; `P`: two 50-bit primes (three digit groups
+/// of two primes each, each about the size of `P`, so key switching adds noise of about
+/// `N·σ·‖s‖`, far below a product's); `log2(QP)` ≈ 400 ≤ 438. Every modulus below `2^50`:
+/// tfhe-ntt's IFMA transforms and the vectorised RNS kernels apply throughout.
 pub const MUL_16384: ParameterSpec = ParameterSpec {
     id: 4,
     name: "MUL-16384",
     log_n: 14,
     ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50],
-    special_moduli_bits: &[55, 55],
+    special_moduli_bits: &[50, 50],
     plaintext_modulus: PlaintextModulus::Prime(65537),
     transmit_level: 4,
 };
 
 /// Multiplicative set, N = 32768, t = 65537: products of 64 ciphertexts (depth 6). `Q`: nine
-/// 50-bit primes; `P`: three 55-bit primes (three digit groups of three); `log2(QP)` ≈ 615 ≤ 881.
+/// 50-bit primes; `P`: three 50-bit primes (three digit groups of three); `log2(QP)` ≈ 600 ≤ 881.
 pub const MUL_32768: ParameterSpec = ParameterSpec {
     id: 5,
     name: "MUL-32768",
     log_n: 15,
     ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50, 50, 50, 50],
-    special_moduli_bits: &[55, 55, 55],
+    special_moduli_bits: &[50, 50, 50],
     plaintext_modulus: PlaintextModulus::Prime(65537),
     transmit_level: 6,
 };

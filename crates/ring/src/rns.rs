@@ -13,11 +13,20 @@
 //! HPS rather than Bajard–Eynard–Hasan–Zucca (BEHZ): HPS corrects the overflow of the fast
 //! base conversion with a fixed-point estimate of `Σ yᵢ/qᵢ`, so conversions are exact without
 //! BEHZ's extra modulus `m_sk` and its Montgomery reduction step, and scaling is one pass. It
-//! is the default of OpenFHE for the same reason. The estimate here is a 128-bit binary
-//! fraction per term (HPS use a double): a result differs from the exact one only when the
-//! true fractional part lies within `k·2^-63` of one half — for uniformly random inputs, with
-//! probability below `2^-57` per coefficient for the bases Concord uses; the tests compare
-//! against big-integer arithmetic.
+//! is the default of OpenFHE for the same reason. The estimate is a double (as in HPS), and
+//! where it lies within `2^-20` of one half — where its `k·2^-52` error could flip the
+//! rounding — a 128-bit binary fraction per term decides: a result differs from the exact one
+//! only when the true fractional part lies within `k·2^-63` of one half, for uniformly random
+//! inputs with probability below `2^-57` per coefficient for the bases Concord uses. Scaling
+//! is a conversion too: `round(t·x/D) = (t·x − [t·x]_D)/D`, with `[t·x]_D` extended exactly.
+//! The tests compare against big-integer arithmetic.
+//!
+//! **Speed.** The kernels run column by column over blocks of 256 coefficients (the scratch
+//! stays in L1), with lazily reduced products summed in registers and reduced once per output.
+//! When every modulus is below `2^51` (Concord's multiplicative sets) the products estimate
+//! their quotient in double precision — every step an AVX-512 instruction — and the loops
+//! vectorise (through `pulp`'s run-time dispatch); otherwise they use Shoup's products.
+//! `cargo bench -p concord-benches --bench primitives -- rns` measures both kernels.
 
 use crate::Modulus;
 use num_bigint::BigUint;
@@ -54,21 +63,64 @@ fn round_dot(terms: impl Iterator<Item = (u64, Fraction)>) -> u128 {
     whole + (fraction >> 64) + ((fraction as u64) >> 63) as u128
 }
 
-/// `(start + Σ aᵢ·bᵢ) mod m` for words below `2^62` (the two sides may belong to different
-/// moduli): products summed in 128 bits, reduced every 8 terms (8 products stay below
-/// `2^127`). The reduction is a full 128-bit remainder: Barrett's needs `x < m²`.
-#[inline]
-fn dot_mod(m: &Modulus, start: u128, a: &[u64], b: &[u64]) -> u64 {
-    let q = m.value() as u128;
-    let mut acc = (start % q) as u64;
-    for (ca, cb) in a.chunks(8).zip(b.chunks(8)) {
-        let sum = ca
-            .iter()
-            .zip(cb)
-            .fold(acc as u128, |s, (&x, &y)| s + x as u128 * y as u128);
-        acc = (sum % q) as u64;
+/// A constant `w < m` with what the two product kernels need: Shoup's companion `⌊w·2^64/m⌋`
+/// and the ratio `w/m` as a double.
+#[derive(Clone, Copy, Debug)]
+struct Constant {
+    w: u64,
+    shoup: u64,
+    ratio: f64,
+}
+
+impl Constant {
+    fn new(m: &Modulus, w: u64) -> Self {
+        Self {
+            w,
+            shoup: m.shoup(w),
+            ratio: w as f64 / m.value() as f64,
+        }
     }
-    acc
+
+    /// `x·w mod m` up to one extra `m` (in `[0, 2m)`). With `FLOAT`, for `x, m < 2^51`, the
+    /// quotient `⌊x·w/m⌋` is estimated as `⌊x·(w/m)⌋` in double precision — off by at most one
+    /// (relative error below `2^-51` on a value below `2^51`), so one branch-free correction
+    /// lands in `[0, 2m)` — every step an AVX-512 instruction, so loops of it vectorise.
+    /// Without, Shoup's product without its final correction, for any word `x`.
+    #[inline(always)]
+    fn lazy_mul<const FLOAT: bool>(&self, x: u64, m: u64) -> u64 {
+        if FLOAT {
+            // SAFETY: x < 2^51 and 0 ≤ w/m < 1, so the product is finite, non-negative and
+            // below 2^51: in range for u64, and the unchecked conversion (one instruction, no
+            // saturation logic) is exact for the floor.
+            let estimate: u64 = unsafe { (x as f64 * self.ratio).to_int_unchecked() };
+            let r = x
+                .wrapping_mul(self.w)
+                .wrapping_sub(estimate.wrapping_mul(m));
+            r.wrapping_add(m & ((r as i64 >> 63) as u64))
+        } else {
+            let hi = ((x as u128 * self.shoup as u128) >> 64) as u64;
+            x.wrapping_mul(self.w).wrapping_sub(hi.wrapping_mul(m))
+        }
+    }
+
+    /// `x·w mod m`, reduced.
+    #[inline(always)]
+    fn mul<const FLOAT: bool>(&self, x: u64, m: u64) -> u64 {
+        let r = self.lazy_mul::<FLOAT>(x, m);
+        r.min(r.wrapping_sub(m))
+    }
+}
+
+/// `a + b` for `a, b < 2m`, kept below `2m` (branch-free).
+#[inline(always)]
+fn add_lazy(a: u64, b: u64, two_m: u64) -> u64 {
+    let s = a + b;
+    s.min(s.wrapping_sub(two_m))
+}
+
+/// Whether every modulus fits the double-precision kernels (below `2^51`).
+fn floats_fit(moduli: &[Modulus]) -> bool {
+    moduli.iter().all(|m| m.bits() <= 51)
 }
 
 fn product(moduli: &[Modulus]) -> BigUint {
@@ -90,19 +142,29 @@ fn residue(x: &BigUint, m: &Modulus) -> u64 {
 pub struct BaseConverter {
     from: Vec<Modulus>,
     to: Vec<Modulus>,
-    /// `(Q/qᵢ)^{-1} mod qᵢ` and its Shoup companion.
-    q_hat_inv: Vec<(u64, u64)>,
-    /// `1/qᵢ`.
+    /// `(Q/qᵢ)^{-1} mod qᵢ`.
+    q_hat_inv: Vec<Constant>,
+    /// `1/qᵢ`, exactly enough for the rare coefficient the double estimate cannot round.
     q_inv: Vec<Fraction>,
+    /// `1/qᵢ` as a double.
+    q_inv_f64: Vec<f64>,
     /// `[j][i] = (Q/qᵢ) mod pⱼ`.
-    q_hat_mod_p: Vec<Vec<u64>>,
-    /// `Q mod pⱼ`.
-    q_mod_p: Vec<u64>,
+    q_hat_mod_p: Vec<Vec<Constant>>,
+    /// `−Q mod pⱼ`: the overflow correction, times `v`.
+    minus_q_mod_p: Vec<Constant>,
+    /// Every modulus below `2^51`: the vectorisable kernels apply.
+    float: bool,
 }
 
 impl BaseConverter {
     /// A converter from the basis `from` to the basis `to` (distinct primes).
     pub fn new(from: &[Modulus], to: &[Modulus]) -> Self {
+        Self::with_factor(from, to, 1)
+    }
+
+    /// A converter of `[factor·x]_Q` (centred) rather than of `x`: the factor costs nothing,
+    /// folded into the first step's constants.
+    pub fn with_factor(from: &[Modulus], to: &[Modulus], factor: u64) -> Self {
         assert!(from.len() <= 64, "at most 64 moduli in a basis");
         let q = product(from);
         let q_hat: Vec<BigUint> = from.iter().map(|m| &q / m.value()).collect();
@@ -112,18 +174,28 @@ impl BaseConverter {
                 .zip(&q_hat)
                 .map(|(m, hat)| {
                     let inv = m.inv(residue(hat, m)).expect("distinct primes");
-                    (inv, m.shoup(inv))
+                    Constant::new(m, m.mul(inv, m.reduce(factor)))
                 })
                 .collect(),
             q_inv: from
                 .iter()
                 .map(|m| Fraction::of(&BigUint::from(1u8), &BigUint::from(m.value())))
                 .collect(),
+            q_inv_f64: from.iter().map(|m| 1.0 / m.value() as f64).collect(),
             q_hat_mod_p: to
                 .iter()
-                .map(|p| q_hat.iter().map(|hat| residue(hat, p)).collect())
+                .map(|p| {
+                    q_hat
+                        .iter()
+                        .map(|hat| Constant::new(p, residue(hat, p)))
+                        .collect()
+                })
                 .collect(),
-            q_mod_p: to.iter().map(|p| residue(&q, p)).collect(),
+            minus_q_mod_p: to
+                .iter()
+                .map(|p| Constant::new(p, p.neg(residue(&q, p))))
+                .collect(),
+            float: floats_fit(from) && floats_fit(to),
             from: from.to_vec(),
             to: to.to_vec(),
         }
@@ -131,116 +203,160 @@ impl BaseConverter {
 
     /// One value: `x[i] = x mod qᵢ` in, `out[j]` = (centred `x`) `mod pⱼ` out.
     pub fn convert(&self, x: &[u64], out: &mut [u64]) {
-        let mut y = [0u64; 64];
-        let y = &mut y[..self.from.len()];
-        for (i, m) in self.from.iter().enumerate() {
-            let (w, ws) = self.q_hat_inv[i];
-            y[i] = m.mul_shoup(x[i], w, ws);
-        }
-        // Σ yᵢ·(Q/qᵢ) = x + v·Q with v = round(Σ yᵢ/qᵢ) for the centred x
-        let v = round_dot(y.iter().copied().zip(self.q_inv.iter().copied())) as u64;
-        for (j, p) in self.to.iter().enumerate() {
-            let acc = dot_mod(p, 0, y, &self.q_hat_mod_p[j]);
-            out[j] = p.sub(acc, p.mul(p.reduce(v), self.q_mod_p[j]));
-        }
+        let input: Vec<&[u64]> = x.iter().map(std::slice::from_ref).collect();
+        let mut output: Vec<&mut [u64]> = out.iter_mut().map(std::slice::from_mut).collect();
+        self.convert_poly(&input, &mut output);
     }
 
     /// Every coefficient of a polynomial: `input[i]` holds the coefficients mod `qᵢ`, `output[j]`
-    /// receives them mod `pⱼ`.
+    /// receives them mod `pⱼ`. Column by column, so that with moduli below `2^51` every loop
+    /// vectorises (double-precision quotient estimates, AVX-512 where the CPU has it).
     pub fn convert_poly(&self, input: &[&[u64]], output: &mut [&mut [u64]]) {
-        assert_eq!(input.len(), self.from.len());
+        if self.float {
+            crate::vectorized(
+                #[inline(always)]
+                || self.convert_columns::<true>(input, output),
+            )
+        } else {
+            self.convert_columns::<false>(input, output)
+        }
+    }
+
+    #[inline(always)]
+    fn convert_columns<const FLOAT: bool>(&self, input: &[&[u64]], output: &mut [&mut [u64]]) {
+        let k = self.from.len();
+        assert_eq!(input.len(), k);
         assert_eq!(output.len(), self.to.len());
         let n = input[0].len();
-        let (mut x, mut out) = (vec![0u64; self.from.len()], vec![0u64; self.to.len()]);
-        for c in 0..n {
-            for (xi, column) in x.iter_mut().zip(input) {
-                *xi = column[c];
+        // blocks of coefficients small enough that the scratch stays in the L1 cache
+        const BLOCK: usize = 256;
+        const LANES: usize = 8;
+        let mut y = vec![0u64; k * BLOCK];
+        let (mut sum, mut v) = ([0f64; BLOCK], [0u64; BLOCK]);
+        for start in (0..n).step_by(BLOCK) {
+            let len = BLOCK.min(n - start);
+            let block = start..start + len;
+            // yᵢ = xᵢ·(Q/qᵢ)^{-1} mod qᵢ, and Σ yᵢ/qᵢ in double precision
+            sum[..len].fill(0.0);
+            for (i, (m, column)) in self.from.iter().zip(input).enumerate() {
+                let (w, inv, q) = (self.q_hat_inv[i], self.q_inv_f64[i], m.value());
+                let yi = &mut y[i * BLOCK..i * BLOCK + len];
+                for ((yc, s), &x) in yi
+                    .iter_mut()
+                    .zip(&mut sum[..len])
+                    .zip(&column[block.clone()])
+                {
+                    *yc = w.mul::<FLOAT>(x, q);
+                    *s += *yc as f64 * inv;
+                }
             }
-            self.convert(&x, &mut out);
-            for (column, &o) in output.iter_mut().zip(&out) {
-                column[c] = o;
+            // Σ yᵢ·(Q/qᵢ) = x + v·Q with v = round(Σ yᵢ/qᵢ) for the centred x. The double sum
+            // is within k·2^-52 of the truth; where that could flip the rounding (a fractional
+            // part within 2^-20 of one half), the 128-bit fractions decide.
+            for (c, (vc, &s)) in v[..len].iter_mut().zip(&sum[..len]).enumerate() {
+                *vc = if (s - s.floor() - 0.5).abs() > 1.0 / (1 << 20) as f64 {
+                    s.round() as u64
+                } else {
+                    let terms = (0..k).map(|i| (y[i * BLOCK + c], self.q_inv[i]));
+                    round_dot(terms) as u64
+                };
+            }
+            for (j, (p, column)) in self.to.iter().zip(output.iter_mut()).enumerate() {
+                let (q, two_q) = (p.value(), 2 * p.value());
+                let correction = self.minus_q_mod_p[j];
+                let out = &mut column[block.clone()];
+                let weights = &self.q_hat_mod_p[j];
+                // eight coefficients at a time, their sums held in registers across the k terms
+                for (lane, o) in out.chunks_mut(LANES).enumerate() {
+                    let base = lane * LANES;
+                    let mut acc = [0u64; LANES];
+                    for (l, a) in acc.iter_mut().enumerate().take(o.len()) {
+                        *a = correction.lazy_mul::<FLOAT>(v[base + l], q);
+                    }
+                    for (i, w) in weights.iter().enumerate() {
+                        let yi = &y[i * BLOCK + base..i * BLOCK + base + LANES];
+                        for (a, &yc) in acc.iter_mut().zip(yi) {
+                            *a = add_lazy(*a, w.lazy_mul::<FLOAT>(yc, q), two_q);
+                        }
+                    }
+                    for (o, a) in o.iter_mut().zip(acc) {
+                        *o = a.min(a.wrapping_sub(q));
+                    }
+                }
             }
         }
     }
 }
 
 /// Scales by `t/D` with rounding: residues of `x` in `D ∪ K` to residues of `round(t·x/D)` in
-/// `K` (HPS Lemma 2, "simple scaling").
+/// `K`. With `r = [t·x]_D` centred, `round(t·x/D) = (t·x − r)/D` exactly (`D` is odd, so there
+/// are no ties): `r` is extended exactly from `D` to `K` by a [`BaseConverter`] (with `t`
+/// folded into its constants), and the division by `D` is a product by `D^{-1} mod kₖ` — the
+/// conversion's kernels, so scaling is exact and vectorises where conversion does.
 #[derive(Clone, Debug)]
 pub struct Scaler {
     divisor: Vec<Modulus>,
     keep: Vec<Modulus>,
-    /// For each `dᵢ ∈ D`: `t·(M/dᵢ)^{-1}_{dᵢ}·K / dᵢ = ωᵢ + θᵢ`; `[k][i] = ωᵢ mod kₖ`.
-    omega: Vec<Vec<u64>>,
-    theta: Vec<Fraction>,
-    /// For each `kₖ ∈ K`: `t·(M/kₖ)^{-1}_{kₖ}·(K/kₖ) mod kₖ`.
-    lambda: Vec<(u64, u64)>,
+    /// `t mod kₖ`.
+    t_mod_k: Vec<Constant>,
+    /// `D^{-1} mod kₖ`.
+    d_inv_mod_k: Vec<Constant>,
+    extend: BaseConverter,
 }
 
 impl Scaler {
     /// `round(t·x/D)` from `D ∪ K` (residues in that order) to `K`.
     pub fn new(t: u64, divisor: &[Modulus], keep: &[Modulus]) -> Self {
-        let (d, k) = (product(divisor), product(keep));
-        let m = &d * &k;
-        let t = BigUint::from(t);
-        let tilde = |modulus: &Modulus| {
-            let hat = &m / modulus.value();
-            modulus
-                .inv(residue(&hat, modulus))
-                .expect("distinct primes")
-        };
-        let mut omega = vec![Vec::new(); keep.len()];
-        let mut theta = Vec::new();
-        for di in divisor {
-            let numerator = &t * tilde(di) * &k;
-            let di_big = BigUint::from(di.value());
-            let whole = &numerator / &di_big;
-            theta.push(Fraction::of(&(&numerator % &di_big), &di_big));
-            for (row, km) in omega.iter_mut().zip(keep) {
-                row.push(residue(&whole, km));
-            }
-        }
-        let lambda = keep
-            .iter()
-            .map(|km| {
-                let l = residue(&(&t * tilde(km) * (&k / km.value())), km);
-                (l, km.shoup(l))
-            })
-            .collect();
+        let d = product(divisor);
+        let t_big = BigUint::from(t);
         Self {
+            t_mod_k: keep
+                .iter()
+                .map(|m| Constant::new(m, residue(&t_big, m)))
+                .collect(),
+            d_inv_mod_k: keep
+                .iter()
+                .map(|m| Constant::new(m, m.inv(residue(&d, m)).expect("distinct primes")))
+                .collect(),
+            extend: BaseConverter::with_factor(divisor, keep, t),
             divisor: divisor.to_vec(),
             keep: keep.to_vec(),
-            omega,
-            theta,
-            lambda,
         }
     }
 
     /// One value: `x` = residues in `D` then `K`; `out[k]` = `round(t·x/D) mod kₖ`.
     pub fn scale(&self, x: &[u64], out: &mut [u64]) {
-        let (xd, xk) = x.split_at(self.divisor.len());
-        let rounded = round_dot(xd.iter().copied().zip(self.theta.iter().copied()));
-        for (k, km) in self.keep.iter().enumerate() {
-            let acc = dot_mod(km, rounded, xd, &self.omega[k]);
-            let (l, ls) = self.lambda[k];
-            out[k] = km.add(acc, km.mul_shoup(xk[k], l, ls));
-        }
+        let input: Vec<&[u64]> = x.iter().map(std::slice::from_ref).collect();
+        let mut output: Vec<&mut [u64]> = out.iter_mut().map(std::slice::from_mut).collect();
+        self.scale_poly(&input, &mut output);
     }
 
     /// Every coefficient: `input` holds the residue columns of `D` then `K`; `output[k]`
     /// receives the scaled coefficients mod `kₖ`.
     pub fn scale_poly(&self, input: &[&[u64]], output: &mut [&mut [u64]]) {
-        assert_eq!(input.len(), self.divisor.len() + self.keep.len());
+        if self.extend.float {
+            crate::vectorized(
+                #[inline(always)]
+                || self.scale_columns::<true>(input, output),
+            )
+        } else {
+            self.scale_columns::<false>(input, output)
+        }
+    }
+
+    #[inline(always)]
+    fn scale_columns<const FLOAT: bool>(&self, input: &[&[u64]], output: &mut [&mut [u64]]) {
+        let d = self.divisor.len();
+        assert_eq!(input.len(), d + self.keep.len());
         assert_eq!(output.len(), self.keep.len());
-        let n = input[0].len();
-        let (mut x, mut out) = (vec![0u64; input.len()], vec![0u64; self.keep.len()]);
-        for c in 0..n {
-            for (xi, column) in x.iter_mut().zip(input) {
-                *xi = column[c];
-            }
-            self.scale(&x, &mut out);
-            for (column, &o) in output.iter_mut().zip(&out) {
-                column[c] = o;
+        // r = [t·x]_D, centred, in K
+        self.extend.convert_columns::<FLOAT>(&input[..d], output);
+        // (t·x − r)·D^{-1} in K
+        for (k, (m, column)) in self.keep.iter().zip(output.iter_mut()).enumerate() {
+            let (t, d_inv, q) = (self.t_mod_k[k], self.d_inv_mod_k[k], m.value());
+            for (out, &x) in column.iter_mut().zip(input[d + k]) {
+                let diff = m.sub(t.mul::<FLOAT>(x, q), *out);
+                *out = d_inv.mul::<FLOAT>(diff, q);
             }
         }
     }
@@ -346,6 +462,66 @@ mod tests {
             let exact = round_div(&(centred(&x, &m) * BigInt::from(t)), &BigInt::from(product(&d)));
             let expect: Vec<u64> = k.iter().map(|md| mod_of(&exact, md)).collect();
             prop_assert_eq!(out, expect);
+        }
+    }
+
+    /// The double-precision kernels (every modulus below 2^51), on multiplication's bases:
+    /// exact for random values and for values within `Q·2^-50` of ±Q/2, where the double
+    /// estimate of `v` cannot round and the 128-bit fractions decide. (Within `k·2^-63·Q` of
+    /// ±Q/2 both representatives are possible — the module doc's `2^-57` per random value.)
+    #[test]
+    fn float_kernels_are_exact_including_next_to_half_the_modulus() {
+        let q = moduli(50, 6, &[]);
+        let p = moduli(50, 7, &q.iter().map(|m| m.value()).collect::<Vec<_>>());
+        let qq = BigInt::from(product(&q));
+        let half = &qq / 2;
+        let step: BigInt = &qq >> 56u32;
+        let mut values: Vec<BigInt> = Vec::new();
+        for d in 1..50i64 {
+            values.push(&half - &step * d);
+            values.push(-&half + &step * d);
+            values.push(BigInt::from(d) * 1_000_003 - 25_000_000);
+        }
+        let mut seed = 7u64;
+        for _ in 0..500 {
+            let mut bytes = [0u8; 40];
+            for b in &mut bytes {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (seed >> 33) as u8;
+            }
+            values.push(BigInt::from(BigUint::from_bytes_le(&bytes) % product(&q)) - &half);
+        }
+        let columns: Vec<Vec<u64>> = q
+            .iter()
+            .map(|m| values.iter().map(|v| mod_of(v, m)).collect())
+            .collect();
+        let input: Vec<&[u64]> = columns.iter().map(Vec::as_slice).collect();
+        let mut out = vec![vec![0u64; values.len()]; p.len()];
+        let mut views: Vec<&mut [u64]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+        let converter = BaseConverter::new(&q, &p);
+        assert!(converter.float);
+        converter.convert_poly(&input, &mut views);
+        for (m, column) in p.iter().zip(&out) {
+            let expect: Vec<u64> = values.iter().map(|v| mod_of(v, m)).collect();
+            assert_eq!(column, &expect);
+        }
+        // and the scale: x over Q ∪ P, round(65537·x/Q) in P
+        let all: Vec<Modulus> = q.iter().chain(&p).copied().collect();
+        let columns: Vec<Vec<u64>> = all
+            .iter()
+            .map(|m| values.iter().map(|v| mod_of(&(v * 12345), m)).collect())
+            .collect();
+        let input: Vec<&[u64]> = columns.iter().map(Vec::as_slice).collect();
+        let mut views: Vec<&mut [u64]> = out.iter_mut().map(Vec::as_mut_slice).collect();
+        Scaler::new(65537, &q, &p).scale_poly(&input, &mut views);
+        for (m, column) in p.iter().zip(&out) {
+            let expect: Vec<u64> = values
+                .iter()
+                .map(|v| mod_of(&round_div(&(v * 12345 * 65537), &qq), m))
+                .collect();
+            assert_eq!(column, &expect);
         }
     }
 
