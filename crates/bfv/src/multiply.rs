@@ -235,9 +235,7 @@ impl KeySwitchingKey {
                 let a = uniform_poly(kr, top, rng);
                 let mut b = Poly::from_small(kr, top, &gaussian(kr.degree(), rng));
                 b.to_ntt(kr);
-                let mut a_s = zeroize::Zeroizing::new(a.clone());
-                a_s.mul_assign(kr, sk.poly());
-                b.sub_assign(kr, &a_s);
+                b.mul_subtract(kr, &a, sk.poly());
                 params.add_gadget_multiple(&mut b, digit, from_q);
                 [b, a]
             })

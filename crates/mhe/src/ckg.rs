@@ -56,9 +56,7 @@ impl PublicKeyGen {
         let e = gaussian(ring.degree(), &mut secret_rng());
         let mut p = Poly::from_small(ring, self.params.max_level(), &e);
         p.to_ntt(ring);
-        let mut sa = self.a.clone();
-        sa.mul_assign(ring, sk.poly());
-        p.sub_assign(ring, &sa);
+        p.mul_subtract(ring, &self.a, sk.poly());
         Ok(PublicKeyShare {
             params: self.params.clone(),
             party,

@@ -41,7 +41,7 @@ use concord_ring::sampling::{gaussian, secret_rng, ternary, RngCore};
 use concord_ring::{Poly, Representation, RnsContext};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zeroize::{Zeroize, Zeroizing};
 
 /// Which key and which round a share belongs to.
@@ -106,6 +106,8 @@ pub struct EvaluationKeyAggregate {
     round_one: RoundOneId,
     sum: Vec<Poly>,
     parties: Participants,
+    /// [`Self::digest`], computed once the sums stop changing.
+    digest: OnceLock<RoundOneId>,
 }
 
 /// A party's ephemeral RKG secret `u_i`, kept from round one to round two, then dropped
@@ -165,9 +167,7 @@ fn error(ring: &RnsContext, rng: &mut impl RngCore) -> Poly {
 /// `−s·a + e`, NTT form in the key ring: the RLWE part every share starts from.
 fn masked(ring: &RnsContext, s: &Poly, a: &Poly, rng: &mut impl RngCore) -> Poly {
     let mut out = error(ring, rng);
-    let mut a_s = Zeroizing::new(a.clone());
-    a_s.mul_assign(ring, s);
-    out.sub_assign(ring, &a_s);
+    out.mul_subtract(ring, a, s);
     out
 }
 
@@ -489,6 +489,7 @@ impl EvaluationKeyAggregate {
                 .map(|_| Poly::zero(ring, ring.max_level(), Representation::Ntt))
                 .collect(),
             parties: Participants::default(),
+            digest: OnceLock::new(),
         }
     }
 
@@ -512,6 +513,7 @@ impl EvaluationKeyAggregate {
             });
         }
         self.parties.admit(share.party)?;
+        self.digest = OnceLock::new();
         let ring = self.params.key_ring();
         for (sum, p) in self.sum.iter_mut().zip(&share.polys) {
             sum.add_assign(ring, p);
@@ -527,8 +529,12 @@ impl EvaluationKeyAggregate {
         self.step
     }
 
-    /// Names this aggregate: its step, CRS, parties and sums.
+    /// Names this aggregate: its step, CRS, parties and sums (hashed once).
     pub fn digest(&self) -> RoundOneId {
+        *self.digest.get_or_init(|| self.compute_digest())
+    }
+
+    fn compute_digest(&self) -> RoundOneId {
         let mut h = Sha256::new();
         h.update(b"concord/evaluation-key-aggregate/v1");
         h.update(self.params.id().to_le_bytes());
@@ -540,10 +546,11 @@ impl EvaluationKeyAggregate {
         for p in self.parties.iter() {
             h.update(p.0.to_le_bytes());
         }
-        for p in &self.sum {
-            for &r in p.data() {
-                h.update(r.to_le_bytes());
-            }
+        let mut bytes = Vec::with_capacity(8 * 4096);
+        for chunk in self.sum.iter().flat_map(|p| p.data().chunks(4096)) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|r| r.to_le_bytes()));
+            h.update(&bytes);
         }
         h.finalize()[..16].try_into().unwrap()
     }
@@ -604,6 +611,7 @@ impl EvaluationKeyAggregate {
             round_one,
             sum,
             parties,
+            digest: OnceLock::new(),
         })
     }
 }
