@@ -22,8 +22,8 @@ use concord_bfv::{
     SlotPolynomial, ValueRange,
 };
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, GaloisKeyGen, NoiseEstimate, PartyId,
-    PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
+    CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
+    NoiseEstimate, PartyId, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
@@ -72,6 +72,12 @@ const MUL_STEPS: &[Step] = &[
         "multiply + relinearize",
         Some(30.4),
         Some(40.0),
+    ),
+    (
+        "round_one_received",
+        "RKG round one received, per party (parse + digest)",
+        None,
+        None,
     ),
     ("rotate", "row rotation by 1", None, None),
     ("inner_sum", "inner sum (all slots)", None, None),
@@ -237,6 +243,20 @@ fn concord_mul(c: &mut Criterion) {
     };
     g.bench_function("concord/joint_relinearization_key", |b| b.iter(joint_rlk));
     let rlk = joint_rlk();
+    // what each party does, beyond the in-process run above, with the aggregate it receives
+    let rkg = RelinearizationKeyGen::new(&p, &crs).unwrap();
+    let mut one = rkg.round_one_aggregator();
+    for (sk, &id) in keys.iter().zip(&parties) {
+        one.add(&rkg.round_one(sk, id).unwrap().1).unwrap();
+    }
+    let sent = one.to_bytes();
+    g.bench_function("concord/round_one_received", |b| {
+        b.iter(|| {
+            EvaluationKeyAggregate::from_bytes(&p, black_box(&sent))
+                .unwrap()
+                .digest()
+        })
+    });
     let ckg = PublicKeyGen::new(&p, &crs);
     let mut agg = ckg.aggregator();
     for (sk, &id) in keys.iter().zip(&parties) {

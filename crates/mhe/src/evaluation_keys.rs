@@ -39,7 +39,6 @@ use concord_bfv::{
 };
 use concord_ring::sampling::{gaussian, secret_rng, ternary, RngCore};
 use concord_ring::{Poly, Representation, RnsContext};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use zeroize::{Zeroize, Zeroizing};
@@ -529,30 +528,11 @@ impl EvaluationKeyAggregate {
         self.step
     }
 
-    /// Names this aggregate: its step, CRS, parties and sums (hashed once).
+    /// Names this aggregate — its step, CRS, parties and sums: the checksum (truncated
+    /// SHA-256) of its canonical encoding, which the coordinator computes when it serializes
+    /// the aggregate to send it and every party gets for free when it parses it.
     pub fn digest(&self) -> RoundOneId {
-        *self.digest.get_or_init(|| self.compute_digest())
-    }
-
-    fn compute_digest(&self) -> RoundOneId {
-        let mut h = Sha256::new();
-        h.update(b"concord/evaluation-key-aggregate/v1");
-        h.update(self.params.id().to_le_bytes());
-        h.update(self.crs);
-        let (code, element) = self.step.code();
-        h.update([code]);
-        h.update(element.to_le_bytes());
-        h.update(self.round_one);
-        for p in self.parties.iter() {
-            h.update(p.0.to_le_bytes());
-        }
-        let mut bytes = Vec::with_capacity(8 * 4096);
-        for chunk in self.sum.iter().flat_map(|p| p.data().chunks(4096)) {
-            bytes.clear();
-            bytes.extend(chunk.iter().flat_map(|r| r.to_le_bytes()));
-            h.update(&bytes);
-        }
-        h.finalize()[..16].try_into().unwrap()
+        *self.digest.get_or_init(|| checksum(&self.to_bytes()))
     }
 
     pub fn serialized_len(&self) -> usize {
@@ -611,9 +591,16 @@ impl EvaluationKeyAggregate {
             round_one,
             sum,
             parties,
-            digest: OnceLock::new(),
+            digest: OnceLock::from(checksum(bytes)),
         })
     }
+}
+
+/// The trailing checksum of a serialized value (verified by [`WireReader::open`]).
+fn checksum(bytes: &[u8]) -> RoundOneId {
+    bytes[bytes.len() - CHECKSUM_LEN..]
+        .try_into()
+        .expect("a 16-byte checksum")
 }
 
 fn read_step(r: &mut WireReader) -> Result<KeyGenStep, MheError> {
