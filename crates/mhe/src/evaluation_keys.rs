@@ -29,6 +29,15 @@
 //! noise depends on `s = Σ s'_j` and `u = Σ u_i`, never on the (uniform) weighted shares.
 //! The errors are the scheme's `χ`: these keys are public, and no share is decrypted, so no
 //! smudging is needed.
+//!
+//! **Trust.** As in PETS 2021, the aggregator is honest-but-curious. Round two multiplies the
+//! party's secrets into the round-one aggregate it receives, so a coordinator that sent a
+//! crafted one (say `h_0[j] = 1`, `h_1[j] = 0`) would get `s_i + e` back. Round-two shares are
+//! bound to the round-one aggregate they answer (its id, the checksum of its encoding), which
+//! stops mixing runs but not a crafted aggregate: before answering round two over a network, a
+//! party must check the aggregate against the signed round-one shares (the linear fingerprint
+//! of [`crate::fingerprint`] does this for ciphertext sums). Concord's query flow does not run
+//! RKG over the network yet.
 
 use crate::crs::{CommonReferenceString, CrsId};
 use crate::party::{Participants, PartyId};

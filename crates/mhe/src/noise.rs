@@ -200,12 +200,8 @@ impl SmudgingPlan {
         n_key_parties: usize,
         n_shares: usize,
     ) -> Result<Self, MheError> {
-        Self::lowest(noise, |level| {
-            Self::for_decryption(
-                params,
-                noise.switched(params, level, n_key_parties),
-                n_shares,
-            )
+        Self::lowest(params, noise, n_key_parties, |at| {
+            Self::for_decryption(params, at, n_shares)
         })
     }
 
@@ -216,19 +212,20 @@ impl SmudgingPlan {
         n_key_parties: usize,
         n_shares: usize,
     ) -> Result<Self, MheError> {
-        Self::lowest(noise, |level| {
-            Self::for_key_switch(
-                params,
-                noise.switched(params, level, n_key_parties),
-                n_shares,
-            )
+        Self::lowest(params, noise, n_key_parties, |at| {
+            Self::for_key_switch(params, at, n_shares)
         })
     }
 
+    /// `make` a plan for the noise switched to each level from the bottom up: the first that
+    /// works.
     fn lowest(
+        params: &BfvParameters,
         noise: NoiseEstimate,
-        plan_at: impl Fn(usize) -> Result<Self, MheError>,
+        n_key_parties: usize,
+        make: impl Fn(NoiseEstimate) -> Result<Self, MheError>,
     ) -> Result<Self, MheError> {
+        let plan_at = |level| make(noise.switched(params, level, n_key_parties));
         // the first level that works; if none does, the refusal closest to working
         let mut closest: Option<MheError> = None;
         for level in 1..=noise.level {
