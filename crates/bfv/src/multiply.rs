@@ -163,9 +163,7 @@ impl KeySwitching {
                 .chain(&columns[..level])
                 .copied()
                 .collect();
-            let mut out = Poly::zero(ring, level, Representation::Coefficient);
-            self.mod_down.scale_poly(&input, &mut out.columns_mut());
-            out
+            self.mod_down.scale_to_poly(&input, ring)
         });
         (u0, u1)
     }
@@ -366,10 +364,7 @@ impl Ciphertext {
         let (ring, aux) = (params.ring(), &tensoring.aux);
         // every part over Q and over R, NTT form
         let lift = |p: &Poly| -> [Poly; 2] {
-            let mut r = Poly::zero(aux, aux.max_level(), Representation::Coefficient);
-            tensoring
-                .extend
-                .convert_poly(&p.columns(), &mut r.columns_mut());
+            let mut r = tensoring.extend.convert_to_poly(&p.columns(), aux);
             let mut q = p.clone();
             q.to_ntt(ring);
             r.to_ntt(aux);
@@ -399,15 +394,8 @@ impl Ciphertext {
                 q.to_coefficients(ring);
                 r.to_coefficients(aux);
                 let input: Vec<&[u64]> = q.columns().into_iter().chain(r.columns()).collect();
-                let mut scaled = Poly::zero(aux, aux.max_level(), Representation::Coefficient);
-                tensoring
-                    .scale
-                    .scale_poly(&input, &mut scaled.columns_mut());
-                let mut out = Poly::zero(ring, ring.max_level(), Representation::Coefficient);
-                tensoring
-                    .back
-                    .convert_poly(&scaled.columns(), &mut out.columns_mut());
-                out
+                let scaled = tensoring.scale.scale_to_poly(&input, aux);
+                tensoring.back.convert_to_poly(&scaled.columns(), ring)
             })
             .collect();
         Ciphertext {

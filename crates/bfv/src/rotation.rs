@@ -116,7 +116,7 @@ impl BfvParameters {
 /// Refuses anything but an odd element below `2N`.
 pub(crate) fn check_galois_element(params: &BfvParameters, g: u64) -> Result<(), BfvError> {
     let two_n = 2 * params.degree() as u64;
-    if g % 2 == 0 || g >= two_n {
+    if g.is_multiple_of(2) || g >= two_n {
         return Err(BfvError::GaloisElement { element: g, two_n });
     }
     Ok(())

@@ -81,7 +81,7 @@ fn key_noise_bits(s: &Setup, parts: &[[Poly; 2]], secret: &SecretKey, x: &Poly) 
 fn bits(rng: &mut ChaCha20Rng, n: usize) -> Vec<i64> {
     // mostly ones, so that a product of 16 is often 1
     (0..n)
-        .map(|_| i64::from(rng.next_u64() % 16 != 0))
+        .map(|_| i64::from(!rng.next_u64().is_multiple_of(16)))
         .collect()
 }
 

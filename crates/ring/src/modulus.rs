@@ -171,7 +171,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -260,7 +260,7 @@ mod tests {
             prop_assert_eq!(m.sub(a, b) as u128, (a as u128 + q as u128 - b as u128) % q as u128);
             prop_assert_eq!(m.reduce_u128(a as u128 * b as u128), m.mul(a, b));
             let s = a as i64 >> 2;
-            prop_assert_eq!(m.center(m.from_i64(-s)), if s as u64 % q == 0 { 0 } else { m.center(q - (s as u64 % q)) });
+            prop_assert_eq!(m.center(m.from_i64(-s)), if (s as u64).is_multiple_of(q) { 0 } else { m.center(q - (s as u64 % q)) });
             if a != 0 { prop_assert_eq!(m.mul(a, m.inv(a).unwrap()), 1); }
             prop_assert_eq!(m.mul_shoup(a, b, m.shoup(b)), m.mul(a, b));
             if (20..52).contains(&bits) {

@@ -108,7 +108,7 @@ mod tests {
             for &v in &vals { prop_assert_eq!(r.read(bits), Some(v)); }
             prop_assert!(r.padding_is_zero());
             // a set padding bit is noticed
-            if (vals.len() * bits as usize) % 8 != 0 {
+            if !(vals.len() * bits as usize).is_multiple_of(8) {
                 let mut bad = buf.clone();
                 *bad.last_mut().unwrap() |= 0x80;
                 let mut r = BitReader::new(&bad);

@@ -29,8 +29,10 @@ pub struct Poly {
 /// Large residue buffers kept per thread for the next polynomial, so that the many
 /// megabyte-sized temporaries of multiplication and key switching reuse memory instead of
 /// having the allocator return it to the system and fault it back in page by page (which
-/// measured about a sixth of a multiplication's time). Buffers are kept empty (a reused one is
-/// filled or zeroed before use); secrets are zeroized by their owners before they drop.
+/// measured about a sixth of a multiplication's time). A reused buffer is zeroed or filled
+/// before anyone reads it — only this crate's whole-column kernels take one as it is, to
+/// overwrite every residue (`Poly::overwritten`); secrets are zeroized by their owners before
+/// they drop.
 mod spare {
     use std::cell::RefCell;
 
@@ -45,6 +47,26 @@ mod spare {
 
     /// An empty buffer with room for `len` residues.
     pub(super) fn with_capacity(len: usize) -> Vec<u64> {
+        let mut v = kept(len);
+        v.clear();
+        v
+    }
+
+    /// `len` residues of unspecified (but initialised) value, for a caller that overwrites
+    /// every one: a reused buffer as it was, so no zeroing pass.
+    pub(super) fn for_overwrite(len: usize) -> Vec<u64> {
+        let mut v = kept(len);
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0);
+        }
+        v
+    }
+
+    /// A kept buffer with room for `len` residues (its old contents still in it), or a new
+    /// empty one.
+    fn kept(len: usize) -> Vec<u64> {
         if len >= MIN_LEN {
             let reused = SPARE.with(|s| {
                 let (kept, total) = &mut *s.borrow_mut();
@@ -67,10 +89,9 @@ mod spare {
         v
     }
 
-    pub(super) fn give_back(mut v: Vec<u64>) {
+    pub(super) fn give_back(v: Vec<u64>) {
         let cap = v.capacity();
         if cap >= MIN_LEN {
-            v.clear();
             // `try_with`: during thread teardown the pool may be gone; the buffer is then freed
             let _ = SPARE.try_with(|s| {
                 let (kept, total) = &mut *s.borrow_mut();
@@ -122,6 +143,29 @@ impl Poly {
             repr,
             data: spare::zeroed(level * ctx.degree()),
         }
+    }
+
+    /// A polynomial each of whose residues `fill` writes, given every residue column in order:
+    /// for this crate's kernels that produce whole columns, so that no zeroing pass precedes
+    /// them. Crate-private: `fill` must write every residue (a reused buffer's old contents are
+    /// otherwise left in place).
+    pub(crate) fn overwritten(
+        ctx: &RnsContext,
+        level: usize,
+        repr: Representation,
+        fill: impl FnOnce(&mut [&mut [u64]]),
+    ) -> Self {
+        assert!(
+            level >= 1 && level <= ctx.max_level(),
+            "level {level} out of range"
+        );
+        let mut p = Self {
+            level,
+            repr,
+            data: spare::for_overwrite(level * ctx.degree()),
+        };
+        fill(&mut p.columns_mut());
+        p
     }
 
     /// The polynomial with small signed coefficients `coeffs`, in coefficient form.
