@@ -419,3 +419,62 @@ fn too_deep_a_circuit_is_refused_before_joint_decryption() {
     }
     panic!("depth 9 was not refused");
 }
+
+#[test]
+fn mul_32768_multiplies_64_ciphertexts_under_a_collective_key_and_decrypts_jointly() {
+    let s = setup(&params::MUL_32768, 4);
+    let keys = party_keys(&s);
+    let secret = collective_secret(&s);
+    let rlk = rkg(&s, &keys);
+    let n = s.params.degree();
+    let mut rng = ChaCha20Rng::seed_from_u64(64);
+    // indicators that are mostly one, so that the product of 64 is one in about a third
+    let vectors: Vec<Vec<i64>> = (0..64)
+        .map(|_| {
+            (0..n)
+                .map(|_| i64::from(rng.next_u64() % 64 != 0))
+                .collect()
+        })
+        .collect();
+    let fresh = NoiseEstimate::fresh(&s.params, 4);
+    let mut level: Vec<(Ciphertext, NoiseEstimate)> = vectors
+        .iter()
+        .map(|v| {
+            let pt = Plaintext::encode(&s.params, v, ValueRange::counts(1)).unwrap();
+            (s.pk.encrypt(&pt).unwrap(), fresh)
+        })
+        .collect();
+    let mut budgets = Vec::new();
+    while level.len() > 1 {
+        level = level
+            .chunks(2)
+            .map(|pair| {
+                let ct = pair[0].0.multiply_relinearize(&pair[1].0, &rlk).unwrap();
+                (ct, pair[0].1.multiplied(pair[1].1, &s.params, 4))
+            })
+            .collect();
+        let (ct, model) = &level[0];
+        let measured = secret.noise_bits(ct).unwrap();
+        assert!(
+            measured < model.log_bound(),
+            "noise 2^{measured:.1} above the model"
+        );
+        budgets.push(secret.noise_budget(ct).unwrap().round());
+    }
+    println!("MUL-32768, 4-party key: noise budget by depth {budgets:?}");
+    assert_eq!(budgets.len(), 6);
+    let (product, model) = level.pop().unwrap();
+    let plan = SmudgingPlan::for_decryption_at_lowest_level(&s.params, model, 4, 4).unwrap();
+    assert!(plan.lambda >= 40.0, "λ = {:.1}", plan.lambda);
+    println!(
+        "depth 6: decrypted at level {} with λ = {:.1}",
+        plan.level, plan.lambda
+    );
+    let mut product = product;
+    product.switch_to_level(plan.level).unwrap();
+    let all: Vec<i64> = (0..n)
+        .map(|i| vectors.iter().map(|v| v[i]).product())
+        .collect();
+    assert!(all.contains(&1) && all.contains(&0));
+    assert_eq!(joint_decrypt(&s, &product, &keys, plan).unwrap(), all);
+}
