@@ -224,6 +224,25 @@ fn lines<DB: DrawingBackend>(
         .map_err(draw_error)
 }
 
+/// What a chart with one labelled category per row starts from: the caption, the margins,
+/// and room on the left for the longest row label (up to `max_label_area` pixels).
+fn category_chart<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    figure: &'b Figure,
+    row_labels: impl Iterator<Item = &'b str>,
+    max_label_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let longest = row_labels.map(|l| l.chars().count()).max().unwrap_or(4);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(&figure.title, (FONT, 24))
+        .margin(18)
+        .margin_right(44)
+        .x_label_area_size(60)
+        .y_label_area_size((longest as u32 * 8 + 20).min(max_label_area));
+    builder
+}
+
 fn bars<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     figure: &Figure,
@@ -231,17 +250,7 @@ fn bars<DB: DrawingBackend>(
     bars: &[(String, i128)],
 ) -> Result<(), PlotError> {
     let (lo, hi) = value_range(bars.iter().map(|(_, v)| *v));
-    let longest = bars
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(4);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&figure.title, (FONT, 24))
-        .margin(18)
-        .margin_right(44)
-        .x_label_area_size(60)
-        .y_label_area_size((longest as u32 * 8 + 20).min(520))
+    let mut chart = category_chart(area, figure, bars.iter().map(|(l, _)| l.as_str()), 520)
         .build_cartesian_2d(lo..hi, segments(bars.len()))
         .map_err(draw_error)?;
     chart
@@ -292,17 +301,7 @@ fn heatmap<DB: DrawingBackend>(
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let longest = grid
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(4);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&figure.title, (FONT, 24))
-        .margin(18)
-        .margin_right(44)
-        .x_label_area_size(60)
-        .y_label_area_size((longest as u32 * 8 + 20).min(420))
+    let mut chart = category_chart(area, figure, grid.iter().map(|(l, _)| l.as_str()), 420)
         .build_cartesian_2d(segments(column_labels.len()), segments(grid.len()))
         .map_err(draw_error)?;
     chart
