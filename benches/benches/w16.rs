@@ -7,8 +7,9 @@
 //! Part 2 (engine part 2): 16 parties at N = 16384 (`MUL-16384`): the joint relinearization key
 //! (both RKG rounds, every share, aggregation), multiply + relinearize, a row rotation, the
 //! inner sum, and the equality test for n = 16 — one indicator `x = j` (Paterson–Stockmeyer on
-//! its degree-16 Lagrange polynomial) and the one-hot encoding of `x ∈ [0, 16]` (17 indicators
-//! from one shared power basis). The `fhe` crate has no collective Galois keys and no
+//! its degree-16 Lagrange polynomial), the one-hot encoding of `x ∈ [0, 16]` (17 indicators
+//! from one shared power basis), and the overlap histogram (the one-hot indicators, each summed
+//! over all slots). The `fhe` crate has no collective Galois keys and no
 //! polynomial evaluation; its rotations use a single-party key (the cost of applying a key
 //! does not depend on how it was made).
 //!
@@ -96,6 +97,12 @@ const MUL_STEPS: &[Step] = &[
     (
         "one_hot",
         "one-hot of x in [0, 16] (17 indicators)",
+        None,
+        None,
+    ),
+    (
+        "overlap_histogram",
+        "overlap histogram of x in [0, 16] (one-hot + 17 inner sums)",
         None,
         None,
     ),
@@ -303,6 +310,9 @@ fn concord_mul(c: &mut Criterion) {
     });
     g.bench_function("concord/one_hot", |b| {
         b.iter(|| black_box(&ct).equals_each(0..=16, &rlk).unwrap())
+    });
+    g.bench_function("concord/overlap_histogram", |b| {
+        b.iter(|| black_box(&ct).slot_histogram(0..=16, &rlk, &gk).unwrap())
     });
     g.finish();
 }

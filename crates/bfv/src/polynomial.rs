@@ -7,7 +7,8 @@
 //! `k + d/k` multiplications for `k ≈ √d`, at depth `⌈log2 d⌉` (+1 when the split is uneven).
 //! [`PowerBasis::all`] keeps every power instead — `d − 1` multiplications once, then any number
 //! of polynomials of degree ≤ `d` by scalar products only — which is what
-//! [`Ciphertext::equals_each`] uses for its `d + 1` indicators.
+//! [`Ciphertext::equals_each`] uses for its `d + 1` indicators, and
+//! [`Ciphertext::slot_histogram`] after it (each indicator summed over all slots).
 //!
 //! Polynomials are over `Z_t`: intermediate powers wrap around `t` freely, and the result's
 //! range is computed exactly by evaluating `p` on every value of the input's range (up to
@@ -18,6 +19,7 @@
 use crate::error::BfvError;
 use crate::multiply::RelinearizationKey;
 use crate::plaintext::{Plaintext, ValueRange};
+use crate::rotation::GaloisKeys;
 use crate::Ciphertext;
 use concord_ring::Modulus;
 use std::collections::BTreeMap;
@@ -252,6 +254,47 @@ fn scaled(ct: &Ciphertext, c: u64) -> Ciphertext {
 }
 
 impl Ciphertext {
+    /// The histogram of the slot values over `domain`: slot `i` of the result holds how many of
+    /// the `N` slots hold `domain.start() + i`, and slots past the domain hold 0 — e.g., over
+    /// the sum of institutions' indicator-presence vectors, "how many indicators are seen by
+    /// exactly 0, 1, …, n institutions". The one-hot indicators of [`Self::equals_each`], each
+    /// summed over all slots ([`Self::inner_sum`]) and moved into its own slot by a plaintext
+    /// unit vector. Needs the inner-sum Galois keys ([`GaloisKeys::for_inner_sum`]).
+    pub fn slot_histogram(
+        &self,
+        domain: RangeInclusive<i64>,
+        rlk: &RelinearizationKey,
+        galois: &GaloisKeys,
+    ) -> Result<Ciphertext, BfvError> {
+        let n = self.params.degree();
+        let bins = (*domain.end() - *domain.start() + 1).max(0) as usize;
+        if bins > n {
+            return Err(BfvError::TooManyValues {
+                given: bins,
+                slots: n,
+            });
+        }
+        let mut histogram: Option<Ciphertext> = None;
+        for (bin, indicator) in self.equals_each(domain, rlk)?.iter().enumerate() {
+            let mut count = indicator.inner_sum(galois)?;
+            let mut unit = vec![0i64; bin + 1];
+            unit[bin] = 1;
+            count.mul_plain_assign(&Plaintext::encode(
+                &self.params,
+                &unit,
+                ValueRange::counts(1),
+            )?)?;
+            match &mut histogram {
+                // the bins occupy distinct slots: each slot holds one count, at most N
+                Some(h) => h.add_unchecked(&count),
+                None => histogram = Some(count),
+            }
+        }
+        let mut histogram = histogram.expect("a domain holds at least one value");
+        histogram.range = ValueRange::counts(n as u64);
+        Ok(histogram)
+    }
+
     /// `p(self)` slot-wise, exact mod `t` (Paterson–Stockmeyer, baby-step/giant-step).
     pub fn evaluate_polynomial(
         &self,

@@ -2,8 +2,8 @@
 
 use concord_bfv::params;
 use concord_bfv::{
-    BfvError, BfvParameters, Ciphertext, Plaintext, PowerBasis, PublicKey, RelinearizationKey,
-    SecretKey, SlotPolynomial, ValueRange,
+    BfvError, BfvParameters, Ciphertext, GaloisKeys, Plaintext, PowerBasis, PublicKey,
+    RelinearizationKey, SecretKey, SlotPolynomial, ValueRange,
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -102,6 +102,28 @@ fn equality_indicators_are_one_hot_and_add_like_counts() {
     // the indicators add like counts: their sum is 1 in every slot
     let total = Ciphertext::sum(&indicators).unwrap();
     assert_eq!(k.sk.decrypt(&total).unwrap().decode(), vec![1; n]);
+}
+
+#[test]
+fn slot_histograms_count_every_value_of_the_domain() {
+    let k = keys();
+    let n = k.p.degree();
+    let galois = GaloisKeys::for_inner_sum(&k.sk).unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let x: Vec<i64> = (0..n).map(|_| (rng.next_u64() % 5) as i64).collect();
+    let ct = encrypt(&k, &x, ValueRange::counts(4));
+    let histogram = ct.slot_histogram(0..=4, &k.rlk, &galois).unwrap();
+    let mut expect = vec![0i64; n];
+    for &v in &x {
+        expect[v as usize] += 1;
+    }
+    assert_eq!(histogram.range(), ValueRange::counts(n as u64));
+    assert_eq!(k.sk.decrypt(&histogram).unwrap().decode(), expect);
+    // a value outside the domain could land in any bin: refused
+    assert!(matches!(
+        ct.slot_histogram(0..=3, &k.rlk, &galois),
+        Err(BfvError::Domain { value: 4, .. })
+    ));
 }
 
 #[test]

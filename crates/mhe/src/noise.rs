@@ -130,6 +130,16 @@ impl NoiseEstimate {
         }
     }
 
+    /// Times a factor bounding how much a linear step can grow the noise: `|c|` for a scalar
+    /// `c`, `Σ|cᵢ|` for a combination `Σ cᵢ·xᵢ` of ciphertexts like this one, `N·‖m‖_∞` for a
+    /// plaintext product by `m` — worst cases, as the bounds of a sum of aligned terms.
+    pub fn scaled(self, factor: f64) -> Self {
+        Self {
+            variance: self.variance * factor * factor,
+            ..self
+        }
+    }
+
     /// After [`concord_bfv::Ciphertext::inner_sum`]: `log2(N)` rotations, each adding the
     /// rotated noise — bounded as if every copy's noise lined up, `N²` times the variance.
     pub fn inner_summed(self, params: &BfvParameters, n_key_parties: usize) -> Self {

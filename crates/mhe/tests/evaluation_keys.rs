@@ -86,7 +86,7 @@ fn bits(rng: &mut ChaCha20Rng, n: usize) -> Vec<i64> {
 }
 
 #[test]
-fn sixteen_parties_multiply_sixteen_ciphertexts_and_sum_slots_exactly() {
+fn sixteen_parties_multiply_sum_slots_and_count_overlaps_exactly() {
     let s = setup(&params::MUL_16384, 16);
     let keys = party_keys(&s);
     let secret = collective_secret(&s);
@@ -128,6 +128,8 @@ fn sixteen_parties_multiply_sixteen_ciphertexts_and_sum_slots_exactly() {
             (ct, NoiseEstimate::fresh(&s.params, 16))
         })
         .collect();
+    let level_zero = level[0].0.clone();
+    let level_zero_rest: Vec<Ciphertext> = level[1..].iter().map(|(ct, _)| ct.clone()).collect();
     let mut depth = 0;
     while level.len() > 1 {
         depth += 1;
@@ -186,6 +188,36 @@ fn sixteen_parties_multiply_sixteen_ciphertexts_and_sum_slots_exactly() {
         joint_decrypt(&s, &product, &keys, product_plan).unwrap(),
         all
     );
+
+    // the overlap histogram: in how many of the 16 parties' vectors each slot is set, counted
+    // over all slots — slot j of the result holds how many slots are set in exactly j of them
+    let mut sum = level_zero.clone();
+    for ct in &level_zero_rest {
+        sum.add_assign(ct).unwrap();
+    }
+    let histogram = sum.slot_histogram(0..=16, &rlk, &gk).unwrap();
+    let t = s.params.plaintext_modulus() as f64;
+    let summed = NoiseEstimate::fresh(&s.params, 16).summed(16);
+    let mut power = summed;
+    for _ in 0..4 {
+        power = power.multiplied(power, &s.params, 16); // x^16, at depth 4
+    }
+    let histogram_model = power
+        .scaled(17.0 * t / 2.0) // the indicator's coefficients
+        .inner_summed(&s.params, 16)
+        .scaled(n as f64 * t / 2.0) // the unit vector
+        .scaled(17.0); // the bins
+    assert!(secret.noise_bits(&histogram).unwrap() < histogram_model.log_bound());
+    let plan =
+        SmudgingPlan::for_decryption_at_lowest_level(&s.params, histogram_model, 16, 16).unwrap();
+    assert!(plan.lambda >= 40.0);
+    let mut histogram = histogram;
+    histogram.switch_to_level(plan.level).unwrap();
+    let mut expect = vec![0i64; n];
+    for i in 0..n {
+        expect[vectors.iter().map(|v| v[i]).sum::<i64>() as usize] += 1;
+    }
+    assert_eq!(joint_decrypt(&s, &histogram, &keys, plan).unwrap(), expect);
 
     // PCKS: only the receiver reads it
     let receiver = SecretKey::generate(&s.params);
