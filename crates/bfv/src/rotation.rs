@@ -55,7 +55,7 @@ impl GaloisKeys {
         let keys = keys
             .into_iter()
             .map(|(g, parts)| {
-                check_galois_element(params, g)?;
+                params.check_galois_element(g)?;
                 Ok((g, KeySwitchingKey::from_parts(params, parts)?))
             })
             .collect::<Result<_, BfvError>>()?;
@@ -101,6 +101,15 @@ impl GaloisKeys {
 }
 
 impl BfvParameters {
+    /// Refuses anything but a Galois element: odd and below `2N`.
+    pub fn check_galois_element(&self, g: u64) -> Result<(), BfvError> {
+        let two_n = 2 * self.degree() as u64;
+        if g.is_multiple_of(2) || g >= two_n {
+            return Err(BfvError::GaloisElement { element: g, two_n });
+        }
+        Ok(())
+    }
+
     /// The Galois elements rotating the rows by each of `steps`, then the row swap's if
     /// `row_swap`.
     pub fn galois_elements_for_rotations(&self, steps: &[i64], row_swap: bool) -> Vec<u64> {
@@ -113,20 +122,11 @@ impl BfvParameters {
     }
 }
 
-/// Refuses anything but an odd element below `2N`.
-pub(crate) fn check_galois_element(params: &BfvParameters, g: u64) -> Result<(), BfvError> {
-    let two_n = 2 * params.degree() as u64;
-    if g.is_multiple_of(2) || g >= two_n {
-        return Err(BfvError::GaloisElement { element: g, two_n });
-    }
-    Ok(())
-}
-
 impl SecretKey {
     /// `s(X^g)` modulo `Q`, NTT form: what a Galois key for `g` switches from.
     pub fn galois_image(&self, g: u64) -> Result<Zeroizing<Poly>, BfvError> {
         let params = self.params();
-        check_galois_element(params, g)?;
+        params.check_galois_element(g)?;
         let ring = params.ring();
         let mut s = Zeroizing::new(self.poly().truncated(ring, params.max_level()));
         s.to_coefficients(ring);

@@ -335,16 +335,13 @@ impl GaloisKeyGen {
         elements: &[u64],
     ) -> Result<Self, MheError> {
         multiplicative(params)?;
-        let two_n = 2 * params.degree() as u64;
         let a = elements
             .iter()
             .map(|&g| {
-                if g % 2 == 0 || g >= two_n {
-                    return Err(BfvError::GaloisElement { element: g, two_n });
-                }
+                params.check_galois_element(g)?;
                 Ok((g, crs.gadget_polynomials(params, b"gkg/a", g)))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, BfvError>>()?;
         Ok(Self {
             params: params.clone(),
             crs: crs.id(),

@@ -410,6 +410,10 @@ fn evaluation_key_shares_are_checked_and_refused_with_a_reason() {
     ));
     let agg_bytes = round_one.to_bytes();
     assert_eq!(agg_bytes.len(), round_one.serialized_len());
+    // a party's id of the round one it parsed is the coordinator's, and names nothing else
+    let parsed = EvaluationKeyAggregate::from_bytes(&s.params, &agg_bytes).unwrap();
+    assert_eq!(parsed.digest(), round_one.digest());
+    assert_ne!(other.digest(), round_one.digest());
     println!(
         "MUL-16384: RKG round-one share {} B, round-two share {} B, Galois key share {} B",
         ephemeral[0].1.serialized_len(),
