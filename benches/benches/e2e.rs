@@ -18,11 +18,10 @@
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::QuerySpec;
 use concord_coordinator::store::QueryStore;
-use concord_coordinator::{Coordinator, Deployment, NodeAddress, PhaseReport};
+use concord_coordinator::{Coordinator, StepReport};
 use concord_stats::generator::{organisation_uuid, write_feed, Profile};
 use concord_stats::{Template, YearMonth};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use concord_testbed::{binaries_beside_tests, Institution, Setup, Testbed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -122,45 +121,15 @@ impl Roles {
 }
 
 struct Row {
-    report: PhaseReport,
+    report: StepReport,
     coordinator: Usage,
     nodes_cpu: Duration,
     nodes_peak_max: u64,
     nodes_peak_mean: u64,
 }
 
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn node_binary() -> PathBuf {
-    // target/release/deps/e2e-… → target/release/concord-node
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("concord-node");
-    if !bin.is_file() {
-        eprintln!(
-            "{} not found: build the binaries first (cargo build --release --bins)",
-            bin.display()
-        );
-        std::process::exit(2);
-    }
-    bin
-}
-
 fn main() {
     let args = args();
-    let node_bin = node_binary();
     let template = Template::by_id(&args.template).expect("a template of the catalogue");
     let first = YearMonth::parse("2020-01").unwrap();
     let window = concord_stats::Window::new(first, args.months).expect("window");
@@ -168,16 +137,14 @@ fn main() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
-    // a CA, N nodes with generated feeds, each a process
-    let ca = DevCa::generate("Concord bench CA").unwrap();
-    ca.write(dir).unwrap();
+    // N nodes with generated feeds, each a process started by the testbed; the coordinator
+    // runs here
     let names: Vec<String> = (1..=args.nodes).map(|i| format!("node-{i}")).collect();
     let orgs: Vec<(String, String)> = names
         .iter()
         .map(|n| (n.clone(), organisation_uuid(n)))
         .collect();
-    let mut processes = Processes(Vec::new());
-    let mut addresses = Vec::new();
+    let mut institutions = Vec::new();
     let mut events = 0;
     for (i, name) in names.iter().enumerate() {
         let data = dir.join("data").join(name);
@@ -196,63 +163,30 @@ fn main() {
             },
         )
         .unwrap();
-        ca.issue(Role::Node, name, &[name, "localhost", "127.0.0.1"])
-            .unwrap()
-            .write(dir, name)
-            .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = [{:?}]\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\n",
-                organisation_uuid(name),
-                data.to_str().unwrap()
-            ),
-        )
-        .unwrap();
-        processes.0.push(
-            Command::new(&node_bin)
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "warn")
-                .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        addresses.push(NodeAddress {
-            name: name.clone(),
-            url: format!("https://127.0.0.1:{port}"),
-            party: i as u32 + 1,
-        });
+        let mut institution = Institution::new(name.clone(), data);
+        institution.organisation_uuids = vec![organisation_uuid(name)];
+        institutions.push(institution);
     }
-    for a in &addresses {
-        let port = a.url.rsplit(':').next().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-            assert!(Instant::now() < deadline, "{} did not come up", a.name);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    let coordinator_cert = ca
-        .issue(Role::Coordinator, "coordinator", &["localhost"])
-        .unwrap();
-    let deployment = Deployment {
-        ca_pem: ca.certificate_pem().to_owned(),
-        certificate_pem: coordinator_cert.certificate_pem.clone(),
-        key_pem: coordinator_cert.key_pem.clone(),
-        nodes: addresses,
-        timeout: Duration::from_secs(600),
-        threshold: None,
-    };
+    // the nodes log warnings only (they inherit the filter)
+    std::env::set_var("RUST_LOG", "warn");
+    let testbed = Testbed::start(&Setup {
+        work: dir.to_owned(),
+        binaries: binaries_beside_tests(),
+        institutions,
+        coordinator: None,
+    })
+    .unwrap_or_else(|e| {
+        eprintln!("{e} (cargo build --release --bins)");
+        std::process::exit(2)
+    });
+    let deployment = testbed.deployment(Duration::from_secs(600), None).unwrap();
+    let ca = DevCa::load(dir).unwrap();
     let store = Arc::new(QueryStore::open(&dir.join("coordinator.redb")).unwrap());
     let mut roles = Roles {
         coordinator: std::process::id(),
-        nodes: processes.0.iter().map(Child::id).collect(),
+        nodes: (0..args.nodes)
+            .map(|i| testbed.node_pid(i).expect("a running node"))
+            .collect(),
         peaks_reset: false,
     };
 
@@ -318,13 +252,13 @@ fn main() {
             ..Default::default()
         };
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
+        // the researcher opens the sealed result by the query's agreement
+        let plan = spec.agreement(args.nodes).unwrap().plan;
         let outcome = runtime
             .block_on(coordinator.run_query(&format!("bench-{q}"), spec, &alice_der))
             .unwrap();
         lifecycles.push(started.elapsed());
         assert_eq!(outcome.contributors.len(), args.nodes);
-        // the researcher opens the sealed result
-        let plan = concord_query::QueryPlan::new(template, window, args.nodes).unwrap();
         let plaintexts: Vec<_> = outcome
             .sealed
             .iter()
@@ -368,7 +302,7 @@ fn main() {
         println!(
             "| {:<12} | {:<12} | {:>9.1} | {:>13.1} | {:>18.1} | {:>12.2} MB | {:>12.2} MB | {:>15.1} | {:>12.1} / {:<11.1} |",
             row.report.query.trim_start_matches("bench-"),
-            row.report.phase,
+            row.report.step,
             row.report.wall.as_secs_f64() * 1e3,
             row.coordinator.cpu.as_secs_f64() * 1e3,
             row.nodes_cpu.as_secs_f64() * 1e3,
@@ -392,5 +326,5 @@ fn main() {
             .join(", "),
         sorted[sorted.len() / 2].as_secs_f64() * 1e3
     );
-    drop(processes);
+    drop(testbed);
 }

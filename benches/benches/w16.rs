@@ -24,7 +24,8 @@ use concord_bfv::{
 };
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
-    NoiseEstimate, PartyId, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
+    NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen,
+    SmudgingPlan,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
@@ -129,7 +130,7 @@ fn concord(c: &mut Criterion) -> Sizes {
             for (sk, &id) in keys.iter().zip(&parties) {
                 agg.add(&ckg.share(sk, id).unwrap()).unwrap();
             }
-            ckg.finish(agg, &parties).unwrap()
+            ckg.finish(&agg, &parties).unwrap()
         })
     });
     let ckg = PublicKeyGen::new(&p, &crs);
@@ -137,7 +138,7 @@ fn concord(c: &mut Criterion) -> Sizes {
     for (sk, &id) in keys.iter().zip(&parties) {
         agg.add(&ckg.share(sk, id).unwrap()).unwrap();
     }
-    let pk = ckg.finish(agg, &parties).unwrap();
+    let pk = ckg.finish(&agg, &parties).unwrap();
 
     let values: Vec<i64> = (0..p.degree() as i64).map(|i| i % 4096).collect();
     let pt = Plaintext::encode(&p, &values, ValueRange::counts(4095)).unwrap();
@@ -183,7 +184,7 @@ fn concord(c: &mut Criterion) -> Sizes {
             for s in &shares {
                 agg.add(s).unwrap();
             }
-            cks.decrypt(&agg, &parties).unwrap().decode()
+            cks.finish(&agg, &parties).unwrap().decode()
         })
     });
     let mut agg = cks.aggregator();
@@ -192,7 +193,7 @@ fn concord(c: &mut Criterion) -> Sizes {
     }
     let expect: Vec<i64> = values.iter().map(|v| v * PARTIES as i64).collect();
     assert_eq!(
-        cks.decrypt(&agg, &parties).unwrap().decode(),
+        cks.finish(&agg, &parties).unwrap().decode(),
         expect,
         "W16 must decrypt exactly"
     );
@@ -246,7 +247,7 @@ fn concord_mul(c: &mut Criterion) {
         for ((sk, &id), u) in keys.iter().zip(&parties).zip(&ephemeral) {
             two.add(&rkg.round_two(sk, u, &one, id).unwrap()).unwrap();
         }
-        rkg.finish(&one, two, &parties).unwrap()
+        rkg.finish(&one, &two, &parties).unwrap()
     };
     g.bench_function("concord/joint_relinearization_key", |b| b.iter(joint_rlk));
     let rlk = joint_rlk();
@@ -269,7 +270,7 @@ fn concord_mul(c: &mut Criterion) {
     for (sk, &id) in keys.iter().zip(&parties) {
         agg.add(&ckg.share(sk, id).unwrap()).unwrap();
     }
-    let pk = ckg.finish(agg, &parties).unwrap();
+    let pk = ckg.finish(&agg, &parties).unwrap();
     let n = p.degree();
     let x: Vec<i64> = (0..n as i64).map(|i| i % 17).collect();
     let ct = pk
@@ -292,7 +293,7 @@ fn concord_mul(c: &mut Criterion) {
             gagg.add(&share).unwrap();
         }
     }
-    let gk = gkg.finish(gagg, &parties).unwrap();
+    let gk = gkg.finish(&gagg, &parties).unwrap();
     g.bench_function("concord/rotate", |b| {
         b.iter(|| black_box(&ct).rotate_rows(1, &gk).unwrap())
     });

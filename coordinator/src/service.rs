@@ -5,6 +5,7 @@
 
 use crate::store::{QueryRecord, QueryStore};
 use crate::{Coordinator, Deployment, NodeAddress};
+use concord_api::lifecycle::Phase;
 use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::coordinator_server::Coordinator as CoordinatorApi;
@@ -71,7 +72,7 @@ impl CoordinatorService {
                     Err(e) => {
                         let mut record = record;
                         record.detail = e.to_string();
-                        record.phase = "failed".into();
+                        record.phase = Phase::Failed;
                         if let Err(e) = store.finish(&record, &[]) {
                             tracing::error!("{e}");
                         }
@@ -105,7 +106,7 @@ fn status_of(r: &QueryRecord) -> QueryStatus {
     QueryStatus {
         query_id: r.id.clone(),
         spec: Some(r.spec()),
-        phase: r.phase.clone(),
+        phase: r.phase.to_wire().into(),
         detail: r.detail.clone(),
         cells: r.cells.clone(),
         institutions: r.institutions,
@@ -134,30 +135,15 @@ impl CoordinatorApi for CoordinatorService {
             .unwrap_or_default();
         let spec = request.into_inner();
         let invalid = |e: &dyn std::fmt::Display| Status::invalid_argument(e.to_string());
-        let template = concord_stats::Template::by_id(&spec.template).map_err(|e| invalid(&e))?;
-        let first = concord_stats::YearMonth::parse(&spec.window_first).ok_or_else(|| {
-            invalid(&format!(
-                "window start {:?} is not YYYY-MM",
-                spec.window_first
-            ))
-        })?;
-        // a window the nodes would refuse is refused here already
-        concord_stats::Window::new(first, spec.window_months.min(u16::MAX as u32) as u16)
-            .map_err(|e| invalid(&e))?;
         if spec.min_institutions < 2 {
             return Err(Status::invalid_argument(
                 "min_institutions must be at least 2",
             ));
         }
-        if !spec.recipient_key.is_empty() {
-            let set = template.parameter_set();
-            let params = concord_bfv::params::spec_by_name(set)
-                .map(concord_bfv::BfvParameters::new)
-                .ok_or_else(|| internal(set))?
-                .map_err(internal)?;
-            concord_bfv::PublicKey::from_bytes(&params, &spec.recipient_key)
-                .map_err(|e| invalid(&format!("recipient key (a {set} public key): {e}")))?;
-        }
+        // a query the nodes would refuse as invalid is refused here already (template and
+        // version, window, DP terms, recipient key); the enrolled nodes size it when it runs
+        spec.agreement(spec.min_institutions as usize)
+            .map_err(|e| invalid(&e))?;
         // a signed query must verify here already; nodes check it again themselves
         if !spec.signature.is_empty() {
             concord_api::submission::verify(&self.ca_pem, &certificate, &spec)
@@ -202,7 +188,7 @@ impl CoordinatorApi for CoordinatorService {
         let store = self.store.clone();
         tokio::spawn(async move {
             let mut last = first;
-            let mut finished = last.phase == "released" || last.phase == "failed";
+            let mut finished = last.is_finished();
             if tx.send(Ok(last.clone())).await.is_err() {
                 return;
             }
@@ -216,7 +202,7 @@ impl CoordinatorApi for CoordinatorService {
                         return;
                     }
                 };
-                finished = status.phase == "released" || status.phase == "failed";
+                finished = status.is_finished();
                 if status != last {
                     if tx.send(Ok(status.clone())).await.is_err() {
                         return; // the watcher left

@@ -16,7 +16,9 @@
 //!
 //! A query is released at most once: `released` is final, and its cells are served from here.
 
+use concord_api::lifecycle::Phase;
 use concord_api::v1::QuerySpec;
+use concord_query::ReleaseMode;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,6 +32,28 @@ const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("coll
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const RECIPIENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("recipient-keys");
 const SEALED_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sealed-results");
+
+/// A record's release mode, stored as before the mode had a type: `sealed: bool`.
+mod release_mode {
+    use concord_query::ReleaseMode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &ReleaseMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*mode == ReleaseMode::Sealed)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ReleaseMode, D::Error> {
+        Ok(match bool::deserialize(d)? {
+            true => ReleaseMode::Sealed,
+            false => ReleaseMode::Public,
+        })
+    }
+}
+
+/// Records written before the release mode was recorded were public.
+fn sealed() -> ReleaseMode {
+    ReleaseMode::Public
+}
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -64,8 +88,8 @@ pub struct QueryRecord {
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
-    /// submitted, proposed, contributing, verifying, decrypting, released, failed
-    pub phase: String,
+    /// Where the query is in its lifecycle (stored by name).
+    pub phase: Phase,
     pub detail: String,
     /// Nodes asked to contribute.
     #[serde(default)]
@@ -82,9 +106,9 @@ pub struct QueryRecord {
     /// Nodes whose decryption (or key-switch) shares made the result.
     #[serde(default)]
     pub shares_from: Vec<String>,
-    /// The result is for the researcher only (sealed to their key), not public.
-    #[serde(default)]
-    pub sealed: bool,
+    /// The result is for the researcher only (sealed to their key), or public.
+    #[serde(rename = "sealed", default = "sealed", with = "release_mode")]
+    pub release: ReleaseMode,
     /// Released cells of a public result, as decimal strings.
     pub cells: Vec<String>,
     pub institutions: u32,
@@ -101,7 +125,7 @@ impl QueryRecord {
         spec: QuerySpec,
     ) -> Self {
         Self {
-            sealed: !spec.recipient_key.is_empty(),
+            release: spec.release_mode(),
             signature: spec.signature,
             researcher_certificate,
             id,
@@ -115,7 +139,7 @@ impl QueryRecord {
             delta: spec.delta,
             publish: spec.publish,
             submitted_at: now(),
-            phase: "submitted".into(),
+            phase: Phase::Submitted,
             ..Default::default()
         }
     }
@@ -137,7 +161,7 @@ impl QueryRecord {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.phase == "released" || self.phase == "failed"
+        self.phase.is_finished()
     }
 }
 
@@ -300,10 +324,10 @@ impl QueryStore {
             .collect())
     }
 
-    /// Updates a record's phase and detail durably.
-    pub fn set_phase(&self, id: &str, phase: &str, detail: &str) -> Result<(), StoreError> {
+    /// Updates a record's phase (a transition of the lifecycle) and detail durably.
+    pub fn set_phase(&self, id: &str, phase: Phase, detail: &str) -> Result<(), StoreError> {
         if let Some(mut r) = self.get(id)? {
-            r.phase = phase.into();
+            r.phase = r.phase.advance(phase).map_err(err)?;
             r.detail = detail.into();
             self.put(&r)?;
         }
@@ -435,7 +459,7 @@ impl QueryStore {
 mod tests {
     use super::*;
 
-    fn record(id: &str, phase: &str) -> QueryRecord {
+    fn record(id: &str, phase: Phase) -> QueryRecord {
         QueryRecord {
             id: id.into(),
             researcher: "alice".into(),
@@ -444,7 +468,7 @@ mod tests {
             window_first: "2025-01".into(),
             window_months: 12,
             min_institutions: 3,
-            phase: phase.into(),
+            phase,
             cells: vec!["1".into()],
             institutions: 4,
             events_covered: 10,
@@ -457,7 +481,7 @@ mod tests {
     fn records_partial_sums_and_keys_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
-        let mut busy = record("busy", "contributing");
+        let mut busy = record("busy", Phase::Contributing);
         busy.contributed = vec!["node-1".into(), "node-3".into()];
         let sum = vec![vec![1, 2, 3], vec![], vec![4; 1000]];
         let key = StoredKey {
@@ -468,8 +492,8 @@ mod tests {
         };
         {
             let store = QueryStore::open(&path).unwrap();
-            store.put(&record("done", "released")).unwrap();
-            store.put(&record("busy", "proposed")).unwrap();
+            store.put(&record("done", Phase::Released)).unwrap();
+            store.put(&record("busy", Phase::Proposed)).unwrap();
             store
                 .acknowledge(&busy, &sum, &[vec![7; 40], vec![8; 41]])
                 .unwrap();
@@ -478,7 +502,7 @@ mod tests {
         let store = QueryStore::open(&path).unwrap();
         assert_eq!(
             store.get("done").unwrap().unwrap(),
-            record("done", "released")
+            record("done", Phase::Released)
         );
         assert_eq!(store.unfinished().unwrap(), vec![busy.clone()]);
         assert_eq!(store.partial_sum("busy").unwrap().unwrap(), sum);
@@ -493,15 +517,15 @@ mod tests {
         assert!(store.get("nope").unwrap().is_none());
         assert_eq!(store.all().unwrap().len(), 2);
         // finishing drops the partial sum
-        busy.phase = "released".into();
+        busy.phase = Phase::Released;
         store.finish(&busy, &[vec![5; 7]]).unwrap();
         assert!(store.unfinished().unwrap().is_empty());
         assert_eq!(store.partial_sum("busy").unwrap(), None);
         assert_eq!(store.sealed_result("busy").unwrap(), vec![vec![5; 7]]);
         assert!(store.sealed_result("done").unwrap().is_empty());
         // a recipient key is kept beside its query
-        let mut sealed = record("sealed", "submitted");
-        sealed.sealed = true;
+        let mut sealed = record("sealed", Phase::Submitted);
+        sealed.release = ReleaseMode::Sealed;
         store.submit(&sealed, &[1, 2, 3]).unwrap();
         assert_eq!(store.recipient_key("sealed").unwrap(), vec![1, 2, 3]);
         assert!(store.recipient_key("done").unwrap().is_empty());

@@ -52,11 +52,11 @@
 //! ```
 
 pub use concord_api::tls::TlsFiles;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -78,7 +78,7 @@ pub struct Config {
 }
 
 /// The coordinator this node enrols with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorLink {
     pub url: String,
@@ -93,7 +93,7 @@ fn default_coordinator_name() -> String {
     "coordinator".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSource {
     /// A MISP feed directory (with `manifest.json`) or a directory of event exports.
@@ -106,7 +106,7 @@ pub struct DataSource {
 }
 
 /// What this node agrees to take part in.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Template ids this node computes; empty means every template of the catalogue.
@@ -167,7 +167,7 @@ fn default_budget_delta() -> f64 {
 }
 
 /// Who agrees to a proposal the policy admits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Approval {
     #[default]
@@ -185,30 +185,6 @@ fn yes() -> bool {
 
 fn default_max_cells() -> usize {
     131_072
-}
-
-impl Policy {
-    /// The checks that depend on who asks and how much: `Err((reason, detail))` refuses.
-    pub fn admits(&self, researcher: &str, cells: usize) -> Result<(), (&'static str, String)> {
-        if !self.allowed_researchers.is_empty()
-            && !self.allowed_researchers.iter().any(|r| r == researcher)
-        {
-            return Err((
-                "researcher-not-allowed",
-                format!("this institution's policy does not admit researcher {researcher:?}"),
-            ));
-        }
-        if cells > self.max_cells {
-            return Err((
-                "too-many-cells",
-                format!(
-                    "{cells} cells; this institution's policy allows at most {}",
-                    self.max_cells
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 fn default_min_institutions() -> usize {
@@ -338,30 +314,5 @@ impl Config {
             }
         }
         Ok(config)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn policy_admits_by_researcher_and_size() {
-        let open = Policy::default();
-        assert!(open.admits("anyone", 131_072).is_ok());
-        assert_eq!(
-            open.admits("anyone", 131_073).unwrap_err().0,
-            "too-many-cells"
-        );
-        let strict = Policy {
-            allowed_researchers: vec!["alice".into()],
-            max_cells: 100,
-            ..Policy::default()
-        };
-        assert!(strict.admits("alice", 100).is_ok());
-        let (reason, detail) = strict.admits("mallory", 10).unwrap_err();
-        assert_eq!(reason, "researcher-not-allowed");
-        assert!(detail.contains("mallory"), "{detail}");
-        assert_eq!(strict.admits("alice", 101).unwrap_err().0, "too-many-cells");
     }
 }

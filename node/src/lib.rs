@@ -1,11 +1,22 @@
 //! An institution's Concord node (DESIGN.md §1, §4): it holds the institution's MISP data and
 //! key shares, and answers the coordinator over mutual TLS. This crate is the node's logic; the
 //! `concord-node` binary is a thin shell over [`run`].
+//!
+//! What lives where: [`service`] holds the thin gRPC handlers; [`admission`] decides on
+//! proposals (policy, operator's approval, privacy budget); [`contribution`] computes, encrypts
+//! and commits the institution's statistic; [`release`] verifies aggregates and gives shares at
+//! most once; [`keygen`] answers key generation (CKG, threshold setup, checked by
+//! [`threshold`]). The durable records are [`state`], [`audit`], [`approvals`] and
+//! [`keystore`]; [`config`] reads the configuration file.
 
+pub mod admission;
 pub mod approvals;
 pub mod audit;
 pub mod config;
+pub mod contribution;
+pub mod keygen;
 pub mod keystore;
+pub mod release;
 pub mod service;
 pub mod state;
 pub mod threshold;

@@ -8,6 +8,7 @@ use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::SetupRequest;
 use concord_bfv::{params, BfvParameters};
 use concord_mhe::PublicKeyShare;
+use concord_node::config::{Config, DataSource, Policy, TlsFiles};
 use concord_stats::catalogue::YearMonth;
 use concord_stats::generator::{organisation_uuid, write_feed, Profile};
 use std::path::Path;
@@ -44,10 +45,27 @@ fn fixture() -> Fixture {
         .local_addr()
         .unwrap()
         .port();
-    let config = format!(
-        "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys\"\norganisation_uuids = [\"{}\"]\n[tls]\nca = \"ca.pem\"\ncertificate = \"node.pem\"\nkey = \"node.key\"\n[data]\npath = \"feed\"\n",
-        profile.organisation_uuid
-    );
+    let config = Config {
+        listen: ([127, 0, 0, 1], port).into(),
+        keys_dir: "keys".into(),
+        organisation_uuids: vec![profile.organisation_uuid.clone()],
+        sector: None,
+        organisation_type: None,
+        tls: TlsFiles {
+            ca: "ca.pem".into(),
+            certificate: "node.pem".into(),
+            key: "node.key".into(),
+        },
+        data: DataSource {
+            path: Some("feed".into()),
+            misp: None,
+            survey: None,
+        },
+        policy: Policy::default(),
+        coordinator: None,
+        audit_log: None,
+    };
+    let config = toml::to_string(&config).unwrap();
     std::fs::write(dir.path().join("node.toml"), config).unwrap();
     Fixture { dir, ca, port }
 }

@@ -5,6 +5,7 @@
 pub mod chunks;
 pub mod evidence;
 pub mod exchange;
+pub mod lifecycle;
 pub mod pki;
 pub mod submission;
 pub mod tls;

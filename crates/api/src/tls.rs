@@ -15,7 +15,7 @@ use tonic::{Request, Status};
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// The `[tls]` table of a node's or coordinator's configuration file.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
     pub ca: PathBuf,

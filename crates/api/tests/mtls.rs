@@ -10,7 +10,7 @@ use concord_api::v1::node_server::{Node, NodeServer};
 use concord_api::v1::{SetupRequest, SetupShare};
 use concord_bfv::{params, BfvParameters, Ciphertext, Plaintext, SecretKey, ValueRange};
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen,
+    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, Protocol, PublicKeyGen,
     PublicKeyShare, SmudgingPlan,
 };
 use std::sync::Arc;
@@ -172,7 +172,7 @@ async fn collective_key_over_mutual_tls_and_refusals() {
         agg.add(&PublicKeyShare::from_bytes(&params, &reply.share).unwrap())
             .unwrap();
     }
-    let pk = ckg.finish(agg, &parties).unwrap();
+    let pk = ckg.finish(&agg, &parties).unwrap();
     // the key works: encrypt, and the three key shares decrypt jointly
     let mut ct = pk
         .encrypt(&Plaintext::encode(&params, &[7, 8, 9], ValueRange::counts(9)).unwrap())
@@ -187,7 +187,7 @@ async fn collective_key_over_mutual_tls_and_refusals() {
         shares.add(&cks.share(key, party).unwrap()).unwrap();
     }
     assert_eq!(
-        &cks.decrypt(&shares, &parties).unwrap().decode()[..3],
+        &cks.finish(&shares, &parties).unwrap().decode()[..3],
         &[14, 16, 18]
     );
 

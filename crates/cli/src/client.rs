@@ -1,10 +1,12 @@
 //! The researcher's client: connect to the coordinator with a researcher certificate, submit
 //! queries, wait for and print their results (table, CSV or JSON).
 
+use concord_api::lifecycle::Phase;
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::coordinator_client::CoordinatorClient;
 use concord_api::v1::{QueryRef, QuerySpec, QueryStatus};
-use concord_stats::{Layout, Template, Window, YearMonth};
+use concord_query::{QueryAgreement, QueryTerms};
+use concord_stats::{Layout, Template, YearMonth};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
@@ -58,29 +60,33 @@ pub fn spec(
 }
 
 /// Refuses DP parameters the nodes would refuse (bad ε or δ, a template without a declared
-/// sensitivity), before anything is sent.
+/// sensitivity), before anything is sent: the query's agreement must hold with them.
 pub fn check_dp(spec: &QuerySpec, epsilon: f64, delta: f64) -> Result<(), Error> {
-    let template = Template::by_id(&spec.template)?;
-    concord_query::dp::DpPlan::new(template, epsilon, delta, spec.min_institutions as usize)?;
+    let terms = QueryTerms {
+        epsilon,
+        delta,
+        ..spec.terms()
+    };
+    QueryAgreement::new(&terms, spec.min_institutions.max(2) as usize)?;
     Ok(())
+}
+
+/// The agreement of the query a status is of, for the institutions in its result.
+fn agreement_of(status: &QueryStatus) -> Result<QueryAgreement, Error> {
+    let spec = status.spec.as_ref().ok_or("status without its query")?;
+    let institutions = (status.contributors.len() as u32)
+        .max(status.institutions)
+        .max(spec.min_institutions)
+        .max(1);
+    Ok(spec.agreement(institutions as usize)?)
 }
 
 /// What a DP result cost and how noisy it is, in words; `None` without DP.
 pub fn dp_report(status: &QueryStatus) -> Option<String> {
-    let spec = status.spec.as_ref()?;
-    if spec.epsilon <= 0.0 {
-        return None;
-    }
-    let template = Template::by_id(&spec.template).ok()?;
-    let plan = concord_query::dp::DpPlan::new(
-        template,
-        spec.epsilon,
-        spec.delta,
-        spec.min_institutions as usize,
-    )
-    .ok()?;
+    let agreement = agreement_of(status).ok()?;
+    let plan = agreement.plan.dp.as_ref()?;
     let shares = status.contributors.len().max(plan.institutions);
-    let (epsilon, delta) = plan.spent(plan_cells(&template, spec), shares);
+    let (epsilon, delta) = plan.spent(agreement.plan.layout.cells(), shares);
     Some(format!(
         "differential privacy for one {}: ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
         plan.unit,
@@ -88,13 +94,6 @@ pub fn dp_report(status: &QueryStatus) -> Option<String> {
         plan.scale * (shares as f64).sqrt(),
         plan.scale
     ))
-}
-
-/// The cells of the query's layout (0 where its window is invalid).
-fn plan_cells(template: &Template, spec: &QuerySpec) -> usize {
-    YearMonth::parse(&spec.window_first)
-        .and_then(|first| Window::new(first, spec.window_months as u16).ok())
-        .map_or(0, |w| template.layout(&w).cells())
 }
 
 /// Signs a query with the researcher's certificate key (`DIR/NAME.key`): nodes take part only
@@ -122,34 +121,25 @@ pub async fn wait(
             })
             .await?
             .into_inner();
-        let finished = status.phase == "released" || status.phase == "failed";
-        if finished || deadline.is_some_and(|d| Instant::now() > d) {
+        if status.is_finished() || deadline.is_some_and(|d| Instant::now() > d) {
             return Ok(status);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// The phases of a query, in order.
-pub const PHASES: &[&str] = &[
-    "submitted",
-    "proposed",
-    "contributing",
-    "verifying",
-    "decrypting",
-    "released",
-];
-
 /// A phase in words, with the contributions summed while contributing.
 pub fn progress(status: &QueryStatus) -> String {
-    match status.phase.as_str() {
-        "contributing" => format!(
+    match Phase::of(status) {
+        Some(Phase::Contributing) => format!(
             "contributing ({} of {} summed)",
             status.contributed, status.asked
         ),
-        "proposed" if !status.detail.is_empty() => format!("proposed ({})", status.detail),
-        "failed" => format!("failed: {}", status.detail),
-        phase => phase.to_owned(),
+        Some(Phase::Proposed) if !status.detail.is_empty() => {
+            format!("proposed ({})", status.detail)
+        }
+        Some(Phase::Failed) => format!("failed: {}", status.detail),
+        _ => status.phase_name().to_owned(),
     }
 }
 
@@ -159,7 +149,7 @@ pub async fn watch(
     client: &mut CoordinatorClient<Channel>,
     id: &str,
 ) -> Result<QueryStatus, Error> {
-    let bar = indicatif::ProgressBar::new(PHASES.len() as u64 - 1);
+    let bar = indicatif::ProgressBar::new(Phase::PROGRESS.len() as u64 - 1);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {msg}")?
             .progress_chars("=> "),
@@ -173,7 +163,10 @@ pub async fn watch(
         .into_inner();
     let mut last = None;
     while let Some(status) = updates.message().await? {
-        if let Some(i) = PHASES.iter().position(|p| *p == status.phase) {
+        if let Some(i) = Phase::PROGRESS
+            .iter()
+            .position(|&p| Some(p) == Phase::of(&status))
+        {
             bar.set_position(i as u64);
         }
         bar.set_message(format!("{id}: {}", progress(&status)));
@@ -203,9 +196,7 @@ pub fn print_list(queries: &[QueryStatus]) {
 
 /// The layout a status's cells follow.
 pub fn layout_of(status: &QueryStatus) -> Result<Layout, Error> {
-    let spec = status.spec.as_ref().ok_or("status without its query")?;
-    let first = YearMonth::parse(&spec.window_first).ok_or("bad window")?;
-    Ok(Template::by_id(&spec.template)?.layout(&Window::new(first, spec.window_months as u16)?))
+    Ok(agreement_of(status)?.plan.layout)
 }
 
 /// One row per cell: the labels of its dimensions (or the summary cell's name) and its value.
@@ -345,17 +336,7 @@ pub fn plot(
 /// `keys_dir`, or a public result's cells as released.
 pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec<i128>, Error> {
     if !status.sealed.is_empty() {
-        let spec = status.spec.as_ref().ok_or("status without its query")?;
-        let first = YearMonth::parse(&spec.window_first).ok_or("bad window")?;
-        let window = Window::new(first, spec.window_months as u16)?;
-        return crate::keys::open_sealed(
-            keys_dir,
-            name,
-            &spec.template,
-            window,
-            status.institutions as usize,
-            &status.sealed,
-        );
+        return crate::keys::open_sealed(keys_dir, name, &agreement_of(status)?, &status.sealed);
     }
     Ok(status
         .cells

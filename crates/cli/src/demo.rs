@@ -1,7 +1,7 @@
-//! `concord demo`: a whole deployment on one machine. A development CA and certificates in a
-//! work directory; each institution's MISP data (from the project's generator, or real MISP
-//! data split by creator organisation); one `concord-node` process per institution on
-//! loopback and a `concord-coordinator` process; one query per template submitted as a
+//! `concord demo`: a whole deployment on one machine, started by `concord-testbed`. A
+//! development CA and certificates in a work directory; each institution's MISP data (from the
+//! project's generator, or real MISP data split by creator organisation); one `concord-node`
+//! process per institution on loopback and a `concord-coordinator` process; one query per template submitted as a
 //! researcher and followed to its release over mutual TLS; the results printed; everything
 //! stopped.
 
@@ -9,8 +9,8 @@ use crate::client;
 use concord_api::pki::{DevCa, Role};
 use concord_stats::generator::{organisation_uuid, write_feed, Profile};
 use concord_stats::{YearMonth, TEMPLATES};
+use concord_testbed::{CoordinatorSetup, Institution, Setup, Testbed};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub struct DemoArgs {
@@ -23,17 +23,6 @@ pub struct DemoArgs {
     pub threshold: Option<usize>,
     /// Where the chart of every result goes.
     pub plots: PathBuf,
-}
-
-struct Processes(Vec<Child>);
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// The demo's institutions: name, sector (MISP sector galaxy) and kind of organisation.
@@ -53,20 +42,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !(3..=INSTITUTIONS.len()).contains(&n) {
         return Err(format!("--nodes must be between 3 and {}", INSTITUTIONS.len()).into());
     }
-    let binary = |name: &str| -> Result<PathBuf, Box<dyn std::error::Error>> {
-        let path = std::env::current_exe()?
-            .with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-        if !path.is_file() {
-            return Err(format!(
-                "{} not found: build every binary first (cargo build --release --bins)",
-                path.display()
-            )
-            .into());
-        }
-        Ok(path)
-    };
-    let (node_binary, coordinator_binary) =
-        (binary("concord-node")?, binary("concord-coordinator")?);
+    let binaries = concord_testbed::binaries_beside(&std::env::current_exe()?);
     let temp;
     let work: PathBuf = match args.work {
         Some(dir) => dir,
@@ -124,45 +100,18 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     concord_stats::Window::new(first, months)?;
 
-    // certificates, configurations, processes
-    let ca = DevCa::generate("Concord demo CA")?;
-    ca.write(&work)?;
-    let mut processes = Processes(Vec::new());
-    // the coordinator process first: the nodes enrol with it as they start
-    ca.issue(
-        Role::Coordinator,
-        "coordinator",
-        &["coordinator", "localhost", "127.0.0.1"],
-    )?
-    .write(&work, "coordinator")?;
-    ca.issue(Role::Researcher, "researcher", &["localhost"])?
-        .write(&work, "researcher")?;
-    crate::keys::init(&work, "researcher", false)?;
-    let coordinator_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let threshold = args
-        .threshold
-        .map(|t| format!("threshold = {t}\n"))
-        .unwrap_or_default();
-    let config = format!(
-        "listen = \"127.0.0.1:{coordinator_port}\"\nstate = \"coordinator.redb\"\n{threshold}[tls]\nca = \"ca.pem\"\ncertificate = \"coordinator.pem\"\nkey = \"coordinator.key\"\n"
-    );
-    std::fs::write(work.join("coordinator.toml"), config)?;
-    let log = std::fs::File::create(work.join("coordinator.log"))?;
-    processes.0.push(
-        Command::new(&coordinator_binary)
-            .arg("--config")
-            .arg(work.join("coordinator.toml"))
-            .stderr(log)
-            .spawn()?,
-    );
-    println!("  coordinator      on 127.0.0.1:{coordinator_port}");
+    // certificates, configurations, processes: the coordinator and one node per institution
+    let mut setup = Setup {
+        work: work.clone(),
+        binaries,
+        institutions: Vec::new(),
+        coordinator: Some(CoordinatorSetup {
+            threshold: args.threshold,
+            ..CoordinatorSetup::default()
+        }),
+    };
     for (i, name) in institutions.iter().enumerate() {
         let (_, sector, kind) = INSTITUTIONS[i];
-        let node = format!("node-{}", i + 1);
-        ca.issue(Role::Node, &node, &[&node, "localhost", "127.0.0.1"])?
-            .write(&work, &node)?;
         let data_dir = work.join("data").join(name);
         let orgs: Vec<String> = concord_stats::load(&data_dir)?
             .events
@@ -172,53 +121,32 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let mut institution = Institution::new(format!("node-{}", i + 1), data_dir);
+        institution.organisation_uuids = orgs;
+        institution.sector = Some(sector.into());
+        institution.organisation_type = Some(kind.into());
         // the institution's answers to the community survey (generated for the demo)
-        std::fs::write(
-            work.join(format!("survey-{node}.toml")),
-            concord_stats::generator::survey_answers(name),
-        )?;
-        let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{node}\"\norganisation_uuids = {orgs:?}\nsector = {sector:?}\norganisation_type = {kind:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{node}.pem\"\nkey = \"{node}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{node}.toml\"\n[policy]\nmin_institutions = 3\n[coordinator]\nurl = \"https://127.0.0.1:{coordinator_port}\"\nadvertise = \"https://127.0.0.1:{port}\"\n",
-            data_dir.to_str().ok_or("non-UTF-8 path")?
-        );
-        let config_path = work.join(format!("{node}.toml"));
-        std::fs::write(&config_path, config)?;
-        let log = std::fs::File::create(work.join(format!("{node}.log")))?;
-        processes.0.push(
-            Command::new(&node_binary)
-                .arg("--config")
-                .arg(&config_path)
-                .stderr(log)
-                .spawn()?,
-        );
-        println!("  {name:<16} node-{} on 127.0.0.1:{port}", i + 1);
+        institution.survey = Some(concord_stats::generator::survey_answers(name));
+        institution.policy.min_institutions = 3;
+        setup.institutions.push(institution);
+    }
+    Testbed::write(&setup)?;
+    let ca = DevCa::load(&work)?;
+    ca.issue(Role::Researcher, "researcher", &["localhost"])?
+        .write(&work, "researcher")?;
+    crate::keys::init(&work, "researcher", false)?;
+    let started = Instant::now();
+    let testbed = Testbed::open(&work, &setup.binaries)?;
+    let url = testbed
+        .coordinator_url()
+        .ok_or("the demo has a coordinator")?;
+    println!("  coordinator      on {url}");
+    for (node, name) in testbed.nodes().zip(&institutions) {
+        println!("  {name:<16} {} on 127.0.0.1:{}", node.name, node.port);
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let started = Instant::now();
-        let url = format!("https://127.0.0.1:{coordinator_port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut researcher = loop {
-            match client::connect(&url, "coordinator", &work, "researcher").await {
-                Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(e) => return Err(format!("coordinator did not come up ({e}); see the logs in {}", work.display()).into()),
-            }
-        };
-        // every node enrolled
-        loop {
-            let members = researcher.members(concord_api::v1::ListRequest {}).await?.into_inner().members;
-            if members.len() == n {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} of {n} nodes enrolled; see the logs in {}", members.len(), work.display()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut researcher = client::connect(&url, "coordinator", &work, "researcher").await?;
         println!("coordinator and {n} nodes up and enrolled in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
         for template in TEMPLATES {
             let info = template.info();
@@ -230,8 +158,8 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             let submitted = researcher.submit(spec).await?.into_inner();
             let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;
             println!("{} v{} — {}", info.id, info.version, info.question);
-            if status.phase != "released" {
-                return Err(format!("query {} {}: {}", status.query_id, status.phase, status.detail).into());
+            if !status.is_released() {
+                return Err(format!("query {} {}: {}", status.query_id, status.phase_name(), status.detail).into());
             }
             let (layout, cells) = (client::layout_of(&status)?, client::cells_of(&status, &work, "researcher")?);
             client::print_table(*template, &layout, &cells);
@@ -250,7 +178,7 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
-    drop(processes);
+    drop(testbed);
     println!(
         "charts of every result (PNG and SVG) are in {}",
         args.plots.display()

@@ -4,8 +4,8 @@
 //! key directory: `NAME.SET.pk` (public) and `NAME.SET.sk` (secret, owner-only).
 
 use concord_bfv::{params, BfvParameters, PublicKey, SecretKey};
-use concord_query::QueryPlan;
-use concord_stats::{Template, Window};
+use concord_query::QueryAgreement;
+use concord_stats::Template;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -62,28 +62,25 @@ fn parameter_set(template: &str) -> Result<&'static str, Error> {
     Ok(Template::by_id(template)?.parameter_set())
 }
 
-/// Decrypts a sealed result with the researcher's secret key and decodes its cells.
+/// Decrypts a sealed result with the researcher's secret key and decodes its cells by the
+/// query's agreement.
 pub fn open_sealed(
     dir: &Path,
     name: &str,
-    template: &str,
-    window: Window,
-    institutions: usize,
+    agreement: &QueryAgreement,
     sealed: &[Vec<u8>],
 ) -> Result<Vec<i128>, Error> {
-    let set = parameter_set(template)?;
-    let params = parameters(set)?;
-    let path = file(dir, name, set, "sk");
+    let params = &agreement.plan.params;
+    let path = file(dir, name, params.name(), "sk");
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
     );
     let sk =
-        SecretKey::from_bytes(&params, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    let plan = QueryPlan::new(Template::by_id(template)?, window, institutions.max(1))?;
+        SecretKey::from_bytes(params, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     let plaintexts = sealed
         .iter()
         .map(|bytes| {
-            let ct = concord_bfv::Ciphertext::from_bytes(&params, bytes)?;
+            let ct = concord_bfv::Ciphertext::from_bytes(params, bytes)?;
             sk.decrypt(&ct)
         })
         .collect::<Result<Vec<_>, _>>()
@@ -93,7 +90,7 @@ pub fn open_sealed(
                 path.display()
             )
         })?;
-    Ok(plan.decode(&plaintexts)?)
+    Ok(agreement.plan.decode(&plaintexts)?)
 }
 
 #[cfg(test)]

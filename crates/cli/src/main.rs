@@ -315,8 +315,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             })
                             .await?
                             .into_inner();
-                        if status.phase != "released" {
-                            return Err(format!("query {id} is {}, not released", status.phase).into());
+                        if !status.is_released() {
+                            return Err(format!("query {id} is {}, not released", status.phase_name()).into());
                         }
                         let layout = client::layout_of(&status)?;
                         let cells = client::cells_of(&status, keys_dir, &connection.name)?;
@@ -357,7 +357,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     }
                     QueryCommand::Watch { id } => {
                         let status = client::watch(&mut client, &id).await?;
-                        if status.phase != "released" {
+                        if !status.is_released() {
                             return Err(format!("query {id} failed: {}", status.detail).into());
                         }
                         println!(
@@ -383,13 +383,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                                 .await?
                                 .into_inner()
                         };
-                        if status.phase != "released" {
+                        if !status.is_released() {
                             let detail = if status.detail.is_empty() {
                                 String::new()
                             } else {
                                 format!(": {}", status.detail)
                             };
-                            return Err(format!("query {id} is {}{detail}", status.phase).into());
+                            return Err(format!("query {id} is {}{detail}", status.phase_name()).into());
                         }
                         let layout = client::layout_of(&status)?;
                         let cells = client::cells_of(&status, keys_dir, &connection.name)?;

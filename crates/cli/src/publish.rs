@@ -36,10 +36,11 @@ pub fn report_event(
     options: &Options,
 ) -> Result<Value, Error> {
     let spec = status.spec.as_ref().ok_or("status without its query")?;
-    if status.phase != "released" {
+    if !status.is_released() {
         return Err(format!(
             "query {} is {}, not released",
-            status.query_id, status.phase
+            status.query_id,
+            status.phase_name()
         )
         .into());
     }

@@ -4,7 +4,7 @@
 
 use concord_bfv::params::{he_standard_max_log_qp, ALL_SETS};
 use concord_bfv::{BfvParameters, Plaintext, SecretKey, ValueRange};
-use concord_mhe::{CollectiveDecryption, NoiseEstimate, PartyId, SmudgingPlan};
+use concord_mhe::{CollectiveDecryption, NoiseEstimate, PartyId, Protocol, SmudgingPlan};
 
 fn main() {
     println!(

@@ -8,6 +8,7 @@
 
 use crate::crs::{CommonReferenceString, CrsId};
 use crate::party::{Participants, PartyId};
+use crate::protocol::Protocol;
 use crate::MheError;
 use concord_bfv::wire::{poly_len, Kind, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{check_same_params, BfvParameters, PublicKey, SecretKey};
@@ -48,9 +49,15 @@ impl PublicKeyGen {
             a: crs.public_key_polynomial(params),
         }
     }
+}
+
+impl Protocol for PublicKeyGen {
+    type Share = PublicKeyShare;
+    type Aggregate = PublicKeyAggregate;
+    type Output = PublicKey;
 
     /// `p_i = −s_i·a + e_i`.
-    pub fn share(&self, sk: &SecretKey, party: PartyId) -> Result<PublicKeyShare, MheError> {
+    fn share(&self, sk: &SecretKey, party: PartyId) -> Result<PublicKeyShare, MheError> {
         check_same_params(&self.params, sk.params())?;
         let ring = self.params.ring();
         let e = gaussian(ring.degree(), &mut secret_rng());
@@ -65,7 +72,7 @@ impl PublicKeyGen {
         })
     }
 
-    pub fn aggregator(&self) -> PublicKeyAggregate {
+    fn aggregator(&self) -> PublicKeyAggregate {
         PublicKeyAggregate {
             params: self.params.clone(),
             crs: self.crs,
@@ -79,9 +86,9 @@ impl PublicKeyGen {
     }
 
     /// `pk = (Σ p_i, a)`, only if exactly `expected` contributed.
-    pub fn finish(
+    fn finish(
         &self,
-        aggregate: PublicKeyAggregate,
+        aggregate: &PublicKeyAggregate,
         expected: &[PartyId],
     ) -> Result<PublicKey, MheError> {
         if aggregate.crs != self.crs {
@@ -92,7 +99,7 @@ impl PublicKeyGen {
         aggregate.parties.check_exactly(expected)?;
         Ok(PublicKey::from_parts(
             &self.params,
-            aggregate.sum,
+            aggregate.sum.clone(),
             self.a.clone(),
         ))
     }
@@ -147,3 +154,6 @@ impl PublicKeyShare {
         })
     }
 }
+
+crate::protocol::wire_share!(PublicKeyShare);
+crate::protocol::aggregate!(PublicKeyAggregate, PublicKeyShare);

@@ -11,6 +11,7 @@
 
 use crate::noise::SmudgingPlan;
 use crate::party::{Participants, PartyId};
+use crate::protocol::Protocol;
 use crate::MheError;
 use concord_bfv::wire::{Kind, WireError, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{
@@ -94,9 +95,15 @@ impl<'a> CollectiveDecryption<'a> {
     pub fn plan(&self) -> &SmudgingPlan {
         &self.plan
     }
+}
+
+impl Protocol for CollectiveDecryption<'_> {
+    type Share = DecryptionShare;
+    type Aggregate = DecryptionAggregate;
+    type Output = Plaintext;
 
     /// `h_i = s_i·c_1 + e_i`, smudged and compressed.
-    pub fn share(&self, sk: &SecretKey, party: PartyId) -> Result<DecryptionShare, MheError> {
+    fn share(&self, sk: &SecretKey, party: PartyId) -> Result<DecryptionShare, MheError> {
         check_same_params(sk.params(), self.ct.params())?;
         let params = self.ct.params();
         let ring = params.ring();
@@ -114,7 +121,7 @@ impl<'a> CollectiveDecryption<'a> {
         })
     }
 
-    pub fn aggregator(&self) -> DecryptionAggregate {
+    fn aggregator(&self) -> DecryptionAggregate {
         DecryptionAggregate {
             params: self.ct.params().clone(),
             ciphertext: self.tag,
@@ -125,7 +132,7 @@ impl<'a> CollectiveDecryption<'a> {
     }
 
     /// `m = round(t·(c_0/Q + h/2^d)) mod t`, only from exactly the `expected` parties' shares.
-    pub fn decrypt(
+    fn finish(
         &self,
         aggregate: &DecryptionAggregate,
         expected: &[PartyId],
@@ -223,3 +230,6 @@ impl DecryptionShare {
         })
     }
 }
+
+crate::protocol::wire_share!(DecryptionShare);
+crate::protocol::aggregate!(DecryptionAggregate, DecryptionShare);

@@ -2,12 +2,12 @@
 //! Encryption from Ring-Learning-with-Errors" (PETS 2021) — the protocols of DESIGN.md §2,
 //! with the equations of PROTOCOLS.md.
 //!
-//! Every protocol has one shape: a protocol value built from the public inputs
+//! Every protocol has one shape ([`protocol`]): a protocol value built from the public inputs
 //! ([`PublicKeyGen`], [`CollectiveDecryption`], [`PublicKeySwitch`]); `share(secret, party)`
 //! gives a party's share, a plain value that serializes itself; `aggregator()` starts a
 //! streaming sum that anyone (the coordinator) can run with `add(&share)`, refusing a second
-//! share from a party and shares made for another CRS or ciphertext; `finish`/`decrypt` derives
-//! the output only from exactly the expected parties. Threshold T-of-N ([`threshold`]) turns a
+//! share from a party and shares made for another CRS or ciphertext; `finish(&aggregate,
+//! parties)` derives the output only from exactly the expected parties. Threshold T-of-N ([`threshold`]) turns a
 //! threshold key into a Lagrange-weighted [`concord_bfv::SecretKey`], so the same protocols run
 //! with any `T` parties.
 //!
@@ -29,7 +29,7 @@
 //! let ckg = PublicKeyGen::new(&params, &crs);
 //! let mut agg = ckg.aggregator();
 //! for (sk, &p) in keys.iter().zip(&parties) { agg.add(&ckg.share(sk, p).unwrap()).unwrap(); }
-//! let pk = ckg.finish(agg, &parties).unwrap();
+//! let pk = ckg.finish(&agg, &parties).unwrap();
 //! // every party encrypts a count, sent at the transmit level; the sum is decrypted jointly
 //! let cts: Vec<Ciphertext> = (1..=3).map(|v| {
 //!     let mut ct = pk.encrypt(&Plaintext::encode(&params, &[v], ValueRange::counts(10)).unwrap()).unwrap();
@@ -42,7 +42,7 @@
 //! let cks = CollectiveDecryption::new(&sum, plan).unwrap();
 //! let mut shares = cks.aggregator();
 //! for (sk, &p) in keys.iter().zip(&parties) { shares.add(&cks.share(sk, p).unwrap()).unwrap(); }
-//! assert_eq!(cks.decrypt(&shares, &parties).unwrap().decode()[0], 6);
+//! assert_eq!(cks.finish(&shares, &parties).unwrap().decode()[0], 6);
 //! ```
 
 pub mod ckg;
@@ -54,6 +54,7 @@ pub mod fingerprint;
 pub mod noise;
 pub mod party;
 pub mod pcks;
+pub mod protocol;
 pub mod threshold;
 
 pub use ckg::{PublicKeyAggregate, PublicKeyGen, PublicKeyShare};
@@ -67,4 +68,5 @@ pub use evaluation_keys::{
 pub use noise::{NoiseEstimate, SmudgingPlan, MIN_STATISTICAL_SECURITY};
 pub use party::{Participants, PartyId};
 pub use pcks::{KeySwitchAggregate, KeySwitchShare, PublicKeySwitch};
+pub use protocol::{Aggregate, Protocol, WireShare};
 pub use threshold::{reshare, Resharing, ThresholdConfig, ThresholdSecretKey};

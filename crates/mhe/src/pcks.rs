@@ -11,6 +11,7 @@
 use crate::cks::smudged_compressed;
 use crate::noise::SmudgingPlan;
 use crate::party::{Participants, PartyId};
+use crate::protocol::Protocol;
 use crate::MheError;
 use concord_bfv::wire::{
     poly_len, Kind, WireError, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN,
@@ -74,9 +75,15 @@ impl<'a> PublicKeySwitch<'a> {
     pub fn plan(&self) -> &SmudgingPlan {
         &self.plan
     }
+}
+
+impl Protocol for PublicKeySwitch<'_> {
+    type Share = KeySwitchShare;
+    type Aggregate = KeySwitchAggregate;
+    type Output = Ciphertext;
 
     /// `(h_{0,i}, h_{1,i}) = (s_i·c_1 + u_i·p' + e_0, u_i·a' + e_1)`.
-    pub fn share(&self, sk: &SecretKey, party: PartyId) -> Result<KeySwitchShare, MheError> {
+    fn share(&self, sk: &SecretKey, party: PartyId) -> Result<KeySwitchShare, MheError> {
         check_same_params(sk.params(), self.ct.params())?;
         let params = self.ct.params();
         let ring = params.ring();
@@ -104,7 +111,7 @@ impl<'a> PublicKeySwitch<'a> {
         })
     }
 
-    pub fn aggregator(&self) -> KeySwitchAggregate {
+    fn aggregator(&self) -> KeySwitchAggregate {
         let params = self.ct.params();
         KeySwitchAggregate {
             params: params.clone(),
@@ -117,7 +124,7 @@ impl<'a> PublicKeySwitch<'a> {
     }
 
     /// `c' = (c_0 + h_0, h_1)` under the receiver's key, only from exactly the `expected` parties.
-    pub fn finish(
+    fn finish(
         &self,
         aggregate: &KeySwitchAggregate,
         expected: &[PartyId],
@@ -221,3 +228,6 @@ impl KeySwitchShare {
         })
     }
 }
+
+crate::protocol::wire_share!(KeySwitchShare);
+crate::protocol::aggregate!(KeySwitchAggregate, KeySwitchShare);

@@ -37,7 +37,7 @@ fn rkg(s: &Setup, keys: &[(PartyId, SecretKey)]) -> RelinearizationKey {
             .unwrap();
     }
     let expected: Vec<PartyId> = keys.iter().map(|(p, _)| *p).collect();
-    gen.finish(&round_one, round_two, &expected).unwrap()
+    gen.finish(&round_one, &round_two, &expected).unwrap()
 }
 
 /// GKG among `keys`.
@@ -50,7 +50,7 @@ fn gkg(s: &Setup, gen: &GaloisKeyGen, keys: &[(PartyId, SecretKey)]) -> GaloisKe
         }
     }
     let expected: Vec<PartyId> = keys.iter().map(|(p, _)| *p).collect();
-    gen.finish(agg, &expected).unwrap()
+    gen.finish(&agg, &expected).unwrap()
 }
 
 /// `log2 ‖b_j + a_j·s − w_j·x‖_∞` over the digits of a key-switching key from `x` to `s`.
@@ -371,7 +371,7 @@ fn evaluation_key_shares_are_checked_and_refused_with_a_reason() {
     }
     // a missing party: no key
     assert_eq!(
-        gen.finish(&round_one, round_two, &s.parties).unwrap_err(),
+        gen.finish(&round_one, &round_two, &s.parties).unwrap_err(),
         MheError::MissingShares(vec![PartyId(3)])
     );
     // another CRS

@@ -253,7 +253,7 @@ fn threshold_five_of_nine_decrypts_with_four_parties_absent() {
         agg.add(&cks.share(sk, *p).unwrap()).unwrap();
     }
     assert!(matches!(
-        cks.decrypt(&agg, &five),
+        cks.finish(&agg, &five),
         Err(MheError::UnexpectedShare(PartyId(6)))
     ));
 }
@@ -356,7 +356,7 @@ fn bad_shares_are_refused_with_a_reason() {
     agg.add(&ckg.share(&s.keys[1], PartyId(2)).unwrap())
         .unwrap();
     assert_eq!(
-        ckg.finish(agg.clone(), &s.parties).unwrap_err(),
+        ckg.finish(&agg, &s.parties).unwrap_err(),
         MheError::MissingShares(vec![PartyId(3), PartyId(4)])
     );
     // tampered and truncated serialized shares
@@ -393,7 +393,7 @@ fn bad_shares_are_refused_with_a_reason() {
         dagg.add(&cks.share(sk, p).unwrap()).unwrap();
     }
     assert_eq!(
-        cks.decrypt(&dagg, &s.parties).unwrap_err(),
+        cks.finish(&dagg, &s.parties).unwrap_err(),
         MheError::MissingShares(vec![PartyId(4)])
     );
     // a share truncated in transit

@@ -25,7 +25,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Where and how to read a MISP instance (`[data.misp]` in the node configuration).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MispApiConfig {
     /// The instance's base URL, `https://misp.example.org`.

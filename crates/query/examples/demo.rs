@@ -12,7 +12,8 @@
 
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_mhe::{
-    CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen, PublicKeySwitch, SmudgingPlan,
+    CommonReferenceString, NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch,
+    SmudgingPlan,
 };
 use concord_query::QueryPlan;
 use concord_stats::catalogue::{DELAY_BUCKETS, DISTRIBUTIONS, TLP_LEVELS};
@@ -108,7 +109,7 @@ fn main() {
             let researcher_pk = PublicKey::generate(&researcher);
             Setup {
                 keys,
-                collective: ckg.finish(agg, &parties).unwrap(),
+                collective: ckg.finish(&agg, &parties).unwrap(),
                 researcher,
                 researcher_pk,
             }

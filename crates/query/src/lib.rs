@@ -2,13 +2,19 @@
 //! a node turns its local [`Statistic`] into ciphertexts under the collective key; the
 //! researcher's client turns the aggregated, decrypted plaintexts back into the template's cells.
 //!
-//! A [`QueryPlan`] fixes everything both ends must agree on: the template and window (hence the
+//! [`agreement`] derives everything node, coordinator and researcher agree on for one query —
+//! plan, release mode, quorum, smudging — from the query's terms, in one place.
+//!
+//! A [`QueryPlan`] fixes the encoding both ends must agree on: the template and window (hence the
 //! [`Layout`]), the parameter set the template names, how many ciphertexts the slots need
 //! (layouts larger than `N` slots span several, transparently), and the public range of every
 //! slot. It refuses a plan whose aggregate could exceed the plaintext modulus for the number of
 //! institutions it must hold, so an aggregate never wraps.
 
+pub mod agreement;
 pub mod dp;
+
+pub use agreement::{AgreementError, QueryAgreement, QueryTerms, Release, ReleaseMode};
 
 use concord_bfv::{params, BfvError, BfvParameters, Ciphertext, Plaintext, PublicKey, ValueRange};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};

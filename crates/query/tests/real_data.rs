@@ -6,7 +6,8 @@
 
 use concord_bfv::{Ciphertext, Plaintext, SecretKey};
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, PublicKeyGen, SmudgingPlan,
+    CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, Protocol, PublicKeyGen,
+    SmudgingPlan,
 };
 use concord_query::{QueryError, QueryPlan};
 use concord_stats::{load, Event, Institution, Template, Window, YearMonth, TEMPLATES};
@@ -101,7 +102,7 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
         for (sk, &p) in keys.iter().zip(&parties) {
             agg.add(&ckg.share(sk, p).unwrap()).unwrap();
         }
-        let pk = ckg.finish(agg, &parties).unwrap();
+        let pk = ckg.finish(&agg, &parties).unwrap();
         // contributions, and the plaintext statistic they must sum to
         let mut expected = vec![0i128; plan.layout.cells()];
         let mut sums: Vec<Ciphertext> = Vec::new();
@@ -134,7 +135,7 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
                 for (sk, &p) in keys.iter().zip(&parties) {
                     shares.add(&cks.share(sk, p).unwrap()).unwrap();
                 }
-                cks.decrypt(&shares, &parties).unwrap()
+                cks.finish(&shares, &parties).unwrap()
             })
             .collect();
         let cells = plan.decode(&plaintexts).unwrap();

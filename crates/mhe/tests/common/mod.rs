@@ -34,7 +34,7 @@ pub fn setup(spec: &params::ParameterSpec, n: u32) -> Setup {
     for (sk, &p) in keys.iter().zip(&parties) {
         agg.add(&ckg.share(sk, p).unwrap()).unwrap();
     }
-    let pk = ckg.finish(agg, &parties).unwrap();
+    let pk = ckg.finish(&agg, &parties).unwrap();
     Setup {
         params,
         parties,
@@ -68,7 +68,7 @@ pub fn joint_decrypt(
         agg.add(&DecryptionShare::from_bytes(&s.params, &share.to_bytes())?)?;
     }
     let expected: Vec<PartyId> = keys.iter().map(|(p, _)| *p).collect();
-    Ok(cks.decrypt(&agg, &expected)?.decode())
+    Ok(cks.finish(&agg, &expected)?.decode())
 }
 
 pub fn party_keys(s: &Setup) -> Vec<(PartyId, SecretKey)> {

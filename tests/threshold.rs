@@ -12,21 +12,21 @@
 
 #![cfg(unix)]
 
-mod common;
-use common::*;
 use concord_stats::{Template, Window, YearMonth};
+use concord_system_tests::*;
 use std::process::{Command, Output};
 
 #[test]
 fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
     let (work, _) = demo(5);
-    Deployment::edit(work.path(), "coordinator.toml", |config| {
-        config.replacen('\n', "\nthreshold = 3\nnode_timeout_s = 5\n", 1)
+    edit_coordinator(work.path(), |config| {
+        config.threshold = Some(3);
+        config.node_timeout_s = 5.0;
     });
-    Deployment::edit(work.path(), "node-1.toml", |config| {
-        config.replace("[policy]\n", "[policy]\napproval = \"manual\"\n")
+    edit_node(work.path(), "node-1", |config| {
+        config.policy.approval = Approval::Manual;
     });
-    let mut d = Deployment::start(work, 5);
+    let mut d = Deployment::start(work);
     let approve = |id: &str| -> Output {
         Command::new(bin("concord-node"))
             .arg("--config")
@@ -39,9 +39,8 @@ fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
     // 1. nodes 4 and 5 killed after agreeing
     let id = d.submit();
     d.wait_listed(&id, "awaiting approval at node-1");
-    for node in &mut d.nodes[3..] {
-        node.kill().unwrap();
-        node.wait().unwrap();
+    for i in 3..5 {
+        d.testbed.stop_node(i);
     }
     assert!(approve(&id).status.success());
     d.wait_listed(&id, "released");
@@ -86,8 +85,7 @@ fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
     // 2. node 3 killed after agreeing as well: two contributions, fewer than T
     let id = d.submit();
     d.wait_listed(&id, "awaiting approval at node-1");
-    d.nodes[2].kill().unwrap();
-    d.nodes[2].wait().unwrap();
+    d.testbed.stop_node(2);
     assert!(approve(&id).status.success());
     let line = d.wait_listed(&id, "failed");
     assert!(

@@ -7,21 +7,18 @@
 
 #![cfg(unix)]
 
-mod common;
-use common::*;
+use concord_system_tests::*;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 #[test]
 fn a_node_operator_approves_or_denies_queries_by_hand() {
     let (work, _) = demo(3);
-    Deployment::edit(work.path(), "node-3.toml", |config| {
-        config.replace(
-            "[policy]\n",
-            "[policy]\napproval = \"manual\"\napproval_timeout_s = 15\n",
-        )
+    edit_node(work.path(), "node-3", |config| {
+        config.policy.approval = Approval::Manual;
+        config.policy.approval_timeout_s = 15;
     });
-    let d = Deployment::start(work, 3);
+    let d = Deployment::start(work);
     let operator = |args: &[&str]| -> Output {
         Command::new(bin("concord-node"))
             .arg("--config")
@@ -132,14 +129,12 @@ fn a_node_operator_approves_or_denies_queries_by_hand() {
 fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
     let (work, _) = demo(3);
     for i in 1..=3 {
-        Deployment::edit(work.path(), &format!("node-{i}.toml"), |config| {
-            config.replace(
-                "[policy]\n",
-                "[policy]\nmax_epsilon = 1.0\nepsilon_budget = 1.2\n",
-            )
+        edit_node(work.path(), &format!("node-{i}"), |config| {
+            config.policy.max_epsilon = 1.0;
+            config.policy.epsilon_budget = 1.2;
         });
     }
-    let mut d = Deployment::start(work, 3);
+    let mut d = Deployment::start(work);
     let submit = |d: &Deployment, extra: &[&str]| {
         let out = d.submit_with(extra);
         assert!(out.status.success(), "{}", text(&out.stderr));

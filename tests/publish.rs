@@ -7,12 +7,11 @@
 
 #![cfg(unix)]
 
-mod common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use common::*;
+use concord_system_tests::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
@@ -71,11 +70,11 @@ fn key_file(dir: &std::path::Path, name: &str, key: &str) -> String {
 fn a_result_the_community_agreed_to_publish_becomes_a_misp_report_event() {
     let (work, _) = demo(3);
     for i in 1..=2 {
-        Deployment::edit(work.path(), &format!("node-{i}.toml"), |config| {
-            config.replace("[policy]\n", "[policy]\nallow_publication = true\n")
+        edit_node(work.path(), &format!("node-{i}"), |config| {
+            config.policy.allow_publication = true;
         });
     }
-    let mut d = Deployment::start(work, 3);
+    let mut d = Deployment::start(work);
     let (url, events) = misp_server();
     let key = key_file(d.work.path(), "misp.key", KEY);
     let submit = |d: &Deployment, extra: &[&str]| {
@@ -111,8 +110,8 @@ fn a_result_the_community_agreed_to_publish_becomes_a_misp_report_event() {
     );
 
     // node-3 allows it too: the query runs and its result is published
-    Deployment::edit(d.work.path(), "node-3.toml", |config| {
-        config.replace("[policy]\n", "[policy]\nallow_publication = true\n")
+    edit_node(d.work.path(), "node-3", |config| {
+        config.policy.allow_publication = true;
     });
     d.restart_nodes();
     let agreed = submit(&d, &["--publish"]);

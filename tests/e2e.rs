@@ -6,21 +6,23 @@
 //! nothing is decrypted; a coordinator that replays a released query with a fresh aggregate
 //! gets no second decryption shares.
 //!
-//! (The test lives in the node package so that the `concord-node` binary is built for it.)
+//! The nodes are started by `concord-testbed`; the coordinator runs in this test, so that
+//! it can also play a coordinator that replays.
 
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::{Commitment, QuerySpec};
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_coordinator::store::QueryStore;
-use concord_coordinator::{Coordinator, CoordinatorError, Deployment, NodeAddress};
+use concord_coordinator::{Coordinator, CoordinatorError, NodeAddress};
 use concord_query::QueryPlan;
 use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
+use concord_testbed::{self as testbed, binaries_beside_tests, Setup, Testbed};
 use prost::Message;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn data_dir() -> Option<PathBuf> {
     concord_stats::test_data_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
@@ -67,17 +69,6 @@ fn pooled(
     total
 }
 
-struct Nodes(Vec<Child>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_node_processes_answer_every_template_exactly() {
     let Some(data) = data_dir() else { return };
@@ -109,17 +100,15 @@ async fn four_node_processes_answer_every_template_exactly() {
         others_dir,
     ];
 
-    let ca = DevCa::generate("e2e CA").unwrap();
-    ca.write(root).unwrap();
-    let mut nodes = Nodes(Vec::new());
-    let mut addresses = Vec::new();
+    let mut setup = Setup {
+        work: root.to_owned(),
+        binaries: binaries_beside_tests(),
+        institutions: Vec::new(),
+        coordinator: None, // driven from this test
+    };
     let mut institutions = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let name = format!("node-{}", (b'a' + i as u8) as char);
-        ca.issue(Role::Node, &name, &[&name, "localhost", "127.0.0.1"])
-            .unwrap()
-            .write(root, &name)
-            .unwrap();
         let set = concord_stats::load(source).unwrap();
         let orgs: Vec<String> = set
             .events
@@ -128,22 +117,19 @@ async fn four_node_processes_answer_every_template_exactly() {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let mut node = testbed::Institution::new(&name, source);
+        node.organisation_uuids = orgs.clone();
+        node.policy.min_institutions = 3;
         // node d does not take part in time-to-publish
-        let policy = if i == 3 {
-            let others: Vec<&str> = TEMPLATES
+        if i == 3 {
+            node.policy.allowed_templates = TEMPLATES
                 .iter()
-                .map(|t| t.info().id)
-                .filter(|&id| id != Template::TimeToPublish.info().id)
+                .map(|t| t.info().id.to_owned())
+                .filter(|id| id != Template::TimeToPublish.info().id)
                 .collect();
-            format!("[policy]\nallowed_templates = {others:?}\nmin_institutions = 3\n")
         } else {
-            "[policy]\nmin_institutions = 3\nallow_public_results = true\n".to_owned()
-        };
+            node.policy.allow_public_results = true;
+        }
         // what each institution declares itself (the templates by sector)
         let (sector, kind) = [
             ("IT - Security", "CSIRT"),
@@ -151,28 +137,12 @@ async fn four_node_processes_answer_every_template_exactly() {
             ("IT - Security", "CSIRT"),
             ("Government, Administration", "government agency"),
         ][i];
+        node.sector = Some(sector.into());
+        node.organisation_type = Some(kind.into());
         // each institution's answers to the community survey
         let survey = concord_stats::generator::survey_answers(&name);
-        std::fs::write(root.join(format!("survey-{name}.toml")), &survey).unwrap();
-        let config = format!(
-            "listen = \"127.0.0.1:{port}\"\nkeys_dir = \"keys-{name}\"\norganisation_uuids = {orgs:?}\nsector = {sector:?}\norganisation_type = {kind:?}\n[tls]\nca = \"ca.pem\"\ncertificate = \"{name}.pem\"\nkey = \"{name}.key\"\n[data]\npath = {:?}\nsurvey = \"survey-{name}.toml\"\n{policy}",
-            source.to_str().unwrap()
-        );
-        let config_path = root.join(format!("{name}.toml"));
-        std::fs::write(&config_path, config).unwrap();
-        nodes.0.push(
-            Command::new(env!("CARGO_BIN_EXE_concord-node"))
-                .arg("--config")
-                .arg(&config_path)
-                .stderr(std::fs::File::create(root.join(format!("{name}.log"))).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        addresses.push(NodeAddress {
-            name: name.clone(),
-            url: format!("https://127.0.0.1:{port}"),
-            party: i as u32 + 1,
-        });
+        node.survey = Some(survey.clone());
+        setup.institutions.push(node);
         institutions.push((
             Institution {
                 organisation_uuids: orgs,
@@ -183,31 +153,16 @@ async fn four_node_processes_answer_every_template_exactly() {
             set.events,
         ));
     }
-
-    let coordinator_cert = ca
-        .issue(Role::Coordinator, "coordinator", &["localhost"])
-        .unwrap();
-    let deployment = Deployment {
-        ca_pem: ca.certificate_pem().to_owned(),
-        certificate_pem: coordinator_cert.certificate_pem.clone(),
-        key_pem: coordinator_cert.key_pem.clone(),
-        nodes: addresses.clone(),
-        timeout: Duration::from_secs(120),
-        threshold: None,
-    };
-    let store = Arc::new(QueryStore::open(&root.join("coordinator.redb")).unwrap());
     // every node listens once its data is loaded
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for a in &addresses {
-        let port = a.url.rsplit(':').next().unwrap();
-        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(root.join(format!("{}.log", a.name)));
-                panic!("{} did not come up: {log:?}", a.name);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    let nodes = Testbed::start(&setup).unwrap_or_else(|e| panic!("{e}"));
+    let deployment = nodes.deployment(Duration::from_secs(120), None).unwrap();
+    let addresses = deployment.nodes.clone();
+    let coordinator_cert = concord_api::pki::IssuedCertificate {
+        certificate_pem: deployment.certificate_pem.clone(),
+        key_pem: deployment.key_pem.clone(),
+    };
+    let ca = DevCa::load(root).unwrap();
+    let store = Arc::new(QueryStore::open(&root.join("coordinator.redb")).unwrap());
     let mut coordinator = Coordinator::connect(&deployment, store.clone()).unwrap();
 
     let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
@@ -364,8 +319,15 @@ async fn four_node_processes_answer_every_template_exactly() {
 
     // a query the researcher did not sign, and one whose recipient key was swapped after
     // signing (a coordinator trying to read the result): every node refuses
+    // (swapped to a key of the query's own parameter set, as a coordinator would: a key of
+    // another set is refused by the query's agreement before anything is proposed)
     let mut swapped = sealed_spec(&Template::EventsByMonthTlpDistribution, 3);
-    swapped.recipient_key = sealed_spec(&Template::TimeToPublish, 3).recipient_key;
+    let params = BfvParameters::new(
+        concord_bfv::params::spec_by_name(Template::EventsByMonthTlpDistribution.parameter_set())
+            .unwrap(),
+    )
+    .unwrap();
+    swapped.recipient_key = PublicKey::generate(&SecretKey::generate(&params)).to_bytes();
     for (id, query) in [
         (
             "q-unsigned",
@@ -494,7 +456,7 @@ async fn four_node_processes_answer_every_template_exactly() {
     // changed line (a refusal turned into an agreement)
     let log = root.join("keys-node-d").join("audit.jsonl");
     let verify = || {
-        Command::new(env!("CARGO_BIN_EXE_concord-node"))
+        Command::new(concord_system_tests::bin("concord-node"))
             .args(["audit", "verify", "--log"])
             .arg(&log)
             .output()

@@ -20,8 +20,7 @@ use concord_api::v1::node_server::{Node, NodeServer};
 use concord_api::v1::*;
 use std::path::Path;
 
-mod common;
-use common::*;
+use concord_system_tests::*;
 
 /// Passes every call on to the real node; contributions wait until the gate is open.
 struct Interposer {
@@ -136,20 +135,16 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
 
     // the demo's deployment, started again, with the interposer in front of node-2 (node-2
     // enrols with the interposer's address), and a coordinator that waits 5 s for a node
-    Deployment::edit(work.path(), "coordinator.toml", |config| {
-        config.replacen("\n", "\nnode_timeout_s = 5\n", 1)
-    });
-    let node2_port = port_of(&std::fs::read_to_string(work.path().join("node-2.toml")).unwrap());
+    edit_coordinator(work.path(), |config| config.node_timeout_s = 5.0);
+    let node2_port = node_config(work.path(), "node-2").listen.port();
     let interposer_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    Deployment::edit(work.path(), "node-2.toml", |node2| {
-        node2.replace(
-            &format!("advertise = \"https://127.0.0.1:{node2_port}\""),
-            &format!("advertise = \"https://127.0.0.1:{interposer_port}\""),
-        )
+    edit_node(work.path(), "node-2", |node2| {
+        let link = node2.coordinator.as_mut().unwrap();
+        link.advertise = format!("https://127.0.0.1:{interposer_port}");
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (gate, held) = interpose(
@@ -160,7 +155,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         format!("https://127.0.0.1:{node2_port}"),
     );
     let held_now = || held.load(std::sync::atomic::Ordering::SeqCst);
-    let mut d = Deployment::start(work, 3);
+    let mut d = Deployment::start(work);
     let expected = d.query_until_up(&["result", &demo_query, "--csv"]);
     assert!(expected.status.success(), "{}", text(&expected.stderr));
 
@@ -168,11 +163,9 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     let id = d.submit();
     d.wait_listed(&id, "contributing (2 of 3 summed)");
     assert_eq!(held_now(), 1);
-    let mut coordinator = d.coordinator.take().unwrap();
-    coordinator.kill().unwrap();
-    coordinator.wait().unwrap();
+    d.testbed.stop_coordinator();
     gate.send(true).unwrap();
-    d.start_coordinator();
+    d.testbed.start_coordinator().unwrap();
     let out = d.query_until_up(&["result", &id, "--wait", "--csv"]);
     assert!(
         out.status.success(),
@@ -188,8 +181,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     );
     // nodes 1 and 3 were not asked again
     for i in [1, 3] {
-        let node_log =
-            std::fs::read_to_string(d.work.path().join(format!("node-{i}.again.log"))).unwrap();
+        let node_log = d.testbed.log(&format!("node-{i}"));
         let contributed = node_log
             .lines()
             .filter(|l| l.contains(&id) && l.contains("contributed"))
@@ -198,14 +190,14 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     }
 
     // 2. node-1 hangs: the query fails after the node timeout, naming it
-    signal(&d.nodes[0], libc::SIGSTOP);
+    assert!(d.testbed.signal_node(0, libc::SIGSTOP));
     let id = d.submit();
     let line = d.wait_listed(&id, "failed");
     assert!(
         line.contains("node-1") && line.contains("no reply within 5 s"),
         "{line}"
     );
-    signal(&d.nodes[0], libc::SIGCONT);
+    assert!(d.testbed.signal_node(0, libc::SIGCONT));
 
     // 3. node-2 killed while its contribution is held: the query fails, naming it
     gate.send(false).unwrap();
@@ -213,8 +205,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     let id = d.submit();
     d.wait_listed(&id, "contributing (2 of 3 summed)");
     assert_eq!(held_now(), before + 1);
-    d.nodes[1].kill().unwrap();
-    d.nodes[1].wait().unwrap();
+    d.testbed.stop_node(1);
     gate.send(true).unwrap();
     let line = d.wait_listed(&id, "failed");
     assert!(line.contains("node-2"), "{line}");
@@ -263,8 +254,8 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
     let refused = enrol_as("node-3", "ftp://127.0.0.1:1").unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
-    let node3 = read("node-3.toml");
-    let again = enrol_as("node-3", &format!("https://127.0.0.1:{}", port_of(&node3))).unwrap();
+    let node3 = node_config(d.work.path(), "node-3").listen.port();
+    let again = enrol_as("node-3", &format!("https://127.0.0.1:{node3}")).unwrap();
     assert_eq!(again.into_inner().party, node3_party);
 
     // 5. a submission whose signature does not verify is refused on arrival

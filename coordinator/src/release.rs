@@ -1,0 +1,145 @@
+//! Release: shares of the verified aggregate from the nodes that release it — a key switch to
+//! the researcher's key (PCKS) or a joint decryption for a public result (CKS), as the query's
+//! agreement says — gathered by one generic loop over `concord-mhe`'s protocol shape.
+//!
+//! In all-party mode every node gives a share; in threshold mode the `T` contributors with the
+//! lowest party numbers do, each weighting its threshold key share for exactly that set.
+
+use crate::pool::Step;
+use crate::run::QueryRun;
+use crate::verify::Evidence;
+use crate::{Coordinator, CoordinatorError, QueryOutcome};
+use concord_api::chunks::{collect, stream};
+use concord_api::v1::DecryptRequest;
+use concord_bfv::{BfvParameters, Ciphertext};
+use concord_mhe::protocol::{gather, Protocol, WireShare};
+use concord_mhe::{CollectiveDecryption, PartyId, PublicKeySwitch};
+use concord_query::Release;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Coordinator {
+    /// Gathers the release shares of the verified aggregate and finishes the result.
+    pub(crate) async fn release(
+        &mut self,
+        run: QueryRun,
+        evidence: Evidence,
+        crs_seed: Vec<u8>,
+    ) -> Result<QueryOutcome, CoordinatorError> {
+        let started = Instant::now();
+        let n = self.pool.len();
+        let record = &run.record;
+        // the nodes giving shares: all (all-party mode), or the T contributors with the lowest
+        // party numbers (threshold mode)
+        let mut active: Vec<usize> = (0..n)
+            .filter(|&i| {
+                self.threshold.is_none()
+                    || record.contributed.iter().any(|c| c == self.pool.name(i))
+            })
+            .collect();
+        active.sort_by_key(|&i| self.pool.address(i).party);
+        active.truncate(self.threshold.unwrap_or(n));
+        let active_parties: Vec<u32> = match self.threshold {
+            Some(_) => active.iter().map(|&i| self.pool.address(i).party).collect(),
+            None => Vec::new(),
+        };
+        let smudging = run
+            .agreement
+            .smudging(n, record.contributed.len(), active.len())?;
+        let ciphertexts = run.sum.len();
+        let request = |party: u32| DecryptRequest {
+            query_id: record.id.clone(),
+            ciphertexts: evidence.aggregate.clone(),
+            party,
+            sharing_parties: active.len() as u32,
+            key_parties: n as u32,
+            commitments: evidence.commitments.clone(),
+            fingerprints: evidence.fingerprints.clone(),
+            active_parties: active_parties.clone(),
+            crs_seed: match self.threshold {
+                Some(_) => crs_seed.clone(),
+                None => Vec::new(),
+            },
+        };
+        let replies = self
+            .pool
+            .call_all(
+                active.clone(),
+                |address| request(address.party),
+                |mut client, request| async move {
+                    let parts = client.decrypt(stream(request)).await?.into_inner();
+                    let whole = collect(parts, |_| Ok(ciphertexts)).await?;
+                    Ok(tonic::Response::new(whole))
+                },
+            )
+            .await?;
+        let (senders, shares): (Vec<usize>, Vec<Vec<Vec<u8>>>) =
+            replies.into_iter().map(|(i, r)| (i, r.shares)).unzip();
+        let parties: Vec<PartyId> = senders
+            .iter()
+            .map(|&i| PartyId(self.pool.address(i).party))
+            .collect();
+        let params = &run.agreement.plan.params;
+        let (cells, sealed) = match &run.agreement.release {
+            Release::Sealed(recipient) => {
+                let protocols = run
+                    .sum
+                    .iter()
+                    .map(|ct| PublicKeySwitch::new(ct, recipient, smudging))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let switched = self.gather(&protocols, params, &senders, &shares, &parties)?;
+                (
+                    Vec::new(),
+                    switched.iter().map(Ciphertext::to_bytes).collect(),
+                )
+            }
+            Release::Public => {
+                let protocols = run
+                    .sum
+                    .iter()
+                    .map(|ct| CollectiveDecryption::new(ct, smudging))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let plaintexts = self.gather(&protocols, params, &senders, &shares, &parties)?;
+                let cells = run
+                    .agreement
+                    .plan
+                    .decode(&plaintexts)
+                    .map_err(CoordinatorError::Decode)?;
+                (cells, Vec::new())
+            }
+        };
+        let mut shares_from: Vec<String> = active
+            .iter()
+            .map(|&i| self.pool.name(i).to_owned())
+            .collect();
+        shares_from.sort();
+        self.pool.step_done(run.id(), Step::Decryption, started);
+        Ok(QueryOutcome {
+            cells,
+            sealed,
+            shares_from,
+            contributors: run.record.contributed,
+            events_covered: run.record.events_covered,
+            smudging_lambda: smudging.lambda,
+        })
+    }
+
+    /// [`gather`], naming the node whose share was unusable.
+    fn gather<P>(
+        &self,
+        protocols: &[P],
+        params: &Arc<BfvParameters>,
+        senders: &[usize],
+        shares: &[Vec<Vec<u8>>],
+        parties: &[PartyId],
+    ) -> Result<Vec<P::Output>, CoordinatorError>
+    where
+        P: Protocol,
+        P::Share: WireShare,
+    {
+        gather(protocols, params, shares, parties).map_err(|(from, e)| match from {
+            Some(at) => CoordinatorError::bad_reply(self.pool.name(senders[at]), e),
+            None => e.into(),
+        })
+    }
+}

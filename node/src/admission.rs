@@ -1,0 +1,383 @@
+//! Admission: whether this node takes part in a proposed query (DESIGN.md §4 step 2). A
+//! proposal passes, in order: the query's template (known, at this version, allowed by the
+//! policy); enough institutions for the researcher's and the policy's minimum; the
+//! researcher's signature; the policy on DP, publication and public results; the query's
+//! [`QueryAgreement`] (window, plan, DP plan, recipient key — the values every party derives
+//! the same way); the policy on researcher and size; the researcher's privacy budget. Then, for
+//! a node whose operator approves by hand, the operator's decision.
+//!
+//! Every refusal is a typed [`Refusal`] with a stable code. An agreement is durable: after a
+//! restart each stored proposal is admitted again under the policy of the day.
+
+use crate::approvals;
+use crate::config::{Approval, Policy};
+use crate::service::NodeService;
+use crate::state::{Spent, StateError};
+use concord_api::evidence;
+use concord_api::lifecycle::{Refusal, RefusalCode};
+use concord_api::submission;
+use concord_api::v1::{Proposal, QuerySpec};
+use concord_query::dp::{self, DpPlan};
+use concord_query::{QueryAgreement, ReleaseMode};
+use prost::Message;
+use tonic::Status;
+
+/// A query this node agreed to.
+#[derive(Clone)]
+pub(crate) struct Agreed {
+    /// The query as proposed.
+    pub spec: QuerySpec,
+    /// What contributions and fingerprints are bound to.
+    pub binding: evidence::QueryBinding,
+    /// Plan, release and smudging, as every party derives them.
+    pub agreement: QueryAgreement,
+    /// The fewest contributions this node releases an aggregate of: the researcher's and the
+    /// policy's minimum, whichever is larger.
+    pub quorum: usize,
+}
+
+/// How the node answers a proposal.
+pub(crate) enum Outcome {
+    /// Agreed — by the policy alone, or approved by the named operator.
+    Agree(Box<Agreed>, Option<String>),
+    /// Admitted by the policy, waiting for the operator (`first`: seen for the first time).
+    Pending {
+        first: bool,
+    },
+    Refuse(Refusal),
+}
+
+impl Policy {
+    /// The checks that depend on who asks and how much.
+    pub fn admits(&self, researcher: &str, cells: usize) -> Result<(), Refusal> {
+        if !self.allowed_researchers.is_empty()
+            && !self.allowed_researchers.iter().any(|r| r == researcher)
+        {
+            return Err(Refusal::new(
+                RefusalCode::ResearcherNotAllowed,
+                format!("this institution's policy does not admit researcher {researcher:?}"),
+            ));
+        }
+        if cells > self.max_cells {
+            return Err(Refusal::new(
+                RefusalCode::TooManyCells,
+                format!(
+                    "{cells} cells; this institution's policy allows at most {}",
+                    self.max_cells
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The checks of a query's terms against what this institution allows.
+    fn allows(&self, spec: &QuerySpec) -> Result<(), Refusal> {
+        if spec.epsilon > 0.0 && spec.epsilon > self.max_epsilon {
+            return Err(Refusal::new(
+                RefusalCode::EpsilonTooLarge,
+                format!(
+                    "ε = {} asked; this institution's policy allows at most {} per query",
+                    spec.epsilon, self.max_epsilon
+                ),
+            ));
+        }
+        if spec.epsilon <= 0.0 && self.require_dp {
+            return Err(Refusal::new(
+                RefusalCode::DpRequired,
+                "this institution's policy takes part only in differentially private queries (give ε)",
+            ));
+        }
+        if spec.publish && !self.allow_publication {
+            return Err(Refusal::new(
+                RefusalCode::PublicationNotAllowed,
+                "this institution's policy does not allow results to be published to MISP",
+            ));
+        }
+        if spec.release_mode() == ReleaseMode::Public && !self.allow_public_results {
+            return Err(Refusal::new(
+                RefusalCode::PublicResultNotAllowed,
+                "this institution's policy releases results only to the researcher's key",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl NodeService {
+    /// The node's policy decision on a proposal (the operator's comes after).
+    pub(crate) fn decide(&self, proposal: &Proposal) -> Result<Agreed, Refusal> {
+        let spec = proposal
+            .spec
+            .as_ref()
+            .ok_or_else(|| Refusal::new(RefusalCode::InvalidQuery, "no query specification"))?;
+        let template = spec.terms().template()?;
+        let policy = &self.policy;
+        if !policy.allowed_templates.is_empty()
+            && !policy.allowed_templates.contains(&spec.template)
+        {
+            return Err(Refusal::new(
+                RefusalCode::TemplateNotAllowed,
+                format!(
+                    "this institution's policy does not allow {}",
+                    template.info().id
+                ),
+            ));
+        }
+        let quorum = (spec.min_institutions as usize).max(policy.min_institutions);
+        if (proposal.institutions as usize) < quorum {
+            return Err(Refusal::new(
+                RefusalCode::TooFewInstitutions,
+                format!(
+                    "{} institutions asked, this node requires at least {quorum}",
+                    proposal.institutions
+                ),
+            ));
+        }
+        if policy.require_signed_queries {
+            let signer = submission::verify(
+                &self.credentials.ca_pem,
+                &proposal.researcher_certificate,
+                spec,
+            )
+            .map_err(|e| Refusal::new(RefusalCode::UnsignedQuery, e.to_string()))?;
+            if signer.name != proposal.researcher {
+                return Err(Refusal::new(
+                    RefusalCode::UnsignedQuery,
+                    format!(
+                        "signed by {}, proposed as {}'s",
+                        signer.name, proposal.researcher
+                    ),
+                ));
+            }
+        }
+        policy.allows(spec)?;
+        let agreement = spec.agreement(proposal.institutions as usize)?;
+        policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
+        if let Some(dp) = &agreement.plan.dp {
+            let mut spent = self
+                .state
+                .spent(&proposal.researcher)
+                .map_err(|e| Refusal::new(RefusalCode::Internal, e.to_string()))?;
+            if !spent.queries.contains(&proposal.query_id) {
+                spent.xi += dp.xi;
+                spent.rho += dp.rho;
+                if !self.within_budget(&spent) {
+                    return Err(Refusal::new(
+                        RefusalCode::BudgetExhausted,
+                        self.budget_detail(&proposal.researcher, dp),
+                    ));
+                }
+            }
+        }
+        Ok(Agreed {
+            spec: spec.clone(),
+            binding: evidence::QueryBinding::new(&proposal.query_id, spec),
+            agreement,
+            quorum,
+        })
+    }
+
+    /// How the node answers a proposal: its policy's decision, then its operator's; an id
+    /// seen before with another query is a replay.
+    pub(crate) fn admit(&self, proposal: &Proposal, encoded: &[u8]) -> Result<Outcome, Status> {
+        let earlier = self.state.agreement(&proposal.query_id).map_err(internal)?;
+        // a query id names one query for good: a coordinator resuming proposes the same
+        // again; anything else under that id is a replay
+        if earlier.is_some_and(|earlier| earlier != encoded) {
+            return Ok(Outcome::Refuse(Refusal::new(
+                RefusalCode::QueryIdReused,
+                format!(
+                    "this node agreed to another query under the id {:?}",
+                    proposal.query_id
+                ),
+            )));
+        }
+        Ok(match self.decide(proposal) {
+            Err(refusal) => Outcome::Refuse(refusal),
+            Ok(agreed) if self.policy.approval == Approval::Manual => {
+                self.operator_decision(proposal, agreed)?
+            }
+            Ok(agreed) => Outcome::Agree(Box::new(agreed), None),
+        })
+    }
+
+    /// Manual approval: the operator's decision on a proposal the policy admits, recorded as
+    /// pending the first time it is seen.
+    fn operator_decision(&self, proposal: &Proposal, agreed: Agreed) -> Result<Outcome, Status> {
+        let spec = &agreed.spec;
+        let request = approvals::Request {
+            query: proposal.query_id.clone(),
+            researcher: proposal.researcher.clone(),
+            template: format!("{} v{}", spec.template, spec.template_version),
+            window: format!("{} +{} months", spec.window_first, spec.window_months),
+            institutions: proposal.institutions,
+            release: agreed.agreement.release.mode().as_str().into(),
+            cells: agreed.agreement.plan.layout.cells(),
+            received_at: approvals::now(),
+            status: approvals::Status::Pending,
+            by: String::new(),
+            reason: String::new(),
+        };
+        let (stored, new) = tokio::task::block_in_place(|| {
+            self.approvals.ask(request, self.policy.approval_timeout_s)
+        })
+        .map_err(internal)?;
+        Ok(match stored.status {
+            approvals::Status::Pending => Outcome::Pending { first: new },
+            approvals::Status::Approved => Outcome::Agree(Box::new(agreed), Some(stored.by)),
+            approvals::Status::Denied => Outcome::Refuse(Refusal::new(
+                RefusalCode::DeniedByOperator,
+                if stored.reason.is_empty() {
+                    format!("denied by {}", stored.by)
+                } else {
+                    format!("denied by {}: {}", stored.by, stored.reason)
+                },
+            )),
+            approvals::Status::Expired => {
+                Outcome::Refuse(Refusal::new(RefusalCode::ApprovalTimedOut, stored.reason))
+            }
+        })
+    }
+
+    /// Charges a DP query to its researcher's budget (once per query); false if it no longer
+    /// fits (another query was charged meanwhile).
+    pub(crate) fn charge(&self, proposal: &Proposal, agreed: &Agreed) -> Result<bool, StateError> {
+        let Some(dp) = &agreed.agreement.plan.dp else {
+            return Ok(true);
+        };
+        let charged = self.state.charge(
+            &proposal.researcher,
+            &proposal.query_id,
+            (dp.xi, dp.rho),
+            |spent| self.within_budget(spent),
+        )?;
+        Ok(charged.is_some())
+    }
+
+    /// Whether a researcher's spending stays within this node's budget.
+    fn within_budget(&self, spent: &Spent) -> bool {
+        dp::epsilon_of(spent.xi, spent.rho, self.policy.budget_delta) <= self.policy.epsilon_budget
+    }
+
+    pub(crate) fn budget_detail(&self, researcher: &str, asked: &DpPlan) -> String {
+        let spent = self.state.spent(researcher).unwrap_or_default();
+        format!(
+            "{researcher} has spent ε = {:.3} of {} (at δ = {:e}) on this institution's data; this query would cost ε = {}",
+            dp::epsilon_of(spent.xi, spent.rho, self.policy.budget_delta),
+            self.policy.epsilon_budget,
+            self.policy.budget_delta,
+            asked.epsilon
+        )
+    }
+
+    /// Reloads the agreements of earlier runs, each admitted again under today's policy.
+    pub(crate) fn restore_agreements(&self) {
+        let stored = match self.state.agreements() {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
+        let mut agreed = self.agreed.lock().expect("agreements lock");
+        for (query_id, bytes) in stored {
+            match Proposal::decode(bytes.as_slice()) {
+                Ok(proposal) => match self.decide(&proposal) {
+                    Ok(agreement) => {
+                        agreed.insert(query_id, agreement);
+                    }
+                    Err(refusal) => {
+                        tracing::warn!(query = %query_id, reason = %refusal.code, detail = %refusal.detail, "an earlier agreement no longer holds under this policy");
+                    }
+                },
+                Err(e) => tracing::error!(query = %query_id, "stored proposal unreadable: {e}"),
+            }
+        }
+    }
+
+    /// The query `query_id` as this node agreed to it.
+    pub(crate) fn agreed(&self, query_id: &str) -> Result<Agreed, Status> {
+        self.agreed
+            .lock()
+            .expect("agreements lock")
+            .get(query_id)
+            .cloned()
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "query {query_id:?} was not proposed to this node, or it refused it"
+                ))
+            })
+    }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_admits_by_researcher_and_size() {
+        let open = Policy::default();
+        assert!(open.admits("anyone", 131_072).is_ok());
+        assert_eq!(
+            open.admits("anyone", 131_073).unwrap_err().code,
+            RefusalCode::TooManyCells
+        );
+        let strict = Policy {
+            allowed_researchers: vec!["alice".into()],
+            max_cells: 100,
+            ..Policy::default()
+        };
+        assert!(strict.admits("alice", 100).is_ok());
+        let refusal = strict.admits("mallory", 10).unwrap_err();
+        assert_eq!(refusal.code.as_str(), "researcher-not-allowed");
+        assert!(refusal.detail.contains("mallory"), "{}", refusal.detail);
+        assert_eq!(
+            strict.admits("alice", 101).unwrap_err().code.as_str(),
+            "too-many-cells"
+        );
+    }
+
+    #[test]
+    fn policy_allows_by_dp_publication_and_release() {
+        let spec = |epsilon: f64, publish: bool, key: &[u8]| QuerySpec {
+            epsilon,
+            publish,
+            recipient_key: key.to_vec(),
+            ..Default::default()
+        };
+        let open = Policy {
+            allow_public_results: true,
+            allow_publication: true,
+            ..Policy::default()
+        };
+        assert!(open.allows(&spec(0.5, true, b"")).is_ok());
+        let code = |policy: &Policy, s: QuerySpec| policy.allows(&s).unwrap_err().code;
+        assert_eq!(
+            code(&open, spec(50.0, false, b"k")),
+            RefusalCode::EpsilonTooLarge
+        );
+        let strict = Policy {
+            require_dp: true,
+            allow_public_results: false,
+            allow_publication: false,
+            ..Policy::default()
+        };
+        assert_eq!(
+            code(&strict, spec(0.0, false, b"k")),
+            RefusalCode::DpRequired
+        );
+        assert_eq!(
+            code(&strict, spec(0.5, true, b"k")),
+            RefusalCode::PublicationNotAllowed
+        );
+        assert_eq!(
+            code(&strict, spec(0.5, false, b"")),
+            RefusalCode::PublicResultNotAllowed
+        );
+        assert!(strict.allows(&spec(0.5, false, b"k")).is_ok());
+    }
+}

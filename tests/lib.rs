@@ -1,0 +1,246 @@
+//! Concord's system tests (DESIGN.md §7): the coordinator and the nodes as real processes over
+//! mutual TLS on loopback, started by `concord-testbed`, real MISP data where the test needs
+//! it, and the researcher's `concord` CLI. This library is what the tests share: a deployment
+//! made by `concord demo` started again, typed edits of its configurations, the CLI, and the
+//! plaintext statistics an exact aggregate must equal.
+//!
+//! | test | what |
+//! |---|---|
+//! | `e2e` | every template over four institutions' real data, exact; refusals; replays |
+//! | `governance` | manual approval, denial, expiry; privacy budgets |
+//! | `publish` | released results published to MISP |
+//! | `recovery` | the coordinator killed mid-query and resumed; hung and killed nodes |
+//! | `threshold` | T of N with churn |
+
+use concord_testbed::{binaries_beside_tests, Testbed};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub use concord_coordinator::config::Config as CoordinatorConfig;
+pub use concord_node::config::{Approval, Config as NodeConfig, Policy};
+
+/// A binary of the workspace build (`concord`, `concord-node`, `concord-coordinator`).
+pub fn bin(name: &str) -> PathBuf {
+    let path = binaries_beside_tests().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} missing: run the workspace's tests (cargo test), which build every binary",
+        path.display()
+    );
+    path
+}
+
+/// A deployment started again from a work directory `concord demo` left.
+pub struct Deployment {
+    // dropped first: the processes stop before their directory goes
+    pub testbed: Testbed,
+    pub work: tempfile::TempDir,
+    pub url: String,
+}
+
+impl Deployment {
+    /// Starts the deployment in `work` again (the coordinator, then every node); returns once
+    /// every node has enrolled.
+    pub fn start(work: tempfile::TempDir) -> Self {
+        let testbed =
+            Testbed::open(work.path(), &binaries_beside_tests()).unwrap_or_else(|e| panic!("{e}"));
+        let url = testbed
+            .coordinator_url()
+            .expect("the demo has a coordinator");
+        Deployment { testbed, work, url }
+    }
+
+    pub fn w(&self) -> &str {
+        self.work.path().to_str().unwrap()
+    }
+
+    pub fn coordinator_log(&self) -> String {
+        self.testbed.log("coordinator")
+    }
+
+    pub fn query(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "query",
+            "--coordinator",
+            &self.url,
+            "--tls-dir",
+            self.w(),
+            "--name",
+            "researcher",
+        ];
+        all.extend_from_slice(args);
+        Command::new(bin("concord")).args(&all).output().unwrap()
+    }
+
+    /// Retries while the coordinator is coming up.
+    pub fn query_until_up(&self, args: &[&str]) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.query(args);
+            if out.status.success() || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn submit(&self) -> String {
+        let out = self.query_until_up(&[
+            "submit",
+            "--template",
+            "events-by-month-tlp-distribution",
+            "--from",
+            "2025-01",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    }
+
+    /// The query's line in `concord query list`.
+    pub fn listed(&self, id: &str) -> String {
+        let out = self.query(&["list"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn wait_listed(&self, id: &str, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = self.listed(id);
+            if line.contains(what) {
+                return line;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "query {id} never showed {what:?}; last: {line}\n{}",
+                self.coordinator_log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Node `name`'s configuration in `work`, as the node reads it.
+pub fn node_config(work: &Path, name: &str) -> NodeConfig {
+    NodeConfig::load(&work.join(format!("{name}.toml"))).unwrap()
+}
+
+/// Changes node `name`'s configuration in `work` (typed, as the node reads it).
+pub fn edit_node(work: &Path, name: &str, change: impl FnOnce(&mut NodeConfig)) {
+    let mut config = node_config(work, name);
+    change(&mut config);
+    let path = work.join(format!("{name}.toml"));
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+/// Changes the coordinator's configuration in `work` (typed, as the coordinator reads it).
+pub fn edit_coordinator(work: &Path, change: impl FnOnce(&mut CoordinatorConfig)) {
+    let path = work.join("coordinator.toml");
+    let mut config = CoordinatorConfig::load(&path).unwrap();
+    change(&mut config);
+    std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `concord demo` with `nodes` nodes in a fresh directory; returns it and the demo's
+/// output.
+pub fn demo(nodes: usize) -> (tempfile::TempDir, String) {
+    let work = tempfile::tempdir().unwrap();
+    let demo = Command::new(bin("concord"))
+        .args(["demo", "--nodes", &nodes.to_string(), "--work"])
+        .arg(work.path())
+        .arg("--plots")
+        .arg(work.path().join("plots"))
+        .output()
+        .unwrap();
+    let stdout = text(&demo.stdout);
+    assert!(demo.status.success(), "{stdout}{}", text(&demo.stderr));
+    (work, stdout)
+}
+
+/// The plaintext statistic of node `i` of the demo over its own data (an independent path).
+pub fn statistic(
+    work: &std::path::Path,
+    i: usize,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    let config = node_config(work, &format!("node-{i}"));
+    let events = concord_stats::load(config.data.path.as_deref().unwrap())
+        .unwrap()
+        .events;
+    let institution = concord_stats::Institution {
+        organisation_uuids: config.organisation_uuids,
+        survey: None,
+        sector: config.sector,
+        organisation_type: config.organisation_type,
+    };
+    template
+        .compute(window, &institution, &events)
+        .unwrap()
+        .values
+        .into_iter()
+        .map(i128::from)
+        .collect()
+}
+
+/// Every node's statistic summed: what an exact aggregate of nodes `1..=n` holds.
+pub fn pooled(
+    work: &std::path::Path,
+    nodes: std::ops::RangeInclusive<usize>,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    let mut total = vec![0i128; template.layout(window).cells()];
+    for i in nodes {
+        for (t, v) in total.iter_mut().zip(statistic(work, i, template, window)) {
+            *t += v;
+        }
+    }
+    total
+}
+
+impl Deployment {
+    /// Submits the test's usual query (events by month, TLP and distribution over 2025) with
+    /// extra options.
+    pub fn submit_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "submit",
+            "--template",
+            "events-by-month-tlp-distribution",
+            "--from",
+            "2025-01",
+        ];
+        args.extend_from_slice(extra);
+        self.query_until_up(&args)
+    }
+
+    /// A released query's result as `query result --json` gives it, and its cells in order.
+    pub fn result_json(&self, id: &str) -> (serde_json::Value, Vec<i128>) {
+        let out = self.query(&["result", id, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let result: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+        let cells = result["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_i64().unwrap() as i128)
+            .collect();
+        (result, cells)
+    }
+
+    /// Kills every node and starts it again (same configuration, same keys and state).
+    pub fn restart_nodes(&mut self) {
+        self.testbed
+            .restart_nodes()
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
