@@ -17,9 +17,12 @@ use concord_api::pki::{DevCa, Role};
 use concord_coordinator::config::Config as CoordinatorConfig;
 use concord_coordinator::{Deployment, NodeAddress};
 use concord_node::config::{Config as NodeConfig, CoordinatorLink, DataSource, Policy, TlsFiles};
+use process::{log_name, spawn, wait_for, Process};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
+
+mod process;
 
 /// How long a process may take to come up (load its data, listen, enrol).
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -142,37 +145,6 @@ pub fn free_port() -> Result<u16, TestbedError> {
         .local_addr()
         .map_err(io(Path::new("127.0.0.1:0")))?
         .port())
-}
-
-/// A running process of the deployment, killed on drop.
-struct Process {
-    name: String,
-    config: PathBuf,
-    child: Option<Child>,
-    starts: usize,
-}
-
-impl Process {
-    fn signal(&self, signal: libc::c_int) -> bool {
-        match &self.child {
-            // SAFETY: kill(2) on the pid of a child this process spawned and has not reaped
-            Some(child) => unsafe { libc::kill(child.id() as libc::pid_t, signal) == 0 },
-            None => false,
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// A node of a running deployment.
@@ -498,49 +470,6 @@ impl Testbed {
                 && (!enrols || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("enrolled")))
         })
     }
-}
-
-/// The log of a process's `starts`-th start: `NAME.log`, then `NAME.2.log`, ...
-fn log_name(name: &str, starts: usize) -> String {
-    match starts {
-        0 | 1 => format!("{name}.log"),
-        k => format!("{name}.{k}.log"),
-    }
-}
-
-fn spawn(binary: &Path, work: &Path, process: &mut Process) -> Result<(), TestbedError> {
-    process.stop();
-    process.starts += 1;
-    let log = work.join(log_name(&process.name, process.starts));
-    let file = std::fs::File::create(&log).map_err(io(&log))?;
-    let child = Command::new(binary)
-        .arg("--config")
-        .arg(&process.config)
-        .stderr(file)
-        .spawn()
-        .map_err(io(binary))?;
-    process.child = Some(child);
-    Ok(())
-}
-
-fn wait_for(
-    work: &Path,
-    name: &str,
-    starts: usize,
-    ready: impl Fn() -> bool,
-) -> Result<(), TestbedError> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !ready() {
-        if Instant::now() > deadline {
-            return Err(TestbedError::NotUp {
-                what: name.to_owned(),
-                seconds: START_TIMEOUT.as_secs(),
-                log: work.join(log_name(name, starts)),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
 }
 
 fn write_toml(path: &Path, value: &impl serde::Serialize) -> Result<(), TestbedError> {
