@@ -1,6 +1,7 @@
 //! What an institution's node computes before anything is encrypted (DESIGN.md §3): MISP data
 //! read from disk ([`source`], [`misp`]) and the versioned statistics catalogue ([`catalogue`]),
-//! whose templates turn events into a vector of bounded integer cells.
+//! whose templates ([`templates`], one file per family) turn events into a vector of bounded
+//! integer cells laid out by [`layout`].
 //!
 //! This crate knows nothing of encryption or networks: a node encodes a [`catalogue::Statistic`]'s
 //! slots into plaintexts (`concord-bfv`), and the researcher's client decodes aggregated slots
@@ -9,10 +10,12 @@
 pub mod catalogue;
 pub mod describe_types;
 pub mod generator;
+pub mod layout;
 pub mod misp;
 pub mod page;
 pub mod source;
 pub mod survey;
+pub mod templates;
 pub mod vocabulary;
 
 pub use catalogue::{
