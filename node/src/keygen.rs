@@ -61,7 +61,7 @@ impl NodeService {
         let credentials = &self.credentials;
         let checked = threshold::check(&credentials.ca_pem, &credentials.certificate_der, setup)?;
         let key = self.keys.key(&checked.params).map_err(internal)?;
-        let sealed = reshare(&key, checked.me, &checked.config)
+        let sealed = reshare(&key, checked.me, &checked.config, &checked.context)
             .map_err(internal)?
             .iter()
             .map(|r| {

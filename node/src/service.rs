@@ -14,7 +14,7 @@
 
 use crate::admission::{internal, Agreed, Outcome};
 use crate::approvals::Approvals;
-use crate::audit::AuditLog;
+use crate::audit::{hex, AuditLog};
 use crate::config::Policy;
 use crate::keystore::KeyStore;
 use crate::state::NodeState;
@@ -27,6 +27,7 @@ use concord_api::v1::*;
 use concord_stats::{Event, Institution};
 use prost::Message;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
@@ -164,6 +165,19 @@ impl Node for NodeService {
         let req = request.into_inner();
         let share = self.ckg_share(&req)?;
         tracing::info!(coordinator = %caller.name, set = %req.parameter_set, party = req.party, "gave a CKG share");
+        // the same share for the same set and CRS, however often asked: the log says how often
+        self.audit(
+            "key-generation",
+            json!({
+                "protocol": "ckg",
+                "coordinator": caller.name,
+                "set": req.parameter_set,
+                "crs": hex(&req.crs_seed),
+                "party": req.party,
+                "share": hex(&Sha256::digest(&share.share)),
+            }),
+            true,
+        )?;
         Ok(Response::new(share))
     }
 
@@ -186,7 +200,19 @@ impl Node for NodeService {
             .into_inner()
             .setup
             .ok_or_else(|| Status::invalid_argument("no threshold setup"))?;
-        Ok(Response::new(replies(self.resharings(&setup)?)))
+        let resharings = self.resharings(&setup)?;
+        self.audit(
+            "key-generation",
+            json!({
+                "protocol": "reshare",
+                "set": setup.parameter_set,
+                "crs": hex(&setup.crs_seed),
+                "threshold": setup.threshold,
+                "parties": setup.parties.iter().map(|p| p.party).collect::<Vec<_>>(),
+            }),
+            true,
+        )?;
+        Ok(Response::new(replies(resharings)))
     }
 
     async fn combine(

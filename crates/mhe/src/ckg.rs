@@ -9,10 +9,11 @@
 use crate::crs::{CommonReferenceString, CrsId};
 use crate::party::{Participants, PartyId};
 use crate::protocol::Protocol;
+use crate::randomness::derived_rng;
 use crate::MheError;
 use concord_bfv::wire::{poly_len, Kind, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{check_same_params, BfvParameters, PublicKey, SecretKey};
-use concord_ring::sampling::{gaussian, secret_rng};
+use concord_ring::sampling::gaussian;
 use concord_ring::{Poly, Representation};
 use std::sync::Arc;
 
@@ -60,7 +61,9 @@ impl Protocol for PublicKeyGen {
     fn share(&self, sk: &SecretKey, party: PartyId) -> Result<PublicKeyShare, MheError> {
         check_same_params(&self.params, sk.params())?;
         let ring = self.params.ring();
-        let e = gaussian(ring.degree(), &mut secret_rng());
+        // the same share for the same set and CRS, however often asked ([`crate::randomness`])
+        let mut rng = derived_rng(sk, "ckg", &[self.params.name().as_bytes(), &self.crs]);
+        let e = gaussian(ring.degree(), &mut rng);
         let mut p = Poly::from_small(ring, self.params.max_level(), &e);
         p.to_ntt(ring);
         p.mul_subtract(ring, &self.a, sk.poly());

@@ -55,6 +55,7 @@ pub mod noise;
 pub mod party;
 pub mod pcks;
 pub mod protocol;
+pub mod randomness;
 pub mod threshold;
 
 pub use ckg::{PublicKeyAggregate, PublicKeyGen, PublicKeyShare};

@@ -17,10 +17,11 @@
 //! relinearization and Galois keys need.
 
 use crate::party::{Participants, PartyId};
+use crate::randomness::derived_rng;
 use crate::MheError;
 use concord_bfv::wire::{poly_len, Kind, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{check_same_params, BfvParameters, SecretKey};
-use concord_ring::sampling::{secret_rng, uniform_poly};
+use concord_ring::sampling::uniform_poly;
 use concord_ring::{Poly, Representation};
 use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
@@ -116,18 +117,37 @@ impl std::fmt::Debug for ThresholdSecretKey {
     }
 }
 
-/// Party `me` re-shares its key share: one [`Resharing`] per party of `config` (itself included).
+/// Party `me` re-shares its key share: one [`Resharing`] per party of `config` (itself
+/// included). `setup` names the threshold setup (over a network: everything the sealed
+/// resharings are bound to — parameter set, CRS, `T`, the parties and their exchange keys): the
+/// polynomial `f_i` is derived from the key share and that context ([`crate::randomness`]), so
+/// the same setup asked again gives the same resharings, never a second polynomial.
 pub fn reshare(
     sk: &SecretKey,
     me: PartyId,
     config: &ThresholdConfig,
+    setup: &[u8],
 ) -> Result<Vec<Resharing>, MheError> {
     if !config.parties.contains(&me) {
         return Err(MheError::UnexpectedShare(me));
     }
     let params = sk.params();
     let ring = params.key_ring();
-    let mut rng = secret_rng();
+    let points: Vec<u8> = config
+        .parties
+        .iter()
+        .flat_map(|p| p.0.to_le_bytes())
+        .collect();
+    let mut rng = derived_rng(
+        sk,
+        "reshare",
+        &[
+            params.name().as_bytes(),
+            setup,
+            &(config.threshold as u64).to_le_bytes(),
+            &points,
+        ],
+    );
     // f(X) = s + r_1 X + … + r_{T−1} X^{T−1}
     let coefficients: Vec<Poly> = (1..config.threshold)
         .map(|_| uniform_poly(ring, ring.max_level(), &mut rng))

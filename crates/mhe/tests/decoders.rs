@@ -36,7 +36,7 @@ fn samples() -> &'static Samples {
         let crs = CommonReferenceString::from_seed([9; 32]);
         let plan = SmudgingPlan::for_key_switch(&p, NoiseEstimate::aggregate(&p, 1, 1), 1).unwrap();
         let config = ThresholdConfig::new(&p, 1, &[PartyId(1)]).unwrap();
-        let resharing = reshare(&sk, PartyId(1), &config).unwrap();
+        let resharing = reshare(&sk, PartyId(1), &config, b"test setup").unwrap();
         let tk = ThresholdSecretKey::combine(&p, PartyId(1), &config, &resharing).unwrap();
         let values = vec![
             ct.to_bytes(),

@@ -4,9 +4,9 @@
 use super::{masked, multiplicative, EvaluationKeyAggregate, EvaluationKeyShare, KeyGenStep};
 use crate::crs::{CommonReferenceString, CrsId};
 use crate::party::PartyId;
+use crate::randomness::derived_rng;
 use crate::MheError;
 use concord_bfv::{check_same_params, BfvError, BfvParameters, GaloisKeys, SecretKey};
-use concord_ring::sampling::secret_rng;
 use concord_ring::Poly;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -86,7 +86,15 @@ impl GaloisKeyGen {
         })?;
         let ring = self.params.key_ring();
         let s_g = sk.galois_image(element)?;
-        let mut rng = secret_rng();
+        let mut rng = derived_rng(
+            sk,
+            "gkg",
+            &[
+                self.params.name().as_bytes(),
+                &self.crs,
+                &element.to_le_bytes(),
+            ],
+        );
         let polys = a
             .iter()
             .enumerate()

@@ -6,9 +6,10 @@ use super::{
 };
 use crate::crs::{CommonReferenceString, CrsId};
 use crate::party::PartyId;
+use crate::randomness::derived_rng;
 use crate::MheError;
 use concord_bfv::{check_same_params, BfvParameters, RelinearizationKey, SecretKey};
-use concord_ring::sampling::{secret_rng, ternary};
+use concord_ring::sampling::ternary;
 use concord_ring::Poly;
 use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
@@ -58,7 +59,7 @@ impl RelinearizationKeyGen {
     ) -> Result<(RelinearizationEphemeral, EvaluationKeyShare), MheError> {
         check_same_params(&self.params, sk.params())?;
         let ring = self.params.key_ring();
-        let mut rng = secret_rng();
+        let mut rng = derived_rng(sk, "rkg/1", &[self.params.name().as_bytes(), &self.crs]);
         let mut u = Poly::from_small(ring, ring.max_level(), &ternary(ring.degree(), &mut rng));
         u.to_ntt(ring);
         let mut polys = Vec::with_capacity(2 * self.a.len());
@@ -107,7 +108,15 @@ impl RelinearizationKeyGen {
             });
         }
         let ring = self.params.key_ring();
-        let mut rng = secret_rng();
+        let mut rng = derived_rng(
+            sk,
+            "rkg/2",
+            &[
+                self.params.name().as_bytes(),
+                &self.crs,
+                &round_one.digest(),
+            ],
+        );
         let mut u_minus_s = Zeroizing::new(ephemeral.u.clone());
         u_minus_s.sub_assign(ring, sk.poly());
         let polys = round_one

@@ -85,7 +85,7 @@ pub fn threshold_keys(s: &Setup, threshold: usize) -> (ThresholdConfig, Vec<Thre
     let config = ThresholdConfig::new(&s.params, threshold, &s.parties).unwrap();
     let mut inbox: Vec<Vec<Resharing>> = s.parties.iter().map(|_| Vec::new()).collect();
     for (sk, &p) in s.keys.iter().zip(&s.parties) {
-        for r in reshare(sk, p, &config).unwrap() {
+        for r in reshare(sk, p, &config, b"test setup").unwrap() {
             let r = Resharing::from_bytes(&s.params, &r.to_bytes()).unwrap();
             inbox[(r.to.0 - 1) as usize].push(r);
         }
