@@ -47,3 +47,40 @@ fn bad_configurations_stop_the_coordinator_with_a_clear_message() {
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
     }
 }
+
+/// A coordinator whose TLS key others may read refuses to start, naming the file.
+#[cfg(unix)]
+#[test]
+fn a_tls_key_readable_by_others_stops_the_coordinator() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = concord_api::pki::DevCa::generate("test CA").unwrap();
+    ca.write(dir.path()).unwrap();
+    ca.issue(
+        concord_api::pki::Role::Coordinator,
+        "coordinator",
+        &["localhost"],
+    )
+    .unwrap()
+    .write(dir.path(), "c")
+    .unwrap();
+    let key = dir.path().join("c.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &path,
+        format!("listen = \"127.0.0.1:0\"\nstate = \"s.redb\"\n{TLS}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("readable by others (mode 640)") && err.contains("c.key"),
+        "{err}"
+    );
+}

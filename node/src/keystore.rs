@@ -44,6 +44,21 @@ impl KeyStore {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
+        // every secret already here must be owner-only: a node refuses to start otherwise,
+        // rather than at first use
+        let entries = std::fs::read_dir(dir).map_err(|source| KeyStoreError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|e| e == "key" || e == "threshold")
+            {
+                check_private(&path)?;
+            }
+        }
         Ok(Self {
             dir: dir.into(),
             loaded: Mutex::new(HashMap::new()),
@@ -204,23 +219,14 @@ impl KeyStore {
 }
 
 fn check_private(path: &Path) -> Result<(), KeyStoreError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|source| KeyStoreError::Io {
-                path: path.into(),
-                source,
-            })?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyStoreError::Permissions {
-                path: path.into(),
-                mode,
-            });
-        }
-    }
-    Ok(())
+    concord_api::pki::check_private(path).map_err(|e| match e {
+        concord_api::pki::PkiError::Readable { mode, .. } => KeyStoreError::Permissions {
+            path: path.into(),
+            mode,
+        },
+        e => KeyStoreError::Io {
+            path: path.into(),
+            source: std::io::Error::other(e.to_string()),
+        },
+    })
 }

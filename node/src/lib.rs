@@ -96,10 +96,7 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let pems = config.tls.read().map_err(|source| NodeError::Read {
-        path: config.tls.certificate.clone(),
-        source,
-    })?;
+    let pems = config.tls.read().map_err(NodeError::Tls)?;
     let tls = server_config(&pems.ca, &pems.certificate, &pems.key);
     let events = match (&config.data.path, &config.data.misp) {
         (Some(path), _) => {

@@ -169,53 +169,31 @@ async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
     // restarted, it uses the same key share: the same share for the same CRS
     assert_eq!(third, first, "the key share must survive a restart");
     stop(node);
-    // a key share readable by others is refused
+    // a node whose key share or TLS key others may read refuses to start, saying which file
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let node = start(&config);
-        let params2 = params.clone();
-        // the refusal happens when the key is first needed
-        let coordinator =
-            f.ca.issue(Role::Coordinator, "coordinator", &["localhost"])
+        let refused = |file: &Path| {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let out = Command::new(env!("CARGO_BIN_EXE_concord-node"))
+                .arg("--config")
+                .arg(&config)
+                .output()
                 .unwrap();
-        let tls = client_config(
-            f.ca.certificate_pem(),
-            &coordinator.certificate_pem,
-            &coordinator.key_pem,
-            "localhost",
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            let attempt = async {
-                let channel = tonic::transport::Endpoint::from_shared(format!(
-                    "https://localhost:{}",
-                    f.port
-                ))?
-                .tls_config(tls.clone())?
-                .connect()
-                .await?;
-                Ok::<_, Box<dyn std::error::Error>>(
-                    NodeClient::new(channel)
-                        .setup(SetupRequest {
-                            parameter_set: params2.name().into(),
-                            crs_seed: vec![5; 32],
-                            party: 1,
-                        })
-                        .await,
-                )
-            };
-            match attempt.await {
-                Ok(result) => break result.unwrap_err(),
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                Err(e) => panic!("node did not answer: {e}"),
-            }
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(
+                !out.status.success(),
+                "started with {} readable",
+                file.display()
+            );
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(
+                err.contains("readable by others") && err.contains(&*file.to_string_lossy()),
+                "{err}"
+            );
         };
-        assert!(status.message().contains("readable by others"), "{status}");
-        stop(node);
+        refused(&key_file);
+        refused(&f.dir.path().join("node.key"));
     }
 }
 

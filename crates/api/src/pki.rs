@@ -79,6 +79,8 @@ pub enum PkiError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path} is readable by others (mode {mode:o}): a secret must be owner-only (chmod 600 {path})")]
+    Readable { path: String, mode: u32 },
 }
 
 impl From<rcgen::Error> for PkiError {
@@ -193,7 +195,8 @@ impl IssuedCertificate {
     }
 }
 
-/// Writes a file; secret files are created readable by their owner only.
+/// Writes a file: a secret owner-only (0600), anything else 0644 — whatever the umask, and over
+/// an existing file too (its mode is set before the new contents are written).
 pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.display().to_string(),
@@ -212,10 +215,40 @@ pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> Result<(), PkiE
     #[cfg(not(unix))]
     let _ = secret;
     use std::io::Write;
-    options
-        .open(path)
-        .and_then(|mut f| f.write_all(contents))
-        .map_err(io)
+    let mut file = options.open(path).map_err(io)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = if secret { 0o600 } else { 0o644 };
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
+    }
+    file.write_all(contents).map_err(io)
+}
+
+/// Refuses a secret file (a private key, a key share) that others than its owner may read.
+pub fn check_private(path: &Path) -> Result<(), PkiError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|source| PkiError::Io {
+                path: path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(PkiError::Readable {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// The identity a DER certificate states (it must already be verified against the CA: the TLS
@@ -236,4 +269,32 @@ pub fn identity_of(der: &[u8]) -> Result<Identity, PkiError> {
         .ok_or(PkiError::NoName)?
         .to_owned();
     Ok(Identity { role, name })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn files_get_their_mode_whatever_was_there_and_loose_secrets_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (secret, public) = (dir.path().join("a.key"), dir.path().join("a.pem"));
+        for (path, old) in [(&secret, 0o666), (&public, 0o600)] {
+            std::fs::write(path, b"old").unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(old)).unwrap();
+        }
+        write_file(&secret, b"new secret", true).unwrap();
+        write_file(&public, b"new certificate", false).unwrap();
+        assert_eq!((mode(&secret), mode(&public)), (0o600, 0o644));
+        assert_eq!(std::fs::read(&secret).unwrap(), b"new secret");
+        assert!(check_private(&secret).is_ok());
+        let refused = check_private(&public).unwrap_err().to_string();
+        assert!(
+            refused.contains("readable by others (mode 644)"),
+            "{refused}"
+        );
+    }
 }

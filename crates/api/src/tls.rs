@@ -41,16 +41,21 @@ impl TlsFiles {
         }
     }
 
+    /// Reads the three files; refuses a private key that others than its owner may read.
     pub fn read(&self) -> Result<TlsPems, std::io::Error> {
         let read = |p: &PathBuf| {
             std::fs::read_to_string(p)
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
         };
-        Ok(TlsPems {
+        let pems = TlsPems {
             ca: read(&self.ca)?,
             certificate: read(&self.certificate)?,
             key: zeroize::Zeroizing::new(read(&self.key)?),
-        })
+        };
+        crate::pki::check_private(&self.key).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+        })?;
+        Ok(pems)
     }
 }
 
