@@ -258,6 +258,34 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     let again = enrol_as("node-3", &format!("https://127.0.0.1:{node3}")).unwrap();
     assert_eq!(again.into_inner().party, node3_party);
 
+    // another researcher cannot tell which query ids exist: someone else's query and no query
+    // answer alike
+    concord_api::pki::DevCa::load(d.work.path())
+        .unwrap()
+        .issue(
+            concord_api::pki::Role::Researcher,
+            "mallory",
+            &["localhost"],
+        )
+        .unwrap()
+        .write(d.work.path(), "mallory")
+        .unwrap();
+    let get_as = |name: &str, id: &str| {
+        let query_id = id.to_owned();
+        runtime
+            .block_on(as_(name).get(QueryRef { query_id }))
+            .map(|r| r.into_inner().query_id)
+    };
+    assert_eq!(get_as("researcher", &id).unwrap(), id);
+    let foreign = get_as("mallory", &id).unwrap_err();
+    let unknown = get_as("mallory", "q-0000000000000000").unwrap_err();
+    assert_eq!(foreign.code(), tonic::Code::NotFound, "{foreign}");
+    assert_eq!(unknown.code(), foreign.code());
+    assert_eq!(
+        foreign.message().replace(&id, "ID"),
+        unknown.message().replace("q-0000000000000000", "ID")
+    );
+
     // 5. a submission whose signature does not verify is refused on arrival
     let mut spec = QuerySpec {
         template: "time-to-publish".into(),

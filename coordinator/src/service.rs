@@ -160,16 +160,13 @@ impl CoordinatorApi for CoordinatorService {
     async fn get(&self, request: Request<QueryRef>) -> Result<Response<QueryStatus>, Status> {
         let researcher = require_role(&request, Role::Researcher)?;
         let id = request.into_inner().query_id;
+        // another researcher's query and no query answer alike: ids are not disclosed
         let record = self
             .store
             .get(&id)
             .map_err(internal)?
-            .ok_or_else(|| Status::not_found(format!("no query {id:?}")))?;
-        if record.researcher != researcher.name {
-            return Err(Status::permission_denied(format!(
-                "query {id:?} belongs to another researcher"
-            )));
-        }
+            .filter(|record| record.researcher == researcher.name)
+            .ok_or_else(|| Status::not_found(format!("no query {id:?} of yours")))?;
         let sealed = self.store.sealed_result(&id).map_err(internal)?;
         Ok(Response::new(QueryStatus {
             sealed,

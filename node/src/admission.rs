@@ -47,6 +47,37 @@ pub(crate) enum Outcome {
     Refuse(Refusal),
 }
 
+/// The longest query id and researcher name a node takes (the coordinator's ids are 18 bytes):
+/// whatever a proposal names is kept in the node's state and audit log.
+pub const MAX_NAME_BYTES: usize = 128;
+
+/// Refuses a proposal whose query id or researcher name is empty, too long or not printable.
+pub fn check_names(proposal: &Proposal) -> Result<(), Refusal> {
+    for (what, name) in [
+        ("query id", &proposal.query_id),
+        ("researcher", &proposal.researcher),
+    ] {
+        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+            return Err(Refusal::new(
+                RefusalCode::InvalidQuery,
+                format!(
+                    "the {what} must be 1 to {MAX_NAME_BYTES} bytes of printable characters ({} bytes)",
+                    name.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A name as logs show it: at most [`MAX_NAME_BYTES`] of it.
+pub fn shown(name: &str) -> String {
+    match name.char_indices().nth(MAX_NAME_BYTES) {
+        Some((at, _)) => format!("{}… ({} bytes)", &name[..at], name.len()),
+        None => name.to_owned(),
+    }
+}
+
 impl Policy {
     /// The checks that depend on who asks and how much.
     pub fn admits(&self, researcher: &str, cells: usize) -> Result<(), Refusal> {
@@ -180,6 +211,9 @@ impl NodeService {
     /// How the node answers a proposal: its policy's decision, then its operator's; an id
     /// seen before with another query is a replay.
     pub(crate) fn admit(&self, proposal: &Proposal, encoded: &[u8]) -> Result<Outcome, Status> {
+        if let Err(refusal) = check_names(proposal) {
+            return Ok(Outcome::Refuse(refusal));
+        }
         let earlier = self.state.agreement(&proposal.query_id).map_err(internal)?;
         // a query id names one query for good: a coordinator resuming proposes the same
         // again; anything else under that id is a replay
@@ -339,6 +373,34 @@ mod tests {
             strict.admits("alice", 101).unwrap_err().code.as_str(),
             "too-many-cells"
         );
+    }
+
+    #[test]
+    fn proposal_ids_and_names_are_bounded_and_shown_short() {
+        let proposal = |id: &str, researcher: &str| Proposal {
+            query_id: id.into(),
+            researcher: researcher.into(),
+            ..Default::default()
+        };
+        assert!(check_names(&proposal("q-0123456789abcdef", "alice")).is_ok());
+        let long = "q".repeat(1 << 20);
+        for bad in [
+            proposal("", "alice"),
+            proposal(&long, "alice"),
+            proposal("q-1\nforged line", "alice"),
+            proposal("q-1", &long),
+        ] {
+            assert_eq!(
+                check_names(&bad).unwrap_err().code,
+                RefusalCode::InvalidQuery
+            );
+        }
+        let short = shown(&long);
+        assert!(
+            short.len() < 200 && short.ends_with("(1048576 bytes)"),
+            "{short}"
+        );
+        assert_eq!(shown("q-1"), "q-1");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! Agreements, contributions and released shares are durable ([`NodeState`]), so a node
 //! restart loses none; every decision, contribution and release is in the audit log.
 
-use crate::admission::{internal, Agreed, Outcome};
+use crate::admission::{internal, shown, Agreed, Outcome};
 use crate::approvals::Approvals;
 use crate::audit::{hex, AuditLog};
 use crate::config::Policy;
@@ -236,13 +236,13 @@ impl Node for NodeService {
         if !log {
             return Ok(Response::new(decision));
         }
-        tracing::info!(query = %proposal.query_id, agree = decision.agree, pending = decision.pending, reason = %decision.reason, "decided on a proposal");
+        tracing::info!(query = %shown(&proposal.query_id), agree = decision.agree, pending = decision.pending, reason = %decision.reason, "decided on a proposal");
         let spec = proposal.spec.clone().unwrap_or_default();
         self.audit(
             "proposal",
             json!({
-                "query": proposal.query_id,
-                "researcher": proposal.researcher,
+                "query": shown(&proposal.query_id),
+                "researcher": shown(&proposal.researcher),
                 "template": spec.template,
                 "template_version": spec.template_version,
                 "window": format!("{} +{}", spec.window_first, spec.window_months),
