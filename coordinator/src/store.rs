@@ -532,6 +532,32 @@ mod tests {
     }
 
     #[test]
+    fn records_written_before_the_typed_lifecycle_still_read() {
+        let old = r#"{"id":"q-1","researcher":"alice","template":"time-to-publish",
+            "template_version":1,"window_first":"2025-01","window_months":12,
+            "min_institutions":3,"phase":"decrypting","detail":"","cells":[],
+            "institutions":0,"events_covered":0,"smudging_lambda":0.0,"sealed":true}"#;
+        let record: QueryRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (record.phase, record.release),
+            (Phase::Decrypting, ReleaseMode::Sealed)
+        );
+        // without `sealed` (older still): a public result
+        let older = old.replace(r#","sealed":true"#, "");
+        let record: QueryRecord = serde_json::from_str(&older).unwrap();
+        assert_eq!(record.release, ReleaseMode::Public);
+        // and written back the same way
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            (json["phase"].as_str(), json["sealed"].as_bool()),
+            (Some("decrypting"), Some(false))
+        );
+        assert!(
+            serde_json::from_str::<QueryRecord>(&old.replace("decrypting", "decrypted")).is_err()
+        );
+    }
+
+    #[test]
     fn enrolled_nodes_keep_their_party_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");

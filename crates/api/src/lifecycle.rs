@@ -136,11 +136,6 @@ impl std::fmt::Display for Phase {
 }
 
 impl QueryStatus {
-    /// The status's phase (`None` for a value this build does not know).
-    pub fn lifecycle_phase(&self) -> Option<Phase> {
-        Phase::of(self)
-    }
-
     /// Released: the result is there.
     pub fn is_released(&self) -> bool {
         Phase::of(self) == Some(Phase::Released)
@@ -154,10 +149,6 @@ impl QueryStatus {
     /// The phase in words (`unknown` for a value this build does not know).
     pub fn phase_name(&self) -> &'static str {
         Phase::of(self).map_or("unknown", Phase::as_str)
-    }
-
-    pub fn set_lifecycle_phase(&mut self, phase: Phase) {
-        self.set_phase(phase.to_wire());
     }
 }
 
@@ -359,7 +350,7 @@ mod tests {
             let json = serde_json::to_string(&phase).unwrap();
             assert_eq!(json, format!("\"{phase}\""));
             let mut status = QueryStatus::default();
-            status.set_lifecycle_phase(phase);
+            status.set_phase(phase.to_wire());
             assert_eq!(status.phase_name(), phase.as_str());
             assert_eq!(status.is_finished(), phase.is_finished());
         }

@@ -437,13 +437,6 @@ impl Testbed {
         self.nodes[i].1.signal(signal)
     }
 
-    /// Sends `signal` to the coordinator's process; false if it is not running.
-    pub fn signal_coordinator(&self, signal: libc::c_int) -> bool {
-        self.coordinator
-            .as_ref()
-            .is_some_and(|(_, process)| process.signal(signal))
-    }
-
     fn binary(&self, name: &str) -> Result<PathBuf, TestbedError> {
         let path = self
             .binaries
