@@ -363,7 +363,7 @@ async fn four_node_processes_answer_every_template_exactly() {
     // a coordinator that forgot it (a fresh store) replays its id with a query signed afresh:
     // a query id names one query for good, so every node refuses before computing anything
     let forgetful = Arc::new(QueryStore::open(&root.join("forgetful.redb")).unwrap());
-    let mut coordinator = Coordinator::connect(&deployment, forgetful).unwrap();
+    let mut coordinator = Coordinator::connect(&deployment, forgetful.clone()).unwrap();
     match coordinator
         .run_query(
             "q0",
@@ -388,35 +388,58 @@ async fn four_node_processes_answer_every_template_exactly() {
         .map(|b| Commitment::decode(b.as_slice()).unwrap())
         .collect();
     assert_eq!(q0_commitments.len(), 4);
+    // (the forgetful coordinator's setup pinned a new deployment: the nodes' current one)
+    let pinned: [u8; 32] = forgetful
+        .collective_key(Template::EventsByMonthTlpDistribution.parameter_set())
+        .unwrap()
+        .unwrap()
+        .deployment
+        .try_into()
+        .unwrap();
+    let mut nodes = malicious::clients(&ca, &coordinator_cert, &addresses).await;
     malicious_coordinator(
-        &ca,
-        &coordinator_cert,
-        &addresses,
+        &mut nodes,
         sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
         &alice_der,
-        &store
-            .collective_key(Template::EventsByMonthTlpDistribution.parameter_set())
-            .unwrap()
-            .unwrap()
-            .key,
+        pinned,
         &q0_commitments,
     )
     .await;
     for name in ["node-a", "node-b", "node-c", "node-d"] {
         let audit =
             std::fs::read_to_string(root.join(format!("keys-{name}")).join("audit.jsonl")).unwrap();
-        let evil: Vec<serde_json::Value> = audit
+        let events: Vec<serde_json::Value> = audit
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|e| e["query"] == "q-evil")
             .collect();
-        let refused = evil
+        let count = |event: &str, query: &str| {
+            events
+                .iter()
+                .filter(|e| e["event"] == event && e["query"] == query)
+                .count()
+        };
+        assert_eq!(
+            count("release", "q-evil"),
+            0,
+            "{name}: nothing of q-evil released"
+        );
+        let unverified = events
             .iter()
-            .filter(|e| e["event"] == "verification" && e["verified"] == false)
-            .count();
-        assert_eq!(refused, 5, "{name}: every forgery refused and logged");
-        let released = evil.iter().filter(|e| e["event"] == "release").count();
-        assert_eq!(released, 1, "{name}: only the true aggregate released");
+            .filter(|e| e["event"] == "verification" && e["query"] == "q-evil")
+            .all(|e| e["verified"] == false);
+        assert!(unverified, "{name}: no q-evil aggregate verified");
+        assert!(
+            count("refusal", "q-evil") + count("verification", "q-evil") >= 1,
+            "{name}: refusals logged"
+        );
+        assert_eq!(count("roster", "q-evil"), 1, "{name}: one roster signed");
+        assert_eq!(count("release", "q-evil-2"), 1, "{name}: released once");
+        // every count from the pinned deployment: four parties give shares
+        let release = events
+            .iter()
+            .find(|e| e["event"] == "release" && e["query"] == "q-evil-2")
+            .unwrap();
+        assert_eq!(release["sharing_parties"], 4, "{name}");
     }
 
     // node-d's audit log: its refusals with their reasons, its verification, its release, the

@@ -7,6 +7,7 @@
 //! | test | what |
 //! |---|---|
 //! | `e2e` | every template over four institutions' real data, exact; refusals; replays |
+//! | `pinning` | a lying coordinator at key setup: pinned deployment and key, shares given once |
 //! | `governance` | manual approval, denial, expiry; privacy budgets |
 //! | `publish` | released results published to MISP |
 //! | `recovery` | the coordinator killed mid-query and resumed; hung and killed nodes |
@@ -19,6 +20,30 @@ use std::time::{Duration, Instant};
 
 pub use concord_coordinator::config::Config as CoordinatorConfig;
 pub use concord_node::config::{Approval, Config as NodeConfig, Policy};
+
+/// A node's gRPC client with a coordinator's certificate: what a test playing the coordinator
+/// (honest or not) drives a node process with.
+pub async fn node_client(
+    ca_pem: &str,
+    coordinator: &concord_api::pki::IssuedCertificate,
+    name: &str,
+    url: &str,
+) -> concord_api::v1::node_client::NodeClient<tonic::transport::Channel> {
+    let tls = concord_api::tls::client_config(
+        ca_pem,
+        &coordinator.certificate_pem,
+        &coordinator.key_pem,
+        name,
+    );
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    concord_api::v1::node_client::NodeClient::new(channel).max_decoding_message_size(64 << 20)
+}
 
 /// A binary of the workspace build (`concord`, `concord-node`, `concord-coordinator`).
 pub fn bin(name: &str) -> PathBuf {

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use concord_system_tests::*;
 
-/// Passes every call on to the real node; contributions wait until the gate is open.
+/// Passes every call on to the real node; commitments wait until the gate is open.
 struct Interposer {
     upstream: NodeClient<tonic::transport::Channel>,
     gate: tokio::sync::watch::Receiver<bool>,
@@ -33,8 +33,13 @@ type Reply<T> = Result<tonic::Response<T>, tonic::Status>;
 
 #[tonic::async_trait]
 impl Node for Interposer {
-    async fn setup(&self, r: tonic::Request<SetupRequest>) -> Reply<SetupShare> {
+    async fn setup(&self, r: tonic::Request<SetupRequest>) -> Reply<SignedKeyShare> {
         self.upstream.clone().setup(r.into_inner()).await
+    }
+    async fn pin(&self, r: tonic::Request<tonic::Streaming<PinRequest>>) -> Reply<PinnedKey> {
+        let request = concord_api::chunks::collect(r.into_inner(), |_| Ok(usize::MAX)).await?;
+        let parts = concord_api::chunks::stream(request);
+        self.upstream.clone().pin(parts).await
     }
     async fn exchange_key_of(&self, r: tonic::Request<ExchangeKeyRequest>) -> Reply<ExchangeKey> {
         self.upstream.clone().exchange_key_of(r.into_inner()).await
@@ -54,17 +59,14 @@ impl Node for Interposer {
     async fn propose(&self, r: tonic::Request<Proposal>) -> Reply<Decision> {
         self.upstream.clone().propose(r.into_inner()).await
     }
-    type ContributeStream = tonic::Streaming<Contribution>;
-    async fn contribute(
-        &self,
-        r: tonic::Request<ContributeRequest>,
-    ) -> Reply<Self::ContributeStream> {
+    async fn commit(&self, r: tonic::Request<CommitRequest>) -> Reply<Commitment> {
         self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.gate.clone().wait_for(|open| *open).await;
-        self.upstream.clone().contribute(r.into_inner()).await
+        self.upstream.clone().commit(r.into_inner()).await
     }
-    async fn fingerprint(&self, r: tonic::Request<FingerprintRequest>) -> Reply<SignedFingerprint> {
-        self.upstream.clone().fingerprint(r.into_inner()).await
+    type RevealStream = tonic::Streaming<Contribution>;
+    async fn reveal(&self, r: tonic::Request<RevealRequest>) -> Reply<Self::RevealStream> {
+        self.upstream.clone().reveal(r.into_inner()).await
     }
     type DecryptStream = tonic::Streaming<DecryptShares>;
     async fn decrypt(
@@ -144,7 +146,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         .port();
     edit_node(work.path(), "node-2", |node2| {
         let link = node2.coordinator.as_mut().unwrap();
-        link.advertise = format!("https://127.0.0.1:{interposer_port}");
+        link.advertise = Some(format!("https://127.0.0.1:{interposer_port}"));
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (gate, held) = interpose(
@@ -155,13 +157,13 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         format!("https://127.0.0.1:{node2_port}"),
     );
     let held_now = || held.load(std::sync::atomic::Ordering::SeqCst);
-    let mut d = Deployment::start(work);
+    let mut d = concord_system_tests::Deployment::start(work);
     let expected = d.query_until_up(&["result", &demo_query, "--csv"]);
     assert!(expected.status.success(), "{}", text(&expected.stderr));
 
-    // 1. node-2's contribution held; the other two acknowledged; the coordinator killed
+    // 1. node-2's commitment held; the other two acknowledged; the coordinator killed
     let id = d.submit();
-    d.wait_listed(&id, "contributing (2 of 3 summed)");
+    d.wait_listed(&id, "contributing (2 of 3 committed)");
     assert_eq!(held_now(), 1);
     d.testbed.stop_coordinator();
     gate.send(true).unwrap();
@@ -176,7 +178,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     assert_eq!(text(&out.stdout), text(&expected.stdout));
     let log = d.coordinator_log();
     assert!(
-        log.contains("resuming contributions") && log.contains("summed=2 asking=1"),
+        log.contains("resuming commitments") && log.contains("committed=2 asking=1"),
         "{log}"
     );
     // nodes 1 and 3 were not asked again
@@ -184,7 +186,7 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         let node_log = d.testbed.log(&format!("node-{i}"));
         let contributed = node_log
             .lines()
-            .filter(|l| l.contains(&id) && l.contains("contributed"))
+            .filter(|l| l.contains(&id) && l.contains("committed to a contribution"))
             .count();
         assert_eq!(contributed, 1, "node-{i}:\n{node_log}");
     }
@@ -199,11 +201,11 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     );
     assert!(d.testbed.signal_node(0, libc::SIGCONT));
 
-    // 3. node-2 killed while its contribution is held: the query fails, naming it
+    // 3. node-2 killed while its commitment is held: the query fails, naming it
     gate.send(false).unwrap();
     let before = held_now();
     let id = d.submit();
-    d.wait_listed(&id, "contributing (2 of 3 summed)");
+    d.wait_listed(&id, "contributing (2 of 3 committed)");
     assert_eq!(held_now(), before + 1);
     d.testbed.stop_node(1);
     gate.send(true).unwrap();

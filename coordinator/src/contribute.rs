@@ -1,59 +1,45 @@
-//! Contribution: the nodes that agreed send their encrypted statistics with a signed
-//! commitment each; the coordinator checks the commitment, adds the ciphertexts to the running
-//! sum, and acknowledges each contribution durably together with the new sum, so a restart
-//! neither loses nor double-counts one. Nodes already summed are not asked again.
+//! Contribution, round one (commit): the nodes that agreed each encrypt their statistic under
+//! the collective key they pinned and answer only a signed commitment to it; the coordinator
+//! checks each and acknowledges it durably. Nothing is revealed yet: the commitments gathered
+//! here become the query's roster, fixed before any contribution leaves its node. Nodes
+//! already acknowledged are not asked again.
 
 use crate::pool::{next, Step};
 use crate::run::QueryRun;
-use crate::verify::check_commitment;
 use crate::{Coordinator, CoordinatorError};
-use concord_api::chunks::collect;
 use concord_api::lifecycle::Phase;
-use concord_api::v1::ContributeRequest;
-use concord_bfv::{Ciphertext, PublicKey};
+use concord_api::v1::CommitRequest;
 use prost::Message;
 use std::time::Instant;
 
 impl Coordinator {
-    /// Gathers and sums the contributions not summed yet; in threshold mode a node that fails
-    /// now is left out, in all-party mode it fails the query.
-    pub(crate) async fn contribute(
-        &mut self,
-        run: &mut QueryRun,
-        key: &PublicKey,
-    ) -> Result<(), CoordinatorError> {
+    /// Gathers the commitments not acknowledged yet; in threshold mode a node that fails now
+    /// is left out of the roster, in all-party mode it fails the query.
+    pub(crate) async fn contribute(&mut self, run: &mut QueryRun) -> Result<(), CoordinatorError> {
         let started = Instant::now();
         let n = self.pool.len();
         let record = &run.record;
         let agreed =
             |name: &str| record.agreed.is_empty() || record.agreed.iter().any(|a| a == name);
-        let summed = |name: &str| record.contributed.iter().any(|c| c == name);
+        let committed = |name: &str| record.contributed.iter().any(|c| c == name);
         let missing: Vec<usize> = (0..n)
-            .filter(|&i| agreed(self.pool.name(i)) && !summed(self.pool.name(i)))
+            .filter(|&i| agreed(self.pool.name(i)) && !committed(self.pool.name(i)))
             .collect();
         if !record.contributed.is_empty() {
-            tracing::info!(query = %record.id, summed = record.contributed.len(), asking = missing.len(), "resuming contributions");
+            tracing::info!(query = %record.id, committed = record.contributed.len(), asking = missing.len(), "resuming commitments");
         }
-        let plan = &run.agreement.plan;
-        let ciphertexts = plan.ciphertexts();
-        let request = ContributeRequest {
+        let request = CommitRequest {
             query_id: record.id.clone(),
-            collective_key: key.to_bytes(),
-            institutions: n as u32,
         };
         let mut calls = self.pool.call_each(
             missing,
             |_| request.clone(),
-            |mut client, request| async move {
-                let parts = client.contribute(request).await?.into_inner();
-                let whole = collect(parts, |_| Ok(ciphertexts)).await?;
-                Ok(tonic::Response::new(whole))
-            },
+            |mut client, request| async move { client.commit(request).await },
         );
         while let Some((i, reply)) = next(&mut calls).await {
             let name = self.pool.name(i).to_owned();
-            let reply = match (reply, self.threshold) {
-                (Ok(reply), _) => reply,
+            let commitment = match (reply, self.threshold) {
+                (Ok(commitment), _) => commitment,
                 (Err(e), None) => return Err(e),
                 // threshold mode: a node that fails now is left out
                 (Err(e), Some(_)) => {
@@ -61,35 +47,19 @@ impl Coordinator {
                     continue;
                 }
             };
-            let commitment = check_commitment(&self.ca_pem, &name, &run.binding, &reply)?;
-            if reply.ciphertexts.len() != ciphertexts {
+            let signer = run
+                .binding
+                .verify_commitment(&self.ca_pem, &commitment)
+                .map_err(|e| CoordinatorError::bad_reply(&name, format!("commitment: {e}")))?;
+            if signer.name != name {
                 return Err(CoordinatorError::bad_reply(
                     &name,
-                    format!(
-                        "{} ciphertexts, {ciphertexts} expected",
-                        reply.ciphertexts.len()
-                    ),
+                    format!("a commitment signed by {}", signer.name),
                 ));
             }
-            let cts = reply
-                .ciphertexts
-                .iter()
-                .map(|bytes| Ciphertext::from_bytes(&plan.params, bytes))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| CoordinatorError::bad_reply(&name, e))?;
-            if run.sum.is_empty() {
-                run.sum = cts;
-            } else {
-                for (s, ct) in run.sum.iter_mut().zip(&cts) {
-                    s.add_assign(ct)?;
-                }
-            }
             run.record.contributed.push(name);
-            run.record.events_covered += reply.events_covered;
             run.commitments.push(commitment.encode_to_vec());
-            let sum_bytes: Vec<Vec<u8>> = run.sum.iter().map(Ciphertext::to_bytes).collect();
-            self.store
-                .acknowledge(&run.record, &sum_bytes, &run.commitments)?;
+            self.store.acknowledge(&run.record, &run.commitments)?;
         }
         drop(calls);
         run.advance(&self.store, Phase::Verifying)?;

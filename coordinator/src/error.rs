@@ -35,6 +35,8 @@ pub enum CoordinatorError {
     InvalidQuery(#[from] AgreementError),
     #[error("invalid query: {enrolled} nodes enrolled; a query needs at least two institutions")]
     TooFewNodes { enrolled: usize },
+    #[error("invalid query: the nodes' party numbers are {parties:?}; a deployment numbers its N parties 1..N")]
+    Numbering { parties: Vec<u32> },
     #[error("invalid query: threshold {threshold} for {nodes} nodes: T must be at least 2 and at most N")]
     Threshold { threshold: usize, nodes: usize },
     #[error("invalid query: the enrolled nodes changed since the query was proposed to {proposed_to}; it cannot resume")]
@@ -55,8 +57,8 @@ pub enum CoordinatorError {
     },
     #[error("invalid query: query {0} vanished from the store")]
     Vanished(String),
-    #[error("invalid query: stored commitments: {0}")]
-    StoredCommitments(String),
+    #[error("invalid query: stored state: {0}")]
+    Stored(String),
     #[error("invalid query: the released cells: {0}")]
     Decode(QueryError),
     #[error(transparent)]

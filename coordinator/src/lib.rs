@@ -1,22 +1,24 @@
 //! The coordinator (DESIGN.md §1, §4): it connects to the institutions' nodes over mutual TLS,
-//! runs setup (CRS and collective public key per parameter set), proposes queries, sums the
-//! contributions of the nodes that agreed as they arrive, and gathers decryption shares of the
-//! sum.
+//! runs setup (the deployment and its collective public key per parameter set, pinned by every
+//! node), proposes queries, gathers the commitments of the nodes that agreed, then — the roster
+//! fixed — their contributions, and gathers decryption shares of their sum.
 //!
 //! It never holds a key share and never sees a single institution's statistic: it only adds
 //! ciphertexts. [`Coordinator`] is the protocol driver; every step it takes is first made
-//! durable in the [`store`] (phase changes, each acknowledged contribution together with the
-//! running sum, collective keys), so a query interrupted by a restart resumes where it was
-//! ([`Coordinator::run_query`] on an unfinished record): nodes already summed are not asked
-//! again, and nodes that already gave decryption shares send the same shares again.
+//! durable in the [`store`] (phase changes, each acknowledged commitment, each revealed
+//! contribution together with the running sum, collective keys), so a query interrupted by a
+//! restart resumes where it was ([`Coordinator::run_query`] on an unfinished record): nodes
+//! already acknowledged are not asked again, and nodes that already gave decryption shares send
+//! the same shares again.
 //! [`service`] serves researchers. Nodes are called concurrently, each call bounded by the
 //! configured timeout, so a node that hangs or dies never stalls a query: in all-party mode it
 //! fails the query with its name; in threshold mode (T of N, [`Deployment::threshold`]) it is
 //! left out, and any `T` agreeing contributors release the result.
 //!
-//! Before any node decrypts, the coordinator gathers the evidence that the aggregate is what it
-//! claims (each contribution's signed commitment, then every contributor's signed fingerprint
-//! at the challenge the aggregate fixes: `concord-api` `evidence`); each node checks it itself.
+//! The coordinator chooses nothing a node decrypts: contributions are committed before any is
+//! revealed, the roster of commitments is signed by every contributor, and every node that
+//! releases receives every contribution, checks it against the roster and sums them itself
+//! (`concord-api` `evidence`).
 //!
 //! A result is released in one of two ways, as the query says and every node agreed: sealed to
 //! the researcher's public key (PCKS, the default: the coordinator stores and forwards
@@ -27,11 +29,11 @@
 //! | module | holds |
 //! |---|---|
 //! | `pool` | one mTLS channel per node, concurrent calls under the timeout, step reports |
-//! | `setup` | CKG per parameter set, the threshold setup relayed between nodes |
+//! | `setup` | the deployment, CKG with signed shares pinned by every node, the threshold setup |
 //! | `run` | one query's run: the agreement, the phases in order, the final record |
 //! | `propose` | proposal and the nodes' decisions (operators' approvals polled) |
-//! | `contribute` | contributions summed and acknowledged durably as they arrive |
-//! | `verify` | commitments and fingerprints: the evidence each node checks |
+//! | `contribute` | commitments, acknowledged durably as they arrive |
+//! | `verify` | the roster fixed, signed and every contribution revealed: what each node checks |
 //! | `release` | release shares, gathered by one loop for CKS and PCKS |
 //! | [`store`] | the durable state (redb) |
 //! | [`service`] | the researchers' gRPC service; [`config`] the configuration file |
@@ -53,7 +55,6 @@ pub use error::CoordinatorError;
 pub use pool::{Step, StepReport};
 
 use concord_api::lifecycle::Phase;
-use concord_bfv::PublicKey;
 use pool::NodePool;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,7 +101,6 @@ pub struct QueryOutcome {
     pub contributors: Vec<String>,
     /// The nodes whose shares released the result (all of them, or T in threshold mode).
     pub shares_from: Vec<String>,
-    pub events_covered: u64,
     pub smudging_lambda: f64,
 }
 
@@ -112,7 +112,6 @@ impl QueryOutcome {
             sealed,
             contributors: record.contributed.clone(),
             shares_from: record.shares_from.clone(),
-            events_covered: record.events_covered,
             smudging_lambda: record.smudging_lambda,
         }
     }
@@ -125,8 +124,8 @@ pub struct Coordinator {
     ca_pem: String,
     threshold: Option<usize>,
     store: Arc<QueryStore>,
-    /// Per parameter set: the collective key and the CRS seed it was made with.
-    collective_keys: HashMap<&'static str, (PublicKey, Vec<u8>)>,
+    /// Per parameter set: the digest of the deployment whose collective key the nodes pinned.
+    deployments: HashMap<&'static str, [u8; 32]>,
 }
 
 impl Coordinator {
@@ -141,7 +140,7 @@ impl Coordinator {
             ca_pem: deployment.ca_pem.clone(),
             threshold: deployment.threshold,
             store,
-            collective_keys: HashMap::new(),
+            deployments: HashMap::new(),
         })
     }
 

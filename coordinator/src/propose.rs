@@ -1,4 +1,5 @@
-//! Proposal: the query goes to every node, each decides by its own policy. In all-party mode
+//! Proposal: the query goes to every node, naming the deployment (and so the collective key)
+//! it is to be encrypted under; each node decides by its own policy. In all-party mode
 //! every node must agree; in threshold mode a node that refuses, fails or does not answer is
 //! left out, as long as the agreement's quorum still can be met.
 
@@ -13,15 +14,19 @@ impl Coordinator {
     /// approves queries by hand answers "pending": it is asked again every [`APPROVAL_POLL`]
     /// (the query's detail says whom it waits for) until it decides — its own
     /// `approval_timeout_s` bounds the wait — unless the query cannot go on anyway.
-    pub(crate) async fn propose(&self, run: &QueryRun) -> Result<Vec<String>, CoordinatorError> {
+    pub(crate) async fn propose(
+        &self,
+        run: &QueryRun,
+        deployment: &[u8; 32],
+    ) -> Result<Vec<String>, CoordinatorError> {
         let n = self.pool.len();
         let query_id = run.id();
         let proposal = Proposal {
             query_id: query_id.into(),
             spec: Some(run.spec.clone()),
-            institutions: n as u32,
             researcher: run.record.researcher.clone(),
             researcher_certificate: run.record.researcher_certificate.clone(),
+            deployment: deployment.to_vec(),
         };
         let mut asking: Vec<usize> = (0..n).collect();
         let mut agreed = Vec::new();

@@ -1,6 +1,8 @@
-//! Release: shares of the verified aggregate from the nodes that release it — a key switch to
-//! the researcher's key (PCKS) or a joint decryption for a public result (CKS), as the query's
-//! agreement says — gathered by one generic loop over `concord-mhe`'s protocol shape.
+//! Release: shares of the sum of the roster's contributions from the nodes that release it — a
+//! key switch to the researcher's key (PCKS) or a joint decryption for a public result (CKS),
+//! as the query's agreement says — gathered by one generic loop over `concord-mhe`'s protocol
+//! shape. Each node receives every contribution with the roster and its signatures, and sums
+//! them itself: the coordinator's own sum serves only to combine the shares.
 //!
 //! In all-party mode every node gives a share; in threshold mode the `T` contributors with the
 //! lowest party numbers do, each weighting its threshold key share for exactly that set.
@@ -24,7 +26,6 @@ impl Coordinator {
         &mut self,
         run: QueryRun,
         evidence: Evidence,
-        crs_seed: Vec<u8>,
     ) -> Result<QueryOutcome, CoordinatorError> {
         let started = Instant::now();
         let n = self.pool.len();
@@ -47,25 +48,18 @@ impl Coordinator {
             .agreement
             .smudging(n, record.contributed.len(), active.len())?;
         let ciphertexts = run.sum.len();
-        let request = |party: u32| DecryptRequest {
+        let request = DecryptRequest {
             query_id: record.id.clone(),
-            ciphertexts: evidence.aggregate.clone(),
-            party,
-            sharing_parties: active.len() as u32,
-            key_parties: n as u32,
-            commitments: evidence.commitments.clone(),
-            fingerprints: evidence.fingerprints.clone(),
+            ciphertexts: evidence.ciphertexts,
+            roster: evidence.roster,
+            roster_signatures: evidence.signatures,
             active_parties: active_parties.clone(),
-            crs_seed: match self.threshold {
-                Some(_) => crs_seed.clone(),
-                None => Vec::new(),
-            },
         };
         let replies = self
             .pool
             .call_all(
                 active.clone(),
-                |address| request(address.party),
+                |_| request.clone(),
                 |mut client, request| async move {
                     let parts = client.decrypt(stream(request)).await?.into_inner();
                     let whole = collect(parts, |_| Ok(ciphertexts)).await?;
@@ -119,7 +113,6 @@ impl Coordinator {
             sealed,
             shares_from,
             contributors: run.record.contributed,
-            events_covered: run.record.events_covered,
             smudging_lambda: smudging.lambda,
         })
     }

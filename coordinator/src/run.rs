@@ -1,6 +1,7 @@
 //! One query's run, from its recorded phase to its end: the phases in order (proposal,
-//! contribution, verification, release), each made durable before the next starts, so a
-//! query caught by a restart resumes where it was. The values every party agrees on come from
+//! contribution — every contributor commits —, verification — the roster is fixed, every
+//! contributor signs it and reveals its contribution —, release), each made durable before
+//! the next starts, so a query caught by a restart resumes where it was. The values every party agrees on come from
 //! the query's [`QueryAgreement`], derived once here.
 
 use crate::pool::Step;
@@ -8,13 +9,15 @@ use crate::store::{QueryRecord, QueryStore};
 use crate::{Coordinator, CoordinatorError, QueryOutcome};
 use concord_api::evidence;
 use concord_api::lifecycle::Phase;
-use concord_api::v1::QuerySpec;
+use concord_api::v1::{Contribution, QuerySpec};
 use concord_bfv::Ciphertext;
 use concord_query::{QueryAgreement, ReleaseMode};
+use prost::Message;
+use std::collections::HashMap;
 use std::time::Instant;
 
-/// A query in flight: its record, its terms (recipient key included), its agreement, and the
-/// running sum with the commitments of the contributions in it.
+/// A query in flight: its record, its terms (recipient key included), its agreement, the
+/// commitments of the roster, the contributions revealed and their running sum.
 pub(crate) struct QueryRun {
     pub record: QueryRecord,
     pub spec: QuerySpec,
@@ -23,6 +26,8 @@ pub(crate) struct QueryRun {
     pub sum: Vec<Ciphertext>,
     /// Encoded `Commitment`s, in the order of `record.contributed`.
     pub commitments: Vec<Vec<u8>>,
+    /// Revealed contributions, by node.
+    pub revealed: HashMap<String, Contribution>,
 }
 
 impl QueryRun {
@@ -112,7 +117,13 @@ impl Coordinator {
         }
         let agreement = spec.agreement(n)?;
         let params = agreement.plan.params.clone();
-        let (key, crs_seed) = self.collective_key(&params).await?;
+        let mut record = record;
+        if record.deployment.is_empty() {
+            record.deployment = self.deployment_digest(&params).await?.to_vec();
+        }
+        let deployment: [u8; 32] = record.deployment[..].try_into().map_err(|_| {
+            CoordinatorError::Stored("a deployment digest of the wrong length".into())
+        })?;
         let sum = self
             .store
             .partial_sum(&record.id)?
@@ -120,13 +131,24 @@ impl Coordinator {
             .iter()
             .map(|bytes| Ciphertext::from_bytes(&params, bytes))
             .collect::<Result<_, _>>()?;
+        let revealed = self
+            .store
+            .revealed(&record.id)?
+            .into_iter()
+            .map(|(node, bytes)| {
+                Contribution::decode(bytes.as_slice())
+                    .map(|c| (node, c))
+                    .map_err(|e| CoordinatorError::Stored(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
         let mut run = QueryRun {
-            binding: evidence::QueryBinding::new(&record.id, &spec),
+            binding: evidence::QueryBinding::new(&record.id, &spec, &deployment),
             commitments: self.store.commitments(&record.id)?,
             record,
             spec,
             agreement,
             sum,
+            revealed,
         };
 
         if matches!(run.record.phase, Phase::Submitted | Phase::Proposed) {
@@ -134,7 +156,7 @@ impl Coordinator {
             run.record.asked = n as u32;
             run.record.parties = self.pool.members();
             run.advance(&self.store, Phase::Proposed)?;
-            run.record.agreed = self.propose(&run).await?;
+            run.record.agreed = self.propose(&run, &deployment).await?;
             self.pool.step_done(run.id(), Step::Proposal, started);
             run.advance(&self.store, Phase::Contributing)?;
         }
@@ -145,9 +167,9 @@ impl Coordinator {
             });
         }
         if run.record.phase == Phase::Contributing {
-            self.contribute(&mut run, &key).await?;
+            self.contribute(&mut run).await?;
         }
         let evidence = self.verify(&mut run).await?;
-        self.release(run, evidence, crs_seed).await
+        self.release(run, evidence).await
     }
 }

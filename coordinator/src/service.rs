@@ -110,7 +110,6 @@ fn status_of(r: &QueryRecord) -> QueryStatus {
         detail: r.detail.clone(),
         cells: r.cells.clone(),
         institutions: r.institutions,
-        events_covered: r.events_covered,
         smudging_lambda: r.smudging_lambda,
         asked: r.asked,
         contributed: r.contributed.len() as u32,

@@ -1,69 +1,110 @@
-//! Setup, per parameter set: the collective public key by CKG across every node (PETS 2021
-//! §IV-A), then — in threshold mode — the threshold key shares, relayed between the nodes
-//! (exchange keys, resharings sealed node to node, combination). The key and the parties it
-//! was made for are stored, so queries after a restart use the same key.
+//! Setup, per parameter set: the deployment (every node, numbered `1..N`, and the threshold),
+//! the collective public key by CKG across every node (PETS 2021 §IV-A) — round one, each
+//! node's share signed for the deployment; round two, every signed share relayed to every node,
+//! which recomputes the key and pins it (concord-api `deployment`) — then, in threshold mode, the
+//! threshold key shares, relayed between the nodes (exchange keys, resharings sealed node to
+//! node, combination). The key, its deployment and the parties it was made for are stored, so
+//! queries after a restart use the same key.
 
 use crate::pool::{next, Step};
 use crate::store::StoredKey;
 use crate::{Coordinator, CoordinatorError};
 use concord_api::chunks::{collect, stream};
 use concord_api::v1::{
-    CombineRequest, ExchangeKeyRequest, ReshareRequest, SealedSecret, SetupRequest, ThresholdParty,
-    ThresholdSetup,
+    CombineRequest, Deployment, ExchangeKeyRequest, Party, PinRequest, ReshareRequest,
+    SealedSecret, SetupRequest, ThresholdParty, ThresholdSetup,
 };
 use concord_bfv::{BfvParameters, PublicKey};
 use concord_mhe::{CommonReferenceString, Protocol, PublicKeyGen, PublicKeyShare};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 impl Coordinator {
-    /// The collective public key for `params` (with the seed of its CRS, which names the setup
-    /// threshold shares belong to): the stored one if it was made for exactly these nodes,
-    /// otherwise a fresh setup across every node.
-    pub(crate) async fn collective_key(
+    /// The digest of the deployment whose collective key every node pinned for `params` —
+    /// what proposals name: the stored one if it was made for exactly these nodes and this
+    /// threshold, otherwise a fresh setup across every node.
+    pub(crate) async fn deployment_digest(
         &mut self,
         params: &Arc<BfvParameters>,
-    ) -> Result<(PublicKey, Vec<u8>), CoordinatorError> {
-        if let Some(key) = self.collective_keys.get(params.name()) {
-            return Ok(key.clone());
+    ) -> Result<[u8; 32], CoordinatorError> {
+        if let Some(digest) = self.deployments.get(params.name()) {
+            return Ok(*digest);
         }
         if let Some(stored) = self.store.collective_key(params.name())? {
+            let deployment = self.deployment(params, stored.crs_seed.clone());
+            let digest = concord_api::deployment::digest(&deployment);
             if stored.parties == self.pool.members()
                 && stored.threshold == self.threshold.unwrap_or(0)
+                && stored.deployment[..] == digest[..]
             {
-                if let Ok(key) = PublicKey::from_bytes(params, &stored.key) {
-                    let key = (key, stored.crs_seed);
-                    self.collective_keys.insert(params.name(), key.clone());
-                    return Ok(key);
-                }
+                self.deployments.insert(params.name(), digest);
+                return Ok(digest);
             }
         }
         self.setup(params).await?;
-        Ok(self.collective_keys[params.name()].clone())
+        Ok(self.deployments[params.name()])
     }
 
-    /// CKG across every node for `params`, with a fresh CRS; the key is stored.
+    /// The deployment of every node in the pool, with the given CRS seed.
+    fn deployment(&self, params: &BfvParameters, crs_seed: Vec<u8>) -> Deployment {
+        Deployment {
+            parameter_set: params.name().into(),
+            crs_seed,
+            parties: (0..self.pool.len())
+                .map(|i| Party {
+                    number: self.pool.address(i).party,
+                    name: self.pool.name(i).to_owned(),
+                })
+                .collect(),
+            threshold: self.threshold.unwrap_or(0) as u32,
+        }
+    }
+
+    /// Key setup across every node for `params`, with a fresh CRS: every node's signed CKG
+    /// share, then every share to every node, which pins the key; the key is stored.
     pub async fn setup(
         &mut self,
         params: &Arc<BfvParameters>,
     ) -> Result<PublicKey, CoordinatorError> {
+        let n = self.pool.len();
+        let numbers: Vec<u32> = (0..n).map(|i| self.pool.address(i).party).collect();
+        if numbers
+            .iter()
+            .enumerate()
+            .any(|(i, &p)| p as usize != i + 1)
+        {
+            return Err(CoordinatorError::Numbering { parties: numbers });
+        }
+        if let Some(threshold) = self.threshold {
+            if threshold < 2 || threshold > n {
+                return Err(CoordinatorError::Threshold {
+                    threshold,
+                    nodes: n,
+                });
+            }
+        }
         let crs = CommonReferenceString::random();
+        let deployment = self.deployment(params, crs.seed().to_vec());
+        let digest = concord_api::deployment::digest(&deployment);
         let ckg = PublicKeyGen::new(params, &crs);
         let mut aggregate = ckg.aggregator();
         let started = Instant::now();
         let mut calls = self.pool.call_each(
-            0..self.pool.len(),
-            |address| SetupRequest {
-                parameter_set: params.name().into(),
-                crs_seed: crs.seed().to_vec(),
-                party: address.party,
+            0..n,
+            |_| SetupRequest {
+                deployment: Some(deployment.clone()),
             },
             |mut client, request| async move { client.setup(request).await },
         );
+        let mut signed = vec![None; n];
         while let Some((i, reply)) = next(&mut calls).await {
             let address = self.pool.address(i);
-            let share = PublicKeyShare::from_bytes(params, &reply?.share)
+            let reply = reply?;
+            concord_api::deployment::verify_key_share(&self.ca_pem, &digest, &address.name, &reply)
+                .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
+            let share = PublicKeyShare::from_bytes(params, &reply.share)
                 .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
             if share.party.0 != address.party {
                 return Err(CoordinatorError::bad_reply(
@@ -72,8 +113,31 @@ impl Coordinator {
                 ));
             }
             aggregate.add(&share)?;
+            signed[i] = Some(reply);
         }
+        drop(calls);
         let key = ckg.finish(&aggregate, &self.pool.parties())?;
+        let key_digest = Sha256::digest(key.to_bytes());
+        let pin = PinRequest {
+            deployment: Some(deployment.clone()),
+            shares: signed.into_iter().flatten().collect(),
+        };
+        let pinned = self
+            .pool
+            .call_all(
+                0..n,
+                |_| pin.clone(),
+                |mut client, request| async move { client.pin(stream(request)).await },
+            )
+            .await?;
+        for (i, reply) in pinned {
+            if reply.key_digest[..] != key_digest[..] {
+                return Err(CoordinatorError::bad_reply(
+                    self.pool.name(i),
+                    "it pinned another collective key",
+                ));
+            }
+        }
         if let Some(threshold) = self.threshold {
             self.threshold_setup(params, &crs, threshold).await?;
         }
@@ -84,20 +148,20 @@ impl Coordinator {
                 key: key.to_bytes(),
                 threshold: self.threshold.unwrap_or(0),
                 crs_seed: crs.seed().to_vec(),
+                deployment: digest.to_vec(),
             },
         )?;
-        self.collective_keys
-            .insert(params.name(), (key.clone(), crs.seed().to_vec()));
+        self.deployments.insert(params.name(), digest);
         tracing::info!(
             set = params.name(),
-            nodes = self.pool.len(),
-            "collective public key ready"
+            nodes = n,
+            "collective public key pinned by every node"
         );
         self.pool.step_done(params.name(), Step::Setup, started);
         Ok(key)
     }
 
-    /// Threshold setup (T of N) after CKG, relayed between the nodes: every node's exchange
+    /// Threshold setup (T of N) after the pin, relayed between the nodes: every node's exchange
     /// key, then every node's resharings (each sealed to its recipient, unreadable here),
     /// then to each node the resharings sealed to it, from which it keeps its threshold share.
     async fn threshold_setup(
@@ -107,12 +171,6 @@ impl Coordinator {
         threshold: usize,
     ) -> Result<(), CoordinatorError> {
         let n = self.pool.len();
-        if threshold < 2 || threshold > n {
-            return Err(CoordinatorError::Threshold {
-                threshold,
-                nodes: n,
-            });
-        }
         let keys = self
             .pool
             .call_all(

@@ -2,10 +2,12 @@
 //!
 //! - **queries**: one record per query, rewritten at every phase change in its own
 //!   transaction;
-//! - **partial sums**: the running sum of a query's acknowledged contributions. It is written
-//!   in the *same* transaction as the record naming the nodes it includes, so the two never
-//!   disagree: after a crash, a resumed query asks only the nodes not yet summed, and no
-//!   contribution is lost or counted twice;
+//! - **commitments, revealed contributions and partial sums**: the roster of a query (every
+//!   contributor's commitment), each revealed contribution with its contributor's signature
+//!   over the roster, and the running sum of those revealed. Each is written in the *same*
+//!   transaction as the record naming the nodes it includes, so the two never disagree: after a
+//!   crash, a resumed query asks only the nodes not yet acknowledged, and no contribution is
+//!   lost or counted twice;
 //! - **collective keys**: the collective public key of each parameter set, with the parties it
 //!   was made for, so queries after a restart are encrypted under the same key;
 //! - **recipient keys and sealed results**: a researcher's public key for a query whose result
@@ -28,6 +30,9 @@ const PARTIAL_SUMS: TableDefinition<&str, &[u8]> = TableDefinition::new("partial
 /// Query id → the signed commitments of the contributions summed (encoded `Commitment`s, in
 /// the order of the record's `contributed`).
 const COMMITMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("commitments");
+/// Revealed contributions, by (query, node): encoded `Contribution`s (ciphertexts and the
+/// node's signature over the roster), kept until the query ends.
+const REVEALED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("revealed");
 const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const RECIPIENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("recipient-keys");
@@ -100,9 +105,16 @@ pub struct QueryRecord {
     /// Nodes that agreed to the query (threshold mode: the others are left out).
     #[serde(default)]
     pub agreed: Vec<String>,
-    /// Nodes whose contribution is in the stored partial sum.
+    /// The digest of the deployment (concord-api `deployment`) the query was proposed under.
+    #[serde(default)]
+    pub deployment: Vec<u8>,
+    /// The roster: nodes that committed to a contribution, in roster order (their commitments
+    /// are stored beside the record); fixed once the query leaves `contributing`.
     #[serde(default)]
     pub contributed: Vec<String>,
+    /// Nodes of the roster whose revealed contribution is in the stored partial sum.
+    #[serde(default)]
+    pub revealed: Vec<String>,
     /// Nodes whose decryption (or key-switch) shares made the result.
     #[serde(default)]
     pub shares_from: Vec<String>,
@@ -112,7 +124,6 @@ pub struct QueryRecord {
     /// Released cells of a public result, as decimal strings.
     pub cells: Vec<String>,
     pub institutions: u32,
-    pub events_covered: u64,
     pub smudging_lambda: f64,
 }
 
@@ -177,6 +188,10 @@ pub struct StoredKey {
     /// The seed of the CRS the key was made with: it names the setup.
     #[serde(default)]
     pub crs_seed: Vec<u8>,
+    /// The digest of the deployment every node pinned the key with (concord-api
+    /// `deployment`); empty for a key made before nodes pinned keys, which is made again.
+    #[serde(default)]
+    pub deployment: Vec<u8>,
 }
 
 /// An enrolled node.
@@ -237,6 +252,7 @@ impl QueryStore {
         tx.open_table(QUERIES).map_err(err)?;
         tx.open_table(PARTIAL_SUMS).map_err(err)?;
         tx.open_table(COMMITMENTS).map_err(err)?;
+        tx.open_table(REVEALED).map_err(err)?;
         tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
         tx.open_table(NODES).map_err(err)?;
         tx.open_table(RECIPIENT_KEYS).map_err(err)?;
@@ -334,21 +350,52 @@ impl QueryStore {
         Ok(())
     }
 
-    /// Acknowledges a contribution: the record (naming the nodes summed), the new partial
-    /// sum and the commitments of the contributions in it, in one transaction.
+    /// Acknowledges a commitment: the record (naming the nodes committed) and the commitments
+    /// (encoded, in roster order), in one transaction.
     pub fn acknowledge(
         &self,
         record: &QueryRecord,
-        sum: &[Vec<u8>],
         commitments: &[Vec<u8>],
     ) -> Result<(), StoreError> {
         self.write(record, |tx| {
-            tx.open_table(PARTIAL_SUMS)?
-                .insert(record.id.as_str(), pack(sum).as_slice())?;
             tx.open_table(COMMITMENTS)?
                 .insert(record.id.as_str(), pack(commitments).as_slice())?;
             Ok(())
         })
+    }
+
+    /// Acknowledges a revealed contribution: the record (naming the nodes revealed), the
+    /// contribution (encoded) and the new partial sum, in one transaction.
+    pub fn acknowledge_reveal(
+        &self,
+        record: &QueryRecord,
+        node: &str,
+        contribution: &[u8],
+        sum: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        self.write(record, |tx| {
+            tx.open_table(REVEALED)?
+                .insert((record.id.as_str(), node), contribution)?;
+            tx.open_table(PARTIAL_SUMS)?
+                .insert(record.id.as_str(), pack(sum).as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// A query's revealed contributions (node, encoded `Contribution`).
+    pub fn revealed(&self, id: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(REVEALED).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.range((id, "")..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let (query, node) = k.value();
+            if query != id {
+                break;
+            }
+            out.push((node.to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// The commitments of a query's acknowledged contributions (encoded), in order.
@@ -368,10 +415,14 @@ impl QueryStore {
     }
 
     /// Writes a final record (released or failed) with its sealed result, if any, and drops
-    /// the query's partial sum.
+    /// the query's partial sum and revealed contributions.
     pub fn finish(&self, record: &QueryRecord, sealed: &[Vec<u8>]) -> Result<(), StoreError> {
         self.write(record, |tx| {
             tx.open_table(PARTIAL_SUMS)?.remove(record.id.as_str())?;
+            let mut revealed = tx.open_table(REVEALED)?;
+            for node in &record.revealed {
+                revealed.remove((record.id.as_str(), node.as_str()))?;
+            }
             if !sealed.is_empty() {
                 tx.open_table(SEALED_RESULTS)?
                     .insert(record.id.as_str(), pack(sealed).as_slice())?;
@@ -471,7 +522,6 @@ mod tests {
             phase,
             cells: vec!["1".into()],
             institutions: 4,
-            events_covered: 10,
             smudging_lambda: 47.0,
             ..Default::default()
         }
@@ -481,22 +531,28 @@ mod tests {
     fn records_partial_sums_and_keys_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
-        let mut busy = record("busy", Phase::Contributing);
+        let mut busy = record("busy", Phase::Verifying);
         busy.contributed = vec!["node-1".into(), "node-3".into()];
+        busy.revealed = vec!["node-3".into()];
         let sum = vec![vec![1, 2, 3], vec![], vec![4; 1000]];
         let key = StoredKey {
             parties: vec![("node-1".into(), 1), ("node-2".into(), 2)],
             key: vec![9; 100],
             threshold: 2,
             crs_seed: vec![3; 32],
+            deployment: vec![4; 32],
         };
         {
             let store = QueryStore::open(&path).unwrap();
             store.put(&record("done", Phase::Released)).unwrap();
             store.put(&record("busy", Phase::Proposed)).unwrap();
             store
-                .acknowledge(&busy, &sum, &[vec![7; 40], vec![8; 41]])
+                .acknowledge(&busy, &[vec![7; 40], vec![8; 41]])
                 .unwrap();
+            store
+                .acknowledge_reveal(&busy, "node-3", &[6; 50], &sum)
+                .unwrap();
+            store.put(&record("busy-2", Phase::Proposed)).unwrap();
             store.put_collective_key("ADD-8192", &key).unwrap();
         }
         let store = QueryStore::open(&path).unwrap();
@@ -504,8 +560,13 @@ mod tests {
             store.get("done").unwrap().unwrap(),
             record("done", Phase::Released)
         );
-        assert_eq!(store.unfinished().unwrap(), vec![busy.clone()]);
+        assert_eq!(store.unfinished().unwrap()[0], busy);
         assert_eq!(store.partial_sum("busy").unwrap().unwrap(), sum);
+        assert_eq!(
+            store.revealed("busy").unwrap(),
+            vec![("node-3".to_string(), vec![6; 50])]
+        );
+        assert!(store.revealed("busy-2").unwrap().is_empty());
         assert_eq!(
             store.commitments("busy").unwrap(),
             vec![vec![7; 40], vec![8; 41]]
@@ -515,12 +576,13 @@ mod tests {
         assert_eq!(store.collective_key("ADD-8192").unwrap().unwrap(), key);
         assert_eq!(store.collective_key("ADD-4096").unwrap(), None);
         assert!(store.get("nope").unwrap().is_none());
-        assert_eq!(store.all().unwrap().len(), 2);
-        // finishing drops the partial sum
+        assert_eq!(store.all().unwrap().len(), 3);
+        // finishing drops the partial sum and the revealed contributions
         busy.phase = Phase::Released;
         store.finish(&busy, &[vec![5; 7]]).unwrap();
-        assert!(store.unfinished().unwrap().is_empty());
+        assert_eq!(store.unfinished().unwrap().len(), 1);
         assert_eq!(store.partial_sum("busy").unwrap(), None);
+        assert!(store.revealed("busy").unwrap().is_empty());
         assert_eq!(store.sealed_result("busy").unwrap(), vec![vec![5; 7]]);
         assert!(store.sealed_result("done").unwrap().is_empty());
         // a recipient key is kept beside its query

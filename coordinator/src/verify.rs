@@ -1,89 +1,68 @@
-//! Aggregate verification, the coordinator's side (DESIGN.md §5, `concord-api` `evidence`):
-//! every contribution's signed commitment is checked as it arrives; once the sum is complete,
-//! every contributor evaluates its own contribution at the challenge that the aggregate and
-//! the commitments fix and signs the values; the coordinator checks them against the aggregate
-//! as every node will, so a node that signs a wrong value is named here. Each node checks the
-//! same evidence itself before it gives a share.
+//! Verification, the coordinator's side (DESIGN.md §5, `concord-api` `evidence`): the roster —
+//! every commitment gathered, in order — is fixed and sent to every contributor, which signs it
+//! (one roster per query, for good) and only then reveals its ciphertexts. The coordinator
+//! checks each revealed contribution against its commitment and the contributor's signature
+//! over the roster, as every node will, so a node that reveals something else is named here,
+//! and acknowledges it durably with the running sum. A contributor that does not reveal fails
+//! the query: the roster cannot change once fixed.
 
 use crate::pool::{next, Step};
 use crate::run::QueryRun;
 use crate::{Coordinator, CoordinatorError};
+use concord_api::chunks::collect;
 use concord_api::evidence;
 use concord_api::lifecycle::Phase;
-use concord_api::v1::{Commitment, Contribution, FingerprintRequest, SignedFingerprint};
-use concord_mhe::fingerprint;
+use concord_api::v1::{Commitment, Contribution, RevealRequest};
+use concord_bfv::Ciphertext;
 use prost::Message;
 use std::time::Instant;
 
-/// A node's commitment to the contribution it sent: signed by that node's certificate for
-/// this query, over exactly these ciphertexts.
-pub(crate) fn check_commitment(
-    ca_pem: &str,
-    name: &str,
-    binding: &evidence::QueryBinding,
-    reply: &Contribution,
-) -> Result<Commitment, CoordinatorError> {
-    let commitment = reply
-        .commitment
-        .clone()
-        .ok_or_else(|| CoordinatorError::bad_reply(name, "a contribution without commitment"))?;
-    let signer = binding
-        .verify_commitment(ca_pem, &commitment)
-        .map_err(|e| CoordinatorError::bad_reply(name, format!("commitment: {e}")))?;
-    if signer.name != name {
-        return Err(CoordinatorError::bad_reply(
-            name,
-            format!("a commitment signed by {}", signer.name),
-        ));
-    }
-    if commitment.digest != evidence::digest(&reply.ciphertexts) {
-        return Err(CoordinatorError::bad_reply(
-            name,
-            "the commitment is not to the ciphertexts sent",
-        ));
-    }
-    Ok(commitment)
-}
-
-/// The evidence every node checks before it gives a share: the aggregate's encoding, every
-/// contribution's commitment and, in the same order, its contributor's signed fingerprint.
+/// What every node that releases is given: the roster, every contributor's signature over it
+/// and every contribution, in roster order.
 pub(crate) struct Evidence {
-    pub aggregate: Vec<Vec<u8>>,
-    pub commitments: Vec<Commitment>,
-    pub fingerprints: Vec<SignedFingerprint>,
+    pub roster: Vec<Commitment>,
+    pub signatures: Vec<Vec<u8>>,
+    /// Every contribution's ciphertexts, one after the other in roster order.
+    pub ciphertexts: Vec<Vec<u8>>,
 }
 
 impl Coordinator {
-    /// Checks that the sum holds enough contributions, gathers every contributor's signed
-    /// fingerprint and moves the query on to decryption.
+    /// Fixes the roster, gathers every contribution on it and moves the query on to
+    /// decryption.
     pub(crate) async fn verify(
         &mut self,
         run: &mut QueryRun,
     ) -> Result<Evidence, CoordinatorError> {
-        let commitments = self.complete_sum(run)?;
+        let roster = self.roster(run)?;
         let started = Instant::now();
-        let aggregate: Vec<Vec<u8>> = run.sum.iter().map(|ct| ct.to_bytes()).collect();
-        let fingerprints = self.fingerprints(run, &aggregate, &commitments).await?;
+        self.reveal(run, &roster).await?;
         if run.record.phase == Phase::Verifying {
             run.advance(&self.store, Phase::Decrypting)?;
         }
         self.pool.step_done(run.id(), Step::Verification, started);
-        Ok(Evidence {
-            aggregate,
-            commitments,
-            fingerprints,
-        })
+        let mut evidence = Evidence {
+            roster,
+            signatures: Vec::new(),
+            ciphertexts: Vec::new(),
+        };
+        for name in &run.record.contributed {
+            let contribution = &run.revealed[name];
+            evidence
+                .signatures
+                .push(contribution.roster_signature.clone());
+            evidence
+                .ciphertexts
+                .extend(contribution.ciphertexts.iter().cloned());
+        }
+        Ok(evidence)
     }
 
-    /// The decoded commitments of a sum that holds the agreement's quorum of contributions.
-    fn complete_sum(&self, run: &QueryRun) -> Result<Vec<Commitment>, CoordinatorError> {
+    /// The decoded commitments of a roster that holds the agreement's quorum.
+    fn roster(&self, run: &QueryRun) -> Result<Vec<Commitment>, CoordinatorError> {
         let record = &run.record;
         let contributed = record.contributed.len();
         let needed = run.agreement.quorum(self.threshold);
-        if contributed < needed
-            || run.commitments.len() != contributed
-            || run.sum.len() != run.agreement.plan.ciphertexts()
-        {
+        if contributed < needed || run.commitments.len() != contributed {
             return Err(match self.threshold {
                 Some(threshold) => CoordinatorError::ThresholdQuorum {
                     contributed,
@@ -103,46 +82,107 @@ impl Coordinator {
             .iter()
             .map(|bytes| Commitment::decode(bytes.as_slice()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| CoordinatorError::StoredCommitments(e.to_string()))
+            .map_err(|e| CoordinatorError::Stored(e.to_string()))
     }
 
-    /// Every contributor's signed fingerprint at the challenge fixed by the aggregate and the
-    /// commitments, in the commitments' order, checked against the aggregate.
-    async fn fingerprints(
-        &self,
-        run: &QueryRun,
-        aggregate: &[Vec<u8>],
-        commitments: &[Commitment],
-    ) -> Result<Vec<SignedFingerprint>, CoordinatorError> {
-        let binding = &run.binding;
-        let aggregate_digest = evidence::digest(aggregate);
-        let request = FingerprintRequest {
-            query_id: binding.query_id().into(),
-            aggregate_digest: aggregate_digest.to_vec(),
-            commitments: commitments.to_vec(),
-        };
+    /// Every contribution on the roster not revealed yet: each checked against its commitment
+    /// and its signature over the roster, summed and acknowledged.
+    async fn reveal(
+        &mut self,
+        run: &mut QueryRun,
+        roster: &[Commitment],
+    ) -> Result<(), CoordinatorError> {
+        let digest = run.binding.roster_digest(roster);
+        let plan = &run.agreement.plan;
+        let ciphertexts = plan.ciphertexts();
         let position = |name: &str| run.record.contributed.iter().position(|c| c == name);
-        let contributors: Vec<usize> = (0..self.pool.len())
-            .filter(|&i| position(self.pool.name(i)).is_some())
+        let missing: Vec<usize> = (0..self.pool.len())
+            .filter(|&i| {
+                let name = self.pool.name(i);
+                position(name).is_some() && !run.revealed.contains_key(name)
+            })
             .collect();
+        let request = RevealRequest {
+            query_id: run.record.id.clone(),
+            roster: roster.to_vec(),
+        };
         let mut calls = self.pool.call_each(
-            contributors,
+            missing,
             |_| request.clone(),
-            |mut client, request| async move { client.fingerprint(request).await },
+            |mut client, request| async move {
+                let parts = client.reveal(request).await?.into_inner();
+                let whole = collect(parts, |_| Ok(ciphertexts)).await?;
+                Ok(tonic::Response::new(whole))
+            },
         );
-        let mut fingerprints = vec![SignedFingerprint::default(); commitments.len()];
-        let seed = binding.challenge_seed(&aggregate_digest, commitments);
         while let Some((i, reply)) = next(&mut calls).await {
-            let name = self.pool.name(i);
-            let at = position(name).expect("asked contributors only");
-            let reply = reply?;
-            binding
-                .verify_fingerprint(&self.ca_pem, &seed, &commitments[at], &reply)
-                .map_err(|e| CoordinatorError::bad_reply(name, format!("fingerprint: {e}")))?;
-            fingerprints[at] = reply;
+            let name = self.pool.name(i).to_owned();
+            let contribution = reply?;
+            let commitment = &roster[position(&name).expect("asked contributors only")];
+            check_revealed(
+                &self.ca_pem,
+                &name,
+                &run.binding,
+                &digest,
+                commitment,
+                &contribution,
+                ciphertexts,
+            )?;
+            let cts = contribution
+                .ciphertexts
+                .iter()
+                .map(|bytes| Ciphertext::from_bytes(&plan.params, bytes))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CoordinatorError::bad_reply(&name, e))?;
+            if run.sum.is_empty() {
+                run.sum = cts;
+            } else {
+                for (s, ct) in run.sum.iter_mut().zip(&cts) {
+                    s.add_assign(ct)?;
+                }
+            }
+            run.record.revealed.push(name.clone());
+            let sum: Vec<Vec<u8>> = run.sum.iter().map(Ciphertext::to_bytes).collect();
+            self.store.acknowledge_reveal(
+                &run.record,
+                &name,
+                &contribution.encode_to_vec(),
+                &sum,
+            )?;
+            run.revealed.insert(name, contribution);
         }
-        let values: Vec<&[u64]> = fingerprints.iter().map(|f| f.values.as_slice()).collect();
-        fingerprint::check(&run.sum, &seed, &values)?;
-        Ok(fingerprints)
+        Ok(())
     }
+}
+
+/// A revealed contribution as every node will check it: the query's number of ciphertexts,
+/// exactly those committed to, and the contributor's signature over this roster.
+fn check_revealed(
+    ca_pem: &str,
+    name: &str,
+    binding: &evidence::QueryBinding,
+    roster: &[u8; 32],
+    commitment: &Commitment,
+    contribution: &Contribution,
+    ciphertexts: usize,
+) -> Result<(), CoordinatorError> {
+    if contribution.ciphertexts.len() != ciphertexts {
+        return Err(CoordinatorError::bad_reply(
+            name,
+            format!(
+                "{} ciphertexts, {ciphertexts} expected",
+                contribution.ciphertexts.len()
+            ),
+        ));
+    }
+    if evidence::digest(&contribution.ciphertexts)[..] != commitment.digest[..] {
+        return Err(CoordinatorError::bad_reply(
+            name,
+            "the contribution revealed is not the one it committed to",
+        ));
+    }
+    binding
+        .verify_roster(ca_pem, roster, commitment, &contribution.roster_signature)
+        .map_err(|e| CoordinatorError::bad_reply(name, format!("roster signature: {e}")))?;
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Admission: whether this node takes part in a proposed query (DESIGN.md §4 step 2). A
 //! proposal passes, in order: the query's template (known, at this version, allowed by the
-//! policy); enough institutions for the researcher's and the policy's minimum; the
+//! policy); the deployment it names, which must be the one this node pinned for the query's
+//! parameter set (its parties are the institutions counted; nothing the coordinator says about
+//! them is); enough institutions for the researcher's and the policy's minimum; the
 //! researcher's signature; the policy on DP, publication and public results; the query's
 //! [`QueryAgreement`] (window, plan, DP plan, recipient key — the values every party derives
 //! the same way); the policy on researcher and size; the researcher's privacy budget. Then, for
@@ -11,6 +13,7 @@
 
 use crate::approvals;
 use crate::config::{Approval, Policy};
+use crate::keygen::PinnedDeployment;
 use crate::service::NodeService;
 use crate::state::{Spent, StateError};
 use concord_api::evidence;
@@ -27,7 +30,9 @@ use tonic::Status;
 pub(crate) struct Agreed {
     /// The query as proposed.
     pub spec: QuerySpec,
-    /// What contributions and fingerprints are bound to.
+    /// The pinned deployment it is encrypted under: its key, parties and threshold.
+    pub deployment: PinnedDeployment,
+    /// What commitments and rosters are bound to.
     pub binding: evidence::QueryBinding,
     /// Plan, release and smudging, as every party derives them.
     pub agreement: QueryAgreement,
@@ -154,13 +159,14 @@ impl NodeService {
                 ),
             ));
         }
+        let deployment = self.proposed_deployment(proposal)?;
+        let institutions = deployment.parties();
         let quorum = (spec.min_institutions as usize).max(policy.min_institutions);
-        if (proposal.institutions as usize) < quorum {
+        if institutions < quorum {
             return Err(Refusal::new(
                 RefusalCode::TooFewInstitutions,
                 format!(
-                    "{} institutions asked, this node requires at least {quorum}",
-                    proposal.institutions
+                    "the deployment has {institutions} institutions, this node requires at least {quorum}"
                 ),
             ));
         }
@@ -182,7 +188,17 @@ impl NodeService {
             }
         }
         policy.allows(spec)?;
-        let agreement = spec.agreement(proposal.institutions as usize)?;
+        let agreement = spec.agreement(institutions)?;
+        if agreement.plan.params.name() != deployment.deployment.parameter_set {
+            return Err(Refusal::new(
+                RefusalCode::DeploymentNotPinned,
+                format!(
+                    "the query is computed under {}, the deployment named is of {}",
+                    agreement.plan.params.name(),
+                    deployment.deployment.parameter_set
+                ),
+            ));
+        }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
         if let Some(dp) = &agreement.plan.dp {
             let mut spent = self
@@ -202,10 +218,41 @@ impl NodeService {
         }
         Ok(Agreed {
             spec: spec.clone(),
-            binding: evidence::QueryBinding::new(&proposal.query_id, spec),
+            binding: evidence::QueryBinding::new(&proposal.query_id, spec, &deployment.digest),
+            deployment,
             agreement,
             quorum,
         })
+    }
+
+    /// The deployment a proposal names: one this node pinned, and the one pinned now for its
+    /// parameter set (a query is never encrypted under a key the node has moved on from).
+    fn proposed_deployment(&self, proposal: &Proposal) -> Result<PinnedDeployment, Refusal> {
+        let not_pinned = |detail: String| Refusal::new(RefusalCode::DeploymentNotPinned, detail);
+        let digest: [u8; 32] = proposal.deployment[..].try_into().map_err(|_| {
+            not_pinned(format!(
+                "the proposal names no deployment ({} bytes where a 32-byte digest goes)",
+                proposal.deployment.len()
+            ))
+        })?;
+        let internal = |e: Status| Refusal::new(RefusalCode::Internal, e.message().to_owned());
+        let deployment = self
+            .pinned_deployment(&digest)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                not_pinned("this node has not pinned the deployment the query names".into())
+            })?;
+        let current = self
+            .state
+            .pinned(&deployment.deployment.parameter_set)
+            .map_err(|e| Refusal::new(RefusalCode::Internal, e.to_string()))?;
+        if current != Some(digest) {
+            return Err(not_pinned(format!(
+                "the deployment the query names is no longer the one pinned for {}",
+                deployment.deployment.parameter_set
+            )));
+        }
+        Ok(deployment)
     }
 
     /// How the node answers a proposal: its policy's decision, then its operator's; an id
@@ -244,7 +291,7 @@ impl NodeService {
             researcher: proposal.researcher.clone(),
             template: format!("{} v{}", spec.template, spec.template_version),
             window: format!("{} +{} months", spec.window_first, spec.window_months),
-            institutions: proposal.institutions,
+            institutions: agreed.deployment.parties() as u32,
             release: agreed.agreement.release.mode().as_str().into(),
             cells: agreed.agreement.plan.layout.cells(),
             received_at: approvals::now(),

@@ -42,12 +42,14 @@
 //! max_epsilon = 1.0                         # the most ε one DP query may spend
 //! epsilon_budget = 10.0                     # each researcher's total ε over this node's data
 //! budget_delta = 1e-6                       #   (zCDP composition, converted at this δ)
+//! min_threshold = 2                         # threshold mode: the fewest parties that may release
+//!                                           # a result together (all-party mode is always taken)
 //!
-//! # optional: enrol with the coordinator at start (it may also list this node in its own
-//! # configuration instead)
+//! # the coordinator this node serves: only a coordinator certificate of this name may call it
 //! [coordinator]
-//! url = "https://coordinator.example:7400"
 //! name = "coordinator"                      # its certificate name (default "coordinator")
+//! # optional: enrol with it at start (it may also list this node in its own configuration)
+//! url = "https://coordinator.example:7400"
 //! advertise = "https://node.example:7401"   # where it reaches this node
 //! ```
 
@@ -77,16 +79,18 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
 }
 
-/// The coordinator this node enrols with.
+/// The coordinator this node serves, and enrols with when `url` and `advertise` are given.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorLink {
-    pub url: String,
-    /// The coordinator certificate's name (the TLS server name).
+    /// The coordinator certificate's name: the only coordinator certificate this node answers,
+    /// and the TLS server name it dials.
     #[serde(default = "default_coordinator_name")]
     pub name: String,
+    /// Where to enrol; absent: the coordinator lists this node in its own configuration.
+    pub url: Option<String>,
     /// This node's address as the coordinator reaches it, `https://host:port`.
-    pub advertise: String,
+    pub advertise: Option<String>,
 }
 
 fn default_coordinator_name() -> String {
@@ -152,6 +156,15 @@ pub struct Policy {
     pub epsilon_budget: f64,
     #[serde(default = "default_budget_delta")]
     pub budget_delta: f64,
+    /// Threshold mode: the smallest threshold `T` of a deployment this node takes part in (at
+    /// least 2; default 2). Any `T` parties together hold the collective key, so this is how
+    /// many colluding institutions this node's data withstands beyond `T − 1`.
+    #[serde(default = "default_min_threshold")]
+    pub min_threshold: u32,
+}
+
+fn default_min_threshold() -> u32 {
+    2
 }
 
 fn default_max_epsilon() -> f64 {
@@ -207,6 +220,7 @@ impl Default for Policy {
             max_epsilon: default_max_epsilon(),
             epsilon_budget: default_epsilon_budget(),
             budget_delta: default_budget_delta(),
+            min_threshold: default_min_threshold(),
         }
     }
 }
@@ -228,6 +242,14 @@ impl Config {
         self.audit_log
             .clone()
             .unwrap_or_else(|| self.keys_dir.join("audit.jsonl"))
+    }
+
+    /// The name of the only coordinator certificate this node answers (`[coordinator] name`,
+    /// default "coordinator").
+    pub fn coordinator_name(&self) -> String {
+        self.coordinator
+            .as_ref()
+            .map_or_else(default_coordinator_name, |link| link.name.clone())
     }
 
     /// The operator's approvals store (`keys_dir/approvals.redb`).
@@ -281,9 +303,17 @@ impl Config {
         {
             return Err(invalid("policy.max_epsilon and policy.epsilon_budget must be positive, policy.budget_delta in (0, 1)".into()));
         }
+        if config.policy.min_threshold < 2 {
+            return Err(invalid("policy.min_threshold must be at least 2: with a threshold of 1 every party holds the whole key".into()));
+        }
         if let Some(link) = &config.coordinator {
+            if link.url.is_some() != link.advertise.is_some() {
+                return Err(invalid(
+                    "coordinator.url and coordinator.advertise go together: where to enrol, and where the coordinator reaches this node".into(),
+                ));
+            }
             for (field, url) in [("url", &link.url), ("advertise", &link.advertise)] {
-                if !url.starts_with("https://") {
+                if let Some(url) = url.as_ref().filter(|u| !u.starts_with("https://")) {
                     return Err(invalid(format!(
                         "coordinator.{field} must be an https:// address, not {url:?}"
                     )));

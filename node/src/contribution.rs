@@ -1,46 +1,51 @@
-//! Contribution (DESIGN.md §4 step 3, §5): the node's statistic over its own data, encrypted
-//! under the collective key for a query it agreed to, with a signed commitment — computed once
-//! and recorded before it leaves, so a coordinator asking again gets the same bytes; and the
-//! node's fingerprint of it at the challenge of aggregate verification (`concord-mhe`
-//! `fingerprint`).
+//! Contribution (DESIGN.md §4 step 3, §5), commit before reveal: the node's statistic over its
+//! own data, encrypted under the **pinned** collective key for a query it agreed to, is
+//! computed once and recorded; round one answers only its signed commitment. Round two, once
+//! the coordinator presents the roster — every contributor's commitment, this node's own among
+//! them — the node checks it, signs it (one roster per query, for good) and reveals its
+//! ciphertexts. No contribution can be chosen after another is seen, and a node never signs two
+//! lists of contributions for one query (concord-api `evidence`).
 
-use crate::admission::internal;
+use crate::admission::{internal, Agreed};
 use crate::audit::hex;
 use crate::service::NodeService;
+use crate::state::RecordedContribution;
 use concord_api::evidence;
-use concord_api::v1::{ContributeRequest, Contribution, FingerprintRequest, SignedFingerprint};
-use concord_bfv::{Ciphertext, PublicKey};
-use concord_mhe::fingerprint;
-use prost::Message;
+use concord_api::lifecycle::{Refusal, RefusalCode};
+use concord_api::v1::{CommitRequest, Commitment, Contribution, RevealRequest};
+use concord_bfv::Ciphertext;
 use serde_json::json;
 use tonic::Status;
 
+/// A roster as a node checked it: every contributor's name and party number, in order.
+pub(crate) type Roster = Vec<(String, u32)>;
+
 impl NodeService {
     /// This node's recorded contribution to a query, if any.
-    pub(crate) fn own_contribution(&self, query_id: &str) -> Result<Option<Contribution>, Status> {
-        self.state
-            .contribution(query_id)
-            .map_err(internal)?
-            .map(|bytes| Contribution::decode(bytes.as_slice()).map_err(internal))
-            .transpose()
+    pub(crate) fn own_contribution(
+        &self,
+        query_id: &str,
+    ) -> Result<Option<RecordedContribution>, Status> {
+        self.state.contribution(query_id).map_err(internal)
     }
 
-    /// The node's encrypted statistic with its signed commitment, computed once per query.
-    pub(crate) fn contribution(&self, req: &ContributeRequest) -> Result<Contribution, Status> {
+    /// Round one: the node's encrypted statistic, computed once per query and recorded; only
+    /// its signed commitment leaves the node.
+    pub(crate) fn commit(&self, req: &CommitRequest) -> Result<Commitment, Status> {
         let agreed = self.agreed(&req.query_id)?;
         if let Some(recorded) = self.own_contribution(&req.query_id)? {
-            tracing::info!(query = %req.query_id, "sent the recorded contribution again");
-            return Ok(recorded);
+            tracing::info!(query = %req.query_id, "sent the recorded commitment again");
+            return recorded
+                .commitment
+                .ok_or_else(|| internal("a recorded contribution without its commitment"));
         }
         let plan = &agreed.agreement.plan;
-        let key = PublicKey::from_bytes(&plan.params, &req.collective_key)
-            .map_err(|e| Status::invalid_argument(format!("collective key: {e}")))?;
         let statistic = plan
             .template
             .compute(&plan.window, &self.institution, &self.events)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let ciphertexts: Vec<Vec<u8>> = plan
-            .encrypt(&key, &statistic)
+            .encrypt(&agreed.deployment.key, &statistic)
             .map_err(internal)?
             .iter()
             .map(Ciphertext::to_bytes)
@@ -51,62 +56,145 @@ impl NodeService {
             .binding
             .commit(&credentials.key_pem, &credentials.certificate_der, digest)
             .map_err(internal)?;
-        let contribution = Contribution {
-            ciphertexts,
-            events_covered: statistic.events_in_window as u64,
-            commitment: Some(commitment),
-        };
         // recorded first; if another call recorded one meanwhile, that one is sent
         let recorded = self
             .state
-            .contribute(&req.query_id, &contribution.encode_to_vec())
+            .contribute(
+                &req.query_id,
+                &RecordedContribution {
+                    ciphertexts,
+                    commitment: Some(commitment),
+                },
+            )
             .map_err(internal)?;
-        let contribution = Contribution::decode(recorded.as_slice()).map_err(internal)?;
-        tracing::info!(query = %req.query_id, events = statistic.events_in_window, clipped = statistic.clipped_cells, "contributed");
-        let digest = contribution
-            .commitment
-            .as_ref()
-            .map(|c| c.digest.clone())
-            .unwrap_or_default();
+        tracing::info!(query = %req.query_id, clipped = statistic.clipped_cells, "committed to a contribution");
         self.audit(
             "contribution",
             json!({
                 "query": req.query_id,
-                "events_covered": contribution.events_covered,
+                "events_covered": statistic.events_in_window,
                 "clipped_cells": statistic.clipped_cells,
-                "ciphertexts": contribution.ciphertexts.len(),
-                "digest": hex(&digest),
+                "ciphertexts": recorded.ciphertexts.len(),
+                "digest": hex(&evidence::digest(&recorded.ciphertexts)),
+                "deployment": hex(&agreed.deployment.digest),
             }),
             false,
         )?;
-        Ok(contribution)
+        recorded
+            .commitment
+            .ok_or_else(|| internal("a recorded contribution without its commitment"))
     }
 
-    /// Round two of aggregate verification: this node's contribution at the challenge points
-    /// derived from the aggregate's digest and every commitment, signed.
-    pub(crate) fn fingerprint(
-        &self,
-        req: &FingerprintRequest,
-    ) -> Result<SignedFingerprint, Status> {
+    /// Round two: checks the roster, signs it (the first roster of the query only) and reveals
+    /// the recorded ciphertexts.
+    pub(crate) fn reveal(&self, req: &RevealRequest) -> Result<Contribution, Status> {
         let agreed = self.agreed(&req.query_id)?;
-        let own = self.own_contribution(&req.query_id)?.ok_or_else(|| {
-            Status::failed_precondition(format!(
-                "this node has not contributed to query {:?}",
-                req.query_id
-            ))
-        })?;
-        let params = &agreed.agreement.plan.params;
-        let cts = own
-            .ciphertexts
-            .iter()
-            .map(|b| Ciphertext::from_bytes(params, b))
-            .collect::<Result<Vec<_>, _>>()
+        let roster = self
+            .check_roster(&agreed, &req.query_id, &req.roster)
+            .map_err(|refusal| self.refuse(&req.query_id, "reveal", refusal))?;
+        let own = self
+            .own_contribution(&req.query_id)?
+            .ok_or_else(|| internal("checked: this node committed"))?;
+        let digest = agreed.binding.roster_digest(&req.roster);
+        let signature = agreed
+            .binding
+            .sign_roster(&self.credentials.key_pem, &digest)
             .map_err(internal)?;
-        let binding = &agreed.binding;
-        let seed = binding.challenge_seed(&req.aggregate_digest, &req.commitments);
-        let values = fingerprint::fingerprint(&cts, &seed).map_err(internal)?;
-        binding
-            .sign_fingerprint(&self.credentials.key_pem, &seed, values)
-            .map_err(internal)
+        let (signed, signature) = self
+            .state
+            .sign_roster(&req.query_id, &digest, &signature)
+            .map_err(internal)?;
+        if signed != digest {
+            return Err(self.refuse(
+                &req.query_id,
+                "reveal",
+                Refusal::new(
+                    RefusalCode::RosterConflict,
+                    "this node signed another list of contributions for this query; it signs one",
+                ),
+            ));
+        }
+        self.audit(
+            "roster",
+            json!({
+                "query": req.query_id,
+                "roster": hex(&digest),
+                "contributors": roster.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            }),
+            true,
+        )?;
+        Ok(Contribution {
+            ciphertexts: own.ciphertexts,
+            roster_signature: signature,
+        })
+    }
+
+    /// A roster this node can stand behind: at least its quorum of commitments to this query,
+    /// each signed by a distinct party of the pinned deployment, this node's own recorded
+    /// commitment among them. Returns the contributors (name, party number), in order.
+    pub(crate) fn check_roster(
+        &self,
+        agreed: &Agreed,
+        query_id: &str,
+        roster: &[Commitment],
+    ) -> Result<Roster, Refusal> {
+        let refuse = |detail: String| Refusal::new(RefusalCode::AggregateNotVerified, detail);
+        let deployment = &agreed.deployment;
+        if roster.len() < agreed.quorum {
+            return Err(Refusal::new(
+                RefusalCode::TooFewContributions,
+                format!(
+                    "{} contributions listed; this node releases aggregates of at least {} institutions",
+                    roster.len(),
+                    agreed.quorum
+                ),
+            ));
+        }
+        let mut contributors = Roster::new();
+        for commitment in roster {
+            let signer = agreed
+                .binding
+                .verify_commitment(&self.credentials.ca_pem, commitment)
+                .map_err(|e| refuse(format!("a contribution's commitment: {e}")))?;
+            let number = deployment.number_of(&signer.name).ok_or_else(|| {
+                refuse(format!("{} is not a party of the deployment", signer.name))
+            })?;
+            if contributors.iter().any(|(name, _)| *name == signer.name) {
+                return Err(refuse(format!(
+                    "{} appears twice among the contributions",
+                    signer.name
+                )));
+            }
+            contributors.push((signer.name, number));
+        }
+        let own = self
+            .own_contribution(query_id)
+            .map_err(|e| refuse(e.message().to_owned()))?
+            .and_then(|c| c.commitment)
+            .ok_or_else(|| refuse("this node has not contributed to the query".into()))?;
+        if !roster.contains(&own) {
+            return Err(refuse(
+                "this node's own contribution is not among those listed".into(),
+            ));
+        }
+        Ok(contributors)
+    }
+
+    /// Audits a refusal and turns it into the status the coordinator gets.
+    pub(crate) fn refuse(&self, query_id: &str, step: &str, refusal: Refusal) -> Status {
+        tracing::warn!(query = %query_id, step, reason = %refusal.code, detail = %refusal.detail, "refused");
+        if let Err(e) = self.audit(
+            "refusal",
+            json!({
+                "query": query_id,
+                "step": step,
+                "reason": refusal.code.as_str(),
+                "detail": refusal.detail,
+            }),
+            true,
+        ) {
+            return e;
+        }
+        Status::failed_precondition(refusal.to_string())
     }
 }

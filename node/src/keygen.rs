@@ -1,20 +1,33 @@
-//! Key generation at the node: its CKG share under its persistent key share (PETS 2021
-//! §IV-A), and the threshold setup after CKG (§V): its signed exchange key, its resharings
-//! `f_i(α_j)` sealed to every party, and the combination `t_j = Σ_i f_i(α_j)` of the resharings
-//! sealed to it, kept beside the key share. The setup the coordinator sends is checked by
-//! [`crate::threshold::check`].
+//! Key generation at the node: the deployment it serves, pinned (concord-api `deployment`);
+//! its CKG share under its persistent key share (PETS 2021 §IV-A), signed for the deployment;
+//! the collective key, recomputed from every party's signed share and pinned; and the threshold
+//! setup after the pin (§V): its signed exchange key, its resharings `f_i(α_j)` sealed to every
+//! party, and the combination `t_j = Σ_i f_i(α_j)` of the resharings sealed to it, kept beside
+//! the key share. The threshold setup the coordinator sends is checked against the pinned
+//! deployment by [`crate::threshold::check`].
+//!
+//! Every share is derived from the node's key share and its context (`concord-mhe`
+//! `randomness`), so asking again gives the same bytes; every one is in the audit log.
 
 use crate::admission::internal;
+use crate::audit::hex;
 use crate::keystore::StoredThreshold;
 use crate::service::NodeService;
+use crate::state::{Pinned, PinnedRecord};
 use crate::threshold;
+use concord_api::deployment::{self, DeploymentError};
 use concord_api::exchange;
 use concord_api::v1::{
-    CombineRequest, ExchangeKey, Resharings, SetupRequest, SetupShare, ThresholdSetup,
+    CombineRequest, Deployment, ExchangeKey, PinRequest, PinnedKey, Resharings, SignedKeyShare,
+    ThresholdSetup,
 };
-use concord_bfv::{params, BfvParameters};
+use concord_bfv::{params, BfvParameters, PublicKey};
 use concord_mhe::threshold::{reshare, Resharing};
-use concord_mhe::{CommonReferenceString, PartyId, Protocol, PublicKeyGen, ThresholdSecretKey};
+use concord_mhe::{
+    CommonReferenceString, PartyId, Protocol, PublicKeyGen, PublicKeyShare, ThresholdSecretKey,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tonic::Status;
 
@@ -24,26 +37,232 @@ fn parameters(name: &str) -> Result<Arc<BfvParameters>, Status> {
     BfvParameters::new(spec).map_err(internal)
 }
 
+fn refused(e: DeploymentError) -> Status {
+    Status::invalid_argument(format!("deployment refused: {e}"))
+}
+
+/// A deployment this node checked: its parameters, digest, and this node's party number.
+pub(crate) struct CheckedDeployment<'a> {
+    pub deployment: &'a Deployment,
+    pub params: Arc<BfvParameters>,
+    pub digest: [u8; 32],
+    pub me: PartyId,
+}
+
+/// A deployment this node pinned, with its collective key.
+#[derive(Clone, Debug)]
+pub struct PinnedDeployment {
+    pub deployment: Deployment,
+    pub digest: [u8; 32],
+    pub key: PublicKey,
+    /// This node's party number.
+    pub me: PartyId,
+}
+
+impl PinnedDeployment {
+    /// Parties of the collective key.
+    pub fn parties(&self) -> usize {
+        self.deployment.parties.len()
+    }
+
+    /// The threshold `T`, in threshold mode.
+    pub fn threshold(&self) -> Option<usize> {
+        (self.deployment.threshold > 0).then_some(self.deployment.threshold as usize)
+    }
+
+    /// The party number of a node certificate name, if it is a party.
+    pub fn number_of(&self, name: &str) -> Option<u32> {
+        self.deployment
+            .parties
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.number)
+    }
+}
+
 impl NodeService {
-    /// CKG: `p_i = −s_i·a + e_i` under this node's persistent key share for the set.
-    pub(crate) fn ckg_share(&self, req: &SetupRequest) -> Result<SetupShare, Status> {
-        let params = parameters(&req.parameter_set)?;
-        let seed: [u8; 32] = req.crs_seed.as_slice().try_into().map_err(|_| {
-            Status::invalid_argument(format!(
-                "crs_seed must be 32 bytes, got {}",
-                req.crs_seed.len()
-            ))
-        })?;
-        if req.party == 0 {
-            return Err(Status::invalid_argument("party numbers start at 1"));
-        }
-        let key = self.keys.key(&params).map_err(internal)?;
-        let share = PublicKeyGen::new(&params, &CommonReferenceString::from_seed(seed))
-            .share(&key, PartyId(req.party))
-            .map_err(internal)?;
-        Ok(SetupShare {
-            share: share.to_bytes(),
+    /// Checks a deployment against this node's rules (concord-api `deployment::check`).
+    pub(crate) fn check_deployment<'a>(
+        &self,
+        deployment: Option<&'a Deployment>,
+    ) -> Result<CheckedDeployment<'a>, Status> {
+        let deployment =
+            deployment.ok_or_else(|| Status::invalid_argument("no deployment given"))?;
+        let params = parameters(&deployment.parameter_set)?;
+        let me = deployment::check(deployment, &self.name, self.policy.min_threshold)
+            .map_err(refused)?;
+        Ok(CheckedDeployment {
+            deployment,
+            params,
+            digest: deployment::digest(deployment),
+            me: PartyId(me),
         })
+    }
+
+    /// CKG: `p_i = −s_i·a + e_i` under this node's persistent key share for the set (the same
+    /// bytes for the same set and CRS, however often asked).
+    fn ckg_share(&self, checked: &CheckedDeployment) -> Result<PublicKeyShare, Status> {
+        let seed: [u8; 32] = checked.deployment.crs_seed[..]
+            .try_into()
+            .expect("checked: 32 bytes");
+        let key = self.keys.key(&checked.params).map_err(internal)?;
+        PublicKeyGen::new(&checked.params, &CommonReferenceString::from_seed(seed))
+            .share(&key, checked.me)
+            .map_err(internal)
+    }
+
+    /// Key setup, round one: this node's CKG share for the deployment, signed.
+    pub(crate) fn setup(&self, deployment: Option<&Deployment>) -> Result<SignedKeyShare, Status> {
+        let checked = self.check_deployment(deployment)?;
+        let share = self.ckg_share(&checked)?.to_bytes();
+        let credentials = &self.credentials;
+        let signed = deployment::sign_key_share(
+            &credentials.key_pem,
+            &credentials.certificate_der,
+            &checked.digest,
+            share,
+        )
+        .map_err(internal)?;
+        self.audit(
+            "key-generation",
+            json!({
+                "protocol": "ckg",
+                "set": checked.params.name(),
+                "deployment": hex(&checked.digest),
+                "crs": hex(&checked.deployment.crs_seed),
+                "party": checked.me.0,
+                "parties": checked.deployment.parties.len(),
+                "threshold": checked.deployment.threshold,
+                "share": hex(&Sha256::digest(&signed.share)),
+            }),
+            true,
+        )?;
+        Ok(signed)
+    }
+
+    /// Key setup, round two: checks every party's signed share (one per party, signed by that
+    /// party's node certificate for this deployment, this node's own share exactly as it gives
+    /// it), recomputes the collective key and pins it with the deployment.
+    pub(crate) fn pin(&self, req: &PinRequest) -> Result<PinnedKey, Status> {
+        let checked = self.check_deployment(req.deployment.as_ref())?;
+        let parties = &checked.deployment.parties;
+        if req.shares.len() != parties.len() {
+            return Err(refused(DeploymentError::Signature(format!(
+                "{} key shares for {} parties",
+                req.shares.len(),
+                parties.len()
+            ))));
+        }
+        let seed: [u8; 32] = checked.deployment.crs_seed[..]
+            .try_into()
+            .expect("checked: 32 bytes");
+        let ckg = PublicKeyGen::new(&checked.params, &CommonReferenceString::from_seed(seed));
+        let mut aggregate = ckg.aggregator();
+        let own = self.ckg_share(&checked)?;
+        for (party, signed) in parties.iter().zip(&req.shares) {
+            deployment::verify_key_share(
+                &self.credentials.ca_pem,
+                &checked.digest,
+                &party.name,
+                signed,
+            )
+            .map_err(refused)?;
+            let share =
+                PublicKeyShare::from_bytes(&checked.params, &signed.share).map_err(|e| {
+                    Status::invalid_argument(format!("{}'s key share: {e}", party.name))
+                })?;
+            if share.party != PartyId(party.number) {
+                return Err(Status::invalid_argument(format!(
+                    "{}'s key share is for party {}, not {}",
+                    party.name, share.party, party.number
+                )));
+            }
+            if share.party == checked.me && share != own {
+                return Err(Status::invalid_argument(
+                    "the key share presented as this node's is not the one it gave",
+                ));
+            }
+            aggregate.add(&share).map_err(|e| {
+                Status::invalid_argument(format!("{}'s key share: {e}", party.name))
+            })?;
+        }
+        let numbers: Vec<PartyId> = parties.iter().map(|p| PartyId(p.number)).collect();
+        let key = ckg
+            .finish(&aggregate, &numbers)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let key_bytes = key.to_bytes();
+        let key_digest: [u8; 32] = Sha256::digest(&key_bytes).into();
+        let record = PinnedRecord {
+            deployment: Some(checked.deployment.clone()),
+            key: key_bytes,
+        };
+        let pinned = self.state.pin(&checked.digest, &record).map_err(internal)?;
+        if pinned != Pinned::Same {
+            self.audit(
+                "deployment-pinned",
+                json!({
+                    "set": checked.params.name(),
+                    "deployment": hex(&checked.digest),
+                    "key": hex(&key_digest),
+                    "party": checked.me.0,
+                    "parties": parties.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                    "threshold": checked.deployment.threshold,
+                    "replaces": match pinned {
+                        Pinned::Replaced(before) => Some(hex(&before)),
+                        _ => None,
+                    },
+                }),
+                true,
+            )?;
+            tracing::info!(
+                set = checked.params.name(),
+                parties = parties.len(),
+                threshold = checked.deployment.threshold,
+                party = checked.me.0,
+                "pinned the collective key"
+            );
+        }
+        Ok(PinnedKey {
+            key_digest: key_digest.to_vec(),
+        })
+    }
+
+    /// A deployment this node pinned, by digest, with its key.
+    pub(crate) fn pinned_deployment(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<PinnedDeployment>, Status> {
+        let Some(record) = self.state.deployment(digest).map_err(internal)? else {
+            return Ok(None);
+        };
+        let deployment = record
+            .deployment
+            .ok_or_else(|| internal("a pinned deployment without its description"))?;
+        let params = parameters(&deployment.parameter_set)?;
+        let key = PublicKey::from_bytes(&params, &record.key).map_err(internal)?;
+        let me = deployment
+            .parties
+            .iter()
+            .find(|p| p.name == self.name)
+            .map(|p| PartyId(p.number))
+            .ok_or_else(|| internal("this node is not a party of a deployment it pinned"))?;
+        Ok(Some(PinnedDeployment {
+            deployment,
+            digest: *digest,
+            key,
+            me,
+        }))
+    }
+
+    /// The deployment pinned now for a parameter set.
+    pub(crate) fn current_deployment(
+        &self,
+        params: &BfvParameters,
+    ) -> Result<Option<PinnedDeployment>, Status> {
+        match self.state.pinned(params.name()).map_err(internal)? {
+            Some(digest) => self.pinned_deployment(&digest),
+            None => Ok(None),
+        }
     }
 
     /// The node's X25519 exchange key, signed with its certificate key.
@@ -56,10 +275,22 @@ impl NodeService {
             .map_err(internal)
     }
 
+    /// The deployment pinned for a threshold setup's parameter set.
+    fn pinned_for(&self, setup: &ThresholdSetup) -> Result<PinnedDeployment, Status> {
+        let params = parameters(&setup.parameter_set)?;
+        self.current_deployment(&params)?.ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "no deployment is pinned for {}: a threshold setup comes after the key setup",
+                params.name()
+            ))
+        })
+    }
+
     /// Threshold setup, round one: `f_i(α_j)` for every party `j`, sealed to `j`.
     pub(crate) fn resharings(&self, setup: &ThresholdSetup) -> Result<Resharings, Status> {
         let credentials = &self.credentials;
-        let checked = threshold::check(&credentials.ca_pem, &credentials.certificate_der, setup)?;
+        let pinned = self.pinned_for(setup)?;
+        let checked = threshold::check(&credentials.ca_pem, &pinned, setup)?;
         let key = self.keys.key(&checked.params).map_err(internal)?;
         let sealed = reshare(&key, checked.me, &checked.config, &checked.context)
             .map_err(internal)?
@@ -93,7 +324,8 @@ impl NodeService {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("no threshold setup"))?;
         let credentials = &self.credentials;
-        let checked = threshold::check(&credentials.ca_pem, &credentials.certificate_der, setup)?;
+        let pinned = self.pinned_for(setup)?;
+        let checked = threshold::check(&credentials.ca_pem, &pinned, setup)?;
         let mine = self.keys.exchange_secret().map_err(internal)?;
         let mut received = Vec::new();
         for sealed in &req.sealed {

@@ -59,19 +59,24 @@ pub enum NodeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Enrols with the coordinator, retrying (1 s, doubling up to 30 s) until it answers.
-async fn enrol(link: config::CoordinatorLink, pems: concord_api::tls::TlsPems) {
+/// Enrols with the coordinator at `url`, telling it to reach this node at `advertise`,
+/// retrying (1 s, doubling up to 30 s) until it answers.
+async fn enrol(
+    link: config::CoordinatorLink,
+    (url, advertise): (String, String),
+    pems: concord_api::tls::TlsPems,
+) {
     let mut wait = std::time::Duration::from_secs(1);
     loop {
         let tls = client_config(&pems.ca, &pems.certificate, &pems.key, &link.name);
         let attempt = async {
-            let channel = tonic::transport::Endpoint::from_shared(link.url.clone())?
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
                 .tls_config(tls)?
                 .connect()
                 .await?;
             let member = CoordinatorClient::new(channel)
                 .enrol(Enrolment {
-                    url: link.advertise.clone(),
+                    url: advertise.clone(),
                 })
                 .await?
                 .into_inner();
@@ -79,11 +84,11 @@ async fn enrol(link: config::CoordinatorLink, pems: concord_api::tls::TlsPems) {
         };
         match attempt.await {
             Ok(member) => {
-                tracing::info!(coordinator = %link.url, name = %member.name, party = member.party, "enrolled");
+                tracing::info!(coordinator = %url, name = %member.name, party = member.party, "enrolled");
                 return;
             }
             Err(e) => {
-                tracing::warn!(coordinator = %link.url, "enrolment failed, retrying in {} s: {e}", wait.as_secs());
+                tracing::warn!(coordinator = %url, "enrolment failed, retrying in {} s: {e}", wait.as_secs());
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(30));
             }
@@ -149,6 +154,7 @@ pub async fn run(
         events,
         institution,
         config.policy.clone(),
+        config.coordinator_name(),
         service::Records {
             state,
             audit,
@@ -160,9 +166,13 @@ pub async fn run(
                 .map_err(|e| NodeError::Certificate(e.to_string()))?,
             key_pem: pems.key.clone(),
         },
-    );
+    )
+    .map_err(|e| NodeError::Certificate(e.to_string()))?;
     if let Some(link) = &config.coordinator {
-        tokio::spawn(enrol(link.clone(), pems.clone()));
+        if let (Some(url), Some(advertise)) = (&link.url, &link.advertise) {
+            let at = (url.clone(), advertise.clone());
+            tokio::spawn(enrol(link.clone(), at, pems.clone()));
+        }
     }
     let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
     tracing::info!(listen = %config.listen, "node serving");

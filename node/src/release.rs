@@ -1,20 +1,25 @@
 //! Release (DESIGN.md §4 steps 4–5, §5): shares of a query's aggregate — a key switch to the
 //! recipient key the node saw in the proposal (PCKS), or, where its policy allows public
-//! results, a joint-decryption share (CKS) — only for a query it agreed to, only for an
-//! aggregate it has **verified** to be the sum of at least its quorum of contributions to this
-//! query, signed by distinct institutions of the deployment, its own included, and at most once
-//! per query: the same request again gets the same shares back, any other is refused
-//! ([`crate::state::NodeState`]). Shares are recorded durably and audited before they leave.
+//! results, a joint-decryption share (CKS). A node gives them only for a query it agreed to,
+//! only of the sum of exactly the roster it signed for the query, presented with every listed
+//! contributor's signature over that roster, and it computes the sum itself from the
+//! contributions, each checked against its commitment: the coordinator never chooses what is
+//! decrypted. At most once per query (the same request again gets the same shares back, any
+//! other is refused, [`crate::state::NodeState`]) and at most once per `c₁` whatever the query
+//! (the ledger of decrypted ciphertexts). Every count — parties of the key, parties giving
+//! shares, this node's party number — comes from the pinned deployment. Shares are recorded
+//! durably and audited before they leave.
 
 use crate::admission::{internal, Agreed};
 use crate::audit::hex;
+use crate::contribution::Roster;
 use crate::service::NodeService;
 use crate::state::Released;
 use concord_api::evidence;
 use concord_api::lifecycle::{Refusal, RefusalCode};
 use concord_api::v1::{DecryptRequest, DecryptShares};
 use concord_bfv::{BfvParameters, Ciphertext, SecretKey};
-use concord_mhe::{fingerprint, CollectiveDecryption, PartyId, Protocol, PublicKeySwitch};
+use concord_mhe::{CollectiveDecryption, PartyId, Protocol, PublicKeySwitch};
 use concord_query::Release;
 use prost::Message;
 use serde_json::json;
@@ -23,18 +28,11 @@ use std::sync::Arc;
 use tonic::Status;
 
 impl NodeService {
-    /// Shares of the aggregate `req` carries, or the shares already given for this very
-    /// request; refused for any other aggregate of a released query.
+    /// Shares of the sum of the roster's contributions, or the shares already given for this
+    /// very request; refused for anything else.
     pub(crate) fn release(&self, req: &DecryptRequest) -> Result<DecryptShares, Status> {
         let agreed = self.agreed(&req.query_id)?;
-        // what identifies the request: everything but the fingerprints' signatures (ECDSA
-        // signatures are randomized, so a resuming coordinator gets fresh ones)
-        let mut identity = req.clone();
-        identity
-            .fingerprints
-            .iter_mut()
-            .for_each(|f| f.signature.clear());
-        let digest: [u8; 32] = Sha256::digest(identity.encode_to_vec()).into();
+        let digest: [u8; 32] = Sha256::digest(req.encode_to_vec()).into();
         match self
             .state
             .released(&req.query_id, &digest)
@@ -43,46 +41,25 @@ impl NodeService {
             Released::Never => {}
             Released::Same(shares) => return again(&req.query_id, &shares),
             Released::Other => {
-                self.audit(
-                    "release-refused",
-                    json!({"query": req.query_id, "reason": "another aggregate of a released query"}),
-                    true,
-                )?;
-                return Err(refused_twice(&req.query_id));
+                return Err(self.refuse(
+                    &req.query_id,
+                    "release",
+                    Refusal::new(RefusalCode::RosterConflict, refused_twice(&req.query_id)),
+                ));
             }
         }
-        if req.party == 0 || req.sharing_parties == 0 || req.key_parties == 0 {
-            return Err(Status::invalid_argument("party counts start at 1"));
-        }
-        let plan = &agreed.agreement.plan;
-        let params = &plan.params;
-        let cts = req
-            .ciphertexts
-            .iter()
-            .map(|b| Ciphertext::from_bytes(params, b))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Status::invalid_argument(format!("aggregate: {e}")))?;
-        if cts.len() != plan.ciphertexts() {
-            return Err(Status::invalid_argument(format!(
-                "{} ciphertexts where the query has {}",
-                cts.len(),
-                plan.ciphertexts()
-            )));
-        }
-        let aggregate_digest = evidence::digest(&req.ciphertexts);
-        let verified = self.verify_aggregate(&agreed, req, &aggregate_digest, &cts);
+        let verified = self.verify_aggregate(&agreed, req);
         self.audit(
             "verification",
             match &verified {
-                Ok(contributors) => json!({
+                Ok((aggregate, contributors)) => json!({
                     "query": req.query_id,
-                    "aggregate": hex(&aggregate_digest),
+                    "aggregate": hex(&evidence::digest(&aggregate.iter().map(Ciphertext::to_bytes).collect::<Vec<_>>())),
                     "verified": true,
-                    "contributors": contributors,
+                    "contributors": contributors.iter().map(|(name, _)| name).collect::<Vec<_>>(),
                 }),
                 Err(refusal) => json!({
                     "query": req.query_id,
-                    "aggregate": hex(&aggregate_digest),
                     "verified": false,
                     "reason": refusal.code.as_str(),
                     "detail": refusal.detail,
@@ -90,17 +67,18 @@ impl NodeService {
             },
             true,
         )?;
-        let contributors = verified.map_err(|refusal| {
+        let (aggregate, contributors) = verified.map_err(|refusal| {
             tracing::warn!(query = %req.query_id, reason = %refusal.code, detail = %refusal.detail, "refused to decrypt an aggregate");
             Status::failed_precondition(refusal.to_string())
         })?;
-        let (key, sharing) = self.decryption_key(params, req)?;
+        let plan = &agreed.agreement.plan;
+        let (key, sharing) = self.decryption_key(&agreed, &plan.params, req, &contributors)?;
         let smudging = agreed
             .agreement
-            .smudging(req.key_parties as usize, contributors.len(), sharing)
+            .smudging(agreed.deployment.parties(), contributors.len(), sharing)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let party = PartyId(req.party);
-        let shares = cts
+        let party = agreed.deployment.me;
+        let shares = aggregate
             .iter()
             .map(|ct| {
                 match &agreed.agreement.release {
@@ -121,36 +99,74 @@ impl NodeService {
                 "query": req.query_id,
                 "kind": agreed.agreement.release.mode().protocol(),
                 "shares": reply.shares.len(),
-                "contributors": contributors,
+                "contributors": contributors.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                "sharing_parties": sharing,
                 "smudging_lambda": smudging.lambda,
             }),
             true,
         )?;
-        // recorded durably before anything leaves the node
+        // recorded durably, with every c₁ in the ledger, before anything leaves the node
+        let c1s: Vec<[u8; 32]> = aggregate.iter().map(c1_digest).collect();
         match self
             .state
-            .release(&req.query_id, &digest, &reply.encode_to_vec())
+            .release(&req.query_id, &digest, &reply.encode_to_vec(), &c1s)
             .map_err(internal)?
         {
-            Released::Never => {}
-            Released::Same(shares) => return again(&req.query_id, &shares),
-            Released::Other => return Err(refused_twice(&req.query_id)),
+            Ok(Released::Never) => {}
+            Ok(Released::Same(shares)) => return again(&req.query_id, &shares),
+            Ok(Released::Other) => {
+                return Err(Status::failed_precondition(refused_twice(&req.query_id)))
+            }
+            Err(other) => {
+                return Err(self.refuse(
+                    &req.query_id,
+                    "release",
+                    Refusal::new(
+                        RefusalCode::CiphertextSeen,
+                        format!("this node already gave a share of a ciphertext of this aggregate, for query {other:?}"),
+                    ),
+                ))
+            }
         }
         tracing::info!(query = %req.query_id, shares = reply.shares.len(), lambda = smudging.lambda, "gave decryption shares");
         Ok(reply)
     }
 
     /// The key this node decrypts with, and how many parties give shares: in all-party mode
-    /// its key share `s_i`; in threshold mode (the request names the active parties) its
-    /// threshold share weighted for that set, `λ_j^S · t_j`.
+    /// its key share `s_i`, every party of the deployment giving one; in threshold mode (the
+    /// request names the active parties: at least `T` distinct contributors, this node among
+    /// them) its threshold share weighted for that set, `λ_j^S · t_j`.
     fn decryption_key(
         &self,
+        agreed: &Agreed,
         params: &Arc<BfvParameters>,
         req: &DecryptRequest,
+        contributors: &Roster,
     ) -> Result<(Arc<SecretKey>, usize), Status> {
-        if req.active_parties.is_empty() {
+        let deployment = &agreed.deployment;
+        let Some(threshold) = deployment.threshold() else {
+            if !req.active_parties.is_empty() {
+                return Err(Status::invalid_argument(
+                    "active parties named in all-party mode: every party gives a share",
+                ));
+            }
             let key = self.keys.key(params).map_err(internal)?;
-            return Ok((key, req.sharing_parties as usize));
+            return Ok((key, deployment.parties()));
+        };
+        let mut active = req.active_parties.clone();
+        active.sort_unstable();
+        active.dedup();
+        if active.len() != req.active_parties.len()
+            || active.len() < threshold
+            || !active.contains(&deployment.me.0)
+            || active
+                .iter()
+                .any(|p| !contributors.iter().any(|(_, number)| number == p))
+        {
+            return Err(Status::invalid_argument(format!(
+                "the active parties {:?} are not {threshold} or more distinct contributors with this node (party {}) among them",
+                req.active_parties, deployment.me
+            )));
         }
         let stored = self
             .keys
@@ -162,17 +178,12 @@ impl NodeService {
                     params.name()
                 ))
             })?;
-        if stored.crs_seed[..] != req.crs_seed[..] {
+        if stored.crs_seed[..] != deployment.deployment.crs_seed[..]
+            || stored.key.party() != deployment.me
+        {
             return Err(Status::failed_precondition(format!(
-                "this node's threshold key share for {} belongs to another setup than the collective key's: run setup again",
+                "this node's threshold key share for {} belongs to another setup than the pinned deployment's: run setup again",
                 params.name()
-            )));
-        }
-        if stored.key.party().0 != req.party {
-            return Err(Status::invalid_argument(format!(
-                "this node is party {} of the threshold setup, not {}",
-                stored.key.party(),
-                req.party
             )));
         }
         let active: Vec<PartyId> = req.active_parties.iter().map(|&p| PartyId(p)).collect();
@@ -183,87 +194,109 @@ impl NodeService {
         Ok((Arc::new(key), active.len()))
     }
 
-    /// Aggregate verification (DESIGN.md §5, `concord-mhe` `fingerprint`): `aggregate` is the sum
-    /// of the committed contributions — at least the node's quorum, each signed for this query
-    /// by a distinct node of the deployment, this node's own among them. Returns the
-    /// contributors' names.
+    /// The aggregate, as this node computes it: the roster is the one it signed for the query,
+    /// every listed contributor signed it, and each contribution presented is the one its
+    /// contributor committed to. Returns the sum and the contributors.
     fn verify_aggregate(
         &self,
         agreed: &Agreed,
         req: &DecryptRequest,
-        aggregate_digest: &[u8],
-        aggregate: &[Ciphertext],
-    ) -> Result<Vec<String>, Refusal> {
+    ) -> Result<(Vec<Ciphertext>, Roster), Refusal> {
         let refuse = |detail: String| Refusal::new(RefusalCode::AggregateNotVerified, detail);
-        let ca = &self.credentials.ca_pem;
-        if req.commitments.len() < agreed.quorum {
-            return Err(Refusal::new(
-                RefusalCode::TooFewContributions,
-                format!(
-                    "{} contributions presented; this node releases aggregates of at least {} institutions",
-                    req.commitments.len(),
-                    agreed.quorum
-                ),
-            ));
-        }
-        let mut names = Vec::new();
-        for commitment in &req.commitments {
-            let signer = agreed
-                .binding
-                .verify_commitment(ca, commitment)
-                .map_err(|e| refuse(format!("a contribution's commitment: {e}")))?;
-            if names.contains(&signer.name) {
-                return Err(refuse(format!(
-                    "{} appears twice among the contributions",
-                    signer.name
-                )));
+        let binding = &agreed.binding;
+        let roster = binding.roster_digest(&req.roster);
+        let signed = self
+            .state
+            .roster(&req.query_id)
+            .map_err(|e| Refusal::new(RefusalCode::Internal, e.to_string()))?;
+        match signed {
+            None => {
+                return Err(refuse(
+                    "this node has signed no list of contributions for this query".into(),
+                ))
             }
-            names.push(signer.name);
+            Some((digest, _)) if digest != roster => {
+                return Err(Refusal::new(
+                    RefusalCode::RosterConflict,
+                    "the contributions listed are not the list this node signed for this query",
+                ))
+            }
+            Some(_) => {}
         }
-        let own = self
-            .own_contribution(&req.query_id)
-            .map_err(|e| refuse(e.message().to_owned()))?
-            .and_then(|c| c.commitment)
-            .ok_or_else(|| refuse("this node has not contributed to the query".into()))?;
-        if !req
-            .commitments
-            .iter()
-            .any(|c| c.digest == own.digest && c.certificate == own.certificate)
-        {
-            return Err(refuse(
-                "this node's own contribution is not among those presented".into(),
-            ));
-        }
-        if req.fingerprints.len() != req.commitments.len() {
+        let contributors = self.check_roster(agreed, &req.query_id, &req.roster)?;
+        if req.roster_signatures.len() != req.roster.len() {
             return Err(refuse(format!(
-                "{} fingerprints for {} contributions",
-                req.fingerprints.len(),
-                req.commitments.len()
+                "{} roster signatures for {} contributions",
+                req.roster_signatures.len(),
+                req.roster.len()
             )));
         }
-        let seed = agreed
-            .binding
-            .challenge_seed(aggregate_digest, &req.commitments);
-        for (commitment, signed) in req.commitments.iter().zip(&req.fingerprints) {
-            agreed
-                .binding
-                .verify_fingerprint(ca, &seed, commitment, signed)
-                .map_err(|e| refuse(format!("a fingerprint: {e}")))?;
-        }
-        let values: Vec<&[u64]> = req
-            .fingerprints
+        for ((commitment, signature), (name, _)) in req
+            .roster
             .iter()
-            .map(|f| f.values.as_slice())
-            .collect();
-        fingerprint::check(aggregate, &seed, &values).map_err(|e| refuse(e.to_string()))?;
-        Ok(names)
+            .zip(&req.roster_signatures)
+            .zip(&contributors)
+        {
+            binding
+                .verify_roster(&self.credentials.ca_pem, &roster, commitment, signature)
+                .map_err(|e| {
+                    refuse(format!(
+                        "{name} did not sign this list of contributions: {e}"
+                    ))
+                })?;
+        }
+        let plan = &agreed.agreement.plan;
+        let per = plan.ciphertexts();
+        if req.ciphertexts.len() != per * req.roster.len() {
+            return Err(refuse(format!(
+                "{} ciphertexts for {} contributions of {per}",
+                req.ciphertexts.len(),
+                req.roster.len()
+            )));
+        }
+        let mut sum: Vec<Ciphertext> = Vec::new();
+        for ((commitment, bytes), (name, _)) in req
+            .roster
+            .iter()
+            .zip(req.ciphertexts.chunks(per))
+            .zip(&contributors)
+        {
+            if evidence::digest(bytes)[..] != commitment.digest[..] {
+                return Err(refuse(format!(
+                    "the contribution presented as {name}'s is not the one it committed to"
+                )));
+            }
+            for (k, bytes) in bytes.iter().enumerate() {
+                let ct = Ciphertext::from_bytes(&plan.params, bytes)
+                    .map_err(|e| refuse(format!("{name}'s contribution: {e}")))?;
+                match sum.get_mut(k) {
+                    Some(s) => s
+                        .add_assign(&ct)
+                        .map_err(|e| refuse(format!("{name}'s contribution: {e}")))?,
+                    None => sum.push(ct),
+                }
+            }
+        }
+        Ok((sum, contributors))
     }
 }
 
-fn refused_twice(query_id: &str) -> Status {
-    Status::already_exists(format!(
-        "this node already gave decryption shares for another aggregate of query {query_id:?}"
-    ))
+/// SHA-256 over a ciphertext's `c₁` (its second part: parameter set, level, representation and
+/// every residue): what the ledger of decrypted ciphertexts keys on.
+fn c1_digest(ct: &Ciphertext) -> [u8; 32] {
+    let c1 = ct.c1();
+    let mut h = Sha256::new();
+    h.update(b"concord/decrypted-c1/v1\0");
+    h.update(ct.params().name().as_bytes());
+    h.update((ct.level() as u64).to_le_bytes());
+    h.update(format!("{:?}", c1.representation()).as_bytes());
+    let bytes: Vec<u8> = c1.data().iter().flat_map(|x| x.to_le_bytes()).collect();
+    h.update(&bytes);
+    h.finalize().into()
+}
+
+fn refused_twice(query_id: &str) -> String {
+    format!("this node already gave decryption shares for another request of query {query_id:?}")
 }
 
 /// The shares recorded for this very request, sent again.

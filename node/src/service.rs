@@ -1,13 +1,14 @@
 //! The node's gRPC service (proto `concord.v1.Node`): thin handlers over the node's logic.
-//! Each checks that the caller holds the coordinator role, then hands the request to the
-//! module that holds what it asks for:
+//! Each checks that the caller is the coordinator this node serves (the coordinator role, and
+//! the certificate name its configuration pins), then hands the request to the module that holds
+//! what it asks for:
 //!
 //! | rpc | module |
 //! |---|---|
-//! | `Setup`, `ExchangeKeyOf`, `Reshare`, `Combine` | [`crate::keygen`] |
+//! | `Setup`, `Pin`, `ExchangeKeyOf`, `Reshare`, `Combine` | [`crate::keygen`] (pinned deployment) |
 //! | `Propose` | [`crate::admission`] (policy, operator's approval, privacy budget) |
-//! | `Contribute`, `Fingerprint` | [`crate::contribution`] |
-//! | `Decrypt` | [`crate::release`] (aggregate verification, shares at most once) |
+//! | `Commit`, `Reveal` | [`crate::contribution`] (commit before reveal, one roster) |
+//! | `Decrypt` | [`crate::release`] (the node's own sum of the roster, shares at most once) |
 //!
 //! Agreements, contributions and released shares are durable ([`NodeState`]), so a node
 //! restart loses none; every decision, contribution and release is in the audit log.
@@ -20,14 +21,13 @@ use crate::keystore::KeyStore;
 use crate::state::NodeState;
 use concord_api::chunks::{collect, replies, Replies};
 use concord_api::lifecycle::RefusalCode;
-use concord_api::pki::Role;
+use concord_api::pki::{Identity, Role};
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
 use concord_stats::{Event, Institution};
 use prost::Message;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tonic::{Request, Response, Status, Streaming};
@@ -57,6 +57,10 @@ pub struct NodeService {
     pub(crate) audit: AuditLog,
     pub(crate) approvals: Approvals,
     pub(crate) credentials: Credentials,
+    /// This node's certificate name.
+    pub(crate) name: String,
+    /// The certificate name of the only coordinator this node answers.
+    pub(crate) coordinator: String,
     /// The queries this node agreed to, by id.
     pub(crate) agreed: Mutex<HashMap<String, Agreed>>,
 }
@@ -67,9 +71,11 @@ impl NodeService {
         events: Vec<Event>,
         institution: Institution,
         policy: Policy,
+        coordinator: String,
         records: Records,
         credentials: Credentials,
-    ) -> Self {
+    ) -> Result<Self, concord_api::pki::PkiError> {
+        let name = concord_api::pki::identity_of(&credentials.certificate_der)?.name;
         let service = Self {
             keys,
             events,
@@ -79,10 +85,26 @@ impl NodeService {
             audit: records.audit,
             approvals: records.approvals,
             credentials,
+            name,
+            coordinator,
             agreed: Mutex::new(HashMap::new()),
         };
         service.restore_agreements();
-        service
+        Ok(service)
+    }
+
+    /// The caller, if it is the coordinator this node serves.
+    fn coordinator<T>(&self, request: &Request<T>) -> Result<Identity, Status> {
+        let caller = require_role(request, Role::Coordinator)?;
+        if caller.name != self.coordinator {
+            tracing::warn!(caller = %shown(&caller.name), "refused a coordinator certificate this node does not serve");
+            return Err(Status::permission_denied(format!(
+                "this node serves the coordinator {:?}, not {:?}",
+                self.coordinator,
+                shown(&caller.name)
+            )));
+        }
+        Ok(caller)
     }
 
     /// Appends to the audit log; a node that cannot keep its record refuses to go on.
@@ -160,32 +182,34 @@ fn refusal(code: RefusalCode, detail: String) -> Decision {
 
 #[tonic::async_trait]
 impl Node for NodeService {
-    async fn setup(&self, request: Request<SetupRequest>) -> Result<Response<SetupShare>, Status> {
-        let caller = require_role(&request, Role::Coordinator)?;
-        let req = request.into_inner();
-        let share = self.ckg_share(&req)?;
-        tracing::info!(coordinator = %caller.name, set = %req.parameter_set, party = req.party, "gave a CKG share");
-        // the same share for the same set and CRS, however often asked: the log says how often
-        self.audit(
-            "key-generation",
-            json!({
-                "protocol": "ckg",
-                "coordinator": caller.name,
-                "set": req.parameter_set,
-                "crs": hex(&req.crs_seed),
-                "party": req.party,
-                "share": hex(&Sha256::digest(&share.share)),
-            }),
-            true,
-        )?;
-        Ok(Response::new(share))
+    async fn setup(
+        &self,
+        request: Request<SetupRequest>,
+    ) -> Result<Response<SignedKeyShare>, Status> {
+        self.coordinator(&request)?;
+        Ok(Response::new(
+            self.setup(request.get_ref().deployment.as_ref())?,
+        ))
+    }
+
+    async fn pin(
+        &self,
+        request: Request<Streaming<PinRequest>>,
+    ) -> Result<Response<PinnedKey>, Status> {
+        self.coordinator(&request)?;
+        // at most one share per party of the deployment
+        let req = collect(request.into_inner(), |first| {
+            Ok(first.deployment.as_ref().map_or(0, |d| d.parties.len()))
+        })
+        .await?;
+        Ok(Response::new(self.pin(&req)?))
     }
 
     async fn exchange_key_of(
         &self,
         request: Request<ExchangeKeyRequest>,
     ) -> Result<Response<ExchangeKey>, Status> {
-        require_role(&request, Role::Coordinator)?;
+        self.coordinator(&request)?;
         Ok(Response::new(self.exchange_key()?))
     }
 
@@ -195,7 +219,7 @@ impl Node for NodeService {
         &self,
         request: Request<ReshareRequest>,
     ) -> Result<Response<Self::ReshareStream>, Status> {
-        require_role(&request, Role::Coordinator)?;
+        self.coordinator(&request)?;
         let setup = request
             .into_inner()
             .setup
@@ -219,7 +243,7 @@ impl Node for NodeService {
         &self,
         request: Request<Streaming<CombineRequest>>,
     ) -> Result<Response<CombineReply>, Status> {
-        require_role(&request, Role::Coordinator)?;
+        self.coordinator(&request)?;
         let req = collect(request.into_inner(), |first| {
             Ok(first.setup.as_ref().map_or(0, |s| s.parties.len()))
         })
@@ -229,7 +253,7 @@ impl Node for NodeService {
     }
 
     async fn propose(&self, request: Request<Proposal>) -> Result<Response<Decision>, Status> {
-        require_role(&request, Role::Coordinator)?;
+        self.coordinator(&request)?;
         let proposal = request.into_inner();
         let encoded = proposal.encode_to_vec();
         let (decision, approved_by, log) = self.decision(&proposal, &encoded)?;
@@ -246,7 +270,7 @@ impl Node for NodeService {
                 "template": spec.template,
                 "template_version": spec.template_version,
                 "window": format!("{} +{}", spec.window_first, spec.window_months),
-                "institutions": proposal.institutions,
+                "deployment": hex(&proposal.deployment),
                 "release": spec.release_mode().as_str(),
                 "epsilon": spec.epsilon,
                 "delta": spec.delta,
@@ -262,24 +286,22 @@ impl Node for NodeService {
         Ok(Response::new(decision))
     }
 
-    type ContributeStream = Replies<Contribution>;
-
-    async fn contribute(
+    async fn commit(
         &self,
-        request: Request<ContributeRequest>,
-    ) -> Result<Response<Self::ContributeStream>, Status> {
-        require_role(&request, Role::Coordinator)?;
-        Ok(Response::new(replies(
-            self.contribution(request.get_ref())?,
-        )))
+        request: Request<CommitRequest>,
+    ) -> Result<Response<Commitment>, Status> {
+        self.coordinator(&request)?;
+        Ok(Response::new(self.commit(request.get_ref())?))
     }
 
-    async fn fingerprint(
+    type RevealStream = Replies<Contribution>;
+
+    async fn reveal(
         &self,
-        request: Request<FingerprintRequest>,
-    ) -> Result<Response<SignedFingerprint>, Status> {
-        require_role(&request, Role::Coordinator)?;
-        Ok(Response::new(self.fingerprint(request.get_ref())?))
+        request: Request<RevealRequest>,
+    ) -> Result<Response<Self::RevealStream>, Status> {
+        self.coordinator(&request)?;
+        Ok(Response::new(replies(self.reveal(request.get_ref())?)))
     }
 
     type DecryptStream = Replies<DecryptShares>;
@@ -288,10 +310,11 @@ impl Node for NodeService {
         &self,
         request: Request<Streaming<DecryptRequest>>,
     ) -> Result<Response<Self::DecryptStream>, Status> {
-        require_role(&request, Role::Coordinator)?;
-        // the aggregate, at most as many ciphertexts as the agreed query has
+        self.coordinator(&request)?;
+        // every contribution: at most one per party of the deployment
         let req = collect(request.into_inner(), |first| {
-            Ok(self.agreed(&first.query_id)?.agreement.plan.ciphertexts())
+            let agreed = self.agreed(&first.query_id)?;
+            Ok(agreed.agreement.plan.ciphertexts() * agreed.deployment.parties())
         })
         .await?;
         Ok(Response::new(replies(self.release(&req)?)))

@@ -5,11 +5,14 @@
 //! `t_j = Σ_i f_i(α_j)` and keeps it with the configuration. A query in threshold mode is then
 //! decrypted by any `T` parties, each with `λ_j^S · t_j`.
 //!
-//! What a node checks of the configuration the coordinator sends: every party's exchange key
-//! is signed by a node certificate of the deployment's CA, the certificates are distinct, and
-//! this node is among them under its own certificate. Resharings must come one from each party,
-//! signed by that party's certificate, sealed for this very setup.
+//! What a node checks of the configuration the coordinator sends: it is the pinned deployment's
+//! (parameter set, CRS seed, threshold — at least 2 and at least the node's minimum, checked
+//! when it was pinned — and parties, numbered `1..N` in order), and every party's exchange key
+//! is signed by that party's node certificate of the deployment's CA. So neither `T = 1` nor
+//! party points of the coordinator's choosing reach the Shamir sharing. Resharings must come
+//! one from each party, signed by that party's certificate, sealed for this very setup.
 
+use crate::keygen::PinnedDeployment;
 use concord_api::exchange::verify_exchange_key;
 use concord_api::v1::{ExchangeKey, ThresholdSetup};
 use concord_bfv::{params, BfvParameters};
@@ -34,9 +37,34 @@ pub struct CheckedSetup {
 
 pub fn check(
     ca_pem: &str,
-    my_certificate: &[u8],
+    pinned: &PinnedDeployment,
     setup: &ThresholdSetup,
 ) -> Result<CheckedSetup, Status> {
+    let deployment = &pinned.deployment;
+    let not_pinned = |what: &str| {
+        Status::invalid_argument(format!(
+            "the threshold setup's {what} is not the pinned deployment's"
+        ))
+    };
+    if setup.parameter_set != deployment.parameter_set {
+        return Err(not_pinned("parameter set"));
+    }
+    if setup.crs_seed != deployment.crs_seed {
+        return Err(not_pinned("CRS seed"));
+    }
+    if deployment.threshold == 0 || setup.threshold != deployment.threshold {
+        return Err(Status::invalid_argument(format!(
+            "a threshold setup with T = {} where the pinned deployment has {}",
+            setup.threshold,
+            match deployment.threshold {
+                0 => "none (all-party mode)".to_owned(),
+                t => format!("T = {t}"),
+            }
+        )));
+    }
+    if setup.parties.len() != deployment.parties.len() {
+        return Err(not_pinned("list of parties"));
+    }
     let spec = params::spec_by_name(&setup.parameter_set).ok_or_else(|| {
         Status::invalid_argument(format!("unknown parameter set {:?}", setup.parameter_set))
     })?;
@@ -47,37 +75,26 @@ pub fn check(
         .try_into()
         .map_err(|_| Status::invalid_argument("crs_seed must be 32 bytes"))?;
     let mut keys = HashMap::new();
-    let mut names = Vec::new();
-    let mut me = None;
     let mut context = Sha256::new();
-    context.update(b"concord/threshold-resharing/v1\0");
-    context.update(params.name().as_bytes());
-    context.update(crs_seed);
-    context.update(setup.threshold.to_le_bytes());
-    for party in &setup.parties {
+    context.update(b"concord/threshold-resharing/v2\0");
+    context.update(pinned.digest);
+    for (party, expected) in setup.parties.iter().zip(&deployment.parties) {
         let key = party.key.as_ref().ok_or_else(|| {
             Status::invalid_argument(format!("party {} has no exchange key", party.party))
         })?;
         let who = verify_exchange_key(ca_pem, key).map_err(|e| {
             Status::invalid_argument(format!("party {}'s exchange key: {e}", party.party))
         })?;
-        if names.contains(&who.name) {
+        if party.party != expected.number || who.name != expected.name {
             return Err(Status::invalid_argument(format!(
-                "{} is listed twice in the threshold setup",
-                who.name
+                "party {} ({}) of the threshold setup is party {} ({}) of the pinned deployment",
+                party.party, who.name, expected.number, expected.name
             )));
-        }
-        names.push(who.name);
-        if key.certificate == my_certificate {
-            me = Some(PartyId(party.party));
         }
         context.update(party.party.to_le_bytes());
         context.update(&key.public_key);
         keys.insert(party.party, key.clone());
     }
-    let me = me.ok_or_else(|| {
-        Status::invalid_argument("this node is not a party of the threshold setup")
-    })?;
     let parties: Vec<PartyId> = setup.parties.iter().map(|p| PartyId(p.party)).collect();
     let config = ThresholdConfig::new(&params, setup.threshold as usize, &parties)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -85,7 +102,7 @@ pub fn check(
         params,
         crs_seed,
         config,
-        me,
+        me: pinned.me,
         keys,
         context: context.finalize().to_vec(),
     })

@@ -5,7 +5,7 @@
 use concord_api::pki::{DevCa, Role};
 use concord_api::tls::client_config;
 use concord_api::v1::node_client::NodeClient;
-use concord_api::v1::SetupRequest;
+use concord_api::v1::{Deployment, Party, SetupRequest};
 use concord_bfv::{params, BfvParameters};
 use concord_mhe::PublicKeyShare;
 use concord_node::config::{Config, DataSource, Policy, TlsFiles};
@@ -83,7 +83,8 @@ async fn setup_share(f: &Fixture, params: &std::sync::Arc<BfvParameters>) -> Pub
     setup_share_as(f, params, 1).await
 }
 
-/// The node's CKG share for the test's CRS, asked under party number `party`.
+/// The node's CKG share for the test's CRS, asked as party `party` (1 or 2) of a deployment
+/// of two.
 async fn setup_share_as(
     f: &Fixture,
     params: &std::sync::Arc<BfvParameters>,
@@ -108,9 +109,17 @@ async fn setup_share_as(
                     .await?;
             let reply = NodeClient::new(channel)
                 .setup(SetupRequest {
-                    parameter_set: params.name().into(),
-                    crs_seed: vec![5; 32],
-                    party,
+                    deployment: Some(Deployment {
+                        parameter_set: params.name().into(),
+                        crs_seed: vec![5; 32],
+                        parties: (1..=2)
+                            .map(|number| Party {
+                                number,
+                                name: if number == party { "node-a" } else { "node-b" }.into(),
+                            })
+                            .collect(),
+                        threshold: 0,
+                    }),
                 })
                 .await?;
             Ok::<_, Box<dyn std::error::Error>>(reply.into_inner().share)
@@ -148,7 +157,7 @@ async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
             "a second, fresh share"
         );
     }
-    let renamed = setup_share_as(&f, &params, 7).await;
+    let renamed = setup_share_as(&f, &params, 2).await;
     assert_eq!(renamed.value(), first.value());
     let log = stop(node);
     assert!(

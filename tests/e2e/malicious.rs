@@ -1,215 +1,270 @@
-//! The e2e test's malicious coordinator: it drives honest node processes by hand with a
-//! coordinator certificate and tries to get what is not an agreed aggregate decrypted.
+//! The e2e test's malicious coordinator: it drives honest node processes by hand with the
+//! coordinator's certificate and tries to get something decrypted that is not the agreed sum
+//! of one roster of contributions (issue 14).
 
-use concord_api::pki::{DevCa, Role};
-use concord_api::v1::{Commitment, QuerySpec};
-use concord_bfv::Ciphertext;
+use concord_api::chunks::{collect, stream};
+use concord_api::evidence::QueryBinding;
+use concord_api::pki::{DevCa, IssuedCertificate, Role};
+use concord_api::v1::node_client::NodeClient;
+use concord_api::v1::*;
 use concord_coordinator::NodeAddress;
-use concord_query::QueryPlan;
-use concord_stats::{Template, Window, YearMonth};
+use tonic::transport::Channel;
 
-/// What a coordinator that lies gets from honest nodes (aggregate verification, DESIGN.md §5).
-/// It proposes a properly signed query `q-evil` and collects the four contributions, then
-/// asks every node to decrypt:
-/// 1. one institution's contribution, presented with all four commitments and fingerprints;
-/// 2. the sum of two contributions, presented as what it is (2 of the 3 required);
-/// 3. the sum with a commitment replayed from another query (q0) in place of node-c's;
-/// 4. the sum with an extra commitment signed by a key outside the deployment;
-/// 5. the sum of three with node-a's commitment presented twice;
-///
-/// every node refuses each with its reason; then the true aggregate is released, and a second,
-/// different aggregate of the same query is refused.
-pub async fn malicious_coordinator(
+/// Clients of every node with the coordinator's certificate.
+pub async fn clients(
     ca: &DevCa,
-    coordinator: &concord_api::pki::IssuedCertificate,
+    coordinator: &IssuedCertificate,
     addresses: &[NodeAddress],
-    spec: QuerySpec,
-    researcher_certificate: &[u8],
-    collective_key: &[u8],
-    q0_commitments: &[Commitment],
-) {
-    use concord_api::chunks::{collect, stream};
-    use concord_api::evidence;
-    use concord_api::v1::node_client::NodeClient;
-    use concord_api::v1::*;
-
-    let query_id = "q-evil";
+) -> Vec<NodeClient<Channel>> {
     let mut nodes = Vec::new();
     for a in addresses {
-        let tls = concord_api::tls::client_config(
-            ca.certificate_pem(),
-            &coordinator.certificate_pem,
-            &coordinator.key_pem,
-            &a.name,
+        nodes.push(
+            concord_system_tests::node_client(ca.certificate_pem(), coordinator, &a.name, &a.url)
+                .await,
         );
-        let channel = tonic::transport::Endpoint::from_shared(a.url.clone())
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        nodes.push(NodeClient::new(channel).max_decoding_message_size(64 << 20));
     }
-    let proposal = Proposal {
-        query_id: query_id.into(),
-        spec: Some(spec),
-        institutions: 4,
-        researcher: "alice".into(),
-        researcher_certificate: researcher_certificate.to_vec(),
-    };
-    let mut contributions = Vec::new();
-    for node in &mut nodes {
-        assert!(
-            node.propose(proposal.clone())
-                .await
-                .unwrap()
-                .into_inner()
-                .agree
-        );
-        let parts = node
-            .contribute(ContributeRequest {
-                query_id: query_id.into(),
-                collective_key: collective_key.to_vec(),
-                institutions: 4,
+    nodes
+}
+
+/// Proposes the query to every node, each of which must agree, and gathers their commitments.
+async fn agree_and_commit(
+    nodes: &mut [NodeClient<Channel>],
+    proposal: Proposal,
+) -> Vec<Commitment> {
+    let mut commitments = Vec::new();
+    for node in nodes.iter_mut() {
+        let decision = node.propose(proposal.clone()).await.unwrap().into_inner();
+        assert!(decision.agree, "{decision:?}");
+        let commitment = node
+            .commit(CommitRequest {
+                query_id: proposal.query_id.clone(),
             })
             .await
             .unwrap()
             .into_inner();
-        contributions.push(collect(parts, |_| Ok(usize::MAX)).await.unwrap());
+        commitments.push(commitment);
     }
-    let plan = QueryPlan::new(
-        Template::EventsByMonthTlpDistribution,
-        Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap(),
-        4,
-    )
-    .unwrap();
-    let sum_of = |which: &[usize]| -> Vec<Vec<u8>> {
-        (0..plan.ciphertexts())
-            .map(|k| {
-                let cts: Vec<Ciphertext> = which
-                    .iter()
-                    .map(|&i| {
-                        Ciphertext::from_bytes(&plan.params, &contributions[i].ciphertexts[k])
-                            .unwrap()
-                    })
-                    .collect();
-                Ciphertext::sum(&cts).unwrap().to_bytes()
-            })
-            .collect()
-    };
-    let commitment = |i: usize| contributions[i].commitment.clone().unwrap();
-    // the evidence as an honest coordinator would gather it: each committed node's signed
-    // fingerprint at the challenge fixed by this aggregate and these commitments
-    let gather = |aggregate: Vec<Vec<u8>>, commitments: Vec<Commitment>, signers: Vec<usize>| {
-        let mut nodes = nodes.clone();
-        async move {
-            let request = FingerprintRequest {
-                query_id: query_id.into(),
-                aggregate_digest: evidence::digest(&aggregate).to_vec(),
-                commitments: commitments.clone(),
-            };
-            let mut fingerprints = Vec::new();
-            for i in signers {
-                fingerprints.push(
-                    nodes[i]
-                        .fingerprint(request.clone())
-                        .await
-                        .unwrap()
-                        .into_inner(),
-                );
-            }
-            DecryptRequest {
-                query_id: query_id.into(),
-                ciphertexts: aggregate,
-                party: 0,
-                sharing_parties: 4,
-                key_parties: 4,
-                commitments,
-                fingerprints,
-                active_parties: Vec::new(),
-                crs_seed: Vec::new(),
-            }
-        }
-    };
-    let ask = |i: usize, mut request: DecryptRequest| {
-        let mut node = nodes[i].clone();
-        request.party = i as u32 + 1;
-        async move {
-            let parts = node.decrypt(stream(request)).await?.into_inner();
-            collect(parts, |_| Ok(usize::MAX)).await
-        }
-    };
-    let refused_by_all = |request: DecryptRequest, reason: &'static str, detail: &'static str| {
-        let ask = &ask;
-        async move {
-            for i in 0..4 {
-                let status = ask(i, request.clone()).await.unwrap_err();
-                assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status}");
-                assert!(
-                    status.message().starts_with(reason) && status.message().contains(detail),
-                    "node {i}: {status}"
-                );
-            }
-        }
-    };
-    let all: Vec<Commitment> = (0..4).map(commitment).collect();
+    commitments
+}
 
-    // 1. node-a's contribution alone, as if it were the sum of all four
-    let single = gather(sum_of(&[0]), all.clone(), vec![0, 1, 2, 3]).await;
-    refused_by_all(single, "aggregate-not-verified", "not the sum").await;
-    // 2. two contributions, where three are required
-    let two = gather(
-        sum_of(&[0, 1]),
-        vec![commitment(0), commitment(1)],
-        vec![0, 1],
-    )
-    .await;
-    refused_by_all(two, "too-few-contributions", "2 contributions").await;
-    // 3. node-c's commitment replayed from q0
-    let mut replayed = gather(sum_of(&[0, 1, 2, 3]), all.clone(), vec![0, 1, 2, 3]).await;
+async fn reveal(
+    node: &mut NodeClient<Channel>,
+    query_id: &str,
+    roster: &[Commitment],
+) -> Result<Contribution, tonic::Status> {
+    let parts = node
+        .reveal(RevealRequest {
+            query_id: query_id.into(),
+            roster: roster.to_vec(),
+        })
+        .await?
+        .into_inner();
+    collect(parts, |_| Ok(usize::MAX)).await
+}
+
+async fn decrypt(
+    node: &mut NodeClient<Channel>,
+    request: DecryptRequest,
+) -> Result<DecryptShares, tonic::Status> {
+    let parts = node.decrypt(stream(request)).await?.into_inner();
+    collect(parts, |_| Ok(usize::MAX)).await
+}
+
+fn refused(outcome: Result<impl std::fmt::Debug, tonic::Status>, reason: &str, detail: &str) {
+    let status = outcome.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status}");
+    assert!(
+        status.message().starts_with(reason) && status.message().contains(detail),
+        "{reason} / {detail}: {status}"
+    );
+}
+
+/// What a coordinator that lies gets from honest nodes. It proposes a properly signed query
+/// `q-evil` to the four nodes (deployment `deployment`), and:
+///
+/// - proposes it again under a deployment no node pinned: refused (`deployment-not-pinned`);
+/// - collects the four commitments (nothing is revealed: a commitment is all a node answers);
+/// - asks a node to reveal against rosters it cannot stand behind — without its own
+///   commitment, with two where three are required, with a commitment replayed from another
+///   query (q0), with one signed outside the deployment, with a contributor twice: each refused,
+///   nothing revealed;
+/// - shows node-a the full roster and node-b the roster without node-a (the two aggregates
+///   whose difference is node-a's statistic): each signs the first roster it sees and no other,
+///   so neither roster gathers every contributor's signature and neither is decrypted, however
+///   the coordinator presents it;
+/// - presents a contribution that is not the one its node committed to: refused.
+///
+/// Then a fresh query `q-evil-2` is run honestly by hand and released once, and a second,
+/// different request for it is refused.
+pub async fn malicious_coordinator(
+    nodes: &mut [NodeClient<Channel>],
+    spec: QuerySpec,
+    researcher_certificate: &[u8],
+    deployment: [u8; 32],
+    q0_commitments: &[Commitment],
+) {
+    let proposal = |id: &str, deployment: [u8; 32]| Proposal {
+        query_id: id.into(),
+        spec: Some(spec.clone()),
+        researcher: "alice".into(),
+        researcher_certificate: researcher_certificate.to_vec(),
+        deployment: deployment.to_vec(),
+    };
+    // a deployment no node pinned (a key of the coordinator's choosing would be one)
+    for node in nodes.iter_mut() {
+        let decision = node
+            .propose(proposal("q-elsewhere", [7; 32]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!decision.agree);
+        assert_eq!(decision.reason, "deployment-not-pinned", "{decision:?}");
+    }
+
+    let query_id = "q-evil";
+    let commitments = agree_and_commit(nodes, proposal(query_id, deployment)).await;
+    // asked again, a node commits to the same contribution
+    let again = nodes[0]
+        .commit(CommitRequest {
+            query_id: query_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, commitments[0]);
+    let c = |i: usize| commitments[i].clone();
+
+    // rosters no node signs
+    refused(
+        reveal(&mut nodes[0], query_id, &[c(1), c(2), c(3)]).await,
+        "aggregate-not-verified",
+        "own contribution is not among",
+    );
+    refused(
+        reveal(&mut nodes[0], query_id, &[c(0), c(1)]).await,
+        "too-few-contributions",
+        "2 contributions",
+    );
     let from_q0 = q0_commitments
         .iter()
-        .find(|c| c.certificate == commitment(2).certificate)
-        .unwrap();
-    replayed.commitments[2] = from_q0.clone();
-    refused_by_all(replayed, "aggregate-not-verified", "does not verify").await;
-    // 4. an extra commitment by a node key outside the deployment
+        .find(|q0| q0.certificate == c(2).certificate)
+        .unwrap()
+        .clone();
+    refused(
+        reveal(&mut nodes[0], query_id, &[c(0), c(1), from_q0, c(3)]).await,
+        "aggregate-not-verified",
+        "does not verify",
+    );
     let outsider_ca = DevCa::generate("outsider").unwrap();
     let outsider = outsider_ca
         .issue(Role::Node, "node-x", &["localhost"])
         .unwrap();
-    let spec = proposal.spec.clone().unwrap();
-    let mut extra = all.clone();
-    extra.push(
-        evidence::QueryBinding::new(query_id, &spec)
-            .commit(
-                &outsider.key_pem,
-                &concord_api::submission::certificate_der(&outsider.certificate_pem).unwrap(),
-                [0; 32],
-            )
-            .unwrap(),
+    let forged = QueryBinding::new(query_id, &spec, &deployment)
+        .commit(
+            &outsider.key_pem,
+            &concord_api::submission::certificate_der(&outsider.certificate_pem).unwrap(),
+            [0; 32],
+        )
+        .unwrap();
+    refused(
+        reveal(&mut nodes[0], query_id, &[c(0), c(1), c(2), forged]).await,
+        "aggregate-not-verified",
+        "not issued",
     );
-    let mut forged = gather(sum_of(&[0, 1, 2, 3]), extra, vec![0, 1, 2, 3]).await;
-    forged.fingerprints.push(SignedFingerprint::default());
-    refused_by_all(forged, "aggregate-not-verified", "not issued").await;
-    // 5. node-a counted twice
-    let twice = gather(
-        sum_of(&[0, 0, 1]),
-        vec![commitment(0), commitment(0), commitment(1)],
-        vec![0, 0, 1],
-    )
-    .await;
-    refused_by_all(twice, "aggregate-not-verified", "twice").await;
+    refused(
+        reveal(&mut nodes[0], query_id, &[c(0), c(0), c(1)]).await,
+        "aggregate-not-verified",
+        "twice",
+    );
 
-    // the true aggregate is released by every node, once
-    let honest = gather(sum_of(&[0, 1, 2, 3]), all.clone(), vec![0, 1, 2, 3]).await;
-    for i in 0..4 {
-        let shares = ask(i, honest.clone()).await.unwrap();
-        assert_eq!(shares.shares.len(), plan.ciphertexts());
+    // disjoint quorums: node-a sees all four, node-b the three others; c and d the full roster
+    let full = vec![c(0), c(1), c(2), c(3)];
+    let without_a = vec![c(1), c(2), c(3)];
+    let a = reveal(&mut nodes[0], query_id, &full).await.unwrap();
+    let b = reveal(&mut nodes[1], query_id, &without_a).await.unwrap();
+    let cc = reveal(&mut nodes[2], query_id, &full).await.unwrap();
+    let d = reveal(&mut nodes[3], query_id, &full).await.unwrap();
+    // each signed the first roster it saw, for good
+    refused(
+        reveal(&mut nodes[1], query_id, &full).await,
+        "roster-conflict",
+        "signs one",
+    );
+    refused(
+        reveal(&mut nodes[2], query_id, &without_a).await,
+        "roster-conflict",
+        "signs one",
+    );
+    let request = |roster: Vec<Commitment>, revealed: &[&Contribution]| DecryptRequest {
+        query_id: query_id.into(),
+        ciphertexts: revealed
+            .iter()
+            .flat_map(|r| r.ciphertexts.iter().cloned())
+            .collect(),
+        roster,
+        roster_signatures: revealed
+            .iter()
+            .map(|r| r.roster_signature.clone())
+            .collect(),
+        active_parties: Vec::new(),
+    };
+    // the full roster, with node-b's signature over the other one: every node refuses it
+    let full_request = request(full.clone(), &[&a, &b, &cc, &d]);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let outcome = decrypt(node, full_request.clone()).await;
+        match i {
+            1 => refused(outcome, "roster-conflict", "not the list this node signed"),
+            _ => refused(outcome, "aggregate-not-verified", "node-b did not sign"),
+        }
     }
-    // and no other aggregate of it afterwards: refused before anything else is looked at
-    let other = gather(sum_of(&[0, 1, 2, 3, 3]), all, vec![0, 1, 2, 3]).await;
-    let status = ask(0, other).await.unwrap_err();
-    assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status}");
+    // the roster without node-a: node-c and node-d signed the full one
+    let partial = request(without_a, &[&b, &cc, &d]);
+    refused(
+        decrypt(&mut nodes[1], partial.clone()).await,
+        "aggregate-not-verified",
+        "node-c did not sign",
+    );
+    refused(
+        decrypt(&mut nodes[2], partial).await,
+        "roster-conflict",
+        "not the list this node signed",
+    );
+
+    // an honest run of q-evil-2 by hand: commit, one roster, reveal, release
+    let query_id = "q-evil-2";
+    let commitments = agree_and_commit(nodes, proposal(query_id, deployment)).await;
+    let mut revealed = Vec::new();
+    for node in nodes.iter_mut() {
+        revealed.push(reveal(node, query_id, &commitments).await.unwrap());
+    }
+    let all: Vec<&Contribution> = revealed.iter().collect();
+    let honest = DecryptRequest {
+        query_id: query_id.into(),
+        ..request(commitments.clone(), &all)
+    };
+    // node-c's contribution swapped for node-a's: not what node-c committed to
+    let mut swapped = honest.clone();
+    let per = revealed[0].ciphertexts.len();
+    for k in 0..per {
+        swapped.ciphertexts[2 * per + k] = revealed[0].ciphertexts[k].clone();
+    }
+    refused(
+        decrypt(&mut nodes[0], swapped).await,
+        "aggregate-not-verified",
+        "presented as node-c's is not the one it committed to",
+    );
+    for node in nodes.iter_mut() {
+        let shares = decrypt(node, honest.clone()).await.unwrap();
+        assert_eq!(shares.shares.len(), per);
+        // the same request again: the same shares, nothing new
+        assert_eq!(decrypt(node, honest.clone()).await.unwrap(), shares);
+    }
+    // any other request of the released query: refused before anything else is looked at
+    let mut other = honest.clone();
+    other.active_parties = vec![1, 2, 3, 4];
+    refused(
+        decrypt(&mut nodes[0], other).await,
+        "roster-conflict",
+        "another request",
+    );
 }

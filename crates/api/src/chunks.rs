@@ -5,7 +5,9 @@
 //! first message carries every other field; [`Chunked::split`] and [`collect`] are each
 //! other's inverse.
 
-use crate::v1::{CombineRequest, Contribution, DecryptRequest, DecryptShares, Resharings};
+use crate::v1::{
+    CombineRequest, Contribution, DecryptRequest, DecryptShares, PinRequest, Resharings,
+};
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
@@ -55,22 +57,19 @@ macro_rules! chunked {
     };
 }
 
-chunked!(Contribution, ciphertexts, events_covered, commitment);
+chunked!(Contribution, ciphertexts, roster_signature);
 chunked!(
     DecryptRequest,
     ciphertexts,
     query_id,
-    party,
-    sharing_parties,
-    key_parties,
-    commitments,
-    fingerprints,
-    active_parties,
-    crs_seed
+    roster,
+    roster_signatures,
+    active_parties
 );
 chunked!(DecryptShares, shares);
 chunked!(Resharings, sealed);
 chunked!(CombineRequest, sealed, setup);
+chunked!(PinRequest, shares, deployment);
 
 /// Reassembles a streamed message. `limit` sees the first message and says how many elements
 /// the whole may have; a stream with more, or with none at all, is an error.
@@ -113,7 +112,7 @@ pub fn replies<T: Chunked>(message: T) -> Replies<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v1::{Commitment, SignedFingerprint};
+    use crate::v1::Commitment;
 
     fn ok<T>(items: Vec<T>) -> impl Stream<Item = Result<T, Status>> {
         tokio_stream::iter(items.into_iter().map(Ok))
@@ -124,19 +123,15 @@ mod tests {
         let request = DecryptRequest {
             query_id: "q".into(),
             ciphertexts: vec![vec![1; 10], vec![2; 20], vec![3]],
-            party: 2,
-            sharing_parties: 3,
-            key_parties: 3,
-            commitments: vec![Commitment::default(); 3],
-            fingerprints: vec![SignedFingerprint::default(); 3],
+            roster: vec![Commitment::default(); 3],
+            roster_signatures: vec![vec![5; 64]; 3],
             active_parties: vec![1, 2],
-            crs_seed: vec![4; 32],
         };
         let parts = request.clone().split();
         assert_eq!(parts.len(), 3);
         assert!(parts[1..]
             .iter()
-            .all(|p| p.query_id.is_empty() && p.party == 0));
+            .all(|p| p.query_id.is_empty() && p.roster.is_empty()));
         assert_eq!(
             collect(ok(parts.clone()), |_| Ok(3)).await.unwrap(),
             request
@@ -148,7 +143,7 @@ mod tests {
             .await
             .is_err());
         let mut bad = parts.clone();
-        bad[2].party = 9;
+        bad[2].active_parties = vec![9];
         let err = collect(ok(bad), |_| Ok(3)).await.unwrap_err();
         assert!(
             err.message().contains("may carry only ciphertexts"),
@@ -164,8 +159,7 @@ mod tests {
         // an empty value is one message
         let empty = Contribution {
             ciphertexts: vec![],
-            events_covered: 5,
-            commitment: None,
+            roster_signature: vec![5],
         };
         assert_eq!(empty.clone().split(), vec![empty]);
         let shares = DecryptShares {

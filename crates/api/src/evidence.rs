@@ -1,30 +1,30 @@
-//! The signed evidence of aggregate verification (DESIGN.md §5; the fingerprint and its
-//! soundness argument are in `concord-mhe` `fingerprint`): what a node signs about its
-//! contribution, how the challenge is derived from what was committed, and the checks a node
-//! runs on the evidence the coordinator presents with an aggregate to decrypt.
+//! The signed evidence of a query's contributions (DESIGN.md §5): what a node signs about its
+//! contribution, and about the one list of contributions it agrees to see summed.
 //!
 //! - A **commitment** is a node's signature, with its certificate's key, over the query
-//!   ([`QueryBinding`]: its id and a digest of its protobuf encoding, signature included) and
-//!   the SHA-256 [`digest`] of its serialized contribution. It names the node (the certificate) and binds the contribution to
-//!   this query: replayed into another query, or presented under another node's name, it
-//!   does not verify.
-//! - The **challenge seed** is SHA-256 over the query id, the aggregate's digest and every
-//!   commitment (digest and signature, in the order given): fixed only once all of them are.
-//! - A **signed fingerprint** is a node's signature over the query id, the seed and its
-//!   contribution's values at the challenge.
+//!   ([`QueryBinding`]: its id, a digest of its protobuf encoding, signature included, and the
+//!   digest of the deployment whose pinned key it is encrypted under) and the SHA-256 [`digest`]
+//!   of its serialized contribution. It names the node and binds the contribution to this query:
+//!   replayed into another query, or presented under another node's name, it does not verify.
+//! - The **roster** is the list of every contributor's commitment, fixed once every contributor
+//!   has committed and before any contribution is revealed (commit before reveal: no
+//!   contribution can be chosen after seeing another). Each contributor signs the one roster it
+//!   saw, once per query; a node gives decryption shares only of the sum of exactly the roster it
+//!   signed, presented with every listed contributor's signature, and computes that sum itself
+//!   from contributions it checks against their commitments. So a coordinator cannot have a sum
+//!   of its choosing decrypted, nor two different sums of one query (no two disjoint quorums).
 //!
 //! Every message is domain-separated and length-prefixed, so no signature of one kind verifies
 //! as another.
 
 use crate::pki::{Identity, PkiError, Role};
 use crate::submission::{sign_bytes, verify_signed};
-use crate::v1::{Commitment, QuerySpec, SignedFingerprint};
+use crate::v1::{Commitment, QuerySpec};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-const COMMITMENT: &[u8] = b"concord/contribution-commitment/v1\0";
-const FINGERPRINT: &[u8] = b"concord/contribution-fingerprint/v1\0";
-const CHALLENGE: &[u8] = b"concord/fingerprint-challenge/v1\0";
+const COMMITMENT: &[u8] = b"concord/contribution-commitment/v2\0";
+const ROSTER: &[u8] = b"concord/contribution-roster/v1\0";
 const DIGEST: &[u8] = b"concord/ciphertexts/v1\0";
 
 fn framed(h: &mut Sha256, bytes: &[u8]) {
@@ -43,19 +43,9 @@ pub fn digest<B: AsRef<[u8]>>(ciphertexts: &[B]) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn fingerprint_message(query: &QueryBinding, seed: &[u8; 32], values: &[u64]) -> Vec<u8> {
-    let mut m = FINGERPRINT.to_vec();
-    m.extend_from_slice(&query.binding);
-    m.extend_from_slice(seed);
-    m.extend_from_slice(&(values.len() as u64).to_le_bytes());
-    for v in values {
-        m.extend_from_slice(&v.to_le_bytes());
-    }
-    m
-}
-
-/// One query, as everything the evidence is bound to: its id and a digest of the query as
-/// proposed (hashed once, since a query carries the researcher's public key).
+/// One query, as everything the evidence is bound to: its id, a digest of the query as
+/// proposed (hashed once, since a query carries the researcher's public key) and the digest of
+/// the deployment whose key it is encrypted under.
 #[derive(Clone, Debug)]
 pub struct QueryBinding {
     id: String,
@@ -63,10 +53,11 @@ pub struct QueryBinding {
 }
 
 impl QueryBinding {
-    pub fn new(query_id: &str, spec: &QuerySpec) -> Self {
+    pub fn new(query_id: &str, spec: &QuerySpec, deployment: &[u8; 32]) -> Self {
         let mut h = Sha256::new();
         framed(&mut h, query_id.as_bytes());
         framed(&mut h, &spec.encode_to_vec());
+        h.update(deployment);
         Self {
             id: query_id.into(),
             binding: h.finalize().into(),
@@ -114,15 +105,14 @@ impl QueryBinding {
         )
     }
 
-    /// The challenge seed: SHA-256 over the query, the aggregate's digest and every
-    /// commitment.
-    pub fn challenge_seed(&self, aggregate_digest: &[u8], commitments: &[Commitment]) -> [u8; 32] {
+    /// The roster's digest: SHA-256 over the query and every commitment (certificate, digest
+    /// and signature), in order.
+    pub fn roster_digest(&self, roster: &[Commitment]) -> [u8; 32] {
         let mut h = Sha256::new();
-        h.update(CHALLENGE);
+        h.update(ROSTER);
         h.update(self.binding);
-        framed(&mut h, aggregate_digest);
-        h.update((commitments.len() as u64).to_le_bytes());
-        for c in commitments {
+        h.update((roster.len() as u64).to_le_bytes());
+        for c in roster {
             framed(&mut h, &c.certificate);
             framed(&mut h, &c.digest);
             framed(&mut h, &c.signature);
@@ -130,32 +120,25 @@ impl QueryBinding {
         h.finalize().into()
     }
 
-    /// A node's fingerprint values at the challenge `seed`, signed with its key.
-    pub fn sign_fingerprint(
-        &self,
-        key_pem: &str,
-        seed: &[u8; 32],
-        values: Vec<u64>,
-    ) -> Result<SignedFingerprint, PkiError> {
-        let signature = sign_bytes(key_pem, &fingerprint_message(self, seed, &values))?;
-        Ok(SignedFingerprint { values, signature })
+    /// A contributor's signature over the roster (its digest from [`Self::roster_digest`]).
+    pub fn sign_roster(&self, key_pem: &str, roster: &[u8; 32]) -> Result<Vec<u8>, PkiError> {
+        sign_bytes(key_pem, &[ROSTER, roster].concat())
     }
 
-    /// Checks that the node of `commitment` (already verified) signed `fingerprint` for this
-    /// query and seed.
-    pub fn verify_fingerprint(
+    /// Checks that the node of `commitment` signed the roster of digest `roster`.
+    pub fn verify_roster(
         &self,
         ca_pem: &str,
-        seed: &[u8; 32],
+        roster: &[u8; 32],
         commitment: &Commitment,
-        fingerprint: &SignedFingerprint,
+        signature: &[u8],
     ) -> Result<Identity, PkiError> {
         verify_signed(
             ca_pem,
             &commitment.certificate,
             Role::Node,
-            &fingerprint_message(self, seed, &fingerprint.values),
-            &fingerprint.signature,
+            &[ROSTER, roster].concat(),
+            signature,
         )
     }
 
@@ -171,7 +154,7 @@ mod tests {
     use crate::submission::certificate_der;
 
     #[test]
-    fn commitments_bind_node_query_and_digest_and_fingerprints_bind_the_seed() {
+    fn commitments_bind_node_query_deployment_and_digest_and_rosters_bind_every_commitment() {
         let ca = DevCa::generate("ca").unwrap();
         let node = ca.issue(Role::Node, "node-1", &["localhost"]).unwrap();
         let der = certificate_der(&node.certificate_pem).unwrap();
@@ -180,19 +163,23 @@ mod tests {
             template_version: 1,
             ..Default::default()
         };
-        let q1 = QueryBinding::new("q1", &spec);
+        let q1 = QueryBinding::new("q1", &spec, &[1; 32]);
         let d = digest(&[vec![1u8, 2, 3], vec![4]]);
         assert_ne!(d, digest(&[vec![1u8, 2], vec![3, 4]]), "framing");
         let c = q1.commit(&node.key_pem, &der, d).unwrap();
         let who = q1.verify_commitment(ca.certificate_pem(), &c).unwrap();
         assert_eq!(who.name, "node-1");
-        // replayed into another query, another query text, another digest
-        let q2 = QueryBinding::new("q2", &spec);
+        // replayed into another query, another query text, another deployment, another digest
+        let q2 = QueryBinding::new("q2", &spec, &[1; 32]);
         assert!(q2.verify_commitment(ca.certificate_pem(), &c).is_err());
         let mut wider = spec.clone();
         wider.window_months = 99;
-        let q1_wider = QueryBinding::new("q1", &wider);
+        let q1_wider = QueryBinding::new("q1", &wider, &[1; 32]);
         assert!(q1_wider
+            .verify_commitment(ca.certificate_pem(), &c)
+            .is_err());
+        let q1_elsewhere = QueryBinding::new("q1", &spec, &[2; 32]);
+        assert!(q1_elsewhere
             .verify_commitment(ca.certificate_pem(), &c)
             .is_err());
         let mut other = c.clone();
@@ -214,31 +201,22 @@ mod tests {
             .verify_commitment(ca.certificate_pem(), &by_researcher)
             .is_err());
 
-        // the seed depends on every commitment and on the aggregate
-        let seed = q1.challenge_seed(&[7; 32], std::slice::from_ref(&c));
-        assert_ne!(seed, q1.challenge_seed(&[8; 32], std::slice::from_ref(&c)));
-        assert_ne!(seed, q1.challenge_seed(&[7; 32], &[c.clone(), c.clone()]));
-        assert_ne!(seed, q2.challenge_seed(&[7; 32], std::slice::from_ref(&c)));
-        let f = q1
-            .sign_fingerprint(&node.key_pem, &seed, vec![5, 6])
+        // the roster's digest depends on every commitment, their order and the query
+        let c2 = q1.commit(&node.key_pem, &der, [9; 32]).unwrap();
+        let roster = q1.roster_digest(&[c.clone(), c2.clone()]);
+        assert_ne!(roster, q1.roster_digest(&[c2.clone(), c.clone()]));
+        assert_ne!(roster, q1.roster_digest(std::slice::from_ref(&c)));
+        assert_ne!(roster, q2.roster_digest(&[c.clone(), c2.clone()]));
+        let signature = q1.sign_roster(&node.key_pem, &roster).unwrap();
+        q1.verify_roster(ca.certificate_pem(), &roster, &c, &signature)
             .unwrap();
-        q1.verify_fingerprint(ca.certificate_pem(), &seed, &c, &f)
-            .unwrap();
-        let mut changed = f.clone();
-        changed.values[1] = 7;
+        let other_roster = q1.roster_digest(std::slice::from_ref(&c));
         assert!(q1
-            .verify_fingerprint(ca.certificate_pem(), &seed, &c, &changed)
+            .verify_roster(ca.certificate_pem(), &other_roster, &c, &signature)
             .is_err());
+        // a commitment's signature is no roster signature
         assert!(q1
-            .verify_fingerprint(ca.certificate_pem(), &[0; 32], &c, &f)
-            .is_err());
-        // a commitment signature is not a fingerprint signature
-        let as_fingerprint = SignedFingerprint {
-            values: vec![],
-            signature: c.signature.clone(),
-        };
-        assert!(q1
-            .verify_fingerprint(ca.certificate_pem(), &seed, &c, &as_fingerprint)
+            .verify_roster(ca.certificate_pem(), &roster, &c, &c.signature)
             .is_err());
     }
 }

@@ -3,6 +3,7 @@
 //! ([`pki`]), and mutual TLS with identities taken from certificates ([`tls`]) — DESIGN.md §5.
 
 pub mod chunks;
+pub mod deployment;
 pub mod evidence;
 pub mod exchange;
 pub mod lifecycle;

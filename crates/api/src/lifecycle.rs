@@ -176,6 +176,7 @@ pub enum RefusalCode {
     PublicationNotAllowed,
     PublicResultNotAllowed,
     QueryIdReused,
+    DeploymentNotPinned,
     // the node's operator
     AwaitingApproval,
     DeniedByOperator,
@@ -183,12 +184,14 @@ pub enum RefusalCode {
     // a decryption request
     AggregateNotVerified,
     TooFewContributions,
+    RosterConflict,
+    CiphertextSeen,
     // the node itself
     Internal,
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 24] = [
+    pub const ALL: [RefusalCode; 27] = [
         Self::InvalidQuery,
         Self::UnknownTemplate,
         Self::InvalidWindow,
@@ -207,11 +210,14 @@ impl RefusalCode {
         Self::PublicationNotAllowed,
         Self::PublicResultNotAllowed,
         Self::QueryIdReused,
+        Self::DeploymentNotPinned,
         Self::AwaitingApproval,
         Self::DeniedByOperator,
         Self::ApprovalTimedOut,
         Self::AggregateNotVerified,
         Self::TooFewContributions,
+        Self::RosterConflict,
+        Self::CiphertextSeen,
         Self::Internal,
     ];
 
@@ -235,11 +241,14 @@ impl RefusalCode {
             Self::PublicationNotAllowed => "publication-not-allowed",
             Self::PublicResultNotAllowed => "public-result-not-allowed",
             Self::QueryIdReused => "query-id-reused",
+            Self::DeploymentNotPinned => "deployment-not-pinned",
             Self::AwaitingApproval => "awaiting-approval",
             Self::DeniedByOperator => "denied-by-operator",
             Self::ApprovalTimedOut => "approval-timed-out",
             Self::AggregateNotVerified => "aggregate-not-verified",
             Self::TooFewContributions => "too-few-contributions",
+            Self::RosterConflict => "roster-conflict",
+            Self::CiphertextSeen => "ciphertext-seen",
             Self::Internal => "internal",
         }
     }

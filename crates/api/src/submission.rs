@@ -48,7 +48,7 @@ pub fn verify(ca_pem: &str, certificate: &[u8], spec: &QuerySpec) -> Result<Iden
 /// Checks that `certificate` (DER) was issued by the CA (PEM), is valid now, has `role`, and
 /// that its key made `signature` (ECDSA P-256, SHA-256, ASN.1) over `message`; returns the
 /// signer's identity. Shared by every signed value of the protocol (submissions here,
-/// contributions and fingerprints in [`crate::evidence`]).
+/// commitments and rosters in [`crate::evidence`], key shares in [`crate::deployment`]).
 pub fn verify_signed(
     ca_pem: &str,
     certificate: &[u8],

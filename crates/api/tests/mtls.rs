@@ -1,13 +1,15 @@
 //! Mutual TLS on loopback, with real certificates from the development CA: the coordinator
-//! collects CKG shares from three nodes over gRPC and obtains a working collective key; a wrong
+//! collects signed CKG shares from three nodes over gRPC, checks each node's signature for the
+//! deployment, and obtains a working collective key; a wrong
 //! role, a certificate from another CA, no certificate, an oversized and a malformed message
 //! are each refused with a clear error.
 
+use concord_api::deployment;
 use concord_api::pki::{DevCa, IssuedCertificate, Role};
 use concord_api::tls::{client_config, require_role, server_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::node_client::NodeClient;
 use concord_api::v1::node_server::{Node, NodeServer};
-use concord_api::v1::{SetupRequest, SetupShare};
+use concord_api::v1::{Deployment, Party, SetupRequest, SignedKeyShare};
 use concord_bfv::{params, BfvParameters, Ciphertext, Plaintext, SecretKey, ValueRange};
 use concord_mhe::{
     CollectiveDecryption, CommonReferenceString, NoiseEstimate, PartyId, Protocol, PublicKeyGen,
@@ -18,35 +20,55 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Request, Response, Status};
 
-/// A minimal node: answers Setup with its CKG share, for the coordinator role only.
+/// A minimal node: answers Setup with its CKG share signed for the deployment, for the
+/// coordinator role only.
 struct TestNode {
     key: Arc<SecretKey>,
+    certificate_pem: String,
+    key_pem: String,
 }
 
 #[tonic::async_trait]
 impl Node for TestNode {
-    async fn setup(&self, request: Request<SetupRequest>) -> Result<Response<SetupShare>, Status> {
+    async fn setup(
+        &self,
+        request: Request<SetupRequest>,
+    ) -> Result<Response<SignedKeyShare>, Status> {
         require_role(&request, Role::Coordinator)?;
-        let req = request.into_inner();
-        let spec = params::spec_by_name(&req.parameter_set).ok_or_else(|| {
-            Status::invalid_argument(format!("unknown parameter set {:?}", req.parameter_set))
+        let d = request
+            .into_inner()
+            .deployment
+            .ok_or_else(|| Status::invalid_argument("no deployment"))?;
+        let der = concord_api::submission::certificate_der(&self.certificate_pem)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let me = concord_api::pki::identity_of(&der)
+            .map_err(|e| Status::internal(e.to_string()))?
+            .name;
+        let party =
+            deployment::check(&d, &me, 2).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let spec = params::spec_by_name(&d.parameter_set).ok_or_else(|| {
+            Status::invalid_argument(format!("unknown parameter set {:?}", d.parameter_set))
         })?;
-        let seed: [u8; 32] = req.crs_seed.as_slice().try_into().map_err(|_| {
-            Status::invalid_argument(format!(
-                "crs_seed must be 32 bytes, got {}",
-                req.crs_seed.len()
-            ))
-        })?;
-        if req.party == 0 {
-            return Err(Status::invalid_argument("party numbers start at 1"));
-        }
+        let seed: [u8; 32] = d.crs_seed.as_slice().try_into().expect("checked");
         let params = BfvParameters::new(spec).map_err(|e| Status::internal(e.to_string()))?;
         let share = PublicKeyGen::new(&params, &CommonReferenceString::from_seed(seed))
-            .share(&self.key, PartyId(req.party))
+            .share(&self.key, PartyId(party))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok(Response::new(SetupShare {
-            share: share.to_bytes(),
-        }))
+        let signed = deployment::sign_key_share(
+            &self.key_pem,
+            &der,
+            &deployment::digest(&d),
+            share.to_bytes(),
+        )
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(signed))
+    }
+
+    async fn pin(
+        &self,
+        _: Request<tonic::Streaming<concord_api::v1::PinRequest>>,
+    ) -> Result<Response<concord_api::v1::PinnedKey>, Status> {
+        Err(Status::unimplemented("test node"))
     }
 
     // Only setup matters to this test; the other RPCs are the node's, tested in node/tests.
@@ -79,18 +101,18 @@ impl Node for TestNode {
         Err(Status::unimplemented("test node"))
     }
 
-    type ContributeStream = concord_api::chunks::Replies<concord_api::v1::Contribution>;
-    async fn contribute(
+    async fn commit(
         &self,
-        _: Request<concord_api::v1::ContributeRequest>,
-    ) -> Result<Response<Self::ContributeStream>, Status> {
+        _: Request<concord_api::v1::CommitRequest>,
+    ) -> Result<Response<concord_api::v1::Commitment>, Status> {
         Err(Status::unimplemented("test node"))
     }
 
-    async fn fingerprint(
+    type RevealStream = concord_api::chunks::Replies<concord_api::v1::Contribution>;
+    async fn reveal(
         &self,
-        _: Request<concord_api::v1::FingerprintRequest>,
-    ) -> Result<Response<concord_api::v1::SignedFingerprint>, Status> {
+        _: Request<concord_api::v1::RevealRequest>,
+    ) -> Result<Response<Self::RevealStream>, Status> {
         Err(Status::unimplemented("test node"))
     }
 
@@ -104,10 +126,16 @@ impl Node for TestNode {
 }
 
 async fn start_node(ca: &DevCa, cert: &IssuedCertificate, key: Arc<SecretKey>) -> u16 {
+    let (certificate_pem, key_pem) = (cert.certificate_pem.clone(), cert.key_pem.to_string());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let tls = server_config(ca.certificate_pem(), &cert.certificate_pem, &cert.key_pem);
-    let service = NodeServer::new(TestNode { key }).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let service = NodeServer::new(TestNode {
+        key,
+        certificate_pem,
+        key_pem,
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tokio::spawn(async move {
         Server::builder()
             .tls_config(tls)
@@ -152,8 +180,21 @@ async fn collective_key_over_mutual_tls_and_refusals() {
     let coordinator = ca.issue(Role::Coordinator, "coordinator", &hosts).unwrap();
     let crs = CommonReferenceString::from_seed([42; 32]);
     let parties: Vec<PartyId> = (1..=3).map(PartyId).collect();
+    let d = Deployment {
+        parameter_set: "ADD-4096".into(),
+        crs_seed: crs.seed().to_vec(),
+        parties: parties
+            .iter()
+            .map(|p| Party {
+                number: p.0,
+                name: format!("node-{}", p.0),
+            })
+            .collect(),
+        threshold: 0,
+    };
+    let digest = deployment::digest(&d);
 
-    // the coordinator gathers and aggregates the shares
+    // the coordinator gathers the signed shares, checks each signer, and aggregates them
     let ckg = PublicKeyGen::new(&params, &crs);
     let mut agg = ckg.aggregator();
     for (&port, &party) in ports.iter().zip(&parties) {
@@ -162,13 +203,17 @@ async fn collective_key_over_mutual_tls_and_refusals() {
             .unwrap();
         let reply = client
             .setup(SetupRequest {
-                parameter_set: "ADD-4096".into(),
-                crs_seed: crs.seed().to_vec(),
-                party: party.0,
+                deployment: Some(d.clone()),
             })
             .await
             .unwrap()
             .into_inner();
+        let name = format!("node-{}", party.0);
+        deployment::verify_key_share(ca.certificate_pem(), &digest, &name, &reply).unwrap();
+        let other = format!("node-{}", party.0 % 3 + 1);
+        assert!(
+            deployment::verify_key_share(ca.certificate_pem(), &digest, &other, &reply).is_err()
+        );
         agg.add(&PublicKeyShare::from_bytes(&params, &reply.share).unwrap())
             .unwrap();
     }
@@ -192,9 +237,14 @@ async fn collective_key_over_mutual_tls_and_refusals() {
     );
 
     let request = || SetupRequest {
-        parameter_set: "ADD-4096".into(),
-        crs_seed: vec![1; 32],
-        party: 1,
+        deployment: Some(d.clone()),
+    };
+    let with = |change: &dyn Fn(&mut Deployment)| {
+        let mut d = d.clone();
+        change(&mut d);
+        SetupRequest {
+            deployment: Some(d),
+        }
     };
 
     // a researcher may not drive setup: the role comes from the certificate
@@ -252,27 +302,18 @@ async fn collective_key_over_mutual_tls_and_refusals() {
         .await
         .unwrap();
     let bad_seed = client
-        .setup(SetupRequest {
-            crs_seed: vec![1; 5],
-            ..request()
-        })
+        .setup(with(&|d| d.crs_seed = vec![1; 5]))
         .await
         .unwrap_err();
     assert_eq!(bad_seed.code(), Code::InvalidArgument);
     assert!(bad_seed.message().contains("32 bytes"));
     let bad_set = client
-        .setup(SetupRequest {
-            parameter_set: "NOPE".into(),
-            ..request()
-        })
+        .setup(with(&|d| d.parameter_set = "NOPE".into()))
         .await
         .unwrap_err();
     assert_eq!(bad_set.code(), Code::InvalidArgument);
     let huge = client
-        .setup(SetupRequest {
-            crs_seed: vec![0; MAX_MESSAGE_BYTES + 1],
-            ..request()
-        })
+        .setup(with(&|d| d.crs_seed = vec![0; MAX_MESSAGE_BYTES + 1]))
         .await
         .unwrap_err();
     assert!(

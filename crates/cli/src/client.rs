@@ -128,11 +128,11 @@ pub async fn wait(
     }
 }
 
-/// A phase in words, with the contributions summed while contributing.
+/// A phase in words, with the contributions committed while contributing.
 pub fn progress(status: &QueryStatus) -> String {
     match Phase::of(status) {
         Some(Phase::Contributing) => format!(
-            "contributing ({} of {} summed)",
+            "contributing ({} of {} committed)",
             status.contributed, status.asked
         ),
         Some(Phase::Proposed) if !status.detail.is_empty() => {
@@ -240,11 +240,10 @@ pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[i128]) {
         .map(|(labels, v)| format!("{{\"cell\":{:?},\"value\":{v}}}", labels))
         .collect();
     println!(
-        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"events_covered\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"epsilon\":{},\"delta\":{},\"dimensions\":{:?},\"rows\":[{}]}}",
+        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"epsilon\":{},\"delta\":{},\"dimensions\":{:?},\"rows\":[{}]}}",
         status.query_id,
         status.spec.as_ref().map(|s| s.template.as_str()).unwrap_or_default(),
         status.institutions,
-        status.events_covered,
         status.smudging_lambda,
         status.contributors,
         status.shares_from,
@@ -304,13 +303,12 @@ pub fn plot(
     let mut caption = vec![
         info.question.to_owned(),
         format!(
-            "query {}: window {} + {} months; k = {} institutions ({}), {} events covered",
+            "query {}: window {} + {} months; k = {} institutions ({})",
             status.query_id,
             spec.window_first,
             spec.window_months,
             status.institutions,
-            status.contributors.join(", "),
-            status.events_covered
+            status.contributors.join(", ")
         ),
         dp_report(status).unwrap_or_else(|| {
             "ε: none (no differential privacy); the exact sum of the institutions' statistics"

@@ -167,10 +167,9 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
                 client::plot(&status, &layout, &cells, &args.plots.join(format!("{}.{extension}", info.id)))?;
             }
             println!(
-                "  [query {}: {} institutions, {} events covered, sealed to the researcher's key, released by the shares of {}, smudging λ = {:.1} bits, {:.2} s]\n",
+                "  [query {}: {} institutions, sealed to the researcher's key, released by the shares of {}, smudging λ = {:.1} bits, {:.2} s]\n",
                 status.query_id,
                 status.institutions,
-                status.events_covered,
                 status.shares_from.join(", "),
                 status.smudging_lambda,
                 started.elapsed().as_secs_f64()

@@ -361,8 +361,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             return Err(format!("query {id} failed: {}", status.detail).into());
                         }
                         println!(
-                            "query {id} released ({} institutions, {} events covered)",
-                            status.institutions, status.events_covered
+                            "query {id} released ({} institutions)",
+                            status.institutions
                         );
                     }
                     QueryCommand::Result {
@@ -404,8 +404,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         } else {
                             client::print_table(client::template_of(&status)?, &layout, &cells);
                             println!(
-                                "  [{} institutions, {} events covered, smudging λ = {:.1} bits]",
-                                status.institutions, status.events_covered, status.smudging_lambda
+                                "  [{} institutions, smudging λ = {:.1} bits]",
+                                status.institutions, status.smudging_lambda
                             );
                             println!(
                                 "  [contributed: {}; released by the shares of: {}]",

@@ -60,12 +60,11 @@ pub fn report_event(
         format!("Concord query {}", status.query_id),
         format!("template {} v{}: {}", info.id, info.version, info.question),
         format!(
-            "window {} + {} months; {} institutions contributed ({}); {} events covered",
+            "window {} + {} months; {} institutions contributed ({})",
             spec.window_first,
             spec.window_months,
             status.institutions,
-            status.contributors.join(", "),
-            status.events_covered
+            status.contributors.join(", ")
         ),
         format!(
             "released by the shares of {}",

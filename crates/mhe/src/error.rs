@@ -7,9 +7,6 @@ use concord_bfv::{BfvError, WireError};
 pub enum MheError {
     #[error(transparent)]
     Bfv(#[from] BfvError),
-    /// Aggregate verification failed ([`crate::fingerprint`]).
-    #[error("aggregate verification: {0}")]
-    Fingerprint(String),
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("share of party {party} was made from a different common reference string")]

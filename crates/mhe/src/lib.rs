@@ -50,7 +50,6 @@ pub mod cks;
 pub mod crs;
 pub mod error;
 pub mod evaluation_keys;
-pub mod fingerprint;
 pub mod noise;
 pub mod party;
 pub mod pcks;

@@ -241,9 +241,9 @@ impl Testbed {
                 },
                 policy: institution.policy.clone(),
                 coordinator: setup.coordinator.as_ref().map(|_| CoordinatorLink {
-                    url: format!("https://127.0.0.1:{coordinator_port}"),
+                    url: Some(format!("https://127.0.0.1:{coordinator_port}")),
                     name: "coordinator".into(),
-                    advertise: format!("https://127.0.0.1:{port}"),
+                    advertise: Some(format!("https://127.0.0.1:{port}")),
                 }),
                 audit_log: None,
             };
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(coordinator.node_timeout_s, 5.0);
         assert_eq!(
             link.url,
-            format!("https://127.0.0.1:{}", coordinator.listen.port())
+            Some(format!("https://127.0.0.1:{}", coordinator.listen.port()))
         );
         // without the binaries, starting says what is missing
         match Testbed::open(dir.path(), Path::new("/nonexistent")) {

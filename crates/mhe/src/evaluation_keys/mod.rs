@@ -35,9 +35,9 @@
 //! crafted one (say `h_0[j] = 1`, `h_1[j] = 0`) would get `s_i + e` back. Round-two shares are
 //! bound to the round-one aggregate they answer (its id, the checksum of its encoding), which
 //! stops mixing runs but not a crafted aggregate: before answering round two over a network, a
-//! party must check the aggregate against the signed round-one shares (the linear fingerprint
-//! of [`crate::fingerprint`] does this for ciphertext sums). Concord's query flow does not run
-//! RKG over the network yet.
+//! party must check the aggregate against the signed round-one shares, receiving every share and
+//! recomputing the sum as the collective public key's pin does (`concord-api` `deployment`).
+//! Concord's query flow does not run RKG over the network yet.
 
 use crate::crs::CrsId;
 use crate::party::{Participants, PartyId};
