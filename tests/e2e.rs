@@ -183,6 +183,8 @@ async fn four_node_processes_answer_every_template_exactly() {
         signature: Vec::new(),
         ..Default::default()
     };
+    // signing stamps a fresh nonce and an expiry: the query id derives from the signed query
+    let id_of = concord_api::submission::query_id;
     let signed = |mut spec: QuerySpec| {
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
         spec
@@ -204,11 +206,16 @@ async fn four_node_processes_answer_every_template_exactly() {
             ..unsigned(template, min)
         })
     };
+    let mut ids = Vec::new();
+    let q0_spec = sealed_spec(&TEMPLATES[0], 3);
     for (q, template) in TEMPLATES.iter().enumerate() {
-        let query_id = format!("q{q}");
-        let result = coordinator
-            .run_query(&query_id, sealed_spec(template, 3), &alice_der)
-            .await;
+        let spec = match q {
+            0 => q0_spec.clone(),
+            _ => sealed_spec(template, 3),
+        };
+        let query_id = id_of(&spec);
+        ids.push(query_id.clone());
+        let result = coordinator.run_query(spec, &alice_der).await;
         if *template == Template::TimeToPublish {
             match result {
                 Err(CoordinatorError::Refused { node, reason, .. }) => {
@@ -258,7 +265,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         ..unsigned(&template, 3)
     };
     let outcome = coordinator
-        .run_query("q-dp", signed(dp_spec), &alice_der)
+        .run_query(signed(dp_spec), &alice_der)
         .await
         .unwrap();
     let plan = QueryPlan::new(template, window, 4)
@@ -288,14 +295,9 @@ async fn four_node_processes_answer_every_template_exactly() {
     );
 
     // a result public to the community (CKS): node-d's policy does not allow it
-    match coordinator
-        .run_query(
-            "q-public",
-            spec(&Template::EventsByMonthTlpDistribution, 3),
-            &alice_der,
-        )
-        .await
-    {
+    let public = spec(&Template::EventsByMonthTlpDistribution, 3);
+    let public_id = id_of(&public);
+    match coordinator.run_query(public, &alice_der).await {
         Err(CoordinatorError::Refused { node, reason, .. }) => {
             assert_eq!(node, "node-d");
             assert!(reason.starts_with("public-result-not-allowed"), "{reason}");
@@ -305,11 +307,7 @@ async fn four_node_processes_answer_every_template_exactly() {
 
     // more institutions required than exist: every node refuses, nothing is computed
     match coordinator
-        .run_query(
-            "q-too-many",
-            spec(&Template::EventsByMonthTlpDistribution, 5),
-            &alice_der,
-        )
+        .run_query(spec(&Template::EventsByMonthTlpDistribution, 5), &alice_der)
         .await
     {
         Err(CoordinatorError::TooFewAgreed {
@@ -339,7 +337,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         ),
         ("q-swapped", swapped),
     ] {
-        match coordinator.run_query(id, query, &alice_der).await {
+        match coordinator.run_query(query, &alice_der).await {
             Err(CoordinatorError::TooFewAgreed {
                 agreed: 0,
                 refusals,
@@ -351,45 +349,20 @@ async fn four_node_processes_answer_every_template_exactly() {
 
     // a released query is final: the coordinator serves it again from its store
     let again = coordinator
-        .run_query(
-            "q0",
-            spec(&Template::EventsByMonthTlpDistribution, 3),
-            &alice_der,
-        )
+        .run_query(q0_spec.clone(), &alice_der)
         .await
         .unwrap();
     assert!(!again.sealed.is_empty());
 
-    // a coordinator that forgot it (a fresh store) replays its id with a query signed afresh:
-    // a query id names one query for good, so every node refuses before computing anything
-    let forgetful = Arc::new(QueryStore::open(&root.join("forgetful.redb")).unwrap());
-    let mut coordinator = Coordinator::connect(&deployment, forgetful.clone()).unwrap();
-    match coordinator
-        .run_query(
-            "q0",
-            sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
-            &alice_der,
-        )
-        .await
-    {
-        Err(CoordinatorError::TooFewAgreed {
-            agreed: 0,
-            refusals,
-            ..
-        }) => assert_eq!(refusals.matches("query-id-reused").count(), 4, "{refusals}"),
-        other => panic!("a replayed query must not be decrypted again: {other:?}"),
-    }
-
     // a malicious coordinator, driving the nodes by hand with the coordinator's certificate
     let q0_commitments: Vec<Commitment> = store
-        .commitments("q0")
+        .commitments(&ids[0])
         .unwrap()
         .iter()
         .map(|b| Commitment::decode(b.as_slice()).unwrap())
         .collect();
     assert_eq!(q0_commitments.len(), 4);
-    // (the forgetful coordinator's setup pinned a new deployment: the nodes' current one)
-    let pinned: [u8; 32] = forgetful
+    let pinned: [u8; 32] = store
         .collective_key(Template::EventsByMonthTlpDistribution.parameter_set())
         .unwrap()
         .unwrap()
@@ -397,9 +370,10 @@ async fn four_node_processes_answer_every_template_exactly() {
         .try_into()
         .unwrap();
     let mut nodes = malicious::clients(&ca, &coordinator_cert, &addresses).await;
-    malicious_coordinator(
+    let (evil, evil_2) = malicious_coordinator(
         &mut nodes,
-        sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
+        || sealed_spec(&Template::EventsByMonthTlpDistribution, 3),
+        &q0_spec,
         &alice_der,
         pinned,
         &q0_commitments,
@@ -419,25 +393,25 @@ async fn four_node_processes_answer_every_template_exactly() {
                 .count()
         };
         assert_eq!(
-            count("release", "q-evil"),
+            count("release", &evil),
             0,
             "{name}: nothing of q-evil released"
         );
         let unverified = events
             .iter()
-            .filter(|e| e["event"] == "verification" && e["query"] == "q-evil")
+            .filter(|e| e["event"] == "verification" && e["query"] == evil.as_str())
             .all(|e| e["verified"] == false);
         assert!(unverified, "{name}: no q-evil aggregate verified");
         assert!(
-            count("refusal", "q-evil") + count("verification", "q-evil") >= 1,
+            count("refusal", &evil) + count("verification", &evil) >= 1,
             "{name}: refusals logged"
         );
-        assert_eq!(count("roster", "q-evil"), 1, "{name}: one roster signed");
-        assert_eq!(count("release", "q-evil-2"), 1, "{name}: released once");
+        assert_eq!(count("roster", &evil), 1, "{name}: one roster signed");
+        assert_eq!(count("release", &evil_2), 1, "{name}: released once");
         // every count from the pinned deployment: four parties give shares
         let release = events
             .iter()
-            .find(|e| e["event"] == "release" && e["query"] == "q-evil-2")
+            .find(|e| e["event"] == "release" && e["query"] == evil_2.as_str())
             .unwrap();
         assert_eq!(release["sharing_parties"], 4, "{name}");
     }
@@ -456,26 +430,26 @@ async fn four_node_processes_answer_every_template_exactly() {
             .filter(|e| e["event"] == event && e["query"] == query)
             .collect::<Vec<_>>()
     };
-    let refused = find("proposal", "q3");
+    let refused = find("proposal", &ids[3]);
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["agree"], false);
     assert_eq!(refused[0]["reason"], "template-not-allowed");
     assert_eq!(
-        find("proposal", "q-public")[0]["reason"],
+        find("proposal", &public_id)[0]["reason"],
         "public-result-not-allowed"
     );
-    let proposals = find("proposal", "q0");
+    let proposals = find("proposal", &ids[0]);
     assert_eq!(proposals.len(), 2);
     assert_eq!(proposals[0]["release"], "sealed");
     assert_eq!(proposals[1]["reason"], "query-id-reused");
-    let contributions = find("contribution", "q0");
+    let contributions = find("contribution", &ids[0]);
     assert_eq!(contributions.len(), 1, "the replay contributed again");
     assert_eq!(contributions[0]["digest"].as_str().unwrap().len(), 64);
-    let verified = find("verification", "q0");
+    let verified = find("verification", &ids[0]);
     assert_eq!(verified.len(), 1);
     assert_eq!(verified[0]["verified"], true);
     assert_eq!(verified[0]["contributors"].as_array().unwrap().len(), 4);
-    let released = find("release", "q0");
+    let released = find("release", &ids[0]);
     assert_eq!(released.len(), 1);
     assert!(released[0]["kind"].as_str().unwrap().contains("PCKS"));
 

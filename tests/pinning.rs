@@ -9,7 +9,8 @@
 //! - get a node to pin a collective key other than the sum of every party's share, each signed
 //!   by that party for this very deployment (no substituted share, no share of another
 //!   deployment, no party left out);
-//! - propose a query under a key no node pinned (its own, say);
+//! - propose a query under a key no node pinned (its own, say), a query past its expiry, or more
+//!   new queries in an hour than a node's policy takes;
 //! - run a threshold setup other than the pinned deployment's.
 
 use concord_api::chunks::stream;
@@ -75,6 +76,8 @@ async fn a_lying_coordinator_cannot_choose_keys_parties_or_thresholds() {
         let mut institution = testbed::Institution::new(name, data.join("feed-tweetfeed"));
         // node-3 takes part in threshold mode only from T = 3
         institution.policy.min_threshold = if name == "node-3" { 3 } else { 2 };
+        // node-1 takes at most three new queries per researcher and hour
+        institution.policy.max_proposals_per_hour = 3;
         institutions.push(institution);
     }
     let nodes = Testbed::start(&Setup {
@@ -214,8 +217,57 @@ async fn a_lying_coordinator_cannot_choose_keys_parties_or_thresholds() {
             .unwrap(),
         deployment: deployment::digest(&other).to_vec(),
     };
-    let decision = clients[0].propose(proposal).await.unwrap().into_inner();
+    let decision = clients[0]
+        .propose(proposal.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(decision.reason, "deployment-not-pinned", "{decision:?}");
+
+    // a query past its expiry; then more new queries in an hour than node-1 takes
+    let mut expired = proposal.spec.clone().unwrap();
+    expired.expires_at = concord_api::submission::now() - 10;
+    expired.nonce.clear();
+    concord_api::submission::sign(&mut expired, &alice.key_pem).unwrap();
+    let decision = clients[0]
+        .propose(Proposal {
+            query_id: concord_api::submission::query_id(&expired),
+            spec: Some(expired),
+            ..proposal.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(decision.reason, "query-expired", "{decision:?}");
+    let mut reasons = Vec::new();
+    for _ in 0..3 {
+        let mut spec = proposal.spec.clone().unwrap();
+        spec.nonce.clear();
+        concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
+        let fresh = Proposal {
+            query_id: concord_api::submission::query_id(&spec),
+            spec: Some(spec),
+            ..proposal.clone()
+        };
+        let decision = clients[0]
+            .propose(fresh.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        // proposed again (a coordinator polling), the same query does not count twice
+        let again = clients[0].propose(fresh).await.unwrap().into_inner();
+        assert_eq!(again.reason, decision.reason);
+        reasons.push(decision.reason);
+    }
+    assert_eq!(
+        reasons,
+        [
+            "deployment-not-pinned",
+            "deployment-not-pinned",
+            "rate-limited"
+        ],
+        "the query under an unpinned key and two more make three (the expired one is not counted)"
+    );
 
     // a threshold setup where the pinned deployment has none
     let key = clients[0]

@@ -237,7 +237,7 @@ fn main() {
     runtime.block_on(coordinator.setup(&params)).unwrap();
     let setup = setup_started.elapsed();
     let mut lifecycles = Vec::new();
-    for q in 0..args.queries {
+    for _ in 0..args.queries {
         *last.lock().unwrap() = roles.lock().unwrap().sample();
         roles.lock().unwrap().reset();
         let started = Instant::now();
@@ -255,7 +255,7 @@ fn main() {
         // the researcher opens the sealed result by the query's agreement
         let plan = spec.agreement(args.nodes).unwrap().plan;
         let outcome = runtime
-            .block_on(coordinator.run_query(&format!("bench-{q}"), spec, &alice_der))
+            .block_on(coordinator.run_query(spec, &alice_der))
             .unwrap();
         lifecycles.push(started.elapsed());
         assert_eq!(outcome.contributors.len(), args.nodes);

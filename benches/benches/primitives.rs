@@ -1,7 +1,9 @@
 //! Primitives: NTT per ring degree (IFMA-sized and 60-bit primes), BFV per parameter set —
 //! encrypt, modulus switch, add, decrypt, serialize, deserialize — and, for the multiplicative
 //! sets, multiply (tensor and scale), relinearize, and both, with the relinearization key's
-//! generation; the RNS conversion and scaling kernels under them.
+//! generation; the RNS conversion and scaling kernels under them; and what a node pays per
+//! contribution to check the sum it decrypts (`release-check`: digest, parse and add one
+//! ciphertext; verify one contributor's signature over the roster).
 //!
 //! `cargo bench -p concord-benches --bench primitives`
 
@@ -155,9 +157,55 @@ fn multiplication(c: &mut Criterion) {
     g.finish();
 }
 
+/// A node recomputes the sum it releases from every contribution on the roster: per
+/// ciphertext of a contribution, the digest it checks against the commitment, the parse and
+/// the addition; per contributor, one ECDSA P-256 signature over the roster.
+fn release_check(c: &mut Criterion) {
+    use concord_api::evidence::{digest, QueryBinding};
+    use concord_api::pki::{DevCa, Role};
+    let mut g = c.benchmark_group("release-check");
+    for spec in concord_bfv::params::ADDITIVE_SETS {
+        let p = BfvParameters::new(spec).unwrap();
+        let pk = PublicKey::generate(&SecretKey::generate(&p));
+        let pt = Plaintext::encode(&p, &[1, 2, 3], ValueRange::counts(100)).unwrap();
+        let mut ct = pk.encrypt(&pt).unwrap();
+        ct.switch_to_transmit_level().unwrap();
+        let bytes = ct.to_bytes();
+        g.bench_function(BenchmarkId::new("ciphertext", spec.name), |b| {
+            b.iter(|| {
+                let mut sum = ct.clone();
+                let d = digest(std::slice::from_ref(black_box(&bytes)));
+                let next = Ciphertext::from_bytes(&p, black_box(&bytes)).unwrap();
+                sum.add_assign(&next).unwrap();
+                (d, sum)
+            })
+        });
+    }
+    let ca = DevCa::generate("bench").unwrap();
+    let node = ca.issue(Role::Node, "node-1", &["localhost"]).unwrap();
+    let der = concord_api::submission::certificate_der(&node.certificate_pem).unwrap();
+    let binding = QueryBinding::new("q-0123456789abcdef", &Default::default(), &[0; 32]);
+    let commitment = binding.commit(&node.key_pem, &der, [1; 32]).unwrap();
+    let roster = binding.roster_digest(std::slice::from_ref(&commitment));
+    let signature = binding.sign_roster(&node.key_pem, &roster).unwrap();
+    g.bench_function("roster-signature", |b| {
+        b.iter(|| {
+            binding
+                .verify_roster(
+                    ca.certificate_pem(),
+                    &roster,
+                    &commitment,
+                    black_box(&signature),
+                )
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = ntt, rns, bfv, multiplication
+    targets = ntt, rns, bfv, multiplication, release_check
 }
 criterion_main!(benches);

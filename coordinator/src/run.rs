@@ -44,14 +44,16 @@ impl QueryRun {
 }
 
 impl Coordinator {
-    /// Runs a new query (recorded in the store under `query_id`) to its end, for the
-    /// researcher whose certificate (DER) is given — nodes check the query's signature with it.
+    /// Runs a query to its end (recorded in the store under its id, which derives from the
+    /// signed query: `concord-api` `submission::query_id`), for the researcher whose
+    /// certificate (DER) is given — nodes check the query's signature with it. A query run
+    /// before is resumed, or its result served.
     pub async fn run_query(
         &mut self,
-        query_id: &str,
         spec: QuerySpec,
         researcher_certificate: &[u8],
     ) -> Result<QueryOutcome, CoordinatorError> {
+        let query_id = &concord_api::submission::query_id(&spec);
         let record = match self.store.get(query_id)? {
             Some(record) => record,
             None => {

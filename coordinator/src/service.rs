@@ -12,7 +12,6 @@ use concord_api::v1::coordinator_server::Coordinator as CoordinatorApi;
 use concord_api::v1::{
     Enrolment, ListRequest, Member, MemberList, QueryList, QueryRef, QuerySpec, QueryStatus,
 };
-use rand_core::{OsRng, RngCore};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
@@ -148,7 +147,22 @@ impl CoordinatorApi for CoordinatorService {
             concord_api::submission::verify(&self.ca_pem, &certificate, &spec)
                 .map_err(|e| invalid(&e))?;
         }
-        let id = format!("q-{:016x}", OsRng.next_u64());
+        // the id derives from the query as signed: submitting it again finds it
+        let id = concord_api::submission::query_id(&spec);
+        if let Some(detail) =
+            concord_api::submission::check_binding(&id, &spec, concord_api::submission::now())
+        {
+            return Err(Status::invalid_argument(detail));
+        }
+        if spec.expires_at <= concord_api::submission::now() {
+            return Err(Status::invalid_argument("the query has expired"));
+        }
+        if let Some(record) = self.store.get(&id).map_err(internal)? {
+            if record.researcher == researcher.name {
+                return Ok(Response::new(status_of(&record)));
+            }
+            return Err(Status::already_exists("this query was submitted already"));
+        }
         let key = spec.recipient_key.clone();
         let record = QueryRecord::submitted(id, researcher.name, certificate, spec);
         self.store.submit(&record, &key).map_err(internal)?;

@@ -90,6 +90,11 @@ pub struct QueryRecord {
     pub signature: Vec<u8>,
     #[serde(default)]
     pub researcher_certificate: Vec<u8>,
+    /// The query's nonce and expiry, as signed (its id derives from them).
+    #[serde(default)]
+    pub nonce: Vec<u8>,
+    #[serde(default)]
+    pub expires_at: u64,
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
@@ -149,6 +154,8 @@ impl QueryRecord {
             epsilon: spec.epsilon,
             delta: spec.delta,
             publish: spec.publish,
+            nonce: spec.nonce,
+            expires_at: spec.expires_at,
             submitted_at: now(),
             phase: Phase::Submitted,
             ..Default::default()
@@ -168,6 +175,8 @@ impl QueryRecord {
             epsilon: self.epsilon,
             delta: self.delta,
             publish: self.publish,
+            nonce: self.nonce.clone(),
+            expires_at: self.expires_at,
         }
     }
 

@@ -3,12 +3,16 @@
 //! policy); the deployment it names, which must be the one this node pinned for the query's
 //! parameter set (its parties are the institutions counted; nothing the coordinator says about
 //! them is); enough institutions for the researcher's and the policy's minimum; the
-//! researcher's signature; the policy on DP, publication and public results; the query's
+//! researcher's signature; the query id, which must be the one the signed query derives
+//! (`concord-api` `submission::query_id`: a captured query cannot be proposed again under a
+//! fresh id), and its expiry; the policy on DP, publication and public results; the query's
 //! [`QueryAgreement`] (window, plan, DP plan, recipient key — the values every party derives
 //! the same way); the policy on researcher and size; the researcher's privacy budget. Then, for
 //! a node whose operator approves by hand, the operator's decision.
 //!
-//! Every refusal is a typed [`Refusal`] with a stable code. An agreement is durable: after a
+//! A proposal under an id not seen before must also not have expired, and stay within the
+//! policy's rate of new queries per researcher. Every refusal is a typed [`Refusal`] with a
+//! stable code. An agreement is durable: after a
 //! restart each stored proposal is admitted again under the policy of the day.
 
 use crate::approvals;
@@ -187,6 +191,12 @@ impl NodeService {
                 ));
             }
         }
+        // the id is the signed query's own: a captured query proposed again under a fresh id
+        // is refused, so nothing (budget included) is spent on it twice
+        if let Some(detail) = submission::check_binding(&proposal.query_id, spec, submission::now())
+        {
+            return Err(Refusal::new(RefusalCode::InvalidQuery, detail));
+        }
         policy.allows(spec)?;
         let agreement = spec.agreement(institutions)?;
         if agreement.plan.params.name() != deployment.deployment.parameter_set {
@@ -264,7 +274,7 @@ impl NodeService {
         let earlier = self.state.agreement(&proposal.query_id).map_err(internal)?;
         // a query id names one query for good: a coordinator resuming proposes the same
         // again; anything else under that id is a replay
-        if earlier.is_some_and(|earlier| earlier != encoded) {
+        if earlier.as_ref().is_some_and(|earlier| earlier != encoded) {
             return Ok(Outcome::Refuse(Refusal::new(
                 RefusalCode::QueryIdReused,
                 format!(
@@ -273,6 +283,11 @@ impl NodeService {
                 ),
             )));
         }
+        if earlier.is_none() {
+            if let Err(refusal) = self.fresh(proposal) {
+                return Ok(Outcome::Refuse(refusal));
+            }
+        }
         Ok(match self.decide(proposal) {
             Err(refusal) => Outcome::Refuse(refusal),
             Ok(agreed) if self.policy.approval == Approval::Manual => {
@@ -280,6 +295,40 @@ impl NodeService {
             }
             Ok(agreed) => Outcome::Agree(Box::new(agreed), None),
         })
+    }
+
+    /// The checks only a proposal not agreed before passes: it has not expired, and its
+    /// researcher has not proposed more new queries in the last hour than the policy allows.
+    fn fresh(&self, proposal: &Proposal) -> Result<(), Refusal> {
+        let spec = proposal.spec.as_ref();
+        let expires_at = spec.map_or(0, |s| s.expires_at);
+        if expires_at != 0 && expires_at <= submission::now() {
+            return Err(Refusal::new(
+                RefusalCode::QueryExpired,
+                format!("the query expired {} s ago", submission::now() - expires_at),
+            ));
+        }
+        let hour = std::time::Duration::from_secs(3600);
+        let now = std::time::Instant::now();
+        let mut recent = self.recent.lock().expect("rate lock");
+        let seen = recent.entry(proposal.researcher.clone()).or_default();
+        seen.retain(|(at, _)| now.duration_since(*at) < hour);
+        if seen.iter().any(|(_, id)| *id == proposal.query_id) {
+            return Ok(());
+        }
+        if seen.len() >= self.policy.max_proposals_per_hour {
+            return Err(Refusal::new(
+                RefusalCode::RateLimited,
+                format!(
+                    "{} proposed {} new queries in the last hour; this institution's policy takes at most {}",
+                    proposal.researcher,
+                    seen.len(),
+                    self.policy.max_proposals_per_hour
+                ),
+            ));
+        }
+        seen.push((now, proposal.query_id.clone()));
+        Ok(())
     }
 
     /// Manual approval: the operator's decision on a proposal the policy admits, recorded as

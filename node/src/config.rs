@@ -42,6 +42,7 @@
 //! max_epsilon = 1.0                         # the most ε one DP query may spend
 //! epsilon_budget = 10.0                     # each researcher's total ε over this node's data
 //! budget_delta = 1e-6                       #   (zCDP composition, converted at this δ)
+//! max_proposals_per_hour = 120              # new queries one researcher may propose per hour
 //! min_threshold = 2                         # threshold mode: the fewest parties that may release
 //!                                           # a result together (all-party mode is always taken)
 //!
@@ -161,6 +162,14 @@ pub struct Policy {
     /// many colluding institutions this node's data withstands beyond `T − 1`.
     #[serde(default = "default_min_threshold")]
     pub min_threshold: u32,
+    /// The most new queries one researcher may have proposed to this node in an hour (default
+    /// 120): every proposal is stored and logged, so a flood is refused (`rate-limited`).
+    #[serde(default = "default_max_proposals_per_hour")]
+    pub max_proposals_per_hour: usize,
+}
+
+fn default_max_proposals_per_hour() -> usize {
+    120
 }
 
 fn default_min_threshold() -> u32 {
@@ -221,6 +230,7 @@ impl Default for Policy {
             epsilon_budget: default_epsilon_budget(),
             budget_delta: default_budget_delta(),
             min_threshold: default_min_threshold(),
+            max_proposals_per_hour: default_max_proposals_per_hour(),
         }
     }
 }

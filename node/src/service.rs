@@ -63,6 +63,8 @@ pub struct NodeService {
     pub(crate) coordinator: String,
     /// The queries this node agreed to, by id.
     pub(crate) agreed: Mutex<HashMap<String, Agreed>>,
+    /// Per researcher, the new queries proposed in the last hour (when, id): the rate limit.
+    pub(crate) recent: Mutex<HashMap<String, Vec<(std::time::Instant, String)>>>,
 }
 
 impl NodeService {
@@ -88,6 +90,7 @@ impl NodeService {
             name,
             coordinator,
             agreed: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
         };
         service.restore_agreements();
         Ok(service)

@@ -79,10 +79,14 @@ fn refused(outcome: Result<impl std::fmt::Debug, tonic::Status>, reason: &str, d
     );
 }
 
-/// What a coordinator that lies gets from honest nodes. It proposes a properly signed query
-/// `q-evil` to the four nodes (deployment `deployment`), and:
+/// What a coordinator that lies gets from honest nodes. `fresh` makes a query the researcher
+/// signed (a new one at every call); `captured` is one the nodes already ran (q0). It
 ///
-/// - proposes it again under a deployment no node pinned: refused (`deployment-not-pinned`);
+/// - proposes the captured query under a fresh id (to spend the researcher's budget again, or
+///   to have it computed anew): refused, the id is not the one the signed query derives;
+/// - proposes a fresh query under the captured query's id: refused (`query-id-reused`);
+/// - proposes a fresh query `q-evil` under a deployment no node pinned: refused
+///   (`deployment-not-pinned`), then under the pinned one (deployment `deployment`), and:
 /// - collects the four commitments (nothing is revealed: a commitment is all a node answers);
 /// - asks a node to reveal against rosters it cannot stand behind — without its own
 ///   commitment, with two where three are required, with a commitment replayed from another
@@ -95,34 +99,53 @@ fn refused(outcome: Result<impl std::fmt::Debug, tonic::Status>, reason: &str, d
 /// - presents a contribution that is not the one its node committed to: refused.
 ///
 /// Then a fresh query `q-evil-2` is run honestly by hand and released once, and a second,
-/// different request for it is refused.
+/// different request for it is refused. Returns the ids of `q-evil` and `q-evil-2`.
 pub async fn malicious_coordinator(
     nodes: &mut [NodeClient<Channel>],
-    spec: QuerySpec,
+    fresh: impl Fn() -> QuerySpec,
+    captured: &QuerySpec,
     researcher_certificate: &[u8],
     deployment: [u8; 32],
     q0_commitments: &[Commitment],
-) {
-    let proposal = |id: &str, deployment: [u8; 32]| Proposal {
+) -> (String, String) {
+    let proposal = |id: &str, spec: &QuerySpec, deployment: [u8; 32]| Proposal {
         query_id: id.into(),
         spec: Some(spec.clone()),
         researcher: "alice".into(),
         researcher_certificate: researcher_certificate.to_vec(),
         deployment: deployment.to_vec(),
     };
-    // a deployment no node pinned (a key of the coordinator's choosing would be one)
-    for node in nodes.iter_mut() {
-        let decision = node
-            .propose(proposal("q-elsewhere", [7; 32]))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!decision.agree);
-        assert_eq!(decision.reason, "deployment-not-pinned", "{decision:?}");
+    let spec = fresh();
+    let id_of = concord_api::submission::query_id;
+    let replays = [
+        (
+            proposal("q-fresh-0123456", captured, deployment),
+            "invalid-query",
+            "not the one the signed query derives",
+        ),
+        (
+            proposal(&id_of(captured), &spec, deployment),
+            "query-id-reused",
+            "another query under the id",
+        ),
+        // a deployment no node pinned (a key of the coordinator's choosing would be one)
+        (
+            proposal(&id_of(&spec), &spec, [7; 32]),
+            "deployment-not-pinned",
+            "has not pinned",
+        ),
+    ];
+    for (replay, reason, detail) in replays {
+        for node in nodes.iter_mut() {
+            let decision = node.propose(replay.clone()).await.unwrap().into_inner();
+            assert!(!decision.agree);
+            assert_eq!(decision.reason, reason, "{decision:?}");
+            assert!(decision.detail.contains(detail), "{decision:?}");
+        }
     }
 
-    let query_id = "q-evil";
-    let commitments = agree_and_commit(nodes, proposal(query_id, deployment)).await;
+    let query_id = &id_of(&spec);
+    let commitments = agree_and_commit(nodes, proposal(query_id, &spec, deployment)).await;
     // asked again, a node commits to the same contribution
     let again = nodes[0]
         .commit(CommitRequest {
@@ -231,8 +254,10 @@ pub async fn malicious_coordinator(
     );
 
     // an honest run of q-evil-2 by hand: commit, one roster, reveal, release
-    let query_id = "q-evil-2";
-    let commitments = agree_and_commit(nodes, proposal(query_id, deployment)).await;
+    let evil = query_id.clone();
+    let spec = fresh();
+    let query_id = &id_of(&spec);
+    let commitments = agree_and_commit(nodes, proposal(query_id, &spec, deployment)).await;
     let mut revealed = Vec::new();
     for node in nodes.iter_mut() {
         revealed.push(reveal(node, query_id, &commitments).await.unwrap());
@@ -267,4 +292,5 @@ pub async fn malicious_coordinator(
         "roster-conflict",
         "another request",
     );
+    (evil, query_id.clone())
 }

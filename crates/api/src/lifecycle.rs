@@ -176,6 +176,8 @@ pub enum RefusalCode {
     PublicationNotAllowed,
     PublicResultNotAllowed,
     QueryIdReused,
+    QueryExpired,
+    RateLimited,
     DeploymentNotPinned,
     // the node's operator
     AwaitingApproval,
@@ -191,7 +193,7 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 27] = [
+    pub const ALL: [RefusalCode; 29] = [
         Self::InvalidQuery,
         Self::UnknownTemplate,
         Self::InvalidWindow,
@@ -210,6 +212,8 @@ impl RefusalCode {
         Self::PublicationNotAllowed,
         Self::PublicResultNotAllowed,
         Self::QueryIdReused,
+        Self::QueryExpired,
+        Self::RateLimited,
         Self::DeploymentNotPinned,
         Self::AwaitingApproval,
         Self::DeniedByOperator,
@@ -241,6 +245,8 @@ impl RefusalCode {
             Self::PublicationNotAllowed => "publication-not-allowed",
             Self::PublicResultNotAllowed => "public-result-not-allowed",
             Self::QueryIdReused => "query-id-reused",
+            Self::QueryExpired => "query-expired",
+            Self::RateLimited => "rate-limited",
             Self::DeploymentNotPinned => "deployment-not-pinned",
             Self::AwaitingApproval => "awaiting-approval",
             Self::DeniedByOperator => "denied-by-operator",

@@ -17,6 +17,51 @@ use prost::Message;
 use rcgen::{KeyPair, SigningKey};
 
 const DOMAIN: &[u8] = b"concord/query-submission/v1\0";
+const QUERY_ID: &[u8] = b"concord/query-id/v1\0";
+
+/// How long a query stays valid when its researcher does not say (`expires_at`): a week.
+pub const DEFAULT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+/// The longest validity a node accepts: 30 days.
+pub const MAX_VALIDITY: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The id of a query: derived from the query as signed (nonce, expiry and signature
+/// included), so one signed query has one id wherever it is proposed.
+pub fn query_id(spec: &QuerySpec) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(QUERY_ID);
+    h.update(spec.encode_to_vec());
+    let digest = h.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("q-{hex}")
+}
+
+/// Why a query's id or expiry is not acceptable at time `now`; `None` when they are.
+pub fn check_binding(query_id: &str, spec: &QuerySpec, now: u64) -> Option<String> {
+    let derived = self::query_id(spec);
+    if query_id != derived {
+        return Some(format!(
+            "the query id {query_id:?} is not the one the signed query derives ({derived})"
+        ));
+    }
+    if spec.expires_at == 0 {
+        return Some("the query carries no expiry".into());
+    }
+    if spec.expires_at > now.saturating_add(MAX_VALIDITY.as_secs()) {
+        return Some(format!(
+            "the query expires more than {} days from now",
+            MAX_VALIDITY.as_secs() / 86_400
+        ));
+    }
+    None
+}
 
 /// The bytes a researcher signs for `spec` (its own `signature` field ignored).
 pub fn signed_message(spec: &QuerySpec) -> Vec<u8> {
@@ -27,8 +72,24 @@ pub fn signed_message(spec: &QuerySpec) -> Vec<u8> {
     message
 }
 
-/// Signs `spec` with the researcher's private key (PEM) and stores the signature in it.
+/// Gives `spec` a fresh random nonce and, unless it has one, an expiry [`DEFAULT_VALIDITY`] from
+/// now: what makes every query, and its id, one of a kind.
+pub fn stamp(spec: &mut QuerySpec) {
+    use rand_core::RngCore;
+    let mut nonce = vec![0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut nonce);
+    spec.nonce = nonce;
+    if spec.expires_at == 0 {
+        spec.expires_at = now() + DEFAULT_VALIDITY.as_secs();
+    }
+}
+
+/// Signs `spec` with the researcher's private key (PEM) and stores the signature in it; a query
+/// without a nonce is [`stamp`]ed first.
 pub fn sign(spec: &mut QuerySpec, key_pem: &str) -> Result<(), PkiError> {
+    if spec.nonce.is_empty() {
+        stamp(spec);
+    }
     spec.signature = sign_bytes(key_pem, &signed_message(spec))?;
     Ok(())
 }
@@ -122,6 +183,38 @@ mod tests {
             signature: Vec::new(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_signed_query_has_one_id_and_an_expiry() {
+        let ca = DevCa::generate("ca").unwrap();
+        let alice = ca.issue(Role::Researcher, "alice", &["localhost"]).unwrap();
+        let mut a = spec();
+        sign(&mut a, &alice.key_pem).unwrap();
+        assert_eq!(a.nonce.len(), 16);
+        let now = now();
+        assert!(a.expires_at > now && a.expires_at <= now + DEFAULT_VALIDITY.as_secs());
+        let id = query_id(&a);
+        assert_eq!((id.len(), &id[..2]), (18, "q-"));
+        assert_eq!(check_binding(&id, &a, now), None);
+        // the same terms signed again are another query, with another id
+        let mut b = spec();
+        sign(&mut b, &alice.key_pem).unwrap();
+        assert_ne!(query_id(&b), id);
+        // a captured query under a fresh id; no expiry; too far ahead
+        assert!(check_binding("q-fresh", &a, now)
+            .unwrap()
+            .contains("not the one the signed query derives"));
+        let mut open = a.clone();
+        open.expires_at = 0;
+        assert!(check_binding(&query_id(&open), &open, now)
+            .unwrap()
+            .contains("no expiry"));
+        let mut far = a.clone();
+        far.expires_at = now + MAX_VALIDITY.as_secs() + 10;
+        assert!(check_binding(&query_id(&far), &far, now)
+            .unwrap()
+            .contains("more than 30 days"));
     }
 
     #[test]

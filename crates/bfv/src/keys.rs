@@ -151,6 +151,23 @@ impl PublicKey {
         (self.p.truncated(ring, level), self.a.truncated(ring, level))
     }
 
+    /// Whether the key looks like an RLWE public key: in every residue, at least half of the
+    /// NTT evaluations of `p` and of `a` are distinct (a uniform polynomial's are, but for
+    /// collisions of probability about `N²/q`). A zero or constant half — which would turn a
+    /// key switch into a decryption anyone can finish, or leak the switch's randomness — is
+    /// refused. This checks the form, not that someone holds the secret.
+    pub fn is_well_formed(&self) -> bool {
+        let degree = self.params.ring().degree();
+        [&self.p, &self.a].iter().all(|half| {
+            half.columns().iter().all(|column| {
+                let mut values = column.to_vec();
+                values.sort_unstable();
+                values.dedup();
+                values.len() * 2 >= degree
+            })
+        })
+    }
+
     pub fn serialized_len(&self) -> usize {
         crate::wire::HEADER_LEN
             + 2 * crate::wire::poly_len(self.params.ring(), self.params.max_level())
@@ -175,5 +192,32 @@ impl PublicKey {
             p,
             a,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_or_constant_public_key_is_not_well_formed() {
+        let params = BfvParameters::new(&crate::params::ADD_4096).unwrap();
+        let ring = params.ring();
+        let genuine = PublicKey::generate(&SecretKey::generate(&params));
+        assert!(genuine.is_well_formed());
+        let zero = || Poly::zero(ring, params.max_level(), Representation::Ntt);
+        let mut five = vec![0i64; ring.degree()];
+        five[0] = 5;
+        let mut constant = Poly::from_small(ring, params.max_level(), &five);
+        constant.to_ntt(ring);
+        for (p, a) in [
+            (zero(), zero()),
+            (genuine.p.clone(), zero()),
+            (zero(), genuine.a.clone()),
+            (constant.clone(), genuine.a.clone()),
+            (genuine.p.clone(), constant),
+        ] {
+            assert!(!PublicKey::from_parts(&params, p, a).is_well_formed());
+        }
     }
 }

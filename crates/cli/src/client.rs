@@ -56,6 +56,9 @@ pub fn spec(
         epsilon: 0.0,
         delta: 0.0,
         publish: false,
+        // stamped when signed: a fresh nonce, an expiry a week ahead
+        nonce: Vec::new(),
+        expires_at: 0,
     })
 }
 

@@ -203,14 +203,21 @@ impl QueryAgreement {
         }
         let release = match terms.release_mode() {
             ReleaseMode::Public => Release::Public,
-            ReleaseMode::Sealed => Release::Sealed(
-                PublicKey::from_bytes(&plan.params, terms.recipient_key).map_err(|e| {
-                    AgreementError::InvalidRecipientKey(format!(
-                        "not a {} public key: {e}",
-                        plan.params.name()
-                    ))
-                })?,
-            ),
+            ReleaseMode::Sealed => {
+                let key =
+                    PublicKey::from_bytes(&plan.params, terms.recipient_key).map_err(|e| {
+                        AgreementError::InvalidRecipientKey(format!(
+                            "not a {} public key: {e}",
+                            plan.params.name()
+                        ))
+                    })?;
+                if !key.is_well_formed() {
+                    return Err(AgreementError::InvalidRecipientKey(
+                        "degenerate (a zero or constant half): a result sealed to it would be readable by anyone".into(),
+                    ));
+                }
+                Release::Sealed(key)
+            }
         };
         Ok(Self {
             plan,
