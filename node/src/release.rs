@@ -134,8 +134,9 @@ impl NodeService {
 
     /// The key this node decrypts with, and how many parties give shares: in all-party mode
     /// its key share `s_i`, every party of the deployment giving one; in threshold mode (the
-    /// request names the active parties: at least `T` distinct contributors, this node among
-    /// them) its threshold share weighted for that set, `λ_j^S · t_j`.
+    /// request names the active parties: exactly the `T` contributors of the roster with the
+    /// lowest party numbers, this node among them) its threshold share weighted for that set,
+    /// `λ_j^S · t_j`.
     fn decryption_key(
         &self,
         agreed: &Agreed,
@@ -153,19 +154,15 @@ impl NodeService {
             let key = self.keys.key(params).map_err(internal)?;
             return Ok((key, deployment.parties()));
         };
-        let mut active = req.active_parties.clone();
+        // the active set is not the coordinator's to choose: the T contributors of the roster
+        // with the lowest party numbers
+        let mut active: Vec<u32> = contributors.iter().map(|(_, number)| *number).collect();
         active.sort_unstable();
-        active.dedup();
-        if active.len() != req.active_parties.len()
-            || active.len() < threshold
-            || !active.contains(&deployment.me.0)
-            || active
-                .iter()
-                .any(|p| !contributors.iter().any(|(_, number)| number == p))
-        {
+        active.truncate(threshold);
+        if req.active_parties != active || !active.contains(&deployment.me.0) {
             return Err(Status::invalid_argument(format!(
-                "the active parties {:?} are not {threshold} or more distinct contributors with this node (party {}) among them",
-                req.active_parties, deployment.me
+                "the active parties must be the {threshold} contributors with the lowest party numbers, {active:?}, this node (party {}) among them; not {:?}",
+                deployment.me, req.active_parties
             )));
         }
         let stored = self
