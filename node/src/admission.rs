@@ -110,17 +110,24 @@ impl Policy {
         Ok(())
     }
 
-    /// The checks of a query's terms against what this institution allows.
-    fn allows(&self, spec: &QuerySpec) -> Result<(), Refusal> {
-        if spec.epsilon > 0.0 && spec.epsilon > self.max_epsilon {
+    /// A DP query's cost against this institution's limit per query, both at the node's own
+    /// `budget_delta` (the researcher's `δ` may be looser: ε = 1 at δ = 1e-3 is ε = 1.4 at 1e-6).
+    pub fn allows_cost(&self, dp: &DpPlan) -> Result<(), Refusal> {
+        let epsilon = dp.epsilon_at(self.budget_delta);
+        if epsilon > self.max_epsilon {
             return Err(Refusal::new(
                 RefusalCode::EpsilonTooLarge,
                 format!(
-                    "ε = {} asked; this institution's policy allows at most {} per query",
-                    spec.epsilon, self.max_epsilon
+                    "ε = {} at δ = {:e} asked, ε = {epsilon:.3} at this institution's δ = {:e}; its policy allows at most {} per query",
+                    dp.epsilon, dp.delta, self.budget_delta, self.max_epsilon
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The checks of a query's terms against what this institution allows.
+    fn allows(&self, spec: &QuerySpec) -> Result<(), Refusal> {
         if spec.epsilon <= 0.0 && self.require_dp {
             return Err(Refusal::new(
                 RefusalCode::DpRequired,
@@ -211,9 +218,10 @@ impl NodeService {
         }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
         if let Some(dp) = &agreement.plan.dp {
+            policy.allows_cost(dp)?;
             let mut spent = self
                 .state
-                .spent(&proposal.researcher)
+                .spent(&proposal.researcher, dp.unit)
                 .map_err(|e| Refusal::new(RefusalCode::Internal, e.to_string()))?;
             if !spent.queries.contains(&proposal.query_id) {
                 spent.xi += dp.xi;
@@ -377,6 +385,7 @@ impl NodeService {
         };
         let charged = self.state.charge(
             &proposal.researcher,
+            dp.unit,
             &proposal.query_id,
             (dp.xi, dp.rho),
             |spent| self.within_budget(spent),
@@ -390,13 +399,14 @@ impl NodeService {
     }
 
     pub(crate) fn budget_detail(&self, researcher: &str, asked: &DpPlan) -> String {
-        let spent = self.state.spent(researcher).unwrap_or_default();
+        let spent = self.state.spent(researcher, asked.unit).unwrap_or_default();
         format!(
-            "{researcher} has spent ε = {:.3} of {} (at δ = {:e}) on this institution's data; this query would cost ε = {}",
+            "{researcher} has spent ε = {:.3} of {} (at δ = {:e}) on this institution's data, per {}; this query would cost ε = {:.3} at that δ",
             dp::epsilon_of(spent.xi, spent.rho, self.policy.budget_delta),
             self.policy.epsilon_budget,
             self.policy.budget_delta,
-            asked.epsilon
+            asked.unit,
+            asked.epsilon_at(self.policy.budget_delta)
         )
     }
 
@@ -514,9 +524,16 @@ mod tests {
         };
         assert!(open.allows(&spec(0.5, true, b"")).is_ok());
         let code = |policy: &Policy, s: QuerySpec| policy.allows(&s).unwrap_err().code;
-        assert_eq!(
-            code(&open, spec(50.0, false, b"k")),
-            RefusalCode::EpsilonTooLarge
+        // ε is compared at the node's δ (1e-6 by default): ε = 1 at δ = 1e-3 is 1.4 there
+        let t = concord_stats::Template::EventsByMonthTlpDistribution;
+        let at = |epsilon: f64, delta: f64| DpPlan::new(t, epsilon, delta, 3).unwrap();
+        assert!(open.allows_cost(&at(1.0, 1e-6)).is_ok());
+        let refusal = open.allows_cost(&at(1.0, 1e-3)).unwrap_err();
+        assert_eq!(refusal.code, RefusalCode::EpsilonTooLarge);
+        assert!(
+            refusal.detail.contains("this institution's δ"),
+            "{}",
+            refusal.detail
         );
         let strict = Policy {
             require_dp: true,

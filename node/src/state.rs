@@ -206,20 +206,20 @@ impl NodeState {
     }
 
     /// What `researcher` has spent at this node.
-    pub fn spent(&self, researcher: &str) -> Result<Spent, StateError> {
+    pub fn spent(&self, researcher: &str, unit: &str) -> Result<Spent, StateError> {
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(PRIVACY).map_err(err)?;
-        let value = table.get(researcher).map_err(err)?;
-        value.map_or(Ok(Spent::default()), |v| {
-            serde_json::from_slice(v.value()).map_err(err)
-        })
+        ledger(&table, researcher, unit)
     }
 
-    /// Charges `(xi, rho)` for `query` to `researcher`, durably and once per query, if `fits`
-    /// accepts the new total; returns the total after, or `None` when it does not fit.
+    /// Charges `(xi, rho)` for `query` to `researcher`'s ledger of privacy `unit` ("event",
+    /// "attribute", …: spending on one unit protects no other, so each has its own), durably
+    /// and once per query, if `fits` accepts the new total; returns the total after, or `None`
+    /// when it does not fit.
     pub fn charge(
         &self,
         researcher: &str,
+        unit: &str,
         query: &str,
         (xi, rho): (f64, f64),
         fits: impl FnOnce(&Spent) -> bool,
@@ -227,10 +227,7 @@ impl NodeState {
         let tx = self.db.begin_write().map_err(err)?;
         let total = {
             let mut table = tx.open_table(PRIVACY).map_err(err)?;
-            let mut spent: Spent = match table.get(researcher).map_err(err)? {
-                Some(v) => serde_json::from_slice(v.value()).map_err(err)?,
-                None => Spent::default(),
-            };
+            let mut spent = ledger(&table, researcher, unit)?;
             if spent.queries.iter().any(|q| q == query) {
                 return Ok(Some(spent));
             }
@@ -241,7 +238,9 @@ impl NodeState {
                 return Ok(None);
             }
             let bytes = serde_json::to_vec(&spent).map_err(err)?;
-            table.insert(researcher, bytes.as_slice()).map_err(err)?;
+            table
+                .insert(ledger_key(researcher, unit).as_str(), bytes.as_slice())
+                .map_err(err)?;
             spent
         };
         tx.commit().map_err(err)?;
@@ -353,6 +352,30 @@ impl NodeState {
     }
 }
 
+/// A researcher's ledger of one privacy unit: `researcher` NUL `unit`.
+fn ledger_key(researcher: &str, unit: &str) -> String {
+    format!("{researcher}\0{unit}")
+}
+
+/// A researcher's spending on one unit. A ledger written before ledgers were kept per unit
+/// (keyed by the researcher alone) counts against every unit: nothing spent is forgotten.
+fn ledger(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    researcher: &str,
+    unit: &str,
+) -> Result<Spent, StateError> {
+    let value = match table
+        .get(ledger_key(researcher, unit).as_str())
+        .map_err(err)?
+    {
+        Some(v) => Some(v),
+        None => table.get(researcher).map_err(err)?,
+    };
+    value.map_or(Ok(Spent::default()), |v| {
+        serde_json::from_slice(v.value()).map_err(err)
+    })
+}
+
 fn split_roster(value: &[u8]) -> Result<SignedRoster, StateError> {
     if value.len() < 32 {
         return Err(StateError("a recorded roster is truncated".into()));
@@ -383,20 +406,31 @@ mod tests {
         // the privacy ledger: charged once per query, refused beyond what fits
         let fits = |s: &Spent| s.rho <= 0.25;
         assert!(state
-            .charge("alice", "q1", (0.0, 0.1), fits)
+            .charge("alice", "event", "q1", (0.0, 0.1), fits)
             .unwrap()
             .is_some());
         let again = state
-            .charge("alice", "q1", (0.0, 0.1), fits)
+            .charge("alice", "event", "q1", (0.0, 0.1), fits)
             .unwrap()
             .unwrap();
         assert_eq!(again.rho, 0.1, "charged twice");
         assert!(state
-            .charge("alice", "q2", (0.0, 0.1), fits)
+            .charge("alice", "event", "q2", (0.0, 0.1), fits)
             .unwrap()
             .is_some());
-        assert_eq!(state.charge("alice", "q3", (0.0, 0.1), fits).unwrap(), None);
-        assert_eq!(state.spent("bob").unwrap(), Spent::default());
+        assert_eq!(
+            state
+                .charge("alice", "event", "q3", (0.0, 0.1), fits)
+                .unwrap(),
+            None
+        );
+        assert_eq!(state.spent("bob", "event").unwrap(), Spent::default());
+        // another unit has its own ledger
+        assert_eq!(state.spent("alice", "attribute").unwrap(), Spent::default());
+        assert!(state
+            .charge("alice", "attribute", "q4", (0.0, 0.2), fits)
+            .unwrap()
+            .is_some());
         // one contribution per query: the first one stays
         let recorded = |b: u8| RecordedContribution {
             ciphertexts: vec![vec![b]],
@@ -437,9 +471,10 @@ mod tests {
         assert_eq!(state.pinned("A").unwrap(), Some([2; 32]));
         assert_eq!(state.pinned("C").unwrap(), None);
         assert_eq!(state.deployment(&[1; 32]).unwrap(), Some(record("A", 1)));
-        let spent = state.spent("alice").unwrap();
+        let spent = state.spent("alice", "event").unwrap();
         assert!((spent.rho - 0.2).abs() < 1e-12);
         assert_eq!(spent.queries, ["q1", "q2"]);
+        assert_eq!(state.spent("alice", "attribute").unwrap().queries, ["q4"]);
         assert_eq!(
             state.agreements().unwrap(),
             vec![("q1".to_string(), b"proposal".to_vec())]

@@ -84,6 +84,41 @@ fn agreement_of(status: &QueryStatus) -> Result<QueryAgreement, Error> {
     Ok(spec.agreement(institutions as usize)?)
 }
 
+/// What a DP query will cost and guarantee, before it is submitted (`concord dp`): its unit,
+/// its zCDP cost, ε at the asked δ and at a node's δ, the noise, and what a budget of `budget`
+/// (ε at `node_delta`) keeps after it when `spent` is spent already. A zCDP ledger adds ρ and ξ,
+/// so what is left is recomputed from them, not by subtracting ε.
+pub fn dp_plan_report(
+    plan: &concord_query::dp::DpPlan,
+    node_delta: f64,
+    spent: f64,
+    budget: f64,
+) -> String {
+    use concord_query::dp::{epsilon_of, rho_for};
+    let at_node = plan.epsilon_at(node_delta);
+    // the spending so far as zCDP (ρ at the node's δ), plus this query's (ξ, ρ)
+    let rho_before = rho_for(spent, node_delta);
+    let after = epsilon_of(plan.xi, rho_before + plan.rho, node_delta);
+    format!(
+        "unit: one {unit} of one institution (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\
+         cost: ρ = {rho:.5}, ξ = {xi:.3e} (zCDP); ε = {eps:.4} at δ = {delta:e}; ε = {at_node:.4} at the node's δ = {node_delta:e}\n\
+         noise: each of at least {k} institutions adds N_Z(0, {s:.3}²) per cell (clamped at ±{bound}); a released cell carries σ ≥ {sigma:.3}\n\
+         budget at a node: ε = {spent:.4} spent, {after:.4} after this query, of {budget} ({left})\n",
+        unit = plan.unit,
+        sens = plan.sensitivity,
+        cells = plan.cells,
+        rho = plan.rho,
+        xi = plan.xi,
+        eps = plan.spent(1, plan.institutions).0,
+        delta = plan.delta,
+        k = plan.institutions,
+        s = plan.scale,
+        bound = plan.bound,
+        sigma = plan.aggregate_std_dev(),
+        left = if after <= budget { "fits" } else { "refused: budget-exhausted" },
+    )
+}
+
 /// What a DP result cost and how noisy it is, in words; `None` without DP.
 pub fn dp_report(status: &QueryStatus) -> Option<String> {
     let agreement = agreement_of(status).ok()?;

@@ -41,6 +41,30 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// What a differentially private query will cost and guarantee, before it is submitted:
+    /// the unit it protects, ρ and ξ (zCDP), ε at the asked δ and at a node's δ, the noise per
+    /// node and per released cell. Nothing is sent anywhere.
+    Dp {
+        /// A template id (see `concord templates`).
+        #[arg(long)]
+        template: String,
+        #[arg(long)]
+        epsilon: f64,
+        #[arg(long, default_value_t = 1e-6)]
+        delta: f64,
+        /// The fewest contributing institutions (the noise is split among them).
+        #[arg(long, default_value_t = 3)]
+        min_institutions: u32,
+        /// The δ at which a node keeps its budget (its policy's `budget_delta`).
+        #[arg(long, default_value_t = 1e-6)]
+        node_delta: f64,
+        /// What the researcher has spent so far at a node on this unit, as ε at `node_delta`
+        /// (to see what is left after this query of a budget of `--budget`).
+        #[arg(long, default_value_t = 0.0)]
+        spent: f64,
+        #[arg(long, default_value_t = 10.0)]
+        budget: f64,
+    },
     /// The researcher's result keys: results are sealed to them, and only they open them.
     Keys {
         #[command(subcommand)]
@@ -446,6 +470,23 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for path in keys::init(&dir, &name, force)? {
                 println!("public key written to {}", path.display());
             }
+        }
+        Command::Dp {
+            template,
+            epsilon,
+            delta,
+            min_institutions,
+            node_delta,
+            spent,
+            budget,
+        } => {
+            let t = concord_stats::Template::by_id(&template)?;
+            let plan =
+                concord_query::dp::DpPlan::new(t, epsilon, delta, min_institutions as usize)?;
+            print!(
+                "{}",
+                client::dp_plan_report(&plan, node_delta, spent, budget)
+            );
         }
         Command::Templates { markdown: true } => print!("{}", concord_stats::page::markdown()),
         Command::Templates { markdown: false } => {

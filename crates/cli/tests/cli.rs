@@ -43,6 +43,48 @@ fn templates_lists_the_catalogue_one_per_line() {
 }
 
 /// A PNG file of the given size whose pixels are not all one colour.
+#[test]
+fn dp_prints_what_a_query_costs_before_it_is_submitted() {
+    // a histogram over institutions: one event moves two cells, and ε is shown at the node's δ
+    let out = concord(&[
+        "dp",
+        "--template",
+        "institutions-by-events-per-month",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-3",
+        "--min-institutions",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("moves at most 2 cell(s)"), "{text}");
+    assert!(text.contains("at δ = 1e-3"), "{text}");
+    assert!(text.contains("at the node's δ = 1e-6"), "{text}");
+    assert!(text.contains("(fits)"), "{text}");
+    // nearly spent: refused (zCDP composes sublinearly in ε: 9.9 spent + an ε = 1 query is
+    // 9.97, which fits; 9.99 + 1 is 10.06)
+    let out = concord(&[
+        "dp",
+        "--template",
+        "events-by-month-tlp-distribution",
+        "--epsilon",
+        "1",
+        "--spent",
+        "9.99",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused: budget-exhausted"));
+    // a template without a declared sensitivity: a clear error
+    let out = concord(&["dp", "--template", "time-to-publish", "--epsilon", "1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available"));
+}
+
 fn assert_png(bytes: &[u8], (width, height): (u32, u32)) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
     assert_eq!(&bytes[12..16], b"IHDR");

@@ -17,16 +17,22 @@
 //!
 //! **Accounting.** By Canonne, Kamath and Steinke, "The Discrete Gaussian for Differential
 //! Privacy" (NeurIPS 2020), Theorem 14, the sum of `k` independent `N_Z(0, s²)` shifted by an
-//! integer `Δ` satisfies `D_α ≤ α·Δ²/(2ks²) + τ` with `τ = 10·Σ_{j=1}^{k−1} e^{−2π²s²·j/(j+1)}`:
-//! `(ξ = τ, ρ = Δ²/(2ks²))`-zCDP for the one cell an event moves. `(ξ, ρ)`-zCDP gives
+//! integer `Δ` satisfies `D_α ≤ α·Δ²/(2ks²) + τ` with `τ = 10·Σ_{j=1}^{k−1} e^{−2π²s²·j/(j+1)}`,
+//! for `s ≥ ½` (the theorem's assumption: a plan never draws narrower noise, it raises `s` to
+//! `½` instead). Independent cells compose, so a unit that moves `c` cells (the template's
+//! [`concord_stats::PrivacyUnit::cells`]: two for a histogram over institutions, where one event
+//! moves a count from one bucket to the next) costs `(ξ = c·τ, ρ = Δ²/(2ks²))`-zCDP, `Δ` the L2
+//! sensitivity over all cells. `(ξ, ρ)`-zCDP gives
 //! `(ξ + ρ + 2√(ρ·ln(1/δ)), δ)`-DP (Bun and Steinke 2016, Proposition 1.3), and zCDP composes
 //! by adding `ξ` and `ρ` — which is how a node's budget ledger adds up queries. [`DpPlan::new`]
 //! picks the smallest `s` whose query spends at most the asked `ε`.
 //!
 //! **Bounded noise.** Each sample is clamped to `±B`, `B = ⌈12·s⌉`, so the plaintext range
 //! stays public and an aggregate never wraps modulo `t`: a discrete Gaussian exceeds `12s` with
-//! probability below `2e^{−72} < 2^{−100}`, which the plan adds to `δ` for every cell and
-//! contribution ([`DpPlan::delta`]).
+//! probability below `2e^{−72} < 2^{−100}`. Clamping changes each sample's distribution by at
+//! most `η = 2^{−100}` in total variation, and a mechanism within `η` of an `(ε, δ)`-DP one is
+//! `(ε, δ + (1 + e^ε)·η)`-DP, so the plan adds `(1 + e^ε)·2^{−100}` to `δ` for every cell and
+//! contribution ([`DpPlan::spent`]).
 //!
 //! **Trust.** The guarantee needs the noise of at least `k` honest contributions; institutions
 //! colluding with the coordinator could omit theirs (as they could contribute zeros), and the
@@ -45,6 +51,8 @@ pub struct DpPlan {
     /// What the result hides ("event", "attribute"), and the template's L2 sensitivity to one.
     pub unit: &'static str,
     pub sensitivity: f64,
+    /// The most cells one unit moves.
+    pub cells: usize,
     /// The fewest contributions the noise is split for.
     pub institutions: usize,
     /// Each node's noise: `N_Z(0, scale²)`, clamped to `±bound`.
@@ -78,6 +86,9 @@ pub fn rho_for(epsilon: f64, delta: f64) -> f64 {
     ((l + epsilon).sqrt() - l.sqrt()).powi(2)
 }
 
+/// The narrowest noise a node draws: CKS20 Theorem 14 assumes `s ≥ ½`.
+pub const MIN_SCALE: f64 = 0.5;
+
 /// CKS20 Theorem 14's `τ` for `k` shares of scale `s`.
 fn tau(scale: f64, k: usize) -> f64 {
     let s2 = scale * scale;
@@ -100,22 +111,30 @@ impl DpPlan {
         if !(delta > 0.0 && delta <= 1e-3) {
             return Err(DpError::Delta(delta));
         }
-        let concord_stats::PrivacyUnit { unit, sensitivity } = template
+        let concord_stats::PrivacyUnit {
+            unit,
+            sensitivity,
+            cells,
+        } = template
             .privacy_unit()
             .ok_or(DpError::NotSupported(template.info().id))?;
         let k = k.max(1);
         // the largest ρ the budget allows, less a margin for ξ; shrunk until it fits
         let mut rho_target = rho_for(epsilon, delta) * (1.0 - 1e-12);
         loop {
-            let scale = (sensitivity * sensitivity / (2.0 * k as f64 * rho_target)).sqrt();
+            // never below ½ (Theorem 14's assumption): wider noise only lowers the cost
+            let scale = (sensitivity * sensitivity / (2.0 * k as f64 * rho_target))
+                .sqrt()
+                .max(MIN_SCALE);
             let rho = sensitivity * sensitivity / (2.0 * k as f64 * scale * scale);
-            let xi = tau(scale, k);
+            let xi = cells as f64 * tau(scale, k);
             if epsilon_of(xi, rho, delta) <= epsilon {
                 return Ok(Self {
                     epsilon,
                     delta,
                     unit,
                     sensitivity,
+                    cells,
                     institutions: k,
                     scale,
                     bound: (12.0 * scale).ceil() as i64,
@@ -133,12 +152,19 @@ impl DpPlan {
     }
 
     /// What the released aggregate costs, as `(ε, δ)`: the asked `ε` at most, and `δ` plus the
-    /// clamping's `2^-100` per cell and contribution.
+    /// clamping's `(1 + e^ε)·2^-100` per cell and contribution.
     pub fn spent(&self, cells: usize, contributions: usize) -> (f64, f64) {
+        let epsilon = epsilon_of(self.xi, self.rho, self.delta);
         (
-            epsilon_of(self.xi, self.rho, self.delta),
-            self.delta + (cells * contributions) as f64 * 2f64.powi(-100),
+            epsilon,
+            self.delta + (1.0 + epsilon.exp()) * (cells * contributions) as f64 * 2f64.powi(-100),
         )
+    }
+
+    /// The `ε` this query costs at another `δ` (a node compares it with its limits at its own
+    /// `budget_delta`).
+    pub fn epsilon_at(&self, delta: f64) -> f64 {
+        epsilon_of(self.xi, self.rho, delta)
     }
 
     /// One node's noise for `cells` cells: exact discrete Gaussian samples, clamped to `±bound`.
@@ -185,6 +211,56 @@ mod tests {
             plan.scale
         );
         assert!((epsilon_of(0.0, rho_for(1.0, 1e-6), 1e-6) - 1.0).abs() < 1e-12);
+    }
+
+    /// The review's fixtures, recomputed independently of the plan: a unit that moves two cells
+    /// pays `τ` twice (the old accounting charged once: true ε 1.036 at k = 100, 1.66 at
+    /// k = 1000, 11.8 at ε = 10, k = 3), and no node draws `s < ½` (it did: 0.497 at ε = 5,
+    /// δ = 1e-3, k = 10; 0.44 at ε = 10, δ = 1e-6, k = 3).
+    #[test]
+    fn every_moved_cell_is_paid_and_no_node_draws_below_one_half() {
+        let independent_tau = |s: f64, k: usize| -> f64 {
+            (1..k)
+                .map(|j| {
+                    let j = j as f64;
+                    10.0 * (-2.0 * std::f64::consts::PI.powi(2) * s * s * j / (j + 1.0)).exp()
+                })
+                .sum()
+        };
+        let two_cells = Template::InstitutionsByEventsPerMonth;
+        assert_eq!(two_cells.privacy_unit().unwrap().cells, 2);
+        for (epsilon, delta, k) in [
+            (1.0, 1e-6, 100),
+            (1.0, 1e-6, 1000),
+            (10.0, 1e-6, 3),
+            (5.0, 1e-3, 10),
+            (1.0, 1e-6, 3),
+        ] {
+            let plan = DpPlan::new(two_cells, epsilon, delta, k).unwrap();
+            let s = plan.scale;
+            assert!(s >= 0.5, "s = {s} at ε = {epsilon}, k = {k}");
+            let rho = 2.0 / (2.0 * k as f64 * s * s);
+            let xi = 2.0 * independent_tau(s, k);
+            let true_epsilon = xi + rho + 2.0 * (rho * (1.0 / delta).ln()).sqrt();
+            assert!(
+                true_epsilon <= epsilon * (1.0 + 1e-9),
+                "ε = {epsilon}, k = {k}: true ε {true_epsilon}"
+            );
+        }
+        for (epsilon, delta, k) in [(5.0, 1e-3, 10), (10.0, 1e-6, 3)] {
+            let plan =
+                DpPlan::new(Template::EventsByMonthTlpDistribution, epsilon, delta, k).unwrap();
+            assert!(plan.scale >= 0.5, "{}", plan.scale);
+            assert!(plan.spent(1, k).0 <= epsilon);
+        }
+        // the clamping's δ term carries (1 + e^ε)
+        let plan = DpPlan::new(Template::EventsByMonthTlpDistribution, 10.0, 1e-6, 3).unwrap();
+        let (eps, delta) = plan.spent(1_000, 3);
+        let expected = 1e-6 + (1.0 + eps.exp()) * 3_000.0 * 2f64.powi(-100);
+        assert!((delta - expected).abs() <= 1e-18, "{delta} vs {expected}");
+        // ε at the node's own δ: a looser δ means a larger ε for the same noise
+        let plan = DpPlan::new(Template::EventsByMonthTlpDistribution, 1.0, 1e-3, 3).unwrap();
+        assert!(plan.epsilon_at(1e-6) > 1.3, "{}", plan.epsilon_at(1e-6));
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct PrivacyUnit {
     pub unit: &'static str,
     /// L2 distance of the cells when one such unit is added or removed.
     pub sensitivity: f64,
+    /// The most cells one such unit moves (the accounting's `ξ` is paid once per moved cell).
+    pub cells: usize,
 }
 
 /// A local statistic, before encryption.

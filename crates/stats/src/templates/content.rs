@@ -41,6 +41,7 @@ impl Definition for ObjectsByTemplate {
             privacy_unit: Some(PrivacyUnit {
                 unit: "object",
                 sensitivity: 1.0,
+                cells: 1,
             }),
             chart: Chart::Bars {
                 dimension: 0,
@@ -139,6 +140,7 @@ impl Definition for SightingsByAttributeType {
             privacy_unit: Some(PrivacyUnit {
                 unit: "sighting",
                 sensitivity: 1.0,
+                cells: 1,
             }),
             chart: Chart::Heatmap {
                 rows: 0,

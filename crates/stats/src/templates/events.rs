@@ -170,6 +170,7 @@ impl Definition for InstitutionsByEventsPerMonth {
             privacy_unit: Some(PrivacyUnit {
                 unit: "event",
                 sensitivity: std::f64::consts::SQRT_2,
+                cells: 2,
             }),
             chart: Chart::Heatmap {
                 rows: 0,

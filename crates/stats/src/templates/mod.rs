@@ -245,10 +245,12 @@ pub fn histogram_findings(
 pub const EVENT: PrivacyUnit = PrivacyUnit {
     unit: "event",
     sensitivity: 1.0,
+    cells: 1,
 };
 
 /// One attribute, sensitivity 1.
 pub const ATTRIBUTE: PrivacyUnit = PrivacyUnit {
     unit: "attribute",
     sensitivity: 1.0,
+    cells: 1,
 };
