@@ -288,6 +288,15 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         unknown.message().replace("q-0000000000000000", "ID")
     );
 
+    // more institutions than are enrolled: refused on arrival, saying how many there are
+    let too_many = d.submit_with(&["--min-institutions", "5"]);
+    assert!(!too_many.status.success());
+    assert!(
+        text(&too_many.stderr).contains("3 institutions are enrolled"),
+        "{}",
+        text(&too_many.stderr)
+    );
+
     // 5. a submission whose signature does not verify is refused on arrival
     let mut spec = QuerySpec {
         template: "time-to-publish".into(),

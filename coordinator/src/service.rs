@@ -138,6 +138,14 @@ impl CoordinatorApi for CoordinatorService {
                 "min_institutions must be at least 2",
             ));
         }
+        // more institutions than are enrolled can never be met: said now, not after proposing
+        let enrolled = enrolled(&self.store).map_err(internal)?.len();
+        if spec.min_institutions as usize > enrolled {
+            return Err(Status::invalid_argument(format!(
+                "min_institutions {} but {enrolled} institutions are enrolled (concord query members lists them)",
+                spec.min_institutions
+            )));
+        }
         // a query the nodes would refuse as invalid is refused here already (template and
         // version, window, DP terms, recipient key); the enrolled nodes size it when it runs
         spec.agreement(spec.min_institutions as usize)

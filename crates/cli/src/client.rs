@@ -258,16 +258,27 @@ pub fn rows(layout: &Layout, cells: &[i128]) -> Vec<(Vec<String>, i128)> {
     out
 }
 
-pub fn print_csv(layout: &Layout, cells: &[i128]) {
-    let header: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
-    println!("{},value", header.join(","));
-    for (labels, v) in rows(layout, cells) {
-        let quoted: Vec<String> = labels
-            .iter()
-            .map(|l| format!("\"{}\"", l.replace('"', "\"\"")))
-            .collect();
-        let pad = header.len().saturating_sub(quoted.len());
-        println!("{}{},{v}", quoted.join(","), ",".repeat(pad));
+/// The result as CSV on standard output. A reader that stops early (`| head`) ends the
+/// output quietly: a closed pipe is not an error.
+pub fn print_csv(layout: &Layout, cells: &[i128]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut write = || -> std::io::Result<()> {
+        let header: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
+        writeln!(out, "{},value", header.join(","))?;
+        for (labels, v) in rows(layout, cells) {
+            let quoted: Vec<String> = labels
+                .iter()
+                .map(|l| format!("\"{}\"", l.replace('"', "\"\"")))
+                .collect();
+            let pad = header.len().saturating_sub(quoted.len());
+            writeln!(out, "{}{},{v}", quoted.join(","), ",".repeat(pad))?;
+        }
+        out.flush()
+    };
+    match write() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 

@@ -224,7 +224,9 @@ enum CaCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Issue a certificate (NAME.pem, NAME.key) signed by the CA in DIR.
+    /// Issue a certificate (NAME.pem, NAME.key) signed by the CA in DIR. It is valid for NAME
+    /// (the name the coordinator and nodes dial each other by), localhost, 127.0.0.1 and every
+    /// --host.
     Issue {
         #[arg(long)]
         dir: PathBuf,
@@ -233,12 +235,15 @@ enum CaCommand {
         role: Role,
         #[arg(long)]
         name: String,
-        /// Host names or IP addresses the certificate is valid for (repeatable).
-        #[arg(long = "host", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
+        /// More host names or IP addresses the certificate is valid for (repeatable).
+        #[arg(long = "host")]
         hosts: Vec<String>,
-        /// Where to write the certificate and key (default: DIR).
+        /// Where to write the certificate and key (default: DIR); ca.pem is copied there too.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace an existing certificate and key of that name.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -275,12 +280,27 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     name,
                     hosts,
                     out,
+                    force,
                 },
         } => {
             let ca = DevCa::load(&dir)?;
-            let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-            let out = out.unwrap_or(dir);
-            ca.issue(role, &name, &hosts)?.write(&out, &name)?;
+            let mut valid_for = vec![name.as_str(), "localhost", "127.0.0.1"];
+            valid_for.extend(hosts.iter().map(String::as_str));
+            valid_for.dedup();
+            let out = out.unwrap_or_else(|| dir.clone());
+            let key = out.join(format!("{name}.key"));
+            if key.exists() && !force {
+                return Err(format!(
+                    "{} exists: a certificate named {name:?} was issued here already (--force replaces it)",
+                    key.display()
+                )
+                .into());
+            }
+            ca.issue(role, &name, &valid_for)?.write(&out, &name)?;
+            let ca_pem = out.join("ca.pem");
+            if !ca_pem.exists() {
+                concord_api::pki::write_file(&ca_pem, ca.certificate_pem().as_bytes(), false)?;
+            }
             println!(
                 "{role} certificate for {name:?} written to {}",
                 out.join(format!("{name}.pem")).display()
@@ -422,7 +442,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                             eprintln!("plot written to {}", path.display());
                         }
                         if csv {
-                            client::print_csv(&layout, &cells);
+                            client::print_csv(&layout, &cells)?;
                         } else if json {
                             client::print_json(&status, &layout, &cells);
                         } else {

@@ -30,6 +30,59 @@ fn ca_init_and_issue_write_usable_certificates() {
         (id.role, id.name.as_str()),
         (concord_api::pki::Role::Node, "node-1")
     );
+    // valid for the name others dial it by, besides localhost and any --host
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.contains("node-1")), "{names:?}");
+    assert!(names.iter().any(|n| n.contains("localhost")), "{names:?}");
+    // issuing the same name again would overwrite its key: refused without --force
+    let again = concord(&[
+        "ca", "issue", "--dir", d, "--role", "node", "--name", "node-1",
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    let forced = concord(&[
+        "ca",
+        "issue",
+        "--dir",
+        d,
+        "--role",
+        "node",
+        "--name",
+        "node-1",
+        "--force",
+        "--host",
+        "node-1.example",
+    ]);
+    assert!(forced.status.success());
+    // written elsewhere, the CA's certificate goes with it
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap();
+    let elsewhere = concord(&[
+        "ca",
+        "issue",
+        "--dir",
+        d,
+        "--role",
+        "researcher",
+        "--name",
+        "alice",
+        "--out",
+        o,
+    ]);
+    assert!(elsewhere.status.success());
+    assert_eq!(
+        std::fs::read(out.path().join("ca.pem")).unwrap(),
+        std::fs::read(dir.path().join("ca.pem")).unwrap()
+    );
 }
 
 #[test]
