@@ -1,6 +1,7 @@
 //! Threshold mode with real processes (T = 3 of N = 5): a deployment made by `concord demo`
-//! started again with `threshold = 3` in the coordinator's configuration, so setup adds the
-//! threshold key shares after CKG. node-1's operator approves by hand, which holds every query
+//! started again with `threshold = 3` in the coordinator's configuration — refused by every
+//! node until its operator sets `allow_threshold_mode` (off by default, issue 15) — so setup
+//! adds the threshold key shares after the key is pinned. node-1's operator approves by hand, which holds every query
 //! after the others agreed — the moment to kill nodes:
 //!
 //! 1. nodes 4 and 5 die after agreeing: they are left out, the query is released from the
@@ -26,6 +27,19 @@ fn three_of_five_release_with_two_nodes_dead_and_fail_cleanly_with_three() {
     edit_node(work.path(), "node-1", |config| {
         config.policy.approval = Approval::Manual;
     });
+    // 0. threshold mode is off by default (issue 15): setup is refused, the query fails saying why
+    let d = Deployment::start(work);
+    let id = d.submit();
+    let line = d.wait_listed(&id, "failed");
+    assert!(line.contains("threshold mode (T = 3) is off"), "{line}");
+    let Deployment { testbed, work, .. } = d;
+    drop(testbed);
+    // ...unless every operator allows it
+    for i in 1..=5 {
+        edit_node(work.path(), &format!("node-{i}"), |config| {
+            config.policy.allow_threshold_mode = true;
+        });
+    }
     let mut d = Deployment::start(work);
     let approve = |id: &str| -> Output {
         Command::new(bin("concord-node"))

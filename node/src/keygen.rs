@@ -91,6 +91,12 @@ impl NodeService {
         let params = parameters(&deployment.parameter_set)?;
         let me = deployment::check(deployment, &self.name, self.policy.min_threshold)
             .map_err(refused)?;
+        if deployment.threshold > 0 && !self.policy.allow_threshold_mode {
+            return Err(Status::failed_precondition(format!(
+                "deployment refused: threshold mode (T = {}) is off at this node — its decryption shares are not yet sound against a coalition of the coordinator and T − 1 nodes (issue 15); policy allow_threshold_mode = true takes part anyway",
+                deployment.threshold
+            )));
+        }
         Ok(CheckedDeployment {
             deployment,
             params,

@@ -10,8 +10,8 @@
 //! `λ_j^S = Π_{k∈S,k≠j} α_k/(α_k − α_j)`; then `Σ_{j∈S} s'_j = s` and CKS / PCKS run unchanged
 //! with `s'_j` (smudging sized for `|S|` shares).
 //!
-//! The evaluation point of a party is its [`PartyId`] (non-zero, below every modulus, so every
-//! difference of points is invertible). Shamir sharing is linear, so it runs in NTT form, over
+//! The evaluation point of a party is its [`PartyId`]; the parties are numbered `1..N` (so every
+//! difference of points is small and invertible) and `2 ≤ T ≤ N`. Shamir sharing is linear, so it runs in NTT form, over
 //! the key ring ([`BfvParameters::key_ring`]): for a multiplicative set that includes the
 //! special moduli `P`, so the weighted shares also sum to `s` modulo `P`, as the collective
 //! relinearization and Galois keys need.
@@ -45,10 +45,23 @@ impl ThresholdConfig {
         if sorted.len() != parties.len() {
             return Err(MheError::Threshold("a party is listed twice".into()));
         }
-        if threshold == 0 || threshold > parties.len() {
+        // T = 1 makes every party's share the whole key
+        if threshold < 2 || threshold > parties.len() {
             return Err(MheError::Threshold(format!(
-                "T = {threshold} must be between 1 and N = {}",
+                "T = {threshold} must be between 2 and N = {}",
                 parties.len()
+            )));
+        }
+        // the Shamir points are 1..N: points chosen freely make the Lagrange denominators large
+        // (issue 15)
+        if sorted
+            .iter()
+            .enumerate()
+            .any(|(i, p)| p.0 as usize != i + 1)
+        {
+            return Err(MheError::Threshold(format!(
+                "the parties must be numbered 1..N, not {:?}",
+                sorted.iter().map(|p| p.0).collect::<Vec<_>>()
             )));
         }
         let min_q = params

@@ -35,8 +35,14 @@ fn samples() -> &'static Samples {
         ct.switch_to_transmit_level().unwrap();
         let crs = CommonReferenceString::from_seed([9; 32]);
         let plan = SmudgingPlan::for_key_switch(&p, NoiseEstimate::aggregate(&p, 1, 1), 1).unwrap();
-        let config = ThresholdConfig::new(&p, 1, &[PartyId(1)]).unwrap();
-        let resharing = reshare(&sk, PartyId(1), &config, b"test setup").unwrap();
+        let config = ThresholdConfig::new(&p, 2, &[PartyId(1), PartyId(2)]).unwrap();
+        // party 1's threshold key from both parties' resharings addressed to it
+        let other = SecretKey::generate(&p);
+        let resharing: Vec<_> = [(&sk, 1), (&other, 2)]
+            .into_iter()
+            .flat_map(|(key, from)| reshare(key, PartyId(from), &config, b"test setup").unwrap())
+            .filter(|r| r.to == PartyId(1))
+            .collect();
         let tk = ThresholdSecretKey::combine(&p, PartyId(1), &config, &resharing).unwrap();
         let values = vec![
             ct.to_bytes(),

@@ -407,6 +407,9 @@ fn bad_shares_are_refused_with_a_reason() {
     assert!(ThresholdConfig::new(&s.params, 5, &s.parties).is_err());
     assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(0), PartyId(1)]).is_err());
     assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(1), PartyId(1)]).is_err());
+    // T = 1 (every share the whole key), points other than 1..N
+    assert!(ThresholdConfig::new(&s.params, 1, &s.parties).is_err());
+    assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(1), PartyId(2), PartyId(9)]).is_err());
 }
 
 #[test]
