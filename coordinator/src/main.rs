@@ -32,15 +32,22 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         timeout: std::time::Duration::from_secs_f64(config.node_timeout_s),
         threshold: config.threshold,
     };
+    // the port first: a coordinator that cannot listen says so before anything else
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(listen = %config.listen, nodes = deployment.nodes.len(), "coordinator serving");
     let service = CoordinatorServer::new(CoordinatorService::new(store, deployment))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .tls_config(server_config(&ca, &cert, &key))?
         .add_service(service)
-        .serve_with_shutdown(config.listen, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
         .await?;
     Ok(())
 }

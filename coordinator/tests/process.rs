@@ -84,3 +84,39 @@ fn a_tls_key_readable_by_others_stops_the_coordinator() {
         "{err}"
     );
 }
+
+/// A coordinator whose port is taken says so and stops.
+#[test]
+fn a_taken_port_stops_the_coordinator_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = concord_api::pki::DevCa::generate("test CA").unwrap();
+    ca.write(dir.path()).unwrap();
+    ca.issue(
+        concord_api::pki::Role::Coordinator,
+        "coordinator",
+        &["localhost"],
+    )
+    .unwrap()
+    .write(dir.path(), "c")
+    .unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let path = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &path,
+        format!("listen = \"127.0.0.1:{port}\"\nstate = \"s.redb\"\n{TLS}"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    drop(taken);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}

@@ -55,6 +55,11 @@ pub enum NodeError {
     Data(#[from] concord_stats::SourceError),
     #[error(transparent)]
     MispApi(#[from] concord_misp::MispApiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -168,6 +173,14 @@ pub async fn run(
         },
     )
     .map_err(|e| NodeError::Certificate(e.to_string()))?;
+    // the port first: a node that cannot listen says so and enrols nowhere (a second process
+    // on a busy port must not point the coordinator at the live node's address)
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     if let Some(link) = &config.coordinator {
         if let (Some(url), Some(advertise)) = (&link.url, &link.advertise) {
             let at = (url.clone(), advertise.clone());
@@ -179,7 +192,10 @@ pub async fn run(
     tonic::transport::Server::builder()
         .tls_config(tls)?
         .add_service(service)
-        .serve_with_shutdown(config.listen, shutdown)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

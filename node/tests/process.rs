@@ -178,6 +178,21 @@ async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
     // restarted, it uses the same key share: the same share for the same CRS
     assert_eq!(third, first, "the key share must survive a restart");
     stop(node);
+    // a port already taken: the node says so and stops, before enrolling anywhere
+    let taken = std::net::TcpListener::bind(("127.0.0.1", f.port)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_concord-node"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    drop(taken);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{}", f.port)),
+        "{err}"
+    );
+    assert!(!err.contains("node serving"), "{err}");
     // a node whose key share or TLS key others may read refuses to start, saying which file
     #[cfg(unix)]
     {
