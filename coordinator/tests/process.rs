@@ -19,6 +19,22 @@ fn run_with(config: &str) -> (bool, String) {
     )
 }
 
+/// A directory with a CA (ca.pem) and a coordinator certificate and key (c.pem, c.key).
+fn with_certificate() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = concord_api::pki::DevCa::generate("test CA").unwrap();
+    ca.write(dir.path()).unwrap();
+    ca.issue(
+        concord_api::pki::Role::Coordinator,
+        "coordinator",
+        &["localhost"],
+    )
+    .unwrap()
+    .write(dir.path(), "c")
+    .unwrap();
+    dir
+}
+
 const TLS: &str = "[tls]\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nkey = \"c.key\"\n";
 const NODE: &str = "[[nodes]]\nname = \"node-1\"\nurl = \"https://127.0.0.1:1\"\nparty = 1\n";
 
@@ -53,17 +69,7 @@ fn bad_configurations_stop_the_coordinator_with_a_clear_message() {
 #[test]
 fn a_tls_key_readable_by_others_stops_the_coordinator() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = concord_api::pki::DevCa::generate("test CA").unwrap();
-    ca.write(dir.path()).unwrap();
-    ca.issue(
-        concord_api::pki::Role::Coordinator,
-        "coordinator",
-        &["localhost"],
-    )
-    .unwrap()
-    .write(dir.path(), "c")
-    .unwrap();
+    let dir = with_certificate();
     let key = dir.path().join("c.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
     let path = dir.path().join("coordinator.toml");
@@ -88,17 +94,7 @@ fn a_tls_key_readable_by_others_stops_the_coordinator() {
 /// A coordinator whose port is taken says so and stops.
 #[test]
 fn a_taken_port_stops_the_coordinator_saying_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = concord_api::pki::DevCa::generate("test CA").unwrap();
-    ca.write(dir.path()).unwrap();
-    ca.issue(
-        concord_api::pki::Role::Coordinator,
-        "coordinator",
-        &["localhost"],
-    )
-    .unwrap()
-    .write(dir.path(), "c")
-    .unwrap();
+    let dir = with_certificate();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let path = dir.path().join("coordinator.toml");
