@@ -311,8 +311,31 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
     concord_api::submission::sign(&mut spec, &read("researcher.key")).unwrap();
     spec.window_months = 24; // changed after signing
     let refused = runtime
-        .block_on(as_("researcher").submit(spec))
+        .block_on(as_("researcher").submit(spec.clone()))
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
     assert!(refused.message().contains("signature"), "{refused}");
+
+    // 6. one signed query is one query: submitted again, it is the same one, under the id its
+    // signed terms derive; past its expiry it is refused on arrival
+    spec.window_months = 12;
+    let first = runtime
+        .block_on(as_("researcher").submit(spec.clone()))
+        .unwrap()
+        .into_inner();
+    let again = runtime
+        .block_on(as_("researcher").submit(spec.clone()))
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.query_id, concord_api::submission::query_id(&spec));
+    assert_eq!(again.query_id, first.query_id);
+    assert_eq!(again.submitted_at, first.submitted_at);
+    let mut expired = spec.clone();
+    expired.nonce.clear();
+    expired.expires_at = concord_api::submission::now() - 1;
+    concord_api::submission::sign(&mut expired, &read("researcher.key")).unwrap();
+    let refused = runtime
+        .block_on(as_("researcher").submit(expired))
+        .unwrap_err();
+    assert!(refused.message().contains("expired"), "{refused}");
 }

@@ -46,7 +46,9 @@ impl Coordinator {
             ciphertexts: Vec::new(),
         };
         for name in &run.record.contributed {
-            let contribution = &run.revealed[name];
+            let contribution = run.revealed.get(name).ok_or_else(|| {
+                CoordinatorError::Stored(format!("{name}'s revealed contribution is missing"))
+            })?;
             evidence
                 .signatures
                 .push(contribution.roster_signature.clone());

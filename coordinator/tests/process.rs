@@ -5,7 +5,11 @@
 use std::process::Command;
 
 fn run_with(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
+    run_in(&tempfile::tempdir().unwrap(), config)
+}
+
+/// Runs the coordinator with `config` written to `dir`/coordinator.toml: (success, stderr).
+fn run_in(dir: &tempfile::TempDir, config: &str) -> (bool, String) {
     let path = dir.path().join("coordinator.toml");
     std::fs::write(&path, config).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
@@ -72,19 +76,11 @@ fn a_tls_key_readable_by_others_stops_the_coordinator() {
     let dir = with_certificate();
     let key = dir.path().join("c.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let path = dir.path().join("coordinator.toml");
-    std::fs::write(
-        &path,
-        format!("listen = \"127.0.0.1:0\"\nstate = \"s.redb\"\n{TLS}"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, err) = run_in(
+        &dir,
+        &format!("listen = \"127.0.0.1:0\"\nstate = \"s.redb\"\n{TLS}"),
+    );
+    assert!(!ok);
     assert!(
         err.contains("readable by others (mode 640)") && err.contains("c.key"),
         "{err}"
@@ -97,20 +93,12 @@ fn a_taken_port_stops_the_coordinator_saying_so() {
     let dir = with_certificate();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let path = dir.path().join("coordinator.toml");
-    std::fs::write(
-        &path,
-        format!("listen = \"127.0.0.1:{port}\"\nstate = \"s.redb\"\n{TLS}"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_concord-coordinator"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let (ok, err) = run_in(
+        &dir,
+        &format!("listen = \"127.0.0.1:{port}\"\nstate = \"s.redb\"\n{TLS}"),
+    );
     drop(taken);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    assert!(!ok, "{err}");
     assert!(
         err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{err}"

@@ -32,7 +32,9 @@ impl NodeService {
     /// very request; refused for anything else.
     pub(crate) fn release(&self, req: &DecryptRequest) -> Result<DecryptShares, Status> {
         let agreed = self.agreed(&req.query_id)?;
-        let digest: [u8; 32] = Sha256::digest(req.encode_to_vec()).into();
+        // what names the request: the roster (its commitments bind every contribution) and the
+        // active set — not the contributions' bytes, which would mean hashing them all again
+        let digest = request_digest(&agreed, req);
         match self
             .state
             .released(&req.query_id, &digest)
@@ -276,6 +278,16 @@ impl NodeService {
         }
         Ok((sum, contributors))
     }
+}
+
+/// A decryption request's identity: its roster's digest and its active parties.
+fn request_digest(agreed: &Agreed, req: &DecryptRequest) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(agreed.binding.roster_digest(&req.roster));
+    for p in &req.active_parties {
+        h.update(p.to_le_bytes());
+    }
+    h.finalize().into()
 }
 
 /// SHA-256 over a ciphertext's `c₁` (its second part: parameter set, level, representation and
