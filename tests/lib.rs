@@ -11,7 +11,7 @@
 //! | `governance` | manual approval, denial, expiry; privacy budgets |
 //! | `publish` | released results published to MISP |
 //! | `recovery` | the coordinator killed mid-query and resumed; hung and killed nodes |
-//! | `threshold` | T of N with churn |
+//! | `threshold` | 8 of 16 with churn; shares of a query given once, for one active set |
 
 use concord_testbed::{binaries_beside_tests, Testbed};
 use std::path::{Path, PathBuf};
@@ -82,6 +82,23 @@ impl Deployment {
 
     pub fn coordinator_log(&self) -> String {
         self.testbed.log("coordinator")
+    }
+
+    /// Every node's party number (1-based index of `node-i` → number), as the coordinator's log
+    /// says it enrolled them: numbers follow the order of enrolment.
+    pub fn party_numbers(&self) -> std::collections::HashMap<String, u32> {
+        self.coordinator_log()
+            .lines()
+            .filter(|l| l.contains("node enrolled"))
+            .filter_map(|l| {
+                let field = |key: &str| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .map(str::to_owned)
+                };
+                Some((field("node=")?, field("party=")?.parse().ok()?))
+            })
+            .collect()
     }
 
     pub fn query(&self, args: &[&str]) -> Output {
@@ -191,6 +208,71 @@ pub fn demo(nodes: usize) -> (tempfile::TempDir, String) {
     (work, stdout)
 }
 
+/// A deployment of `nodes` institutions on feeds from the project's generator (2025, a few dozen
+/// events each, some received from the others), written by `concord-testbed` with a coordinator
+/// (`threshold`, node timeout 30 s: sixteen nodes dealing at once share two cores) and the researcher's certificate and result keys, not
+/// started. `edit` changes institution `i` (0-based) before it is written.
+pub fn generated_deployment(
+    nodes: usize,
+    threshold: Option<usize>,
+    edit: impl Fn(usize, &mut concord_testbed::Institution),
+) -> tempfile::TempDir {
+    use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+    let work = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (1..=nodes).map(|i| format!("node-{i}")).collect();
+    let orgs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), organisation_uuid(n)))
+        .collect();
+    let mut setup = concord_testbed::Setup {
+        work: work.path().to_owned(),
+        binaries: binaries_beside_tests(),
+        institutions: Vec::new(),
+        coordinator: Some(concord_testbed::CoordinatorSetup {
+            threshold,
+            node_timeout_s: 30.0,
+        }),
+    };
+    for (i, name) in names.iter().enumerate() {
+        let data = work.path().join("data").join(name);
+        write_feed(
+            &data,
+            &Profile {
+                name: name.clone(),
+                organisation_uuid: organisation_uuid(name),
+                events: 30 + 7 * i,
+                own_share: 0.5,
+                peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
+                first: concord_stats::YearMonth::parse("2025-01").unwrap(),
+                months: 12,
+                seed: 2000 + i as u64,
+            },
+        )
+        .unwrap();
+        let mut institution = concord_testbed::Institution::new(name, data);
+        institution.organisation_uuids = vec![organisation_uuid(name)];
+        institution.policy.min_institutions = 3;
+        edit(i, &mut institution);
+        setup.institutions.push(institution);
+    }
+    Testbed::write(&setup).unwrap_or_else(|e| panic!("{e}"));
+    let ca = concord_api::pki::DevCa::load(work.path()).unwrap();
+    ca.issue(
+        concord_api::pki::Role::Researcher,
+        "researcher",
+        &["localhost"],
+    )
+    .and_then(|issued| issued.write(work.path(), "researcher"))
+    .unwrap();
+    let keys = Command::new(bin("concord"))
+        .args(["keys", "init", "--name", "researcher", "--dir"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(keys.status.success(), "{}", text(&keys.stderr));
+    work
+}
+
 /// The plaintext statistic of node `i` of the demo over its own data (an independent path).
 pub fn statistic(
     work: &std::path::Path,
@@ -217,10 +299,10 @@ pub fn statistic(
         .collect()
 }
 
-/// Every node's statistic summed: what an exact aggregate of nodes `1..=n` holds.
+/// Every listed node's statistic summed: what an exact aggregate of those nodes holds.
 pub fn pooled(
     work: &std::path::Path,
-    nodes: std::ops::RangeInclusive<usize>,
+    nodes: impl IntoIterator<Item = usize>,
     template: concord_stats::Template,
     window: &concord_stats::Window,
 ) -> Vec<i128> {

@@ -23,9 +23,9 @@ use concord_bfv::{
     SlotPolynomial, ValueRange,
 };
 use concord_mhe::{
-    CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
+    reshare, CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
     NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen,
-    SmudgingPlan,
+    Resharing, SmudgingPlan, ThresholdConfig, ThresholdSecretKey,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
@@ -61,6 +61,35 @@ const STEPS: &[Step] = &[
     ("fusion", "fusion of 16 shares + decode", Some(1.04), None),
     ("pcks_share", "PCKS share, per party", None, None),
 ];
+
+/// Threshold mode, T = 8 of the 16 (replicated sharing, `concord-mhe` `threshold`).
+const THRESHOLD_STEPS: &[Step] = &[
+    (
+        "threshold_dealing",
+        "dealing, per party (setup, once: 11,439 expansions)",
+        None,
+        None,
+    ),
+    (
+        "threshold_key",
+        "key for an active set of 8, per party (once per set)",
+        None,
+        None,
+    ),
+    (
+        "threshold_partial_decrypt",
+        "partial decryption, per party (T = 8)",
+        None,
+        None,
+    ),
+    (
+        "threshold_fusion",
+        "fusion of 8 shares + decode",
+        None,
+        None,
+    ),
+];
+const THRESHOLD: usize = 8;
 
 const MUL_STEPS: &[Step] = &[
     (
@@ -114,6 +143,12 @@ struct Sizes {
     decryption_share: usize,
     pcks_share: usize,
     lambda: f64,
+    threshold_share: usize,
+    threshold_lambda: f64,
+    /// One party's dealing at the threshold setup, before sealing.
+    threshold_dealing: usize,
+    /// What a party keeps of the threshold setup.
+    threshold_key: usize,
 }
 
 fn concord(c: &mut Criterion) -> Sizes {
@@ -215,12 +250,106 @@ fn concord(c: &mut Criterion) -> Sizes {
         .share(&keys[0], parties[0])
         .unwrap();
     g.finish();
+    let threshold = concord_threshold(c, &p, &keys, &parties, &sum, &expect);
     Sizes {
         ciphertext: cts[0].to_bytes().len(),
         decryption_share: shares[0].to_bytes().len(),
         pcks_share: pcks_share.to_bytes().len(),
         lambda: plan.lambda,
+        threshold_share: threshold.0,
+        threshold_lambda: threshold.1,
+        threshold_dealing: threshold.2,
+        threshold_key: threshold.3,
     }
+}
+
+/// Threshold mode, 8 of 16: the setup's dealing, a party's key for an active set, its share and
+/// the fusion of 8 shares. Returns (share bytes, λ, dealing bytes, key bytes kept).
+fn concord_threshold(
+    c: &mut Criterion,
+    p: &std::sync::Arc<BfvParameters>,
+    keys: &[SecretKey],
+    parties: &[PartyId],
+    sum: &Ciphertext,
+    expect: &[i64],
+) -> (usize, f64, usize, usize) {
+    let config = ThresholdConfig::new(THRESHOLD, parties).unwrap();
+    let mut g = c.benchmark_group(GROUP);
+    g.sample_size(10);
+    g.bench_function("concord/threshold_dealing", |b| {
+        b.iter(|| reshare(&keys[0], parties[0], &config, b"w16").unwrap())
+    });
+    let mut inbox: Vec<Vec<Resharing>> = parties.iter().map(|_| Vec::new()).collect();
+    for (sk, &id) in keys.iter().zip(parties) {
+        for r in reshare(sk, id, &config, b"w16").unwrap() {
+            inbox[(r.to.0 - 1) as usize].push(r);
+        }
+    }
+    let threshold_keys: Vec<ThresholdSecretKey> = parties
+        .iter()
+        .zip(&inbox)
+        .map(|(&id, received)| ThresholdSecretKey::combine(p, id, &config, received).unwrap())
+        .collect();
+    // the 8 lowest-numbered of 12 contributors, as a node derives it
+    let active: Vec<PartyId> = [1, 2, 4, 5, 7, 9, 10, 12].map(PartyId).to_vec();
+    let last = active[THRESHOLD - 1];
+    g.bench_function("concord/threshold_key", |b| {
+        b.iter(|| {
+            threshold_keys[(last.0 - 1) as usize]
+                .for_active_set(&config, black_box(&active))
+                .unwrap()
+        })
+    });
+    let active_keys: Vec<SecretKey> = active
+        .iter()
+        .map(|p| {
+            threshold_keys[(p.0 - 1) as usize]
+                .for_active_set(&config, &active)
+                .unwrap()
+        })
+        .collect();
+    let plan =
+        SmudgingPlan::for_decryption(p, NoiseEstimate::aggregate(p, PARTIES, PARTIES), THRESHOLD)
+            .unwrap();
+    g.bench_function("concord/threshold_partial_decrypt", |b| {
+        b.iter(|| {
+            CollectiveDecryption::new(black_box(sum), plan)
+                .unwrap()
+                .share(&active_keys[0], active[0])
+                .unwrap()
+        })
+    });
+    let cks = CollectiveDecryption::new(sum, plan).unwrap();
+    let shares: Vec<_> = active_keys
+        .iter()
+        .zip(&active)
+        .map(|(sk, &id)| cks.share(sk, id).unwrap())
+        .collect();
+    g.bench_function("concord/threshold_fusion", |b| {
+        b.iter(|| {
+            let mut agg = cks.aggregator();
+            for s in &shares {
+                agg.add(s).unwrap();
+            }
+            cks.finish(&agg, &active).unwrap().decode()
+        })
+    });
+    let mut agg = cks.aggregator();
+    for s in &shares {
+        agg.add(s).unwrap();
+    }
+    assert_eq!(
+        cks.finish(&agg, &active).unwrap().decode(),
+        expect,
+        "W16 must decrypt exactly with 8 of 16"
+    );
+    g.finish();
+    (
+        shares[0].to_bytes().len(),
+        plan.lambda,
+        config.dealing_len(p),
+        threshold_keys[PARTIES - 1].to_bytes().len(),
+    )
 }
 
 /// Engine part 2 at N = 16384 (`MUL-16384`), 16 parties.
@@ -512,6 +641,11 @@ fn main() {
         sizes.lambda
     );
     table(&dir, GROUP, STEPS);
+    println!(
+        "\nW16 threshold mode, T = {THRESHOLD} of 16 (replicated sharing); smudging λ = {:.1} bits",
+        sizes.threshold_lambda
+    );
+    table(&dir, GROUP, THRESHOLD_STEPS);
     println!("\nW16 part 2: 16 parties, N = 16384, t = 65537 (MUL-16384), single thread");
     table(&dir, GROUP_MUL, MUL_STEPS);
     let pct = |x: usize, of: f64| format!("{:.1}% of Lattigo's", 100.0 * x as f64 / of);
@@ -530,6 +664,20 @@ fn main() {
         pct(sizes.decryption_share, 131_096.0)
     );
     println!("  PCKS share        {:>8} B", sizes.pcks_share);
+    println!(
+        "  threshold share   {:>8} B  (T = {THRESHOLD}: {} B to the coordinator per ciphertext, {} B in all-party mode)",
+        sizes.threshold_share,
+        THRESHOLD * sizes.threshold_share,
+        PARTIES * sizes.decryption_share
+    );
+    println!(
+        "  threshold setup   {:>8} B  sent per party (its dealing, one resharing per party)",
+        sizes.threshold_dealing
+    );
+    println!(
+        "  threshold key     {:>8} B  kept per party",
+        sizes.threshold_key
+    );
 }
 
 /// One markdown table: Concord, fhe.rs and the published figures, with ratios.

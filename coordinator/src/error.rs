@@ -37,8 +37,12 @@ pub enum CoordinatorError {
     TooFewNodes { enrolled: usize },
     #[error("invalid query: the nodes' party numbers are {parties:?}; a deployment numbers its N parties 1..N")]
     Numbering { parties: Vec<u32> },
-    #[error("invalid query: threshold {threshold} for {nodes} nodes: T must be at least 2 and at most N")]
-    Threshold { threshold: usize, nodes: usize },
+    #[error("invalid query: threshold {threshold} for {nodes} nodes: {reason}")]
+    Threshold {
+        threshold: usize,
+        nodes: usize,
+        reason: String,
+    },
     #[error("invalid query: the enrolled nodes changed since the query was proposed to {proposed_to}; it cannot resume")]
     NodesChanged { proposed_to: String },
     #[error("invalid query: {contributed} contributions ({names}); threshold mode needs at least {needed} (T = {threshold}, at least {min_institutions} institutions)")]

@@ -15,7 +15,9 @@ use concord_api::v1::{
     SealedSecret, SetupRequest, ThresholdParty, ThresholdSetup,
 };
 use concord_bfv::{BfvParameters, PublicKey};
-use concord_mhe::{CommonReferenceString, Protocol, PublicKeyGen, PublicKeyShare};
+use concord_mhe::{
+    CommonReferenceString, PartyId, Protocol, PublicKeyGen, PublicKeyShare, ThresholdConfig,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,12 +80,12 @@ impl Coordinator {
             return Err(CoordinatorError::Numbering { parties: numbers });
         }
         if let Some(threshold) = self.threshold {
-            if threshold < 2 || threshold > n {
-                return Err(CoordinatorError::Threshold {
-                    threshold,
-                    nodes: n,
-                });
-            }
+            let parties: Vec<PartyId> = numbers.iter().map(|&p| PartyId(p)).collect();
+            ThresholdConfig::new(threshold, &parties).map_err(|e| CoordinatorError::Threshold {
+                threshold,
+                nodes: n,
+                reason: e.to_string(),
+            })?;
         }
         let crs = CommonReferenceString::random();
         let deployment = self.deployment(params, crs.seed().to_vec());

@@ -43,8 +43,6 @@
 //! epsilon_budget = 10.0                     # each researcher's total ε over this node's data
 //! budget_delta = 1e-6                       #   (zCDP composition, converted at this δ)
 //! max_proposals_per_hour = 120              # new queries one researcher may propose per hour
-//! allow_threshold_mode = false             # threshold mode is off: its shares are not yet sound
-//!                                           # against the coordinator and T − 1 nodes (issue 15)
 //! min_threshold = 2                         # threshold mode: the fewest parties that may release
 //!                                           # a result together (all-party mode is always taken)
 //!
@@ -164,14 +162,6 @@ pub struct Policy {
     /// many colluding institutions this node's data withstands beyond `T − 1`.
     #[serde(default = "default_min_threshold")]
     pub min_threshold: u32,
-    /// Take part in threshold deployments (T of N). Off by default: a threshold decryption
-    /// share weights the node's Shamir share by a Lagrange coefficient with a denominator, and a
-    /// coalition of the coordinator and `T − 1` nodes can learn the aggregate's decryption noise
-    /// modulo that denominator, hence, for large enough denominators, the collective key
-    /// (issue 15). Until shares with integer coefficients replace them, an operator turns this
-    /// on only knowing that.
-    #[serde(default)]
-    pub allow_threshold_mode: bool,
     /// The most new queries one researcher may have proposed to this node in an hour (default
     /// 120): every proposal is stored and logged, so a flood is refused (`rate-limited`).
     #[serde(default = "default_max_proposals_per_hour")]
@@ -240,7 +230,6 @@ impl Default for Policy {
             epsilon_budget: default_epsilon_budget(),
             budget_delta: default_budget_delta(),
             min_threshold: default_min_threshold(),
-            allow_threshold_mode: false,
             max_proposals_per_hour: default_max_proposals_per_hour(),
         }
     }

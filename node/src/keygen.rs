@@ -1,9 +1,9 @@
 //! Key generation at the node: the deployment it serves, pinned (concord-api `deployment`);
 //! its CKG share under its persistent key share (PETS 2021 §IV-A), signed for the deployment;
 //! the collective key, recomputed from every party's signed share and pinned; and the threshold
-//! setup after the pin (§V): its signed exchange key, its resharings `f_i(α_j)` sealed to every
-//! party, and the combination `t_j = Σ_i f_i(α_j)` of the resharings sealed to it, kept beside
-//! the key share. The threshold setup the coordinator sends is checked against the pinned
+//! setup after the pin: its signed exchange key, its dealing of the replicated sharing
+//! (`concord-mhe` `threshold`: the sub-shares of every set a party is outside of) sealed to every
+//! party, and the sub-shares sealed to it, kept beside the key share. The threshold setup the coordinator sends is checked against the pinned
 //! deployment by [`crate::threshold::check`].
 //!
 //! Every share is derived from the node's key share and its context (`concord-mhe`
@@ -91,12 +91,6 @@ impl NodeService {
         let params = parameters(&deployment.parameter_set)?;
         let me = deployment::check(deployment, &self.name, self.policy.min_threshold)
             .map_err(refused)?;
-        if deployment.threshold > 0 && !self.policy.allow_threshold_mode {
-            return Err(Status::failed_precondition(format!(
-                "deployment refused: threshold mode (T = {}) is off at this node — its decryption shares are not yet sound against a coalition of the coordinator and T − 1 nodes (issue 15); policy allow_threshold_mode = true takes part anyway",
-                deployment.threshold
-            )));
-        }
         Ok(CheckedDeployment {
             deployment,
             params,
@@ -292,7 +286,7 @@ impl NodeService {
         })
     }
 
-    /// Threshold setup, round one: `f_i(α_j)` for every party `j`, sealed to `j`.
+    /// Threshold setup, round one: this node's dealing, one resharing per party `j`, sealed to `j`.
     pub(crate) fn resharings(&self, setup: &ThresholdSetup) -> Result<Resharings, Status> {
         let credentials = &self.credentials;
         let pinned = self.pinned_for(setup)?;
@@ -322,7 +316,7 @@ impl NodeService {
         Ok(Resharings { sealed })
     }
 
-    /// Threshold setup, round two: `t_j = Σ_i f_i(α_j)` from the resharings sealed to this node,
+    /// Threshold setup, round two: this node's sub-shares from the resharings sealed to it,
     /// one from every party; kept beside the key share.
     pub(crate) fn combine(&self, req: &CombineRequest) -> Result<(), Status> {
         let setup = req

@@ -31,7 +31,15 @@ pub enum KeyStoreError {
 pub struct KeyStore {
     dir: PathBuf,
     loaded: Mutex<HashMap<&'static str, Arc<SecretKey>>>,
+    /// Threshold keys derived for active sets, by (set, CRS seed, active parties): deriving one
+    /// expands thousands of sub-share seeds, and the active set rarely changes.
+    active: Mutex<HashMap<ActiveSet, Arc<SecretKey>>>,
 }
+
+type ActiveSet = (&'static str, [u8; 32], Vec<PartyId>);
+
+/// How many derived threshold keys are kept in memory.
+const ACTIVE_KEYS_KEPT: usize = 8;
 
 impl KeyStore {
     pub fn open(dir: &Path) -> Result<Self, KeyStoreError> {
@@ -62,6 +70,7 @@ impl KeyStore {
         Ok(Self {
             dir: dir.into(),
             loaded: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
         })
     }
 
@@ -102,7 +111,7 @@ impl KeyStore {
     }
 }
 
-/// A threshold key share as the node keeps it: `t_j` with the configuration it belongs to
+/// A threshold key share as the node keeps it: its sub-shares, with the configuration it belongs to
 /// (T, the parties, and the CRS of the collective key it shares).
 pub struct StoredThreshold {
     pub crs_seed: [u8; 32],
@@ -171,10 +180,33 @@ impl KeyStore {
             bytes.extend_from_slice(&p.0.to_le_bytes());
         }
         bytes.extend_from_slice(&stored.key.to_bytes());
+        // keys derived from an earlier setup's share are forgotten
+        self.active.lock().expect("key store lock").clear();
         self.write_private(
             &self.dir.join(format!("{}.threshold", params.name())),
             &bytes,
         )
+    }
+
+    /// This node's key for the active set `active` from its threshold key share `stored`,
+    /// derived once and kept in memory for the next query with the same set.
+    pub fn active_key(
+        &self,
+        params: &Arc<BfvParameters>,
+        stored: &StoredThreshold,
+        active: &[PartyId],
+    ) -> Result<Arc<SecretKey>, concord_mhe::MheError> {
+        let id = (params.name(), stored.crs_seed, active.to_vec());
+        if let Some(key) = self.active.lock().expect("key store lock").get(&id) {
+            return Ok(key.clone());
+        }
+        let key = Arc::new(stored.key.for_active_set(&stored.config, active)?);
+        let mut kept = self.active.lock().expect("key store lock");
+        if kept.len() >= ACTIVE_KEYS_KEPT {
+            kept.clear();
+        }
+        kept.insert(id, key.clone());
+        Ok(key)
     }
 
     /// The threshold key share for `params`, if threshold setup ran.
@@ -208,8 +240,8 @@ impl KeyStore {
             .collect::<Result<Vec<_>, _>>()?;
         let key = ThresholdSecretKey::from_bytes(params, &bytes[40 + 4 * count..])
             .map_err(|e| corrupt(e.to_string()))?;
-        let config = ThresholdConfig::new(params, threshold, &parties)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let config =
+            ThresholdConfig::new(threshold, &parties).map_err(|e| corrupt(e.to_string()))?;
         Ok(Some(StoredThreshold {
             crs_seed,
             config,

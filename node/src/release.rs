@@ -137,8 +137,8 @@ impl NodeService {
     /// The key this node decrypts with, and how many parties give shares: in all-party mode
     /// its key share `s_i`, every party of the deployment giving one; in threshold mode (the
     /// request names the active parties: exactly the `T` contributors of the roster with the
-    /// lowest party numbers, this node among them) its threshold share weighted for that set,
-    /// `λ_j^S · t_j`.
+    /// lowest party numbers, this node among them) the sum of the sub-shares that set assigns
+    /// it (`concord-mhe` `threshold`).
     fn decryption_key(
         &self,
         agreed: &Agreed,
@@ -186,11 +186,11 @@ impl NodeService {
             )));
         }
         let active: Vec<PartyId> = req.active_parties.iter().map(|&p| PartyId(p)).collect();
-        let key = stored
-            .key
-            .for_active_set(&stored.config, &active)
+        let key = self
+            .keys
+            .active_key(params, &stored, &active)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        Ok((Arc::new(key), active.len()))
+        Ok((key, active.len()))
     }
 
     /// The aggregate, as this node computes it: the roster is the one it signed for the query,

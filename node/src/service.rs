@@ -320,6 +320,8 @@ impl Node for NodeService {
             Ok(agreed.agreement.plan.ciphertexts() * agreed.deployment.parties())
         })
         .await?;
-        Ok(Response::new(replies(self.release(&req)?)))
+        // verifying the aggregate and deriving a threshold key take a while: off the reactor
+        let shares = tokio::task::block_in_place(|| self.release(&req))?;
+        Ok(Response::new(replies(shares)))
     }
 }

@@ -1,16 +1,17 @@
-//! Threshold setup at the node (Mouchet et al., PETS 2021, §V; `concord-mhe` `threshold`): after
-//! CKG, each node re-shares its key share `s_i` as Shamir shares `f_i(α_j)`, one per party,
+//! Threshold setup at the node (`concord-mhe` `threshold`: replicated sharing, integer weights
+//! only — issue 15): after CKG, each node deals its key share `s_i` as sub-shares, one per set
+//! `A` of `T − 1` parties, and gives each party the sub-shares of the sets it is outside of,
 //! sealed to that party's exchange key (`concord-api` `exchange`) so that the coordinator
-//! relaying them learns nothing; each node then opens the resharings sealed to it, combines
-//! `t_j = Σ_i f_i(α_j)` and keeps it with the configuration. A query in threshold mode is then
-//! decrypted by any `T` parties, each with `λ_j^S · t_j`.
+//! relaying them learns nothing; each node then opens the resharings sealed to it and keeps its
+//! sub-shares with the configuration. A query in threshold mode is then decrypted by the `T`
+//! contributors with the lowest party numbers, each with the sub-shares that set assigns it.
 //!
 //! What a node checks of the configuration the coordinator sends: it is the pinned deployment's
-//! (parameter set, CRS seed, threshold — at least 2 and at least the node's minimum, checked
-//! when it was pinned — and parties, numbered `1..N` in order), and every party's exchange key
-//! is signed by that party's node certificate of the deployment's CA. So neither `T = 1` nor
-//! party points of the coordinator's choosing reach the Shamir sharing. Resharings must come
-//! one from each party, signed by that party's certificate, sealed for this very setup.
+//! (parameter set, CRS seed, threshold — at least 2, at least the node's minimum and within the
+//! construction's range, checked when it was pinned — and parties, numbered `1..N` in order),
+//! and every party's exchange key is signed by that party's node certificate of the deployment's
+//! CA. Resharings must come one from each party (each in a message of its own), signed by that
+//! party's certificate, sealed for this very setup.
 
 use crate::keygen::PinnedDeployment;
 use concord_api::exchange::verify_exchange_key;
@@ -96,8 +97,9 @@ pub fn check(
         keys.insert(party.party, key.clone());
     }
     let parties: Vec<PartyId> = setup.parties.iter().map(|p| PartyId(p.party)).collect();
-    let config = ThresholdConfig::new(&params, setup.threshold as usize, &parties)
+    let config = ThresholdConfig::new(setup.threshold as usize, &parties)
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
+
     Ok(CheckedSetup {
         params,
         crs_seed,

@@ -12,9 +12,11 @@
 //! shares each signed by a distinct node of the deployment's CA, its own share among them, so
 //! no party outside the deployment knows the secret, and the coordinator alone knows none of it.
 //!
-//! Why numbers `1..N`: party numbers are the points of the threshold scheme's Shamir shares;
-//! points the coordinator chooses freely make Lagrange denominators large (issue 15), so the
-//! numbers are fixed to `1..N`, in order.
+//! Why numbers `1..N`, in order: every node must derive the same threshold active set and the
+//! same sub-share assignment from the same roster (`concord-mhe` `threshold`), so party numbers
+//! are fixed when the deployment is pinned and not the coordinator's to choose per query. A
+//! threshold `T` outside what the construction supports for `N` is refused here, with the
+//! supported range.
 
 use crate::pki::{Identity, PkiError, Role};
 use crate::submission::{sign_bytes, verify_signed};
@@ -51,6 +53,8 @@ pub enum DeploymentError {
         parties: usize,
         minimum: u32,
     },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Signature(String),
 }
@@ -104,6 +108,12 @@ pub fn check(
             parties: n,
             minimum: min_threshold.max(2),
         });
+    }
+    if t != 0 {
+        // the threshold construction's range (replicated sharing: C(N, T−1) sub-shares)
+        let parties: Vec<concord_mhe::PartyId> = (1..=n as u32).map(concord_mhe::PartyId).collect();
+        concord_mhe::ThresholdConfig::new(t as usize, &parties)
+            .map_err(|e| DeploymentError::Unsupported(e.to_string()))?;
     }
     deployment
         .parties
@@ -205,6 +215,16 @@ mod tests {
             check(&deployment(&["a", "b", "c"], 1), "a", 0),
             Err(DeploymentError::Threshold { .. })
         ));
+        // a threshold the construction does not support for N: refused with the range
+        let names: Vec<String> = (1..=17).map(|i| format!("n{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        match check(&deployment(&names, 9), "n1", 2) {
+            Err(DeploymentError::Unsupported(message)) => {
+                assert!(message.contains("2–7, 11–17"), "{message}")
+            }
+            other => panic!("9 of 17: {other:?}"),
+        }
+        assert_eq!(check(&deployment(&names, 11), "n1", 2), Ok(1));
         // party points the coordinator chooses, duplicates, one party alone
         let mut points = d.clone();
         points.parties[2].number = 1_000_003;

@@ -45,7 +45,7 @@ impl SecretKey {
     }
 
     /// A key from a polynomial of the key ring ([`BfvParameters::key_ring`], any
-    /// representation, top level) — e.g. a threshold party's Lagrange-weighted share. The
+    /// representation, top level) — e.g. a threshold party's key for an active set. The
     /// polynomial is consumed, so no copy of it lingers.
     pub fn from_poly(params: &Arc<BfvParameters>, mut s: Poly) -> Self {
         assert_eq!(

@@ -31,10 +31,12 @@ pub enum Kind {
     PublicKeyShare = 16,
     DecryptionShare = 17,
     KeySwitchShare = 18,
-    ThresholdResharing = 19,
-    ThresholdSecretKey = 20,
+    // 19 and 20 were the Shamir resharing and threshold key, retired as unsound (issue 15)
     EvaluationKeyShare = 21,
     EvaluationKeyAggregate = 22,
+    /// Replicated sharing (`concord-mhe` `threshold`).
+    ThresholdResharing = 23,
+    ThresholdSecretKey = 24,
 }
 
 impl Kind {

@@ -128,8 +128,6 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         // the institution's answers to the community survey (generated for the demo)
         institution.survey = Some(concord_stats::generator::survey_answers(name));
         institution.policy.min_institutions = 3;
-        // threshold mode only where asked for, knowing what it leaks (issue 15)
-        institution.policy.allow_threshold_mode = args.threshold.is_some();
         setup.institutions.push(institution);
     }
     Testbed::write(&setup)?;

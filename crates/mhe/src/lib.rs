@@ -7,9 +7,9 @@
 //! gives a party's share, a plain value that serializes itself; `aggregator()` starts a
 //! streaming sum that anyone (the coordinator) can run with `add(&share)`, refusing a second
 //! share from a party and shares made for another CRS or ciphertext; `finish(&aggregate,
-//! parties)` derives the output only from exactly the expected parties. Threshold T-of-N ([`threshold`]) turns a
-//! threshold key into a Lagrange-weighted [`concord_bfv::SecretKey`], so the same protocols run
-//! with any `T` parties.
+//! parties)` derives the output only from exactly the expected parties. Threshold T-of-N ([`threshold`], replicated sharing) turns a
+//! threshold key into a [`concord_bfv::SecretKey`] for an active set, with integer weights only,
+//! so the same protocols run with any `T` parties.
 //!
 //! For the multiplicative sets, [`evaluation_keys`] generates the relinearization key (RKG, two
 //! rounds) and Galois keys (GKG) collectively, in the same shape and in threshold mode too.
@@ -69,4 +69,4 @@ pub use noise::{NoiseEstimate, SmudgingPlan, MIN_STATISTICAL_SECURITY};
 pub use party::{Participants, PartyId};
 pub use pcks::{KeySwitchAggregate, KeySwitchShare, PublicKeySwitch};
 pub use protocol::{Aggregate, Protocol, WireShare};
-pub use threshold::{reshare, Resharing, ThresholdConfig, ThresholdSecretKey};
+pub use threshold::{reshare, Resharing, ThresholdConfig, ThresholdSecretKey, MAX_KEY_EXPANSIONS};

@@ -4,8 +4,8 @@
 use crate::MheError;
 use std::collections::BTreeSet;
 
-/// A party (an institution's node) in a protocol run. In threshold mode it is also the party's
-/// public Shamir evaluation point, so it must be non-zero.
+/// A party (an institution's node) in a protocol run. In threshold mode the parties are numbered
+/// `1..N` ([`crate::threshold`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartyId(pub u32);
 

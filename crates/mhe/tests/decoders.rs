@@ -35,7 +35,7 @@ fn samples() -> &'static Samples {
         ct.switch_to_transmit_level().unwrap();
         let crs = CommonReferenceString::from_seed([9; 32]);
         let plan = SmudgingPlan::for_key_switch(&p, NoiseEstimate::aggregate(&p, 1, 1), 1).unwrap();
-        let config = ThresholdConfig::new(&p, 2, &[PartyId(1), PartyId(2)]).unwrap();
+        let config = ThresholdConfig::new(2, &[PartyId(1), PartyId(2)]).unwrap();
         // party 1's threshold key from both parties' resharings addressed to it
         let other = SecretKey::generate(&p);
         let resharing: Vec<_> = [(&sk, 1), (&other, 2)]

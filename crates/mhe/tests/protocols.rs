@@ -178,6 +178,72 @@ fn public_key_switching_lets_only_the_receiver_decrypt() {
     );
 }
 
+/// The largest threshold configuration supported: N = 16, T = 8 (11,440 sub-shares), on the
+/// statistics set. Eight parties decrypt, and two different sets of eight; PCKS too; seven are
+/// not enough.
+#[test]
+fn threshold_eight_of_sixteen_decrypts_exactly() {
+    let s = setup(&params::ADD_8192, 16);
+    let (config, threshold_keys) = threshold_keys(&s, 8);
+    assert_eq!(config.subsets(), 11_440);
+    assert!(config.key_expansions() <= MAX_KEY_EXPANSIONS);
+    let (cts, total) = contributions(&s, 1000, 16);
+    let sum = Ciphertext::sum(&cts).unwrap();
+    let plan =
+        SmudgingPlan::for_decryption(&s.params, NoiseEstimate::aggregate(&s.params, 16, 16), 8)
+            .unwrap();
+    let key = |p: PartyId, active: &[PartyId]| {
+        threshold_keys[(p.0 - 1) as usize]
+            .for_active_set(&config, active)
+            .unwrap()
+    };
+    let active: Vec<PartyId> = [1, 3, 4, 8, 9, 12, 15, 16].map(PartyId).to_vec();
+    let keys: Vec<(PartyId, SecretKey)> = active.iter().map(|&p| (p, key(p, &active))).collect();
+    assert_eq!(joint_decrypt(&s, &sum, &keys, plan).unwrap(), total);
+    let receiver = SecretKey::generate(&s.params);
+    let kplan =
+        SmudgingPlan::for_key_switch(&s.params, NoiseEstimate::aggregate(&s.params, 16, 16), 8)
+            .unwrap();
+    let other: Vec<PartyId> = (9..=16).map(PartyId).collect();
+    let pcks = PublicKeySwitch::new(&sum, &PublicKey::generate(&receiver), kplan).unwrap();
+    let mut agg = pcks.aggregator();
+    for &p in &other {
+        agg.add(&pcks.share(&key(p, &other), p).unwrap()).unwrap();
+    }
+    assert_eq!(
+        receiver
+            .decrypt(&pcks.finish(&agg, &other).unwrap())
+            .unwrap()
+            .decode(),
+        total
+    );
+    assert!(matches!(
+        threshold_keys[0].for_active_set(&config, &active[..7]),
+        Err(MheError::Threshold(_))
+    ));
+}
+
+/// Configurations beyond [`MAX_KEY_EXPANSIONS`] are refused with the supported range.
+#[test]
+fn threshold_configurations_out_of_range_are_refused_with_the_range() {
+    for t in 2..=16 {
+        ThresholdConfig::new(t, &ids(16)).unwrap();
+    }
+    let Err(MheError::Threshold(message)) = ThresholdConfig::new(9, &ids(17)) else {
+        panic!("9 of 17 is out of range");
+    };
+    assert!(
+        message.contains("supported thresholds are 2–7, 11–17"),
+        "{message}"
+    );
+    let Err(MheError::Threshold(message)) = ThresholdConfig::new(16, &ids(32)) else {
+        panic!("16 of 32 is out of range");
+    };
+    assert!(message.contains("2–3, 30–32"), "{message}");
+    ThresholdConfig::new(2, &ids(256)).unwrap();
+    assert!(ThresholdConfig::new(2, &ids(257)).is_err());
+}
+
 #[test]
 fn threshold_five_of_nine_decrypts_with_four_parties_absent() {
     let s = setup(&params::ADD_8192, 9);
@@ -404,12 +470,12 @@ fn bad_shares_are_refused_with_a_reason() {
     top.switch_to_level(1).unwrap();
     assert!(CollectiveDecryption::new(&top, plan).is_err());
     // threshold configuration errors
-    assert!(ThresholdConfig::new(&s.params, 5, &s.parties).is_err());
-    assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(0), PartyId(1)]).is_err());
-    assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(1), PartyId(1)]).is_err());
+    assert!(ThresholdConfig::new(5, &s.parties).is_err());
+    assert!(ThresholdConfig::new(2, &[PartyId(0), PartyId(1)]).is_err());
+    assert!(ThresholdConfig::new(2, &[PartyId(1), PartyId(1)]).is_err());
     // T = 1 (every share the whole key), points other than 1..N
-    assert!(ThresholdConfig::new(&s.params, 1, &s.parties).is_err());
-    assert!(ThresholdConfig::new(&s.params, 2, &[PartyId(1), PartyId(2), PartyId(9)]).is_err());
+    assert!(ThresholdConfig::new(1, &s.parties).is_err());
+    assert!(ThresholdConfig::new(2, &[PartyId(1), PartyId(2), PartyId(9)]).is_err());
 }
 
 #[test]

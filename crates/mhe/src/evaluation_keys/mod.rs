@@ -23,10 +23,10 @@
 //! **GKG**, per Galois element `g`: `g_i[j] = −s_i·a_j + s_i(X^g)·w_j + e_i`, summed to `g`;
 //! output `gk_g[j] = (g[j], a_j)`, with `gk_0 + s·gk_1 = s(X^g)·w_j + Σ e_i`.
 //!
-//! **Threshold.** A threshold party passes its Lagrange-weighted share
+//! **Threshold.** A threshold party passes its key for the active set
 //! ([`crate::ThresholdSecretKey::for_active_set`], kept over the whole key ring). Every secret
 //! product above multiplies an aggregate (`h_0`, `h_1`) or a public polynomial, so the key's
-//! noise depends on `s = Σ s'_j` and `u = Σ u_i`, never on the (uniform) weighted shares.
+//! noise depends on `s = Σ k_j` and `u = Σ u_i`, never on the (uniform) per-set keys.
 //! The errors are the scheme's `χ`: these keys are public, and no share is decrypted, so no
 //! smudging is needed.
 //!

@@ -82,7 +82,7 @@ pub fn party_keys(s: &Setup) -> Vec<(PartyId, SecretKey)> {
 /// Every party re-shares for a `threshold`-of-n configuration (resharings and keys travel
 /// serialized); returns the configuration and each party's threshold key, in party order.
 pub fn threshold_keys(s: &Setup, threshold: usize) -> (ThresholdConfig, Vec<ThresholdSecretKey>) {
-    let config = ThresholdConfig::new(&s.params, threshold, &s.parties).unwrap();
+    let config = ThresholdConfig::new(threshold, &s.parties).unwrap();
     let mut inbox: Vec<Vec<Resharing>> = s.parties.iter().map(|_| Vec::new()).collect();
     for (sk, &p) in s.keys.iter().zip(&s.parties) {
         for r in reshare(sk, p, &config, b"test setup").unwrap() {
