@@ -57,20 +57,34 @@ fn open(sk: &SecretKey, plan: &QueryPlan, sealed: &[Vec<u8>]) -> Vec<i128> {
     plan.decode(&plaintexts).unwrap()
 }
 
-/// The institutions' plaintext statistics summed: what an exact aggregate holds.
-fn pooled(
+/// The institutions' plaintext statistics summed: what an exact aggregate holds (`created`:
+/// what a DP query's aggregate holds before its noise, each over the events it created).
+fn pooled_counting(
     template: Template,
     window: &Window,
     institutions: &[(Institution, Vec<concord_stats::Event>)],
+    created: bool,
 ) -> Vec<i128> {
     let mut total = vec![0i128; template.layout(window).cells()];
     for (institution, events) in institutions {
-        let stat = template.compute(window, institution, events).unwrap();
+        let stat = match created {
+            false => template.compute(window, institution, events),
+            true => template.compute_created(window, institution, events),
+        }
+        .unwrap();
         for (t, v) in total.iter_mut().zip(&stat.values) {
             *t += *v as i128;
         }
     }
     total
+}
+
+fn pooled(
+    template: Template,
+    window: &Window,
+    institutions: &[(Institution, Vec<concord_stats::Event>)],
+) -> Vec<i128> {
+    pooled_counting(template, window, institutions, false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,7 +292,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         &outcome.sealed,
     );
     let dp = plan.dp.as_ref().unwrap();
-    let exact = pooled(template, &window, &institutions);
+    let exact = pooled_counting(template, &window, &institutions, true);
     let errors: Vec<f64> = noisy
         .iter()
         .zip(&exact)

@@ -152,7 +152,8 @@ fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
         concord_stats::Window::new(concord_stats::YearMonth::parse("2025-01").unwrap(), 12)
             .unwrap();
     let template = concord_stats::Template::EventsByMonthTlpDistribution;
-    let exact = pooled(d.work.path(), 1..=3, template, &window);
+    // a DP query counts each event once, at its creator
+    let exact = pooled_created(d.work.path(), 1..=3, template, &window);
     let plan = concord_query::dp::DpPlan::new(template, 1.0, 1e-6, 3).unwrap();
     let errors: Vec<f64> = released
         .iter()
@@ -171,8 +172,9 @@ fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
     );
     let table = text(&d.query(&["result", &id]).stdout);
     assert!(
-        table.contains("differential privacy for one event: ε = ")
-            && table.contains(" spent, δ = 1e-6"),
+        table.contains(
+            "differential privacy for one event wherever it is held (counted at its creator): ε = "
+        ) && table.contains(" spent, δ = 1e-6"),
         "{table}"
     );
 
@@ -208,4 +210,58 @@ fn dp_results_carry_noise_of_the_declared_scale_and_budgets_survive_restarts() {
     // without DP the researcher's queries still run (this policy does not require DP)
     let plain = d.submit();
     d.wait_listed(&plain, "released");
+}
+
+/// The unit across institutions (issue 16): node-1's events are synchronised to node-2 and
+/// node-3 (copies with the same uuid and creator), and each also holds events it received from
+/// the others. A DP query counts each event once, at its creator: the released cells are the
+/// pooled statistic of what each node created plus noise of the declared scale — and far from
+/// what counting every held copy would give. (ε = 8 keeps the noise small enough to tell.)
+#[test]
+fn dp_counts_a_replicated_event_once_at_its_creator() {
+    let (work, _) = demo(3);
+    assert!(replicate(work.path(), 1, 2) > 100);
+    assert!(replicate(work.path(), 1, 3) > 100);
+    for i in 1..=3 {
+        edit_node(work.path(), &format!("node-{i}"), |config| {
+            config.policy.max_epsilon = 8.0;
+            config.policy.epsilon_budget = 8.0;
+        });
+    }
+    let d = Deployment::start(work);
+    let out = d.submit_with(&["--epsilon", "8"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    d.wait_listed(&id, "released");
+    let (_, released) = d.result_json(&id);
+    let window =
+        concord_stats::Window::new(concord_stats::YearMonth::parse("2025-01").unwrap(), 12)
+            .unwrap();
+    let template = concord_stats::Template::EventsByMonthTlpDistribution;
+    let plan = concord_query::dp::DpPlan::new(template, 8.0, 1e-6, 3).unwrap();
+    let sigma = plan.aggregate_std_dev();
+    let rms = |expected: &[i128]| {
+        let n = expected.len() as f64;
+        (released
+            .iter()
+            .zip(expected)
+            .map(|(r, e)| ((r - e) as f64).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
+    };
+    let created = pooled_created(d.work.path(), 1..=3, template, &window);
+    let held = pooled(d.work.path(), 1..=3, template, &window);
+    let copies: i128 = held.iter().sum::<i128>() - created.iter().sum::<i128>();
+    assert!(copies > 400, "{copies} copies and received events");
+    assert!(
+        (0.75 * sigma..1.25 * sigma).contains(&rms(&created)),
+        "rms {} against what each created, σ {sigma}",
+        rms(&created)
+    );
+    assert!(
+        rms(&held) > 1.5 * sigma,
+        "rms {} against every held copy, σ {sigma}",
+        rms(&held)
+    );
 }

@@ -273,12 +273,14 @@ pub fn generated_deployment(
     work
 }
 
-/// The plaintext statistic of node `i` of the demo over its own data (an independent path).
-pub fn statistic(
+/// The plaintext statistic of node `i` of the demo over its own data (an independent path):
+/// over every event it holds, or (`created`, what a DP query counts) only those it created.
+fn statistic_of(
     work: &std::path::Path,
     i: usize,
     template: concord_stats::Template,
     window: &concord_stats::Window,
+    created: bool,
 ) -> Vec<i128> {
     let config = node_config(work, &format!("node-{i}"));
     let events = concord_stats::load(config.data.path.as_deref().unwrap())
@@ -290,13 +292,44 @@ pub fn statistic(
         sector: config.sector,
         organisation_type: config.organisation_type,
     };
-    template
-        .compute(window, &institution, &events)
-        .unwrap()
-        .values
-        .into_iter()
-        .map(i128::from)
-        .collect()
+    match created {
+        false => template.compute(window, &institution, &events),
+        true => template.compute_created(window, &institution, &events),
+    }
+    .unwrap()
+    .values
+    .into_iter()
+    .map(i128::from)
+    .collect()
+}
+
+/// The plaintext statistic of node `i` of the demo over every event it holds.
+pub fn statistic(
+    work: &std::path::Path,
+    i: usize,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    statistic_of(work, i, template, window, false)
+}
+
+fn pooled_of(
+    work: &std::path::Path,
+    nodes: impl IntoIterator<Item = usize>,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+    created: bool,
+) -> Vec<i128> {
+    let mut total = vec![0i128; template.layout(window).cells()];
+    for i in nodes {
+        for (t, v) in total
+            .iter_mut()
+            .zip(statistic_of(work, i, template, window, created))
+        {
+            *t += v;
+        }
+    }
+    total
 }
 
 /// Every listed node's statistic summed: what an exact aggregate of those nodes holds.
@@ -306,13 +339,47 @@ pub fn pooled(
     template: concord_stats::Template,
     window: &concord_stats::Window,
 ) -> Vec<i128> {
-    let mut total = vec![0i128; template.layout(window).cells()];
-    for i in nodes {
-        for (t, v) in total.iter_mut().zip(statistic(work, i, template, window)) {
-            *t += v;
+    pooled_of(work, nodes, template, window, false)
+}
+
+/// The listed nodes' statistics over the events each created, summed: what a DP query's
+/// aggregate holds before its noise (each event counted once, at its creator).
+pub fn pooled_created(
+    work: &std::path::Path,
+    nodes: impl IntoIterator<Item = usize>,
+    template: concord_stats::Template,
+    window: &concord_stats::Window,
+) -> Vec<i128> {
+    pooled_of(work, nodes, template, window, true)
+}
+
+/// MISP synchronisation between two nodes of the demo: every event node `from` created is
+/// copied, uuid and `Orgc` unchanged, into node `to`'s feed (file and manifest entry). Returns
+/// how many.
+pub fn replicate(work: &std::path::Path, from: usize, to: usize) -> usize {
+    let dir = |i: usize| node_config(work, &format!("node-{i}")).data.path.unwrap();
+    let (source, target) = (dir(from), dir(to));
+    let own = node_config(work, &format!("node-{from}")).organisation_uuids;
+    let read = |d: &Path| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap()
+    };
+    let mut manifest = read(&target);
+    let mut copied = 0;
+    for (uuid, entry) in read(&source) {
+        let creator = entry["Orgc"]["uuid"].as_str().unwrap_or_default();
+        if own.iter().any(|o| o.eq_ignore_ascii_case(creator)) {
+            let file = format!("{uuid}.json");
+            std::fs::copy(source.join(&file), target.join(&file)).unwrap();
+            manifest.insert(uuid, entry);
+            copied += 1;
         }
     }
-    total
+    std::fs::write(
+        target.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    copied
 }
 
 impl Deployment {

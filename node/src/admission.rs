@@ -218,6 +218,16 @@ impl NodeService {
         }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
         if let Some(dp) = &agreement.plan.dp {
+            // counted once, at its creator: the node must know which events it created
+            if self.institution.organisation_uuids.is_empty() {
+                return Err(Refusal::new(
+                    RefusalCode::DpNotSupported,
+                    concord_stats::TemplateError::CreatorUnknown {
+                        template: agreement.plan.template.info().id,
+                    }
+                    .to_string(),
+                ));
+            }
             policy.allows_cost(dp)?;
             let mut spent = self
                 .state

@@ -40,10 +40,16 @@ impl NodeService {
                 .ok_or_else(|| internal("a recorded contribution without its commitment"));
         }
         let plan = &agreed.agreement.plan;
-        let statistic = plan
-            .template
-            .compute(&plan.window, &self.institution, &self.events)
-            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        // a DP query counts each event once, at its creator (concord-stats `compute_created`)
+        let statistic = match plan.dp {
+            Some(_) => plan
+                .template
+                .compute_created(&plan.window, &self.institution, &self.events),
+            None => plan
+                .template
+                .compute(&plan.window, &self.institution, &self.events),
+        }
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let ciphertexts: Vec<Vec<u8>> = plan
             .encrypt(&agreed.deployment.key, &statistic)
             .map_err(internal)?

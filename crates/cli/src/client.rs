@@ -100,7 +100,7 @@ pub fn dp_plan_report(
     let rho_before = rho_for(spent, node_delta);
     let after = epsilon_of(plan.xi, rho_before + plan.rho, node_delta);
     format!(
-        "unit: one {unit} of one institution (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\
+        "unit: one {unit}, wherever it is held: each institution counts only the events it created (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\
          cost: ρ = {rho:.5}, ξ = {xi:.3e} (zCDP); ε = {eps:.4} at δ = {delta:e}; ε = {at_node:.4} at the node's δ = {node_delta:e}\n\
          noise: each of at least {k} institutions adds N_Z(0, {s:.3}²) per cell (clamped at ±{bound}); a released cell carries σ ≥ {sigma:.3}\n\
          budget at a node: ε = {spent:.4} spent, {after:.4} after this query, of {budget} ({left})\n",
@@ -126,7 +126,7 @@ pub fn dp_report(status: &QueryStatus) -> Option<String> {
     let shares = status.contributors.len().max(plan.institutions);
     let (epsilon, delta) = plan.spent(agreement.plan.layout.cells(), shares);
     Some(format!(
-        "differential privacy for one {}: ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
+        "differential privacy for one {} wherever it is held (counted at its creator): ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
         plan.unit,
         plan.rho,
         plan.scale * (shares as f64).sqrt(),

@@ -1,11 +1,14 @@
 //! Differential privacy of a released aggregate (DESIGN.md §5): distributed discrete Gaussian
 //! noise, one share per contributing institution, accounted in zero-concentrated DP.
 //!
-//! **Unit of privacy.** A template declares what its DP results hide — one event, or one
-//! attribute, of one institution — and how far adding or removing one moves its cells (its L2
+//! **Unit of privacy.** A template declares what its DP results hide — one event, attribute,
+//! object or sighting — and how far adding or removing one moves its cells (its L2
 //! sensitivity `Δ`, `concord-stats` `Template::privacy_unit`): the event counts count every
 //! event, the attribute tables every attribute, in exactly one cell, so `Δ = 1` and one cell
-//! moves. Templates without a declared unit refuse DP queries.
+//! moves. The unit holds **across institutions**: MISP synchronisation copies an event (with
+//! its creator, `Orgc`) to every institution it reaches, so a DP query counts at each
+//! institution only the events it created (`Template::compute_created`) and one event, wherever
+//! it is held, is counted once. Templates without a declared unit refuse DP queries.
 //!
 //! **Mechanism.** A query asks for `(ε, δ)` and at least `k` institutions (the fewest
 //! contributions any node will release, checked by aggregate verification). Every node adds to

@@ -49,6 +49,8 @@ pub enum TemplateError {
     Window(String),
     #[error("template {template} needs the institution's organisation uuid(s) (`organisation_uuids` in the node configuration)")]
     NeedsOrganisation { template: &'static str },
+    #[error("a differentially private query of {template} counts only the events this institution created, so that one event counts once wherever it is held: it needs the institution's organisation uuid(s) (`organisation_uuids` in the node configuration)")]
+    CreatorUnknown { template: &'static str },
     #[error("template {template} needs the institution's survey answers (`survey` in the node configuration's [data])")]
     NeedsSurvey { template: &'static str },
     #[error("{slots} slot values where the layout has {expected}")]
@@ -180,8 +182,10 @@ impl Template {
 
     /// What differential privacy protects for this template (`concord-query` `dp`): the unit
     /// whose presence a released result hides, and the L2 sensitivity of the cells to adding
-    /// or removing one such unit of one institution. `None`: not declared yet, and a DP query
-    /// of the template is refused.
+    /// or removing one such unit. A DP query counts only the events each institution created
+    /// ([`Template::compute_created`]), so the unit is one event (attribute, …) wherever it is
+    /// held, across institutions. `None`: not declared yet, and a DP query of the template is
+    /// refused.
     ///
     /// The event counts count each event in exactly one cell: one **event**, sensitivity 1.
     /// The attribute tables count each attribute (indicator) in exactly one cell: one
@@ -239,6 +243,33 @@ impl Template {
             summary: cells.summary,
             parameter_set: self.parameter_set(),
         }
+    }
+
+    /// The statistic over only the events `institution` created (whose `Orgc` is one of its
+    /// `organisation_uuids`; their attributes, objects and sightings with them): what a
+    /// differentially private query counts. MISP synchronisation copies an event, `Orgc` and
+    /// all, to every institution it reaches, so one event held by `h` institutions would move
+    /// the community's aggregate `h` times; counted at its creator alone, it moves it once, and
+    /// the template's [`PrivacyUnit`] holds **across institutions**: one event (attribute,
+    /// object, sighting) wherever it is held. Received-event cells of a template that tells
+    /// own events from received ones are then zero.
+    pub fn compute_created(
+        &self,
+        window: &Window,
+        institution: &Institution,
+        events: &[Event],
+    ) -> Result<Statistic, TemplateError> {
+        if institution.organisation_uuids.is_empty() {
+            return Err(TemplateError::CreatorUnknown {
+                template: self.info().id,
+            });
+        }
+        let created: Vec<Event> = events
+            .iter()
+            .filter(|e| templates::role(institution, e) == 0)
+            .cloned()
+            .collect();
+        self.compute(window, institution, &created)
     }
 
     /// The institution's local statistic over `events`, clipped to the layout's bounds.

@@ -425,4 +425,83 @@ mod tests {
         let again = tempfile::tempdir().unwrap();
         assert_eq!(write_feed(again.path(), &profile).unwrap(), uuids);
     }
+
+    /// MISP synchronisation: CSIRT-B holds copies of every event CERT-A created (same uuid,
+    /// same `Orgc`). Counting what each holds counts those events twice; counting what each
+    /// created (what a DP query counts) counts each once, at CERT-A — so one event moves the
+    /// community's aggregate by the template's declared sensitivity, wherever it is held.
+    #[test]
+    fn a_replicated_event_counts_once_at_its_creator() {
+        let window = Window::new(YearMonth::parse("2025-01").unwrap(), 12).unwrap();
+        let feed = |name: &str, peer: &str, seed: u64| {
+            let dir = tempfile::tempdir().unwrap();
+            write_feed(
+                dir.path(),
+                &Profile {
+                    name: name.into(),
+                    organisation_uuid: organisation_uuid(name),
+                    events: 80,
+                    own_share: 0.5,
+                    peers: vec![(peer.into(), organisation_uuid(peer))],
+                    first: YearMonth::parse("2025-01").unwrap(),
+                    months: 12,
+                    seed,
+                },
+            )
+            .unwrap();
+            crate::load(dir.path()).unwrap().events
+        };
+        let institution = |name: &str| Institution {
+            organisation_uuids: vec![organisation_uuid(name)],
+            ..Institution::default()
+        };
+        let (a, b) = (institution("CERT-A"), institution("CSIRT-B"));
+        let a_events = feed("CERT-A", "CSIRT-B", 1);
+        let created_by_a: Vec<_> = a_events
+            .iter()
+            .filter(|e| crate::templates::role(&a, e) == 0)
+            .cloned()
+            .collect();
+        assert!(created_by_a.len() > 20);
+        let mut b_events = feed("CSIRT-B", "CERT-A", 2);
+        b_events.extend(created_by_a.iter().cloned());
+        let t = Template::EventsByMonthTlpDistribution;
+        let sum = |x: &crate::Statistic, y: &crate::Statistic| -> Vec<u64> {
+            x.values.iter().zip(&y.values).map(|(p, q)| p + q).collect()
+        };
+        let held = sum(
+            &t.compute(&window, &a, &a_events).unwrap(),
+            &t.compute(&window, &b, &b_events).unwrap(),
+        );
+        let created = sum(
+            &t.compute_created(&window, &a, &a_events).unwrap(),
+            &t.compute_created(&window, &b, &b_events).unwrap(),
+        );
+        // B's copies add nothing to what B created: the aggregate is as without them
+        let without_copies = sum(
+            &t.compute_created(&window, &a, &a_events).unwrap(),
+            &t.compute_created(&window, &b, &feed("CSIRT-B", "CERT-A", 2))
+                .unwrap(),
+        );
+        assert_eq!(created, without_copies);
+        // counting what each holds, B's copies count a second time, each in its cell
+        let count = |v: &[u64]| v.iter().sum::<u64>();
+        let b_own = t
+            .compute(&window, &b, &feed("CSIRT-B", "CERT-A", 2))
+            .unwrap();
+        let copies = t.compute(&window, &a, &created_by_a).unwrap();
+        assert!(copies.events_in_window > 20);
+        assert_eq!(
+            count(&held),
+            count(&t.compute(&window, &a, &a_events).unwrap().values)
+                + count(&b_own.values)
+                + copies.events_in_window as u64
+        );
+        assert!(count(&held) > count(&created) + copies.events_in_window as u64);
+        // without organisation uuids a node cannot tell what it created: refused, saying why
+        assert!(matches!(
+            t.compute_created(&window, &Institution::default(), &a_events),
+            Err(crate::TemplateError::CreatorUnknown { .. })
+        ));
+    }
 }

@@ -140,7 +140,7 @@ pub fn markdown() -> String {
             Some(unit) => {
                 let _ = write!(
                     page,
-                    "available; it hides one {} of one institution (L2 sensitivity {:.3}).\n\n",
+                    "available; it hides one {} wherever it is held — a DP query counts only the events each institution created (L2 sensitivity {:.3}).\n\n",
                     unit.unit, unit.sensitivity
                 );
             }
