@@ -79,6 +79,15 @@ async fn eight_of_sixteen_release_with_churn_and_never_share_twice() {
     };
     let check = |d: &Deployment, id: &str, contributors: &[usize]| {
         let (result, released) = d.result_json(id);
+        // the result carries the query's terms
+        assert_eq!(
+            (&result["template"], &result["window"]),
+            (
+                &serde_json::json!("events-by-month-tlp-distribution"),
+                &serde_json::json!({"first": "2025-01", "months": 12})
+            )
+        );
+        assert!(result["template_version"].as_u64() >= Some(1));
         let expected = pooled(
             d.work.path(),
             contributors.iter().copied(),

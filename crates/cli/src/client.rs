@@ -282,36 +282,45 @@ pub fn print_csv(layout: &Layout, cells: &[i128]) -> std::io::Result<()> {
     }
 }
 
+/// The result as one JSON object: the query's terms (template and version, window, ε and δ),
+/// who contributed and released it, and every cell with its labels.
 pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[i128]) {
+    let spec = status.spec.clone().unwrap_or_default();
     let dims: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
-    let rows: Vec<String> = rows(layout, cells)
+    let rows: Vec<serde_json::Value> = rows(layout, cells)
         .into_iter()
-        .map(|(labels, v)| format!("{{\"cell\":{:?},\"value\":{v}}}", labels))
+        .map(|(labels, v)| serde_json::json!({ "cell": labels, "value": v as i64 }))
         .collect();
-    println!(
-        "{{\"query\":{:?},\"template\":{:?},\"institutions\":{},\"smudging_lambda\":{:.1},\"contributors\":{:?},\"shares_from\":{:?},\"epsilon\":{},\"delta\":{},\"dimensions\":{:?},\"rows\":[{}]}}",
-        status.query_id,
-        status.spec.as_ref().map(|s| s.template.as_str()).unwrap_or_default(),
-        status.institutions,
-        status.smudging_lambda,
-        status.contributors,
-        status.shares_from,
-        status.spec.as_ref().map_or(0.0, |s| s.epsilon),
-        status.spec.as_ref().map_or(0.0, |s| s.delta),
-        dims,
-        rows.join(",")
-    );
+    let result = serde_json::json!({
+        "query": status.query_id,
+        "template": spec.template,
+        "template_version": spec.template_version,
+        "window": { "first": spec.window_first, "months": spec.window_months },
+        "institutions": status.institutions,
+        "smudging_lambda": (status.smudging_lambda * 10.0).round() / 10.0,
+        "contributors": status.contributors,
+        "shares_from": status.shares_from,
+        "epsilon": spec.epsilon,
+        "delta": spec.delta,
+        "dimensions": dims,
+        "rows": rows,
+    });
+    println!("{result}");
 }
 
-/// Non-zero cells (the 24 largest of a cross-table with more), then summary cells.
+/// Non-zero cells — negative ones too, as DP noise makes them (the 24 largest in magnitude of a
+/// cross-table with more) — then summary cells.
 pub fn print_table(template: Template, layout: &Layout, cells: &[i128]) {
     let table = layout.table_cells();
     let all = rows(layout, cells);
     let (cross, summary) = all.split_at(table);
-    let mut shown: Vec<&(Vec<String>, i128)> = cross.iter().filter(|r| r.1 > 0).collect();
+    let mut shown: Vec<&(Vec<String>, i128)> = cross.iter().filter(|r| r.1 != 0).collect();
     if layout.dimensions.len() > 1 && shown.len() > 24 {
-        println!("  {} non-zero cells; the 24 largest:", shown.len());
-        shown.sort_by_key(|r| std::cmp::Reverse(r.1));
+        println!(
+            "  {} non-zero cells; the 24 largest in magnitude (all of them: --csv or --json):",
+            shown.len()
+        );
+        shown.sort_by_key(|r| std::cmp::Reverse(r.1.unsigned_abs()));
         shown.truncate(24);
     }
     let header = layout

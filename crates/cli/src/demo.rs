@@ -191,24 +191,79 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Copies the event files under `source` into one directory per institution, grouping creator
 /// organisations (largest first) round-robin over the institutions.
+/// Splits real MISP data over the institutions by creator organisation (`Orgc`), reading what a
+/// node reads: feed directories (those with a `manifest.json`: the events it lists) and event
+/// exports below `source` in every shape the loader takes (an export, a REST answer, a list,
+/// a byte-order mark). Each event is written as its own export file in the directory of the
+/// institution its creator is assigned to, so a file mixing creators is split per event; what
+/// is skipped (files without events, files a manifest does not list, invalid events) is counted
+/// and printed.
 fn split_by_creator(
     source: &Path,
     out: &Path,
     institutions: &[String],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut by_creator: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    use std::collections::{BTreeMap, BTreeSet};
+    // creator uuid → (event uuid, the event's own JSON object)
+    let mut by_creator: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let (mut files, mut not_events, mut unlisted, mut invalid) = (0usize, 0usize, 0usize, 0usize);
     let mut stack = vec![source.to_owned()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
+        // a feed directory: only what its manifest lists, as a node reads it
+        let listed: Option<BTreeSet<String>> = match std::fs::read(dir.join("manifest.json")) {
+            Ok(bytes) => Some(
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+                    .map_err(|e| format!("{}: not a MISP feed manifest: {e}", dir.display()))?
+                    .into_iter()
+                    .map(|(uuid, _)| uuid)
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for path in entries {
             if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "json")
-                && path.file_name() != Some("manifest.json".as_ref())
+                if listed.is_none() {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if !path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                || stem == "manifest"
             {
-                if let Ok(events) = concord_stats::parse_events(&std::fs::read(&path)?) {
-                    let creator = events[0].creator_uuid().unwrap_or("unknown").to_owned();
-                    by_creator.entry(creator).or_default().push(path);
+                continue;
+            }
+            if listed.as_ref().is_some_and(|l| !l.contains(stem)) {
+                unlisted += 1;
+                continue;
+            }
+            files += 1;
+            let bytes = std::fs::read(&path)?;
+            let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+            let values = serde_json::from_slice(bytes)
+                .ok()
+                .and_then(|v| concord_stats::event_values(v).ok());
+            let Some(values) = values else {
+                not_events += 1;
+                continue;
+            };
+            for (k, value) in values.into_iter().enumerate() {
+                match concord_stats::event_from_value(value.clone()) {
+                    Ok(event) => {
+                        let uuid = event.uuid.clone().unwrap_or_else(|| format!("{stem}-{k}"));
+                        let creator = event.creator_uuid().unwrap_or("unknown").to_owned();
+                        by_creator.entry(creator).or_default().insert(uuid, value);
+                    }
+                    Err(_) => invalid += 1,
                 }
             }
         }
@@ -217,25 +272,126 @@ fn split_by_creator(
         return Err(format!("no MISP events under {}", source.display()).into());
     }
     let mut creators: Vec<_> = by_creator.into_iter().collect();
-    creators.sort_by_key(|(_, files)| std::cmp::Reverse(files.len()));
-    for (i, (_, files)) in creators.iter().enumerate() {
-        let dir = out.join(&institutions[i % institutions.len()]);
-        std::fs::create_dir_all(&dir)?;
-        for (k, f) in files.iter().enumerate() {
-            std::fs::copy(
-                f,
-                dir.join(format!("{k}-{}", f.file_name().unwrap().to_string_lossy())),
-            )?;
-        }
-    }
+    creators.sort_by_key(|(_, events)| std::cmp::Reverse(events.len()));
     for name in institutions {
         std::fs::create_dir_all(out.join(name))?;
     }
+    let mut events = 0;
+    for (i, (_, held)) in creators.iter().enumerate() {
+        // each event its own export file: a file mixing creators is split per event
+        let dir = out.join(&institutions[i % institutions.len()]);
+        for (uuid, value) in held {
+            let name: String = uuid
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            std::fs::write(
+                dir.join(format!("{name}.json")),
+                serde_json::to_vec(&serde_json::json!({ "Event": value }))?,
+            )?;
+            events += 1;
+        }
+    }
+    let mut skipped = Vec::new();
+    if not_events > 0 {
+        skipped.push(format!(
+            "{not_events} files held no MISP event (galaxies, taxonomies, …)"
+        ));
+    }
+    if unlisted > 0 {
+        skipped.push(format!(
+            "{unlisted} files were not in their feed's manifest"
+        ));
+    }
+    if invalid > 0 {
+        skipped.push(format!("{invalid} events were not valid MISP events"));
+    }
     println!(
-        "{} creator organisations split over {} institutions under {}",
+        "{events} events of {} creator organisations, from {files} files, split over {} institutions under {}{}",
         creators.len(),
         institutions.len(),
-        out.display()
+        out.display(),
+        skipped.iter().map(|s| format!("; {s}")).collect::<String>()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(uuid: &str, creator: &str) -> serde_json::Value {
+        serde_json::json!({"uuid": uuid, "date": "2025-01-02", "info": "test",
+            "Orgc": {"uuid": creator, "name": creator}})
+    }
+
+    /// What a node would read, per creator: nothing dropped silently, no panic on an empty
+    /// search answer, mixed-creator files split per event, a feed's manifest honoured.
+    #[test]
+    fn the_split_reads_what_a_node_reads() {
+        let source = tempfile::tempdir().unwrap();
+        let s = source.path();
+        let write = |path: &str, value: serde_json::Value| {
+            let path = s.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, serde_json::to_vec(&value).unwrap()).unwrap();
+        };
+        // a feed: e1 listed, e9 on disk but not in the manifest
+        write("feed/manifest.json", serde_json::json!({"e1": {}}));
+        write(
+            "feed/e1.json",
+            serde_json::json!({"Event": event("e1", "org-a")}),
+        );
+        write(
+            "feed/e9.json",
+            serde_json::json!({"Event": event("e9", "org-a")}),
+        );
+        // exports: an empty search answer, a top-level list mixing creators, a galaxy
+        write("exports/empty.json", serde_json::json!({"response": []}));
+        write(
+            "exports/deep/list.JSON",
+            serde_json::json!([{"Event": event("e2", "org-a")}, event("e3", "org-b")]),
+        );
+        write("galaxies/g.json", serde_json::json!({"values": [1, 2]}));
+        // a byte-order mark
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend(
+            serde_json::to_vec(&serde_json::json!({"Event": event("e4", "org-b")})).unwrap(),
+        );
+        std::fs::write(s.join("exports/bom.json"), bom).unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let names = ["x".to_owned(), "y".to_owned()];
+        split_by_creator(s, out.path(), &names).unwrap();
+        let held = |name: &str| -> Vec<(String, String)> {
+            let mut v: Vec<_> = concord_stats::load(&out.path().join(name))
+                .unwrap()
+                .events
+                .iter()
+                .map(|e| {
+                    (
+                        e.uuid.clone().unwrap(),
+                        e.creator_uuid().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        // org-a (two events) goes to the first institution, org-b to the second
+        assert_eq!(
+            held("x"),
+            [("e1", "org-a"), ("e2", "org-a")].map(|(u, c)| (u.into(), c.into()))
+        );
+        assert_eq!(
+            held("y"),
+            [("e3", "org-b"), ("e4", "org-b")].map(|(u, c)| (u.into(), c.into()))
+        );
+    }
 }

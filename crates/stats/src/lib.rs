@@ -22,7 +22,7 @@ pub use catalogue::{
     Chart, Institution, Layout, PrivacyUnit, Statistic, Template, TemplateError, Window, YearMonth,
     TEMPLATES,
 };
-pub use misp::{parse_events, Event, EventError};
+pub use misp::{event_from_value, event_values, parse_events, Event, EventError};
 pub use source::{
     load, load_exports, load_feed, test_data_dir, DataSet, FileError, FileProblem, LoadReport,
     SourceError,

@@ -203,48 +203,60 @@ pub enum EventError {
     MissingDate,
 }
 
-/// The events in one MISP JSON document, in any of the three shapes.
+/// The events in one MISP JSON document, in any of its shapes (see [`event_values`]). A UTF-8
+/// byte-order mark, as some editors and exports write, is skipped.
 pub fn parse_events(json: &[u8]) -> Result<Vec<Event>, EventError> {
+    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
     let value: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| EventError::Json(e.to_string()))?;
     events_from_json(value)
 }
 
-/// The events in an already parsed MISP JSON document, in any of the three shapes.
+/// The events in an already parsed MISP JSON document, in any of its shapes.
 pub fn events_from_json(value: serde_json::Value) -> Result<Vec<Event>, EventError> {
-    let one = |v: serde_json::Value| -> Result<Event, EventError> {
-        let event: Event =
-            serde_json::from_value(v).map_err(|e| EventError::Invalid(e.to_string()))?;
-        if event.date.is_none() {
-            return Err(EventError::MissingDate);
-        }
-        Ok(event)
+    event_values(value)?
+        .into_iter()
+        .map(event_from_value)
+        .collect()
+}
+
+/// One event's JSON object, checked: it must parse and carry a date.
+pub fn event_from_value(v: serde_json::Value) -> Result<Event, EventError> {
+    let event: Event = serde_json::from_value(v).map_err(|e| EventError::Invalid(e.to_string()))?;
+    if event.date.is_none() {
+        return Err(EventError::MissingDate);
+    }
+    Ok(event)
+}
+
+/// Each event's own JSON object in a MISP document: `{"Event": …}` (an event export), `{"response":
+/// [{"Event": …}, …]}` (a REST search; older servers give bare events), a bare event, or a
+/// top-level list of either. An empty search answer holds no events.
+pub fn event_values(value: serde_json::Value) -> Result<Vec<serde_json::Value>, EventError> {
+    let is_event = |m: &serde_json::Map<String, serde_json::Value>| {
+        m.contains_key("info") || m.contains_key("Attribute")
+    };
+    let item = |item: serde_json::Value| match item {
+        serde_json::Value::Object(mut m) => match m.remove("Event") {
+            Some(event) => Ok(event),
+            None if is_event(&m) => Ok(serde_json::Value::Object(m)),
+            None => Err(EventError::NotAnEvent),
+        },
+        _ => Err(EventError::NotAnEvent),
     };
     match value {
         serde_json::Value::Object(mut map) => {
             if let Some(event) = map.remove("Event") {
-                Ok(vec![one(event)?])
+                Ok(vec![event])
             } else if let Some(serde_json::Value::Array(items)) = map.remove("response") {
-                // items are `{"Event": …}`, or (older restSearch output) bare events
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        serde_json::Value::Object(mut m) => match m.remove("Event") {
-                            Some(event) => one(event),
-                            None if m.contains_key("info") || m.contains_key("Attribute") => {
-                                one(serde_json::Value::Object(m))
-                            }
-                            None => Err(EventError::NotAnEvent),
-                        },
-                        _ => Err(EventError::NotAnEvent),
-                    })
-                    .collect()
-            } else if map.contains_key("info") || map.contains_key("Attribute") {
-                Ok(vec![one(serde_json::Value::Object(map))?])
+                items.into_iter().map(item).collect()
+            } else if is_event(&map) {
+                Ok(vec![serde_json::Value::Object(map)])
             } else {
                 Err(EventError::NotAnEvent)
             }
         }
+        serde_json::Value::Array(items) => items.into_iter().map(item).collect(),
         _ => Err(EventError::NotAnEvent),
     }
 }
@@ -324,6 +336,27 @@ mod tests {
         assert!(Date::parse("2023-02-29").is_none());
         assert!(Date::parse("2023-13-01").is_none());
         assert!(Date::parse("yesterday").is_none());
+    }
+
+    /// A byte-order mark is skipped; a top-level list of events (wrapped or bare) is read; an
+    /// empty search answer holds no events.
+    #[test]
+    fn a_byte_order_mark_a_list_and_an_empty_answer_parse() {
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(br#"{"Event": {"uuid": "a", "date": "2020-01-02"}}"#);
+        assert_eq!(parse_events(&bom).unwrap()[0].uuid.as_deref(), Some("a"));
+        let list = br#"[{"Event": {"uuid": "b", "date": "2020-01-02"}}, {"uuid": "c", "info": "x", "date": "2020-01-03"}]"#;
+        let uuids: Vec<_> = parse_events(list)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.uuid.unwrap())
+            .collect();
+        assert_eq!(uuids, ["b", "c"]);
+        assert!(parse_events(br#"{"response": []}"#).unwrap().is_empty());
+        assert_eq!(
+            parse_events(br#"[{"values": 1}]"#),
+            Err(EventError::NotAnEvent)
+        );
     }
 
     #[test]
