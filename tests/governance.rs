@@ -1,7 +1,8 @@
 //! Node governance with real processes: a deployment made by `concord demo` is started again
 //! with node-3's operator approving queries by hand (`approval = "manual"`). A query waits,
 //! and the researcher sees whom it waits for, until the operator approves it with
-//! `concord-node approvals approve`; a denied query fails with the operator's reason; a query
+//! `concord-node approvals approve` — and holds no other query up meanwhile (queries run in
+//! parallel); a denied query fails with the operator's reason; a query
 //! nobody decides is refused after the node's `approval_timeout_s`; every decision is in
 //! node-3's audit log with who took it.
 
@@ -44,6 +45,17 @@ fn a_node_operator_approves_or_denies_queries_by_hand() {
     );
     // nothing moves until the operator decides
     std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        d.listed(&approved).contains("proposed"),
+        "{}",
+        d.listed(&approved)
+    );
+    // and it holds no other query up: a second one, approved first, is released meanwhile
+    let second = d.submit();
+    d.wait_listed(&second, "awaiting approval at node-3");
+    let out = operator(&["approvals", "approve", &second]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    d.wait_listed(&second, "released");
     assert!(
         d.listed(&approved).contains("proposed"),
         "{}",

@@ -1,7 +1,9 @@
 //! The coordinator's gRPC service for researchers (proto `concord.v1.Coordinator`): submit a
-//! query, follow it, list one's queries, read a result. Queries run one at a time in the
-//! background, driven by [`Coordinator::run`]; on start-up, queries a previous run left
-//! unfinished are resumed first.
+//! query, follow it, list one's queries, read a result. Every query runs in the background on
+//! its own, driven by [`Coordinator::run`] over its own connections to the nodes, so a query
+//! waiting for an operator's approval or a slow node delays no other (a key setup, the first
+//! time a parameter set is used, is the one step queries take in turn); on start-up, queries a
+//! previous run left unfinished are resumed.
 
 use crate::store::{QueryRecord, QueryStore};
 use crate::{Coordinator, Deployment, NodeAddress};
@@ -16,16 +18,11 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 
-/// How the service reaches the nodes: connected on first use, kept afterwards.
-struct Nodes {
-    deployment: Deployment,
-    connected: Option<Coordinator>,
-}
-
 pub struct CoordinatorService {
     ca_pem: String,
     store: Arc<QueryStore>,
-    nodes: Arc<Mutex<Nodes>>,
+    /// The deployment as of the last query started: the nodes enrolled by then.
+    deployment: Arc<Mutex<Deployment>>,
 }
 
 impl CoordinatorService {
@@ -34,10 +31,7 @@ impl CoordinatorService {
         let service = Self {
             ca_pem: deployment.ca_pem.clone(),
             store,
-            nodes: Arc::new(Mutex::new(Nodes {
-                deployment,
-                connected: None,
-            })),
+            deployment: Arc::new(Mutex::new(deployment)),
         };
         match service.store.unfinished() {
             Ok(unfinished) => {
@@ -51,38 +45,36 @@ impl CoordinatorService {
         service
     }
 
+    /// Runs the query on its own task, over its own connections to the nodes enrolled now.
     fn run_in_background(&self, record: QueryRecord) {
-        let (store, nodes) = (self.store.clone(), self.nodes.clone());
+        let (store, shared) = (self.store.clone(), self.deployment.clone());
         tokio::spawn(async move {
-            let mut nodes = nodes.lock().await;
-            // the nodes enrolled by now take part from this query on
-            match enrolled(&store) {
-                Ok(addresses) if addresses != nodes.deployment.nodes => {
-                    tracing::info!(nodes = addresses.len(), "the set of nodes changed");
-                    nodes.deployment.nodes = addresses;
-                    nodes.connected = None;
+            let deployment = {
+                let mut deployment = shared.lock().await;
+                // the nodes enrolled by now take part from this query on
+                match enrolled(&store) {
+                    Ok(addresses) if addresses != deployment.nodes => {
+                        tracing::info!(nodes = addresses.len(), "the set of nodes changed");
+                        deployment.nodes = addresses;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!("{e}"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::error!("{e}"),
-            }
-            if nodes.connected.is_none() {
-                match Coordinator::connect(&nodes.deployment, store.clone()) {
-                    Ok(c) => nodes.connected = Some(c),
-                    Err(e) => {
-                        let mut record = record;
-                        record.detail = e.to_string();
-                        record.phase = Phase::Failed;
-                        if let Err(e) = store.finish(&record, &[]) {
-                            tracing::error!("{e}");
-                        }
-                        return;
+                deployment.clone()
+            };
+            match Coordinator::connect(&deployment, store.clone()) {
+                // its outcome is recorded by `run`
+                Ok(mut coordinator) => {
+                    let _ = coordinator.run(record).await;
+                }
+                Err(e) => {
+                    let mut record = record;
+                    record.detail = e.to_string();
+                    record.phase = Phase::Failed;
+                    if let Err(e) = store.finish(&record, &[]) {
+                        tracing::error!("{e}");
                     }
                 }
-            }
-            let coordinator = nodes.connected.as_mut().expect("connected");
-            if coordinator.run(record).await.is_err() {
-                // a broken connection is re-established for the next query
-                nodes.connected = None;
             }
         });
     }

@@ -23,10 +23,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Setups never overlap in one process: queries run in parallel, and two of them finding no
+/// key for their parameter set must not both set one up (a node pins one deployment per set).
+static SETUP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Coordinator {
     /// The digest of the deployment whose collective key every node pinned for `params` —
     /// what proposals name: the stored one if it was made for exactly these nodes and this
-    /// threshold, otherwise a fresh setup across every node.
+    /// threshold, otherwise a fresh setup across every node (one at a time in this process).
     pub(crate) async fn deployment_digest(
         &mut self,
         params: &Arc<BfvParameters>,
@@ -34,6 +38,7 @@ impl Coordinator {
         if let Some(digest) = self.deployments.get(params.name()) {
             return Ok(*digest);
         }
+        let _one_at_a_time = SETUP.lock().await;
         if let Some(stored) = self.store.collective_key(params.name())? {
             let deployment = self.deployment(params, stored.crs_seed.clone());
             let digest = concord_api::deployment::digest(&deployment);
