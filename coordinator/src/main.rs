@@ -39,8 +39,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(listen = %config.listen, nodes = deployment.nodes.len(), "coordinator serving");
     let service = CoordinatorServer::new(CoordinatorService::new(store, deployment))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    // gRPC health checking (grpc.health.v1)
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CoordinatorServer<CoordinatorService>>()
+        .await;
     tonic::transport::Server::builder()
         .tls_config(server_config(&ca, &cert, &key))?
+        .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
@@ -54,13 +60,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    concord_api::logging::init();
     let args = Args::parse();
     let result = match Config::load(&args.config) {
         Ok(config) => run(config).await,

@@ -188,9 +188,15 @@ pub async fn run(
         }
     }
     let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    // gRPC health checking (grpc.health.v1): serving once the port is bound and the data loaded
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<NodeServer<service::NodeService>>()
+        .await;
     tracing::info!(listen = %config.listen, "node serving");
     tonic::transport::Server::builder()
         .tls_config(tls)?
+        .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),

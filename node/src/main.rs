@@ -158,13 +158,7 @@ fn audit_verify(args: &Args, log: Option<&std::path::Path>) -> Result<ExitCode, 
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    concord_api::logging::init();
     let args = Args::parse();
     let result = match &args.command {
         Some(Command::Audit {

@@ -71,9 +71,14 @@ fn fixture() -> Fixture {
 }
 
 fn start(config: &Path) -> Child {
+    start_with(config, &[])
+}
+
+fn start_with(config: &Path, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_concord-node"))
         .arg("--config")
         .arg(config)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
@@ -90,24 +95,10 @@ async fn setup_share_as(
     params: &std::sync::Arc<BfvParameters>,
     party: u32,
 ) -> PublicKeyShare {
-    let coordinator =
-        f.ca.issue(Role::Coordinator, "coordinator", &["localhost"])
-            .unwrap();
-    let tls = client_config(
-        f.ca.certificate_pem(),
-        &coordinator.certificate_pem,
-        &coordinator.key_pem,
-        "localhost",
-    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let attempt = async {
-            let channel =
-                tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", f.port))?
-                    .tls_config(tls.clone())?
-                    .connect()
-                    .await?;
-            let reply = NodeClient::new(channel)
+            let reply = NodeClient::new(coordinator_channel(f).await?)
                 .setup(SetupRequest {
                     deployment: Some(Deployment {
                         parameter_set: params.name().into(),
@@ -133,6 +124,26 @@ async fn setup_share_as(
             Err(e) => panic!("node did not answer: {e}"),
         }
     }
+}
+
+/// A connection to the node with a certificate of the coordinator.
+async fn coordinator_channel(
+    f: &Fixture,
+) -> Result<tonic::transport::Channel, Box<dyn std::error::Error>> {
+    let coordinator =
+        f.ca.issue(Role::Coordinator, "coordinator", &["localhost"])?;
+    let tls = client_config(
+        f.ca.certificate_pem(),
+        &coordinator.certificate_pem,
+        &coordinator.key_pem,
+        "localhost",
+    );
+    Ok(
+        tonic::transport::Endpoint::from_shared(format!("https://localhost:{}", f.port))?
+            .tls_config(tls)?
+            .connect()
+            .await?,
+    )
 }
 
 fn stop(mut child: Child) -> String {
@@ -173,11 +184,35 @@ async fn node_serves_over_mtls_and_keeps_its_key_share_across_restarts() {
             0o600
         );
     }
-    let node = start(&config);
+    // restarted (logging JSON lines this time), it uses the same key share: the same share for
+    // the same CRS
+    let node = start_with(&config, &[("CONCORD_LOG_FORMAT", "json")]);
     let third = setup_share(&f, &params).await;
-    // restarted, it uses the same key share: the same share for the same CRS
     assert_eq!(third, first, "the key share must survive a restart");
-    stop(node);
+    // gRPC health checking says the node service is serving
+    let channel = coordinator_channel(&f).await.unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "concord.v1.Node".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let log = stop(node);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "node serving" && l["level"] == "INFO"),
+        "{log}"
+    );
     // a port already taken: the node says so and stops, before enrolling anywhere
     let taken = std::net::TcpListener::bind(("127.0.0.1", f.port)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_concord-node"))

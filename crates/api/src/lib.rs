@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod evidence;
 pub mod exchange;
 pub mod lifecycle;
+pub mod logging;
 pub mod pki;
 pub mod submission;
 pub mod tls;
