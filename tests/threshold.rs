@@ -4,6 +4,7 @@
 //!
 //! 1. all 16 up: setup (key, then the threshold dealing), the query released by the shares of
 //!    parties 1–8, exactly the pooled statistic of all 16;
+//!    A survey query, at nodes that hold no survey answers: each refuses at proposal, saying so.
 //! 2. churn: two nodes killed before the query, two after agreeing: released from the 12
 //!    contributions by the shares of the 8 lowest-numbered contributors, exactly their pooled
 //!    statistic;
@@ -120,6 +121,23 @@ async fn eight_of_sixteen_release_with_churn_and_never_share_twice() {
     assert!(approve(&d, &id).status.success());
     d.wait_listed(&id, "released");
     check(&d, &id, &(1..=NODES).collect::<Vec<_>>());
+
+    // a template the nodes hold nothing for (no survey answers here): each says so at proposal
+    // and takes no part, so the query fails saying why
+    let out = d.query_until_up(&[
+        "submit",
+        "--template",
+        "survey-sharing-motivations",
+        "--from",
+        "2025-01",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = d.wait_listed(text(&out.stdout).trim(), "failed");
+    assert!(
+        line.contains("template-not-allowed")
+            && line.contains("needs the institution's survey answers"),
+        "{line}"
+    );
 
     // 2. the two highest-numbered nodes down before the query, and two of the lowest-numbered
     // (not node-1, which approves) killed after agreeing

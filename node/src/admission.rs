@@ -217,6 +217,13 @@ impl NodeService {
             ));
         }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
+        // what the template reads, this institution must hold
+        if let Some(missing) = agreement.plan.template.unavailable_at(&self.institution) {
+            return Err(Refusal::new(
+                RefusalCode::TemplateNotAllowed,
+                missing.to_string(),
+            ));
+        }
         if let Some(dp) = &agreement.plan.dp {
             // counted once, at its creator: the node must know which events it created
             if self.institution.organisation_uuids.is_empty() {

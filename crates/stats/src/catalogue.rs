@@ -51,7 +51,7 @@ pub enum TemplateError {
     NeedsOrganisation { template: &'static str },
     #[error("a differentially private query of {template} counts only the events this institution created, so that one event counts once wherever it is held: it needs the institution's organisation uuid(s) (`organisation_uuids` in the node configuration)")]
     CreatorUnknown { template: &'static str },
-    #[error("template {template} needs the institution's survey answers (`survey` in the node configuration's [data])")]
+    #[error("template {template} needs the institution's survey answers (`survey` in the node configuration's [data]); without them the institution takes no part")]
     NeedsSurvey { template: &'static str },
     #[error("{slots} slot values where the layout has {expected}")]
     SlotCount { slots: usize, expected: usize },
@@ -226,6 +226,25 @@ impl Template {
         self.definition().profile().needs_organisation
     }
 
+    /// Whether the template tallies the institution's survey answers rather than its MISP data.
+    pub fn needs_survey(&self) -> bool {
+        matches!(self, Template::SurveySharingMotivations)
+    }
+
+    /// Why `institution` cannot compute the template at all, if it cannot: it lacks the
+    /// organisation uuids or the survey answers the template reads. A node says so when the
+    /// query is proposed, and takes no part.
+    pub fn unavailable_at(&self, institution: &Institution) -> Option<TemplateError> {
+        let template = self.info().id;
+        if self.needs_organisation() && institution.organisation_uuids.is_empty() {
+            Some(TemplateError::NeedsOrganisation { template })
+        } else if self.needs_survey() && institution.survey.is_none() {
+            Some(TemplateError::NeedsSurvey { template })
+        } else {
+            None
+        }
+    }
+
     pub fn by_id(id: &str) -> Result<Self, TemplateError> {
         TEMPLATES
             .iter()
@@ -280,10 +299,8 @@ impl Template {
         events: &[Event],
     ) -> Result<Statistic, TemplateError> {
         let definition = self.definition();
-        if self.needs_organisation() && institution.organisation_uuids.is_empty() {
-            return Err(TemplateError::NeedsOrganisation {
-                template: self.info().id,
-            });
+        if let Some(missing) = self.unavailable_at(institution) {
+            return Err(missing);
         }
         let layout = self.layout(window);
         let mut tally = Tally::new(&layout, window, institution);

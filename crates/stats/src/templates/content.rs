@@ -133,7 +133,7 @@ impl Definition for SightingsByAttributeType {
                 id: "sightings-by-attribute-type",
                 version: 1,
                 question: "How useful are shared indicators: sightings, false positives and expirations per attribute type (and the false-positive ratio)?",
-                definition: "Each sighting of an attribute of an event dated in the window counts once, in the cell of the attribute's type (MISP's types; others under \"other\") and the sighting's type (0 sighting, 1 false positive, 2 expiration, else other).",
+                definition: "Each sighting of an attribute of an event dated in the window counts once, in the cell of the attribute's type (MISP's types, \"other\" among them; any other under \"(not a MISP type)\") and the sighting's type (0 sighting, 1 false positive, 2 expiration, else other).",
                 fields: "event `date`; attributes' `type`, `Sighting[].type`",
             },
             parameter_set: LARGE_COUNTS,
@@ -156,9 +156,10 @@ impl Definition for SightingsByAttributeType {
             vec![
                 Dimension {
                     name: "attribute type",
+                    // MISP has a type named "other" of its own: the catch-all is named apart
                     labels: attribute_types()
                         .into_iter()
-                        .chain(["other"])
+                        .chain(["(not a MISP type)"])
                         .map(str::to_owned)
                         .collect(),
                 },
