@@ -96,6 +96,26 @@ fn a_node_operator_approves_or_denies_queries_by_hand() {
     );
     let unknown = operator(&["approvals", "approve", "q-nope"]);
     assert!(!unknown.status.success());
+    // the researcher's CLI speaks in sentences, not gRPC status codes
+    let missing = d.query(&["result", "q-nope"]);
+    assert!(!missing.status.success());
+    assert_eq!(
+        text(&missing.stderr),
+        "concord: no query \"q-nope\" of yours\n"
+    );
+    let nowhere = Command::new(bin("concord"))
+        .args(["query", "--coordinator", "https://127.0.0.1:1", "--tls-dir"])
+        .arg(d.work.path())
+        .args(["--name", "researcher", "list"])
+        .output()
+        .unwrap();
+    let said = text(&nowhere.stderr);
+    assert!(
+        !nowhere.status.success()
+            && said.contains("cannot reach the coordinator at https://127.0.0.1:1")
+            && said.contains("refused"),
+        "{said}"
+    );
 
     // undecided: refused once the node's approval timeout (15 s) has passed
     let expired = d.submit();

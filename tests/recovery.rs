@@ -276,9 +276,15 @@ fn queries_survive_a_coordinator_crash_and_fail_cleanly_when_a_node_dies_or_hang
         let query_id = id.to_owned();
         runtime
             .block_on(as_(name).get(QueryRef { query_id }))
-            .map(|r| r.into_inner().query_id)
+            .map(|r| r.into_inner())
     };
-    assert_eq!(get_as("researcher", &id).unwrap(), id);
+    let own = get_as("researcher", &id).unwrap();
+    assert_eq!(own.query_id, id);
+    // the whole signed query comes back, the key its result is sealed to included
+    assert_eq!(
+        own.spec.unwrap().recipient_key,
+        std::fs::read(d.work.path().join("researcher.ADD-8192.pk")).unwrap()
+    );
     let foreign = get_as("mallory", &id).unwrap_err();
     let unknown = get_as("mallory", "q-0000000000000000").unwrap_err();
     assert_eq!(foreign.code(), tonic::Code::NotFound, "{foreign}");

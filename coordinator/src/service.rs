@@ -181,10 +181,12 @@ impl CoordinatorApi for CoordinatorService {
             .filter(|record| record.researcher == researcher.name)
             .ok_or_else(|| Status::not_found(format!("no query {id:?} of yours")))?;
         let sealed = self.store.sealed_result(&id).map_err(internal)?;
-        Ok(Response::new(QueryStatus {
-            sealed,
-            ..status_of(&record)
-        }))
+        let mut status = status_of(&record);
+        // the whole signed query, the key its result is sealed to included
+        if let Some(spec) = &mut status.spec {
+            spec.recipient_key = self.store.recipient_key(&id).map_err(internal)?;
+        }
+        Ok(Response::new(QueryStatus { sealed, ..status }))
     }
 
     type WatchStream = tokio_stream::wrappers::ReceiverStream<Result<QueryStatus, Status>>;

@@ -30,11 +30,59 @@ pub async fn connect(
         &read(format!("{name}.key"))?,
         server_name,
     );
-    let channel = Endpoint::from_shared(url.to_owned())?
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| format!("{url:?} is not a coordinator URL (https://HOST:PORT): {e}"))?
         .tls_config(tls)?
         .connect()
-        .await?;
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot reach the coordinator at {url}: {} (is it running, is the URL https:// with the right port, does its certificate carry the name {server_name:?}?)",
+                causes(&e)
+            )
+        })?;
     Ok(CoordinatorClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// An error and its causes, innermost last: what a transport error really was.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A failed command in a sentence: a gRPC status as what it means for the researcher (the
+/// coordinator's own words, without the status code's boilerplate), anything else with its
+/// causes.
+pub fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
+    let Some(status) = e.downcast_ref::<tonic::Status>() else {
+        return causes(e);
+    };
+    let message = status.message();
+    match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition => {
+            format!("the coordinator refused: {message}")
+        }
+        tonic::Code::NotFound | tonic::Code::AlreadyExists => message.to_owned(),
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => format!(
+            "not allowed: {message} (a researcher's certificate of this deployment's CA is needed)"
+        ),
+        tonic::Code::Unavailable => format!(
+            "the coordinator is unreachable: {message} (is it running, and is --coordinator right?)"
+        ),
+        tonic::Code::DeadlineExceeded => {
+            format!("the coordinator did not answer in time: {message}")
+        }
+        code => format!("{}: {message}", code.description()),
+    }
 }
 
 pub fn spec(

@@ -251,7 +251,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("concord: {e}");
+            eprintln!("concord: {}", client::sentence(e.as_ref()));
             ExitCode::FAILURE
         }
     }
