@@ -78,6 +78,7 @@ use crate::randomness::derived_rng;
 use crate::MheError;
 use concord_bfv::wire::{poly_len, Kind, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{check_same_params, BfvParameters, SecretKey};
+use concord_ring::sampling::add_uniform;
 use concord_ring::{Poly, Representation, RnsContext};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -232,7 +233,7 @@ impl ThresholdConfig {
         let ring = params.key_ring();
         let one = |to: usize| {
             HEADER_LEN
-                + 13
+                + 21
                 + 32 * self
                     .seeds_held(to)
                     .expect("a configuration's sets are counted")
@@ -287,24 +288,9 @@ fn ranges(values: &[usize]) -> String {
     out.join(", ")
 }
 
-/// Adds the expansion of `seed`, uniform over `ring` at its top level in NTT form, to `acc`.
+/// Adds the expansion of `seed` (ChaCha12), uniform over `ring` at `acc`'s level, to `acc`.
 fn add_expansion(ring: &RnsContext, acc: &mut Poly, seed: &Seed) {
-    let mut rng = ChaCha12Rng::from_seed(*seed);
-    for (j, m) in ring.moduli()[..acc.level()].iter().enumerate() {
-        let q = m.value();
-        let mask = u64::MAX >> q.leading_zeros();
-        for r in acc.residues_mut(j) {
-            // rejection sampling: exactly uniform modulo q
-            let x = loop {
-                let x = rng.next_u64() & mask;
-                if x < q {
-                    break x;
-                }
-            };
-            let s = *r + x;
-            *r = if s >= q { s - q } else { s };
-        }
-    }
+    add_uniform(ring, acc, &mut ChaCha12Rng::from_seed(*seed));
 }
 
 /// What party `from` gives party `to`: the seeds of `r_{from,A}` for every `A ≠ A₀` without `to`
@@ -313,6 +299,8 @@ pub struct Resharing {
     params: Arc<BfvParameters>,
     pub from: PartyId,
     pub to: PartyId,
+    /// The configuration dealt for, `(T, N)`: a dealing of another one is refused at combine.
+    dealt_for: (u32, u32),
     seeds: Zeroizing<Vec<Seed>>,
     correction: Option<Poly>,
 }
@@ -412,6 +400,7 @@ pub fn reshare(
                 params: params.clone(),
                 from: me,
                 to: config.parties[to],
+                dealt_for: (config.threshold as u32, config.n() as u32),
                 seeds: Zeroizing::new(given),
                 correction: (to >= config.threshold - 1).then(|| correction.clone()),
             }
@@ -458,6 +447,16 @@ impl ThresholdSecretKey {
                 .position(|&p| p == r.from)
                 .ok_or(MheError::UnexpectedShare(r.from))?;
             from.admit(r.from)?;
+            if r.dealt_for != (config.threshold as u32, config.n() as u32) {
+                return Err(MheError::Threshold(format!(
+                    "resharing from {} was dealt for T = {} of N = {}, not {} of {}",
+                    r.from,
+                    r.dealt_for.0,
+                    r.dealt_for.1,
+                    config.threshold,
+                    config.n()
+                )));
+            }
             if r.seeds.len() != held || r.correction.is_some() != outside_a0 {
                 return Err(MheError::Threshold(format!(
                     "resharing from {} holds {} seeds{}; {me} must get {held}{}",
@@ -680,7 +679,7 @@ impl Resharing {
     pub fn serialized_len(&self) -> usize {
         let ring = self.params.key_ring();
         HEADER_LEN
-            + 13
+            + 21
             + 32 * self.seeds.len()
             + self
                 .correction
@@ -699,6 +698,8 @@ impl Resharing {
         );
         w.u32(self.from.0)
             .u32(self.to.0)
+            .u32(self.dealt_for.0)
+            .u32(self.dealt_for.1)
             .u32(self.seeds.len() as u32);
         for s in self.seeds.iter() {
             w.bytes(s);
@@ -711,6 +712,7 @@ impl Resharing {
         let mut r = WireReader::open(bytes, Kind::ThresholdResharing, params)?;
         let from = PartyId(r.u32()?);
         let to = PartyId(r.u32()?);
+        let dealt_for = (r.u32()?, r.u32()?);
         let count = r.u32()? as usize;
         let seeds = read_seeds(&mut r, count)?;
         let correction = read_correction(&mut r, params)?;
@@ -719,6 +721,7 @@ impl Resharing {
             params: params.clone(),
             from,
             to,
+            dealt_for,
             seeds,
             correction,
         })
@@ -759,7 +762,7 @@ mod tests {
         let config = ThresholdConfig::new(8, &parties).unwrap();
         let p = BfvParameters::new(&concord_bfv::params::ADD_8192).unwrap();
         let poly = poly_len(p.key_ring(), p.key_ring().max_level());
-        let frame = HEADER_LEN + 13 + CHECKSUM_LEN;
+        let frame = HEADER_LEN + 21 + CHECKSUM_LEN;
         let expected = 7 * (frame + 32 * 6435) + 9 * (frame + 32 * 6434 + poly);
         assert_eq!(config.dealing_len(&p), expected);
         let sk = SecretKey::generate(&p);

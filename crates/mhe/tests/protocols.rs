@@ -476,6 +476,39 @@ fn bad_shares_are_refused_with_a_reason() {
     // T = 1 (every share the whole key), points other than 1..N
     assert!(ThresholdConfig::new(1, &s.parties).is_err());
     assert!(ThresholdConfig::new(2, &[PartyId(1), PartyId(2), PartyId(9)]).is_err());
+    // a dealing relayed under another configuration (T = 3 dealt, T = 2 combined), twice from
+    // one dealer, or without one: refused, nothing kept
+    let (two, three) = (
+        ThresholdConfig::new(2, &s.parties).unwrap(),
+        ThresholdConfig::new(3, &s.parties).unwrap(),
+    );
+    let to_one = |config: &ThresholdConfig| -> Vec<Resharing> {
+        s.keys
+            .iter()
+            .zip(&s.parties)
+            .flat_map(|(sk, &p)| reshare(sk, p, config, b"misuse").unwrap())
+            .filter(|r| r.to == PartyId(1))
+            .collect()
+    };
+    let Err(MheError::Threshold(message)) =
+        ThresholdSecretKey::combine(&s.params, PartyId(1), &two, &to_one(&three))
+    else {
+        panic!("a dealing of another threshold was combined");
+    };
+    assert!(message.contains("dealt for T = 3 of N = 4"), "{message}");
+    let mut twice = to_one(&two);
+    twice.push(to_one(&two).remove(0));
+    assert!(matches!(
+        ThresholdSecretKey::combine(&s.params, PartyId(1), &two, &twice),
+        Err(MheError::DuplicateShare(PartyId(1)))
+    ));
+    let mut short = to_one(&two);
+    short.pop();
+    assert!(matches!(
+        ThresholdSecretKey::combine(&s.params, PartyId(1), &two, &short),
+        Err(MheError::MissingShares(_))
+    ));
+    assert!(ThresholdSecretKey::combine(&s.params, PartyId(1), &two, &to_one(&two)).is_ok());
 }
 
 #[test]

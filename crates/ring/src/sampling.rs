@@ -50,20 +50,28 @@ pub fn seeded_rng(seed: &[u8; 32], domain: &[u8], index: u64) -> ChaCha20Rng {
 /// representation; the result is labelled NTT so that it multiplies without a transform.
 pub fn uniform_poly(ctx: &RnsContext, level: usize, rng: &mut impl RngCore) -> Poly {
     let mut p = Poly::zero(ctx, level, Representation::Ntt);
-    for (j, m) in ctx.moduli()[..level].iter().enumerate() {
+    add_uniform(ctx, &mut p, rng);
+    p
+}
+
+/// `acc ← acc + u` for `u` uniformly random in `R_{Q_ℓ}` at `acc`'s level, without allocating:
+/// for sums of many expansions (the threshold sub-shares of `concord-mhe`).
+pub fn add_uniform(ctx: &RnsContext, acc: &mut Poly, rng: &mut impl RngCore) {
+    for (j, m) in ctx.moduli()[..acc.level()].iter().enumerate() {
         let q = m.value();
         let mask = u64::MAX >> q.leading_zeros();
-        for r in p.residues_mut(j) {
+        for r in acc.residues_mut(j) {
             // Rejection sampling: exact uniformity; the public value leaks nothing.
-            *r = loop {
+            let x = loop {
                 let x = rng.next_u64() & mask;
                 if x < q {
                     break x;
                 }
             };
+            let s = *r + x;
+            *r = if s >= q { s - q } else { s };
         }
     }
-    p
 }
 
 /// `n` coefficients uniform on `{-1, 0, 1}` (bias below 2^-64 per coefficient).
