@@ -188,6 +188,50 @@ pub fn edit_coordinator(work: &Path, change: impl FnOnce(&mut CoordinatorConfig)
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
 }
 
+/// A plain HTTP GET of `path` on an operations endpoint: (status code, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_owned())
+}
+
+/// The value of the Prometheus sample `name{labels}` in a `/metrics` text (labels as printed,
+/// e.g. `phase="released"`; empty: a sample without labels), if present.
+pub fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (key, value) = line.rsplit_once(' ')?;
+        let matches = if labels.is_empty() {
+            key == name
+        } else {
+            key.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('{'))
+                .and_then(|rest| rest.strip_suffix('}'))
+                .is_some_and(|inner| labels.split(',').all(|l| inner.split(',').any(|i| i == l)))
+        };
+        if matches {
+            value.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -77,6 +77,9 @@ impl Node for Interposer {
         let parts = concord_api::chunks::stream(request);
         self.upstream.clone().decrypt(parts).await
     }
+    async fn budget(&self, r: tonic::Request<BudgetRequest>) -> Reply<BudgetReport> {
+        self.upstream.clone().budget(r.into_inner()).await
+    }
 }
 
 /// Starts an interposer for `node` (listening on `port`) in front of `upstream_url`.

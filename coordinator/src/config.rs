@@ -6,6 +6,8 @@
 //! node_timeout_s = 60             # the longest a node may take to reply (default 60)
 //! threshold = 3                   # optional: threshold mode, any 3 nodes release a result
 //!                                 # (set up after CKG); absent: every node must take part
+//! max_queries_in_flight_per_researcher = 16  # more from one researcher wait their turn: refused
+//!                                 # until one of theirs ends (default 16)
 //!
 //! [tls]
 //! ca = "ca.pem"
@@ -18,6 +20,12 @@
 //! name = "node-1"                 # the node certificate's name (TLS server name)
 //! url = "https://127.0.0.1:7401"
 //! party = 1
+//!
+//! # optional: the operator's HTTP endpoint (no authentication: loopback or a monitoring
+//! # network only): /metrics (Prometheus), /ready, /queries and /nodes
+//! # (`concord-coordinator queries|nodes`)
+//! [operations]
+//! listen = "127.0.0.1:9400"
 //! ```
 
 pub use concord_api::tls::TlsFiles;
@@ -39,6 +47,17 @@ pub struct Config {
     /// Nodes known in advance; others enrol by RPC (`Coordinator.Enrol`).
     #[serde(default)]
     pub nodes: Vec<NodeEntry>,
+    /// The most queries one researcher may have in flight (submitted, not yet released or
+    /// failed); another is refused until one ends (default 16).
+    #[serde(default = "default_max_in_flight")]
+    pub max_queries_in_flight_per_researcher: usize,
+    /// The operator's HTTP endpoint: Prometheus metrics, readiness, `/queries` and `/nodes`
+    /// (`concord-api` `operations`); absent: none.
+    pub operations: Option<concord_api::operations::OperationsConfig>,
+}
+
+fn default_max_in_flight() -> usize {
+    16
 }
 
 fn default_node_timeout() -> f64 {
@@ -79,6 +98,11 @@ impl Config {
         if config.threshold.is_some_and(|t| t < 2) {
             return Err(invalid(
                 "threshold must be at least 2: one node alone must never release a result".into(),
+            ));
+        }
+        if config.max_queries_in_flight_per_researcher == 0 {
+            return Err(invalid(
+                "max_queries_in_flight_per_researcher must be at least 1".into(),
             ));
         }
         if !(config.node_timeout_s > 0.0 && config.node_timeout_s <= 86_400.0) {

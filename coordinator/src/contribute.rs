@@ -57,6 +57,8 @@ impl Coordinator {
                     format!("a commitment signed by {}", signer.name),
                 ));
             }
+            metrics::counter!("concord_node_contributions_total", "node" => name.clone())
+                .increment(1);
             run.record.contributed.push(name);
             run.commitments.push(commitment.encode_to_vec());
             self.store.acknowledge(&run.record, &run.commitments)?;

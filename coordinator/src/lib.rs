@@ -35,13 +35,17 @@
 //! | `contribute` | commitments, acknowledged durably as they arrive |
 //! | `verify` | the roster fixed, signed and every contribution revealed: what each node checks |
 //! | `release` | release shares, gathered by one loop for CKS and PCKS |
+//! | `budget` | a researcher's privacy budget, as every node keeps it |
 //! | [`store`] | the durable state (redb) |
 //! | [`service`] | the researchers' gRPC service; [`config`] the configuration file |
+//! | [`operations`] | the operator's views and gauges on the operations endpoint |
 //! | `error` | [`CoordinatorError`] |
 
+mod budget;
 pub mod config;
 mod contribute;
 mod error;
+pub mod operations;
 mod pool;
 mod propose;
 mod release;

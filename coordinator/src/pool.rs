@@ -238,6 +238,13 @@ impl NodePool {
             sent,
             received,
         };
+        let label = step.as_str();
+        metrics::histogram!("concord_step_seconds", "step" => label)
+            .record(report.wall.as_secs_f64());
+        metrics::counter!("concord_step_bytes_total", "step" => label, "direction" => "sent")
+            .increment(sent);
+        metrics::counter!("concord_step_bytes_total", "step" => label, "direction" => "received")
+            .increment(received);
         tracing::info!(
             query,
             step = step.as_str(),

@@ -40,6 +40,14 @@ impl Coordinator {
             let mut pending = Vec::new();
             while let Some((i, decision)) = next(&mut calls).await {
                 let name = self.pool.name(i).to_owned();
+                let label = match &decision {
+                    Ok(d) if d.pending => "pending".to_owned(),
+                    Ok(d) if d.agree => "agree".to_owned(),
+                    Ok(d) => d.reason.clone(),
+                    Err(_) => "unavailable".to_owned(),
+                };
+                metrics::counter!("concord_node_decisions_total", "node" => name.clone(), "decision" => label)
+                    .increment(1);
                 match (decision, self.threshold) {
                     (Ok(d), _) if d.pending => pending.push(i),
                     (Ok(d), _) if d.agree => agreed.push(name),

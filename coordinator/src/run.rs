@@ -103,6 +103,8 @@ impl Coordinator {
         }
         let sealed = result.as_ref().map_or(&[][..], |o| &o.sealed[..]);
         self.store.finish(&record, sealed)?;
+        metrics::counter!("concord_queries_finished_total", "outcome" => record.phase.as_str())
+            .increment(1);
         tracing::info!(query = %record.id, phase = %record.phase, detail = %record.detail, "query finished");
         result
     }

@@ -12,7 +12,8 @@ use concord_api::pki::Role;
 use concord_api::tls::require_role;
 use concord_api::v1::coordinator_server::Coordinator as CoordinatorApi;
 use concord_api::v1::{
-    Enrolment, ListRequest, Member, MemberList, QueryList, QueryRef, QuerySpec, QueryStatus,
+    BudgetList, Enrolment, ListRequest, Member, MemberList, QueryList, QueryRef, QuerySpec,
+    QueryStatus,
 };
 use std::sync::Arc;
 use tokio::sync::Mutex;
@@ -21,16 +22,19 @@ use tonic::{Request, Response, Status};
 pub struct CoordinatorService {
     ca_pem: String,
     store: Arc<QueryStore>,
+    /// The most queries one researcher may have in flight.
+    max_in_flight: usize,
     /// The deployment as of the last query started: the nodes enrolled by then.
     deployment: Arc<Mutex<Deployment>>,
 }
 
 impl CoordinatorService {
     /// The service; queries left unfinished by a previous run are resumed in the background.
-    pub fn new(store: Arc<QueryStore>, deployment: Deployment) -> Self {
+    pub fn new(store: Arc<QueryStore>, deployment: Deployment, max_in_flight: usize) -> Self {
         let service = Self {
             ca_pem: deployment.ca_pem.clone(),
             store,
+            max_in_flight,
             deployment: Arc::new(Mutex::new(deployment)),
         };
         match service.store.unfinished() {
@@ -45,23 +49,25 @@ impl CoordinatorService {
         service
     }
 
+    /// The deployment with the nodes enrolled now (they take part from the next query on).
+    async fn current_deployment(store: &QueryStore, shared: &Mutex<Deployment>) -> Deployment {
+        let mut deployment = shared.lock().await;
+        match enrolled(store) {
+            Ok(addresses) if addresses != deployment.nodes => {
+                tracing::info!(nodes = addresses.len(), "the set of nodes changed");
+                deployment.nodes = addresses;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("{e}"),
+        }
+        deployment.clone()
+    }
+
     /// Runs the query on its own task, over its own connections to the nodes enrolled now.
     fn run_in_background(&self, record: QueryRecord) {
         let (store, shared) = (self.store.clone(), self.deployment.clone());
         tokio::spawn(async move {
-            let deployment = {
-                let mut deployment = shared.lock().await;
-                // the nodes enrolled by now take part from this query on
-                match enrolled(&store) {
-                    Ok(addresses) if addresses != deployment.nodes => {
-                        tracing::info!(nodes = addresses.len(), "the set of nodes changed");
-                        deployment.nodes = addresses;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!("{e}"),
-                }
-                deployment.clone()
-            };
+            let deployment = Self::current_deployment(&store, &shared).await;
             match Coordinator::connect(&deployment, store.clone()) {
                 // its outcome is recorded by `run`
                 Ok(mut coordinator) => {
@@ -163,6 +169,21 @@ impl CoordinatorApi for CoordinatorService {
             }
             return Err(Status::already_exists("this query was submitted already"));
         }
+        let in_flight = self
+            .store
+            .unfinished()
+            .map_err(internal)?
+            .iter()
+            .filter(|r| r.researcher == researcher.name)
+            .count();
+        if in_flight >= self.max_in_flight {
+            metrics::counter!("concord_submissions_refused_total", "reason" => "in-flight-limit")
+                .increment(1);
+            return Err(Status::resource_exhausted(format!(
+                "{in_flight} of your queries are still running, the most this coordinator runs at once for one researcher; submit again when one has ended"
+            )));
+        }
+        metrics::counter!("concord_queries_submitted_total").increment(1);
         let key = spec.recipient_key.clone();
         let record = QueryRecord::submitted(id, researcher.name, certificate, spec);
         self.store.submit(&record, &key).map_err(internal)?;
@@ -257,6 +278,14 @@ impl CoordinatorApi for CoordinatorService {
             name: node.name,
             party,
         }))
+    }
+
+    async fn budget(&self, request: Request<ListRequest>) -> Result<Response<BudgetList>, Status> {
+        let researcher = require_role(&request, Role::Researcher)?;
+        let deployment = Self::current_deployment(&self.store, &self.deployment).await;
+        let coordinator = Coordinator::connect(&deployment, self.store.clone())
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(coordinator.budgets(&researcher.name).await))
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<QueryList>, Status> {

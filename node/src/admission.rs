@@ -23,7 +23,7 @@ use crate::state::{Spent, StateError};
 use concord_api::evidence;
 use concord_api::lifecycle::{Refusal, RefusalCode};
 use concord_api::submission;
-use concord_api::v1::{Proposal, QuerySpec};
+use concord_api::v1::{BudgetSpent, Proposal, QuerySpec};
 use concord_query::dp::{self, DpPlan};
 use concord_query::{QueryAgreement, ReleaseMode};
 use prost::Message;
@@ -425,6 +425,32 @@ impl NodeService {
             asked.unit,
             asked.epsilon_at(self.policy.budget_delta)
         )
+    }
+
+    /// What each researcher (or only `researcher`) has spent of this node's budget, per unit,
+    /// as ε at the policy's δ. A legacy ledger (kept before ledgers were per unit) is shown
+    /// with the unit "every unit": it counts against each.
+    pub fn budgets(
+        &self,
+        researcher: Option<&str>,
+    ) -> Result<Vec<(String, BudgetSpent)>, StateError> {
+        let delta = self.policy.budget_delta;
+        Ok(self
+            .state
+            .ledgers()?
+            .into_iter()
+            .filter(|(r, _, _)| researcher.is_none_or(|wanted| wanted == r))
+            .map(|(r, unit, spent)| {
+                let spent = BudgetSpent {
+                    unit: unit.unwrap_or_else(|| "every unit".into()),
+                    epsilon_spent: dp::epsilon_of(spent.xi, spent.rho, delta),
+                    epsilon_budget: self.policy.epsilon_budget,
+                    delta,
+                    queries: spent.queries.len() as u32,
+                };
+                (r, spent)
+            })
+            .collect())
     }
 
     /// Reloads the agreements of earlier runs, each admitted again under today's policy.

@@ -26,6 +26,8 @@
 //! # timeout_s = 60                         # per request
 //! # retries = 3                            # after timeouts, connection errors, 429 and 5xx
 //! survey = "/etc/concord/survey.toml"       # optional: this institution's survey answers
+//! refresh_s = 3600                          # optional: read the data again every hour
+//!                                           # (absent: once, at start)
 //!
 //! [policy]
 //! allowed_templates = ["events-by-month-tlp-distribution", "time-to-publish"]
@@ -52,6 +54,11 @@
 //! # optional: enrol with it at start (it may also list this node in its own configuration)
 //! url = "https://coordinator.example:7400"
 //! advertise = "https://node.example:7401"   # where it reaches this node
+//!
+//! # optional: the operator's HTTP endpoint (no authentication: loopback or a monitoring
+//! # network only): /metrics (Prometheus), /ready, /budgets (`concord-node budgets`)
+//! [operations]
+//! listen = "127.0.0.1:9401"
 //! ```
 
 pub use concord_api::tls::TlsFiles;
@@ -78,6 +85,9 @@ pub struct Config {
     pub coordinator: Option<CoordinatorLink>,
     /// Where the audit log goes (default `keys_dir/audit.jsonl`).
     pub audit_log: Option<PathBuf>,
+    /// The operator's HTTP endpoint: Prometheus metrics, readiness, `/budgets`
+    /// (`concord-api` `operations`); absent: none.
+    pub operations: Option<concord_api::operations::OperationsConfig>,
 }
 
 /// The coordinator this node serves, and enrols with when `url` and `advertise` are given.
@@ -108,6 +118,9 @@ pub struct DataSource {
     /// The institution's answers to the community survey (`concord-stats` `survey` format),
     /// for the survey tally; absent: the node takes no part in it.
     pub survey: Option<PathBuf>,
+    /// Read the data again every this many seconds (a refresh that fails keeps the last good
+    /// data); absent: read once, at start.
+    pub refresh_s: Option<u64>,
 }
 
 /// What this node agrees to take part in.
@@ -333,6 +346,11 @@ impl Config {
         if config.data.path.is_some() == config.data.misp.is_some() {
             return Err(invalid(
                 "[data] needs either path (a MISP feed or export directory) or [data.misp] (a MISP instance), not both".into(),
+            ));
+        }
+        if config.data.refresh_s == Some(0) {
+            return Err(invalid(
+                "data.refresh_s must be at least 1 second (absent: the data is read once, at start)".into(),
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));

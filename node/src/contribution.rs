@@ -40,14 +40,15 @@ impl NodeService {
                 .ok_or_else(|| internal("a recorded contribution without its commitment"));
         }
         let plan = &agreed.agreement.plan;
+        let events = self.events.current();
         // a DP query counts each event once, at its creator (concord-stats `compute_created`)
         let statistic = match plan.dp {
             Some(_) => plan
                 .template
-                .compute_created(&plan.window, &self.institution, &self.events),
+                .compute_created(&plan.window, &self.institution, &events),
             None => plan
                 .template
-                .compute(&plan.window, &self.institution, &self.events),
+                .compute(&plan.window, &self.institution, &events),
         }
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let ciphertexts: Vec<Vec<u8>> = plan

@@ -14,6 +14,7 @@ pub mod approvals;
 pub mod audit;
 pub mod config;
 pub mod contribution;
+pub mod data;
 pub mod keygen;
 pub mod keystore;
 pub mod release;
@@ -60,8 +61,40 @@ pub enum NodeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Operations(#[from] concord_api::operations::OperationsError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// The node's JSON views on the operations endpoint: `/budgets`, every researcher's spending
+/// of this node's privacy budget per unit.
+fn views(service: std::sync::Arc<service::NodeService>) -> axum::Router {
+    axum::Router::new().route(
+        "/budgets",
+        axum::routing::get(move || {
+            let service = service.clone();
+            async move {
+                let budgets = service
+                    .budgets(None)
+                    .map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+                let rows: Vec<serde_json::Value> = budgets
+                    .into_iter()
+                    .map(|(researcher, s)| {
+                        serde_json::json!({
+                            "researcher": researcher,
+                            "unit": s.unit,
+                            "epsilon_spent": s.epsilon_spent,
+                            "epsilon_budget": s.epsilon_budget,
+                            "delta": s.delta,
+                            "queries": s.queries,
+                        })
+                    })
+                    .collect();
+                Ok::<_, (axum::http::StatusCode, String)>(axum::Json(rows))
+            }
+        }),
+    )
 }
 
 /// Enrols with the coordinator at `url`, telling it to reach this node at `advertise`,
@@ -106,37 +139,32 @@ pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    if config.operations.is_some() {
+        // before anything is recorded (the data's size, as it loads)
+        concord_api::operations::recorder();
+    }
     let pems = config.tls.read().map_err(NodeError::Tls)?;
     let tls = server_config(&pems.ca, &pems.certificate, &pems.key);
-    let events = match (&config.data.path, &config.data.misp) {
-        (Some(path), _) => {
-            let data = concord_stats::load(path)?;
-            tracing::info!(
-                events = data.events.len(),
-                files = data.report.files_read,
-                unusable = data.report.errors.len(),
-                path = %path.display(),
-                "MISP data loaded"
-            );
-            for e in &data.report.errors {
-                tracing::warn!("not used: {e}");
-            }
-            data.events
-        }
-        (None, Some(misp)) => {
-            let fetched = concord_misp::MispApi::new(misp.clone())?.fetch().await?;
-            tracing::info!(
-                events = fetched.events.len(),
-                pages = fetched.pages,
-                duplicates = fetched.duplicates,
-                retried = fetched.retried,
-                url = %misp.url,
-                "MISP data read from the instance"
-            );
-            fetched.events
-        }
-        (None, None) => unreachable!("the configuration names a data source"),
+    // both ports first: a node that cannot listen says so and enrols nowhere (a second
+    // process on a busy port must not point the coordinator at the live node's address)
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let operations = match &config.operations {
+        Some(ops) => Some(concord_api::operations::bind(ops).await?),
+        None => None,
     };
+    let events = std::sync::Arc::new(data::Events::new(data::load(&config.data).await?));
+    if let Some(every) = config.data.refresh_s {
+        data::refresh(
+            config.data.clone(),
+            std::time::Duration::from_secs(every),
+            events.clone(),
+        );
+    }
     let keys = keystore::KeyStore::open(&config.keys_dir)?;
     let state = state::NodeState::open(&config.keys_dir.join("state.redb"))?;
     let audit_path = config.audit_log_path();
@@ -173,21 +201,20 @@ pub async fn run(
         },
     )
     .map_err(|e| NodeError::Certificate(e.to_string()))?;
-    // the port first: a node that cannot listen says so and enrols nowhere (a second process
-    // on a busy port must not point the coordinator at the live node's address)
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+    let service = std::sync::Arc::new(service);
+    if let Some(listener) = operations {
+        concord_api::operations::spawn(
+            listener,
+            concord_api::operations::router(views(service.clone()), || {}),
+        );
+    }
     if let Some(link) = &config.coordinator {
         if let (Some(url), Some(advertise)) = (&link.url, &link.advertise) {
             let at = (url.clone(), advertise.clone());
             tokio::spawn(enrol(link.clone(), at, pems.clone()));
         }
     }
-    let service = NodeServer::new(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let service = NodeServer::from_arc(service).max_decoding_message_size(MAX_MESSAGE_BYTES);
     // gRPC health checking (grpc.health.v1): serving once the port is bound and the data loaded
     let (health, health_service) = tonic_health::server::health_reporter();
     health

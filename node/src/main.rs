@@ -3,7 +3,9 @@
 //!
 //! - `concord-node --config node.toml audit verify`: checks the audit log's hash chain;
 //! - `concord-node --config node.toml approvals list|approve ID|deny ID --reason …`: the
-//!   operator's decisions on queries waiting for approval (`approval = "manual"`).
+//!   operator's decisions on queries waiting for approval (`approval = "manual"`);
+//! - `concord-node --config node.toml budgets`: every researcher's spending of this node's
+//!   privacy budget, read from the running node's operations endpoint (`[operations]`).
 
 use clap::{Parser, Subcommand};
 use concord_node::approvals::{Approvals, Request, Status};
@@ -33,6 +35,42 @@ enum Command {
         #[command(subcommand)]
         action: ApprovalAction,
     },
+    /// Every researcher's spending of this node's privacy budget, per privacy unit (from the
+    /// running node's operations endpoint).
+    Budgets {
+        /// The rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn budgets(args: &Args, json: bool) -> Result<ExitCode, String> {
+    let config = config(args.config.as_deref())?;
+    let rows = concord_api::operations::fetch(config.operations.as_ref(), "/budgets")
+        .await
+        .map_err(|e| e.to_string())?;
+    if json {
+        println!("{rows:#}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no differentially private query has spent any budget at this node");
+    }
+    for row in rows {
+        let number = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{}  per {}: ε = {:.3} spent of {} (at δ = {:e}), {:.3} left, {} queries",
+            row["researcher"].as_str().unwrap_or("?"),
+            row["unit"].as_str().unwrap_or("?"),
+            number("epsilon_spent"),
+            number("epsilon_budget"),
+            number("delta"),
+            (number("epsilon_budget") - number("epsilon_spent")).max(0.0),
+            row["queries"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn approvals(args: &Args, action: &ApprovalAction) -> Result<ExitCode, String> {
@@ -165,6 +203,7 @@ async fn main() -> ExitCode {
             action: AuditAction::Verify { log },
         }) => audit_verify(&args, log.as_deref()),
         Some(Command::Approvals { action }) => approvals(&args, action),
+        Some(Command::Budgets { json }) => budgets(&args, *json).await,
         None => match config(args.config.as_deref()) {
             Ok(config) => concord_node::run(config, async {
                 let _ = tokio::signal::ctrl_c().await;

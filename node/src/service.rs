@@ -25,7 +25,7 @@ use concord_api::pki::{Identity, Role};
 use concord_api::tls::require_role;
 use concord_api::v1::node_server::Node;
 use concord_api::v1::*;
-use concord_stats::{Event, Institution};
+use concord_stats::Institution;
 use prost::Message;
 use serde_json::json;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ pub struct Records {
 
 pub struct NodeService {
     pub(crate) keys: KeyStore,
-    pub(crate) events: Vec<Event>,
+    pub(crate) events: std::sync::Arc<crate::data::Events>,
     pub(crate) institution: Institution,
     pub(crate) policy: Policy,
     pub(crate) state: NodeState,
@@ -70,7 +70,7 @@ pub struct NodeService {
 impl NodeService {
     pub fn new(
         keys: KeyStore,
-        events: Vec<Event>,
+        events: std::sync::Arc<crate::data::Events>,
         institution: Institution,
         policy: Policy,
         coordinator: String,
@@ -174,6 +174,22 @@ impl NodeService {
     }
 }
 
+/// A reply's outcome as a metric label: "ok", or the gRPC code of the refusal.
+fn outcome<T>(reply: &Result<T, Status>) -> &'static str {
+    match reply {
+        Ok(_) => "ok",
+        Err(status) => match status.code() {
+            tonic::Code::InvalidArgument => "invalid-argument",
+            tonic::Code::FailedPrecondition => "failed-precondition",
+            tonic::Code::PermissionDenied => "permission-denied",
+            tonic::Code::NotFound => "not-found",
+            tonic::Code::AlreadyExists => "already-exists",
+            tonic::Code::ResourceExhausted => "resource-exhausted",
+            _ => "error",
+        },
+    }
+}
+
 fn refusal(code: RefusalCode, detail: String) -> Decision {
     Decision {
         agree: false,
@@ -263,6 +279,13 @@ impl Node for NodeService {
         if !log {
             return Ok(Response::new(decision));
         }
+        let outcome = match (decision.agree, decision.pending) {
+            (true, _) => "agree",
+            (_, true) => "pending",
+            _ => "refuse",
+        };
+        metrics::counter!("concord_proposals_total", "decision" => outcome, "reason" => decision.reason.clone())
+            .increment(1);
         tracing::info!(query = %shown(&proposal.query_id), agree = decision.agree, pending = decision.pending, reason = %decision.reason, "decided on a proposal");
         let spec = proposal.spec.clone().unwrap_or_default();
         self.audit(
@@ -294,7 +317,10 @@ impl Node for NodeService {
         request: Request<CommitRequest>,
     ) -> Result<Response<Commitment>, Status> {
         self.coordinator(&request)?;
-        Ok(Response::new(self.commit(request.get_ref())?))
+        let commitment = self.commit(request.get_ref());
+        metrics::counter!("concord_commitments_total", "outcome" => outcome(&commitment))
+            .increment(1);
+        Ok(Response::new(commitment?))
     }
 
     type RevealStream = Replies<Contribution>;
@@ -321,7 +347,25 @@ impl Node for NodeService {
         })
         .await?;
         // verifying the aggregate and deriving a threshold key take a while: off the reactor
-        let shares = tokio::task::block_in_place(|| self.release(&req))?;
-        Ok(Response::new(replies(shares)))
+        let shares = tokio::task::block_in_place(|| self.release(&req));
+        metrics::counter!("concord_releases_total", "outcome" => outcome(&shares)).increment(1);
+        Ok(Response::new(replies(shares?)))
+    }
+
+    async fn budget(
+        &self,
+        request: Request<BudgetRequest>,
+    ) -> Result<Response<BudgetReport>, Status> {
+        self.coordinator(&request)?;
+        let researcher = &request.get_ref().researcher;
+        let spent = self
+            .budgets(Some(researcher))
+            .map_err(crate::admission::internal)?;
+        Ok(Response::new(BudgetReport {
+            node: self.name.clone(),
+            spent: spent.into_iter().map(|(_, s)| s).collect(),
+            epsilon_budget: self.policy.epsilon_budget,
+            delta: self.policy.budget_delta,
+        }))
     }
 }

@@ -212,6 +212,24 @@ impl NodeState {
         ledger(&table, researcher, unit)
     }
 
+    /// Every ledger: (researcher, unit, spending). A ledger kept before ledgers were per unit
+    /// has the unit `None`: it counts against every unit.
+    pub fn ledgers(&self) -> Result<Vec<(String, Option<String>, Spent)>, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(PRIVACY).map_err(err)?;
+        let mut ledgers = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (key, value) = entry.map_err(err)?;
+            let spent: Spent = serde_json::from_slice(value.value()).map_err(err)?;
+            let (researcher, unit) = match key.value().split_once('\0') {
+                Some((researcher, unit)) => (researcher.to_owned(), Some(unit.to_owned())),
+                None => (key.value().to_owned(), None),
+            };
+            ledgers.push((researcher, unit, spent));
+        }
+        Ok(ledgers)
+    }
+
     /// Charges `(xi, rho)` for `query` to `researcher`'s ledger of privacy `unit` ("event",
     /// "attribute", …: spending on one unit protects no other, so each has its own), durably
     /// and once per query, if `fits` accepts the new total; returns the total after, or `None`

@@ -60,10 +60,12 @@ fn fixture() -> Fixture {
             path: Some("feed".into()),
             misp: None,
             survey: None,
+            refresh_s: None,
         },
         policy: Policy::default(),
         coordinator: None,
         audit_log: None,
+        operations: None,
     };
     let config = toml::to_string(&config).unwrap();
     std::fs::write(dir.path().join("node.toml"), config).unwrap();

@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod exchange;
 pub mod lifecycle;
 pub mod logging;
+pub mod operations;
 pub mod pki;
 pub mod submission;
 pub mod tls;

@@ -87,6 +87,13 @@ impl Node for TestNode {
         Err(Status::unimplemented("test node"))
     }
 
+    async fn budget(
+        &self,
+        _: Request<concord_api::v1::BudgetRequest>,
+    ) -> Result<Response<concord_api::v1::BudgetReport>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
     async fn combine(
         &self,
         _: Request<tonic::Streaming<concord_api::v1::CombineRequest>>,

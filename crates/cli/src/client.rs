@@ -72,6 +72,7 @@ pub fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
             format!("the coordinator refused: {message}")
         }
         tonic::Code::NotFound | tonic::Code::AlreadyExists => message.to_owned(),
+        tonic::Code::ResourceExhausted => format!("not now: {message}"),
         tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => format!(
             "not allowed: {message} (a researcher's certificate of this deployment's CA is needed)"
         ),
@@ -447,4 +448,53 @@ pub fn cells_of(status: &QueryStatus, keys_dir: &Path, name: &str) -> Result<Vec
         .iter()
         .map(|c| c.parse())
         .collect::<Result<Vec<i128>, _>>()?)
+}
+
+/// A researcher's budget at every node: per node and unit, ε spent, of the budget, and left.
+pub fn print_budget(list: &concord_api::v1::BudgetList, json: bool) {
+    if json {
+        let nodes: Vec<serde_json::Value> = list
+            .nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "node": n.node,
+                    "epsilon_budget": n.epsilon_budget,
+                    "delta": n.delta,
+                    "spent": n.spent.iter().map(|s| serde_json::json!({
+                        "unit": s.unit,
+                        "epsilon_spent": s.epsilon_spent,
+                        "epsilon_left": (s.epsilon_budget - s.epsilon_spent).max(0.0),
+                        "queries": s.queries,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({"nodes": nodes, "unreachable": list.unreachable});
+        println!("{out:#}");
+        return;
+    }
+    for node in &list.nodes {
+        if node.spent.is_empty() {
+            println!(
+                "{}: nothing spent of ε = {} (at δ = {:e}) per unit",
+                node.node, node.epsilon_budget, node.delta
+            );
+        }
+        for s in &node.spent {
+            println!(
+                "{}: per {}: ε = {:.3} spent of {} (at δ = {:e}), {:.3} left, {} queries",
+                node.node,
+                s.unit,
+                s.epsilon_spent,
+                s.epsilon_budget,
+                s.delta,
+                (s.epsilon_budget - s.epsilon_spent).max(0.0),
+                s.queries
+            );
+        }
+    }
+    for u in &list.unreachable {
+        println!("not answered: {u}");
+    }
 }

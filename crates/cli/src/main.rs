@@ -177,6 +177,12 @@ enum QueryCommand {
     },
     /// The institutions' nodes enrolled with the coordinator (name and party number).
     Members,
+    /// Your privacy budget at every institution: the ε your differentially private queries
+    /// have spent of each node's budget, per privacy unit, and what is left.
+    Budget {
+        #[arg(long)]
+        json: bool,
+    },
     /// List this researcher's queries, oldest first: id, submission time, template, window, phase.
     List,
     /// Follow a query phase by phase (a progress bar on a terminal) until it is released or fails.
@@ -391,6 +397,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         for m in list.members {
                             println!("{:>3}  {}", m.party, m.name);
                         }
+                    }
+                    QueryCommand::Budget { json } => {
+                        let list = client
+                            .budget(concord_api::v1::ListRequest {})
+                            .await?
+                            .into_inner();
+                        client::print_budget(&list, json);
                     }
                     QueryCommand::List => {
                         let list = client

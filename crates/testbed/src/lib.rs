@@ -13,6 +13,7 @@
 //! `NAME.{pem,key,toml}` and `keys-NAME/` per node; logs `coordinator.log`, `NAME.log` (a
 //! process started again logs to `NAME.K.log`, `K` counting its starts).
 
+use concord_api::operations::OperationsConfig;
 use concord_api::pki::{DevCa, Role};
 use concord_coordinator::config::Config as CoordinatorConfig;
 use concord_coordinator::{Deployment, NodeAddress};
@@ -208,6 +209,10 @@ impl Testbed {
                 tls: tls("coordinator"),
                 threshold: c.threshold,
                 nodes: Vec::new(),
+                max_queries_in_flight_per_researcher: 16,
+                operations: Some(OperationsConfig {
+                    listen: ([127, 0, 0, 1], free_port()?).into(),
+                }),
             };
             write_toml(&work.join("coordinator.toml"), &config)?;
         }
@@ -238,6 +243,7 @@ impl Testbed {
                     ),
                     misp: None,
                     survey,
+                    refresh_s: None,
                 },
                 policy: institution.policy.clone(),
                 coordinator: setup.coordinator.as_ref().map(|_| CoordinatorLink {
@@ -246,6 +252,9 @@ impl Testbed {
                     advertise: Some(format!("https://127.0.0.1:{port}")),
                 }),
                 audit_log: None,
+                operations: Some(OperationsConfig {
+                    listen: ([127, 0, 0, 1], free_port()?).into(),
+                }),
             };
             write_toml(&work.join(format!("{name}.toml")), &config)?;
         }
