@@ -1,4 +1,5 @@
-//! The coordinator's configuration file (TOML). Example:
+//! The coordinator's configuration file (TOML). Every key, with its default, is in
+//! `docs/configuration.md` (checked against this code by `concord-testbed`'s tests). Example:
 //!
 //! ```toml
 //! listen = "127.0.0.1:7400"

@@ -1,4 +1,5 @@
-//! The node's configuration file (TOML). Example:
+//! The node's configuration file (TOML). Every key, with its default, is in
+//! `docs/configuration.md` (checked against this code by `concord-testbed`'s tests). Example:
 //!
 //! ```toml
 //! listen = "127.0.0.1:7401"
@@ -21,6 +22,7 @@
 //! # url = "https://misp.example.org"
 //! # api_key_file = "misp.key"              # owner-only; the key is never in this file
 //! # ca = "misp-ca.pem"                     # optional: the MISP server's CA (default: system roots)
+//! # pin_sha256 = "AB:CD:…"                 # or: its own certificate's SHA-256 (self-signed)
 //! # from = "2016-01-01"                    # optional: events dated from (and `to`, until) this day
 //! # page_size = 100                        # events per restSearch page
 //! # timeout_s = 60                         # per request
@@ -347,6 +349,13 @@ impl Config {
             return Err(invalid(
                 "[data] needs either path (a MISP feed or export directory) or [data.misp] (a MISP instance), not both".into(),
             ));
+        }
+        if let Some(misp) = &config.data.misp {
+            if misp.ca.is_some() && misp.pin_sha256.is_some() {
+                return Err(invalid(
+                    "data.misp: ca and pin_sha256 do not go together (a pinned certificate is trusted alone)".into(),
+                ));
+            }
         }
         if config.data.refresh_s == Some(0) {
             return Err(invalid(

@@ -167,6 +167,10 @@ enum QueryCommand {
         /// The CA of the MISP server's certificate (default: the system's roots).
         #[arg(long)]
         misp_ca: Option<PathBuf>,
+        /// Instead of a CA: the SHA-256 fingerprint of the MISP server's own certificate
+        /// (for a self-signed instance).
+        #[arg(long, conflicts_with = "misp_ca")]
+        misp_pin_sha256: Option<String>,
         /// The event's MISP distribution: 0 your organisation, 1 this community, 2 connected
         /// communities, 3 all.
         #[arg(long, default_value_t = 1)]
@@ -356,6 +360,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         misp_url,
                         misp_key_file,
                         misp_ca,
+                        misp_pin_sha256,
                         distribution,
                         tag,
                     } => {
@@ -381,6 +386,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         )?;
                         let misp = concord_misp::MispApi::new(concord_misp::MispApiConfig {
                             ca: misp_ca,
+                            pin_sha256: misp_pin_sha256,
                             ..concord_misp::MispApiConfig::new(misp_url.as_str(), misp_key_file)
                         })?;
                         let published = misp.publish(&event).await?;

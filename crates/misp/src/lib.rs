@@ -34,6 +34,12 @@ pub struct MispApiConfig {
     pub api_key_file: PathBuf,
     /// PEM file of the CA that issued the MISP server's certificate; absent: the system's roots.
     pub ca: Option<PathBuf>,
+    /// Instead of a CA: the SHA-256 fingerprint of the MISP server's own certificate (hex,
+    /// colons allowed, as `openssl x509 -noout -fingerprint -sha256` prints it). Only that
+    /// certificate is accepted, whoever issued it and whatever names it holds: for a
+    /// self-signed instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_sha256: Option<String>,
     /// Only events dated on or after this day (`YYYY-MM-DD`).
     pub from: Option<String>,
     /// Only events dated on or before this day.
@@ -66,6 +72,7 @@ impl MispApiConfig {
             url: url.into(),
             api_key_file,
             ca: None,
+            pin_sha256: None,
             from: None,
             to: None,
             page_size: default_page_size(),
@@ -170,6 +177,15 @@ impl MispApi {
             .connect_timeout(Duration::from_secs(config.timeout_s))
             .user_agent(concat!("concord-node/", env!("CARGO_PKG_VERSION")))
             .https_only(base.starts_with("https://"));
+        if let (Some(_), Some(_)) = (&config.ca, &config.pin_sha256) {
+            return Err(MispApiError::Config(
+                "ca and pin_sha256 do not go together: a pinned certificate is trusted alone"
+                    .into(),
+            ));
+        }
+        if let Some(pin) = &config.pin_sha256 {
+            http = http.use_preconfigured_tls(pinned::client_config(pin)?);
+        }
         if let Some(path) = &config.ca {
             let ca_error = |reason: String| MispApiError::Ca {
                 path: path.clone(),
@@ -423,4 +439,101 @@ fn read_key(path: &Path) -> Result<Zeroizing<String>, MispApiError> {
         return Err(error("empty".into()));
     }
     Ok(key)
+}
+
+/// TLS to a MISP instance whose own certificate is pinned by its SHA-256 fingerprint.
+mod pinned {
+    use super::MispApiError;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use sha2::{Digest, Sha256};
+    use std::sync::Arc;
+
+    /// A client configuration that accepts only the certificate of fingerprint `pin`; the
+    /// handshake's signatures are still checked against that certificate's key.
+    pub fn client_config(pin: &str) -> Result<rustls::ClientConfig, MispApiError> {
+        let hex: String = pin.chars().filter(|c| *c != ':').collect();
+        let digest = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| {
+                MispApiError::Config(format!(
+                    "pin_sha256 {pin:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)"
+                ))
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| MispApiError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned { digest, provider }))
+            .with_no_client_auth();
+        Ok(config)
+    }
+
+    #[derive(Debug)]
+    struct Pinned {
+        digest: [u8; 32],
+        provider: Arc<CryptoProvider>,
+    }
+
+    impl ServerCertVerifier for Pinned {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            let seen = Sha256::digest(end_entity.as_ref());
+            if seen[..] == self.digest[..] {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                let hex: Vec<String> = seen.iter().map(|b| format!("{b:02X}")).collect();
+                Err(rustls::Error::General(format!(
+                    "the server's certificate (SHA-256 {}) is not the pinned one",
+                    hex.join(":")
+                )))
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
 }

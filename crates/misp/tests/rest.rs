@@ -9,6 +9,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use concord_misp::{MispApi, MispApiConfig, MispApiError};
 use serde_json::{json, Value};
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -175,6 +176,7 @@ fn config(url: &str, key: PathBuf) -> MispApiConfig {
         url: url.to_owned(),
         api_key_file: key,
         ca: None,
+        pin_sha256: None,
         from: None,
         to: None,
         page_size: 7,
@@ -386,6 +388,45 @@ async fn the_server_certificate_is_verified() {
     assert!(
         matches!(&error, MispApiError::Transport { reason, .. } if reason.contains("certificate")),
         "{error}"
+    );
+    // or its own certificate pinned, whoever issued it: only that certificate
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert.certificate_pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+        .unwrap();
+    let fingerprint: Vec<String> = sha2::Sha256::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let pinned = MispApi::new(MispApiConfig {
+        pin_sha256: Some(fingerprint.join(":")),
+        ..config(&url, key_file(tmp.path(), KEY))
+    })
+    .unwrap()
+    .fetch()
+    .await
+    .unwrap();
+    assert_eq!(pinned.events.len(), 7);
+    let other = MispApi::new(MispApiConfig {
+        pin_sha256: Some("00".repeat(32)),
+        ..config(&url, key_file(tmp.path(), KEY))
+    })
+    .unwrap()
+    .fetch()
+    .await
+    .unwrap_err();
+    assert!(
+        other.to_string().contains("is not the pinned one"),
+        "{other}"
+    );
+    let malformed = MispApi::new(MispApiConfig {
+        pin_sha256: Some("abc".into()),
+        ..config(&url, key_file(tmp.path(), KEY))
+    })
+    .err()
+    .unwrap();
+    assert!(
+        malformed.to_string().contains("not a SHA-256 fingerprint"),
+        "{malformed}"
     );
     // a key file others can read is refused before anything is sent
     let loose = key_file(tmp.path(), KEY);

@@ -14,6 +14,9 @@
 //! process started again logs to `NAME.K.log`, `K` counting its starts).
 
 use concord_api::operations::OperationsConfig;
+
+#[cfg(test)]
+mod reference;
 use concord_api::pki::{DevCa, Role};
 use concord_coordinator::config::Config as CoordinatorConfig;
 use concord_coordinator::{Deployment, NodeAddress};
