@@ -197,8 +197,12 @@ pub enum EventError {
     Json(String),
     #[error("not a MISP event (expected {{\"Event\": …}}, {{\"response\": [{{\"Event\": …}}]}} or an event object)")]
     NotAnEvent,
-    #[error("invalid event: {0}")]
-    Invalid(String),
+    /// Every problem of one event, each naming its field (`Attribute[3].distribution: …`).
+    #[error("invalid event{}: {}", uuid.as_ref().map(|u| format!(" {u}")).unwrap_or_default(), problems.join("; "))]
+    Invalid {
+        uuid: Option<String>,
+        problems: Vec<String>,
+    },
     #[error("event has no valid `date` (YYYY-MM-DD)")]
     MissingDate,
 }
@@ -220,13 +224,65 @@ pub fn events_from_json(value: serde_json::Value) -> Result<Vec<Event>, EventErr
         .collect()
 }
 
-/// One event's JSON object, checked: it must parse and carry a date.
+/// One event's JSON object, checked: it must parse and carry a date. An event that does not
+/// parse is reported with every problem it has, each naming its field.
 pub fn event_from_value(v: serde_json::Value) -> Result<Event, EventError> {
-    let event: Event = serde_json::from_value(v).map_err(|e| EventError::Invalid(e.to_string()))?;
+    let event: Event = match serde_path_to_error::deserialize(&v) {
+        Ok(event) => event,
+        Err(_) => {
+            return Err(EventError::Invalid {
+                uuid: v.get("uuid").and_then(|u| u.as_str()).map(str::to_owned),
+                problems: problems(&v),
+            })
+        }
+    };
     if event.date.is_none() {
         return Err(EventError::MissingDate);
     }
     Ok(event)
+}
+
+/// Every problem of an event that does not parse, each with its field's path. Every field
+/// of [`Event`] is optional, so an event holding one field alone parses exactly when that field
+/// does: each field is tried alone, and each element of a list alone (its index put back in
+/// the path), so that one bad attribute does not hide the next.
+fn problems(event: &serde_json::Value) -> Vec<String> {
+    let try_alone = |key: &str, value: &serde_json::Value| {
+        let alone = serde_json::json!({ key: value });
+        serde_path_to_error::deserialize::<_, Event>(&alone).err()
+    };
+    let Some(fields) = event.as_object() else {
+        return vec![match serde_path_to_error::deserialize::<_, Event>(event) {
+            Err(e) => e.inner().to_string(),
+            Ok(_) => "not an object".into(),
+        }];
+    };
+    let mut found = Vec::new();
+    for (key, value) in fields {
+        match value {
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(e) = try_alone(key, &serde_json::json!([item])) {
+                        let path = e.path().to_string();
+                        let path = path.replacen(&format!("{key}[0]"), &format!("{key}[{i}]"), 1);
+                        found.push(format!("{path}: {}", e.inner()));
+                    }
+                }
+            }
+            _ => {
+                if let Some(e) = try_alone(key, value) {
+                    found.push(format!("{}: {}", e.path(), e.inner()));
+                }
+            }
+        }
+    }
+    if found.is_empty() {
+        // a problem of the whole (none of its fields alone): said as serde says it
+        if let Err(e) = serde_path_to_error::deserialize::<_, Event>(event) {
+            found.push(format!("{}: {}", e.path(), e.inner()));
+        }
+    }
+    found
 }
 
 /// Each event's own JSON object in a MISP document: `{"Event": …}` (an event export), `{"response":
@@ -391,9 +447,30 @@ mod tests {
             parse_events(br#"{"Event": {"uuid": "c"}}"#),
             Err(EventError::MissingDate)
         );
-        assert!(matches!(
-            parse_events(br#"{"Event": {"date": "2020-01-02", "distribution": "x"}}"#),
-            Err(EventError::Invalid(_))
-        ));
+        // every problem, each naming its field, in the event and in its attributes
+        let bad = br#"{"Event": {"uuid": "e", "date": "2020-01-02", "distribution": "x",
+            "Attribute": [{"type": "ip-dst"}, {"to_ids": "maybe"}, {"distribution": -1}],
+            "Object": [{"Attribute": [{"type": "md5"}, {"first_seen": 7, "distribution": []}]}]}}"#;
+        let error = parse_events(bad).unwrap_err();
+        let EventError::Invalid { uuid, problems } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(uuid.as_deref(), Some("e"));
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("Attribute[1].to_ids: expected a boolean"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].starts_with("Attribute[2].distribution: expected a non-negative integer")
+        );
+        assert!(
+            problems[2].starts_with("Object[0].Attribute[1]."),
+            "{problems:#?}"
+        );
+        assert!(problems[3].starts_with("distribution: expected a non-negative integer"));
+        assert!(error
+            .to_string()
+            .starts_with("invalid event e: Attribute[1].to_ids"));
     }
 }

@@ -3,10 +3,11 @@
 //! any of the shapes of [`crate::misp::parse_events`]).
 //!
 //! Nothing is silently dropped: every file that cannot be used is reported with its reason in
-//! [`LoadReport::errors`], manifest entries without a file and event files missing from the
+//! [`LoadReport::errors`] (an event that does not parse with every problem it has, each naming
+//! its field; in a file of several events, each bad event on its own and the others used), manifest entries without a file and event files missing from the
 //! manifest are reported, and an event seen twice (same uuid) is counted once and reported.
 
-use crate::misp::{parse_events, Event, EventError};
+use crate::misp::{event_from_value, event_values, Event, EventError};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,9 @@ pub enum FileProblem {
     Io(String),
     #[error(transparent)]
     Event(#[from] EventError),
+    /// One event of a file that holds several: the others are used.
+    #[error("event {index} of the file: {error}")]
+    OneEvent { index: usize, error: EventError },
     #[error("listed in manifest.json but missing")]
     MissingFromFeed,
     #[error("event file not listed in manifest.json (ignored)")]
@@ -130,10 +134,29 @@ fn read_file(path: &Path, set: &mut DataSet, seen: &mut HashSet<String>) {
     set.report.files_read += 1;
     let problem = match std::fs::read(path) {
         Err(e) => FileProblem::Io(e.to_string()),
-        Ok(bytes) => match parse_events(&bytes) {
+        Ok(bytes) => match values(&bytes) {
             Err(e) => e.into(),
-            Ok(events) => {
-                for event in events {
+            Ok(values) => {
+                let several = values.len() > 1;
+                for (i, value) in values.into_iter().enumerate() {
+                    let event = match event_from_value(value) {
+                        Ok(event) => event,
+                        Err(error) => {
+                            let problem = if several {
+                                FileProblem::OneEvent {
+                                    index: i + 1,
+                                    error,
+                                }
+                            } else {
+                                error.into()
+                            };
+                            set.report.errors.push(FileError {
+                                path: path.to_owned(),
+                                problem,
+                            });
+                            continue;
+                        }
+                    };
                     if let Some(uuid) = &event.uuid {
                         if !seen.insert(uuid.clone()) {
                             set.report.errors.push(FileError {
@@ -154,6 +177,14 @@ fn read_file(path: &Path, set: &mut DataSet, seen: &mut HashSet<String>) {
         path: path.to_owned(),
         problem,
     });
+}
+
+/// The event objects of one file (any shape of [`crate::misp::event_values`], a byte-order
+/// mark skipped), each to be checked on its own.
+fn values(bytes: &[u8]) -> Result<Vec<serde_json::Value>, EventError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let value = serde_json::from_slice(bytes).map_err(|e| EventError::Json(e.to_string()))?;
+    event_values(value)
 }
 
 /// `*.json` files in `dir` (and below it when `recursive`), sorted for a stable order.

@@ -152,6 +152,39 @@ fn malformed_and_partial_data_is_reported_per_file_and_the_rest_is_used() {
         set.report.errors[0].problem,
         FileProblem::Duplicate(_)
     ));
+    // a file of several events, one of them bad in two fields: the bad one is reported with
+    // both fields, the others are used
+    let mut events: Vec<Value> = uuids[..3]
+        .iter()
+        .map(|uuid| {
+            let bytes = std::fs::read(src.join(format!("{uuid}.json"))).unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        })
+        .collect();
+    events[1]["Event"]["distribution"] = Value::from("everyone");
+    events[1]["Event"]["Attribute"][0]["to_ids"] = Value::from("perhaps");
+    let mixed = tempfile::tempdir().unwrap();
+    std::fs::write(
+        mixed.path().join("search.json"),
+        serde_json::to_vec(&serde_json::json!({ "response": events })).unwrap(),
+    )
+    .unwrap();
+    let set = load(mixed.path()).unwrap();
+    assert_eq!(set.events.len(), 2);
+    assert_eq!(set.report.errors.len(), 1);
+    let said = set.report.errors[0].to_string();
+    assert!(
+        said.contains("search.json: event 2 of the file: invalid event"),
+        "{said}"
+    );
+    assert!(
+        said.contains("Attribute[0].to_ids: expected a boolean"),
+        "{said}"
+    );
+    assert!(
+        said.contains("distribution: expected a non-negative integer"),
+        "{said}"
+    );
     // not a directory
     assert!(load(&feed.join("manifest.json")).is_err());
 }
