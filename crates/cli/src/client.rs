@@ -168,6 +168,15 @@ pub fn dp_plan_report(
     )
 }
 
+/// The standard deviation of one released cell's DP noise (every contributor's share of it);
+/// `None` without DP.
+pub fn noise_sd(status: &QueryStatus) -> Option<f64> {
+    let agreement = agreement_of(status).ok()?;
+    let plan = agreement.plan.dp.as_ref()?;
+    let shares = status.contributors.len().max(plan.institutions);
+    Some(plan.scale * (shares as f64).sqrt())
+}
+
 /// What a DP result cost and how noisy it is, in words; `None` without DP.
 pub fn dp_report(status: &QueryStatus) -> Option<String> {
     let agreement = agreement_of(status).ok()?;
@@ -307,27 +316,37 @@ pub fn rows(layout: &Layout, cells: &[i128]) -> Vec<(Vec<String>, i128)> {
     out
 }
 
-/// The result as CSV on standard output. A reader that stops early (`| head`) ends the
-/// output quietly: a closed pipe is not an error.
+/// The result as CSV on standard output (one column per dimension, then `value`). A reader
+/// that stops early (`| head`) ends the output quietly: a closed pipe is not an error.
 pub fn print_csv(layout: &Layout, cells: &[i128]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let mut write = || -> std::io::Result<()> {
+    let mut out = csv::WriterBuilder::new()
+        .flexible(false)
+        .from_writer(std::io::stdout().lock());
+    let mut write = || -> Result<(), csv::Error> {
         let header: Vec<&str> = layout.dimensions.iter().map(|d| d.name).collect();
-        writeln!(out, "{},value", header.join(","))?;
+        out.write_record(header.iter().copied().chain(["value"]))?;
         for (labels, v) in rows(layout, cells) {
-            let quoted: Vec<String> = labels
-                .iter()
-                .map(|l| format!("\"{}\"", l.replace('"', "\"\"")))
-                .collect();
-            let pad = header.len().saturating_sub(quoted.len());
-            writeln!(out, "{}{},{v}", quoted.join(","), ",".repeat(pad))?;
+            // a summary cell has one label: the other dimensions' columns stay empty
+            let pad = header.len().saturating_sub(labels.len());
+            let value = v.to_string();
+            out.write_record(
+                labels
+                    .iter()
+                    .map(String::as_str)
+                    .chain(std::iter::repeat_n("", pad))
+                    .chain([value.as_str()]),
+            )?;
         }
-        out.flush()
+        out.flush()?;
+        Ok(())
     };
     match write() {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
+        Ok(()) => Ok(()),
+        Err(e) => match e.into_kind() {
+            csv::ErrorKind::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            csv::ErrorKind::Io(e) => Err(e),
+            other => Err(std::io::Error::other(format!("{other:?}"))),
+        },
     }
 }
 
@@ -357,33 +376,46 @@ pub fn print_json(status: &QueryStatus, layout: &Layout, cells: &[i128]) {
     println!("{result}");
 }
 
-/// Non-zero cells — negative ones too, as DP noise makes them (the 24 largest in magnitude of a
-/// cross-table with more) — then summary cells.
-pub fn print_table(template: Template, layout: &Layout, cells: &[i128]) {
+/// The result as a table: every non-zero cell — negative ones too, as DP noise makes them —
+/// then the summary cells and the template's findings. A cross-table with more than 24
+/// non-zero cells shows its 24 largest in magnitude unless `all`.
+pub fn print_table(template: Template, layout: &Layout, cells: &[i128], all: bool) {
     let table = layout.table_cells();
-    let all = rows(layout, cells);
-    let (cross, summary) = all.split_at(table);
+    let rows = rows(layout, cells);
+    let (cross, summary) = rows.split_at(table);
     let mut shown: Vec<&(Vec<String>, i128)> = cross.iter().filter(|r| r.1 != 0).collect();
-    if layout.dimensions.len() > 1 && shown.len() > 24 {
+    if !all && layout.dimensions.len() > 1 && shown.len() > 24 {
         println!(
-            "  {} non-zero cells; the 24 largest in magnitude (all of them: --csv or --json):",
+            "  {} non-zero cells; the 24 largest in magnitude (all of them: --all, --csv or --json):",
             shown.len()
         );
         shown.sort_by_key(|r| std::cmp::Reverse(r.1.unsigned_abs()));
         shown.truncate(24);
     }
-    let header = layout
-        .dimensions
-        .iter()
-        .map(|d| d.name)
-        .collect::<Vec<_>>()
-        .join(" | ");
-    println!("  {header:<60} {:>9}", "value");
-    for (labels, v) in shown {
-        println!("  {:<60} {v:>9}", labels.join(" | "));
+    let columns = layout.dimensions.len();
+    let mut out = comfy_table::Table::new();
+    out.load_style(comfy_table::presets::NOTHING).set_header(
+        layout
+            .dimensions
+            .iter()
+            .map(|d| d.name.to_owned())
+            .chain(["value".to_owned()]),
+    );
+    for (labels, v) in shown.into_iter().chain(summary) {
+        let pad = columns.saturating_sub(labels.len());
+        out.add_row(
+            labels
+                .iter()
+                .cloned()
+                .chain(std::iter::repeat_n(String::new(), pad))
+                .chain([v.to_string()]),
+        );
     }
-    for (labels, v) in summary {
-        println!("  {:<60} {v:>9}", labels[0]);
+    if let Some(value) = out.column_mut(columns) {
+        value.set_cell_alignment(comfy_table::CellAlignment::Right);
+    }
+    for line in out.to_string().lines() {
+        println!(" {}", line.trim_end());
     }
     for finding in template.findings(layout, cells) {
         println!("  {finding}");
@@ -408,9 +440,10 @@ pub fn plot(
     let template = Template::by_id(&spec.template)?;
     let info = template.info();
     let mut caption = vec![
-        info.question.to_owned(),
         format!(
-            "query {}: window {} + {} months; k = {} institutions ({})",
+            "{} v{}, query {}: window {} + {} months; k = {} institutions ({})",
+            info.id,
+            info.version,
             status.query_id,
             spec.window_first,
             spec.window_months,
@@ -430,8 +463,9 @@ pub fn plot(
             chart: template.chart(),
             counts: template.counts(),
             cells,
-            title: format!("{} v{}", info.id, info.version),
+            title: info.question.to_owned(),
             caption,
+            noise_sd: noise_sd(status),
         },
     )?;
     Ok(())

@@ -23,6 +23,17 @@ pub struct DemoArgs {
     pub threshold: Option<usize>,
     /// Where the chart of every result goes.
     pub plots: PathBuf,
+    /// Results as JSON lines on standard output, the narrative on standard error.
+    pub json: bool,
+    /// Every non-zero cell of every table.
+    pub all: bool,
+}
+
+/// The demo's narrative: to standard output, or to standard error when the results are JSON.
+macro_rules! say {
+    ($json:expr, $($arg:tt)*) => {
+        if $json { eprintln!($($arg)*) } else { println!($($arg)*) }
+    };
 }
 
 /// The demo's institutions: name, sector (MISP sector galaxy) and kind of organisation.
@@ -83,14 +94,16 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
                     },
                 )?;
             }
-            println!(
+            say!(
+                args.json,
                 "MISP feeds for {n} institutions written by the generator under {}",
                 work.join("data").display()
             );
             (first, months)
         }
         Some(source) => {
-            split_by_creator(source, &work.join("data"), &institutions)?;
+            let said = split_by_creator(source, &work.join("data"), &institutions)?;
+            say!(args.json, "{said}");
             (
                 YearMonth::parse(args.from.as_deref().unwrap_or("2016-12"))
                     .ok_or("--from must be YYYY-MM")?,
@@ -140,14 +153,19 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let url = testbed
         .coordinator_url()
         .ok_or("the demo has a coordinator")?;
-    println!("  coordinator      on {url}");
+    say!(args.json, "  coordinator      on {url}");
     for (node, name) in testbed.nodes().zip(&institutions) {
-        println!("  {name:<16} {} on 127.0.0.1:{}", node.name, node.port);
+        say!(
+            args.json,
+            "  {name:<16} {} on 127.0.0.1:{}",
+            node.name,
+            node.port
+        );
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut researcher = client::connect(&url, "coordinator", &work, "researcher").await?;
-        println!("coordinator and {n} nodes up and enrolled in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
+        say!(args.json, "coordinator and {n} nodes up and enrolled in {:.1} s; window {first} + {months} months\n", started.elapsed().as_secs_f64());
         for template in TEMPLATES {
             let info = template.info();
             let started = Instant::now();
@@ -157,16 +175,20 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             client::sign(&mut spec, &work, "researcher")?;
             let submitted = researcher.submit(spec).await?.into_inner();
             let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;
-            println!("{} v{} — {}", info.id, info.version, info.question);
+            say!(args.json, "{} v{} — {}", info.id, info.version, info.question);
             if !status.is_released() {
                 return Err(format!("query {} {}: {}", status.query_id, status.phase_name(), status.detail).into());
             }
             let (layout, cells) = (client::layout_of(&status)?, client::cells_of(&status, &work, "researcher")?);
-            client::print_table(*template, &layout, &cells);
+            if args.json {
+                client::print_json(&status, &layout, &cells);
+            } else {
+                client::print_table(*template, &layout, &cells, args.all);
+            }
             for extension in ["png", "svg"] {
                 client::plot(&status, &layout, &cells, &args.plots.join(format!("{}.{extension}", info.id)))?;
             }
-            println!(
+            say!(args.json,
                 "  [query {}: {} institutions, sealed to the researcher's key, released by the shares of {}, smudging λ = {:.1} bits, {:.2} s]\n",
                 status.query_id,
                 status.institutions,
@@ -178,31 +200,31 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     drop(testbed);
-    println!(
+    say!(
+        args.json,
         "charts of every result (PNG and SVG) are in {}",
         args.plots.display()
     );
-    println!(
+    say!(
+        args.json,
         "all nodes stopped; certificates, configurations and logs were in {}",
         work.display()
     );
     Ok(())
 }
 
-/// Copies the event files under `source` into one directory per institution, grouping creator
-/// organisations (largest first) round-robin over the institutions.
 /// Splits real MISP data over the institutions by creator organisation (`Orgc`), reading what a
 /// node reads: feed directories (those with a `manifest.json`: the events it lists) and event
 /// exports below `source` in every shape the loader takes (an export, a REST answer, a list,
 /// a byte-order mark). Each event is written as its own export file in the directory of the
 /// institution its creator is assigned to, so a file mixing creators is split per event; what
 /// is skipped (files without events, files a manifest does not list, invalid events) is counted
-/// and printed.
+/// and said in the summary returned.
 fn split_by_creator(
     source: &Path,
     out: &Path,
     institutions: &[String],
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<String, Box<dyn std::error::Error>> {
     use std::collections::{BTreeMap, BTreeSet};
     // creator uuid → (event uuid, the event's own JSON object)
     let mut by_creator: BTreeMap<String, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
@@ -312,14 +334,13 @@ fn split_by_creator(
     if invalid > 0 {
         skipped.push(format!("{invalid} events were not valid MISP events"));
     }
-    println!(
+    Ok(format!(
         "{events} events of {} creator organisations, from {files} files, split over {} institutions under {}{}",
         creators.len(),
         institutions.len(),
         out.display(),
         skipped.iter().map(|s| format!("; {s}")).collect::<String>()
-    );
-    Ok(())
+    ))
 }
 
 #[cfg(test)]

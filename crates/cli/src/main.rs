@@ -101,6 +101,13 @@ enum Command {
         /// Where the chart of every result is written (PNG and SVG per template).
         #[arg(long, default_value = "concord-demo-plots")]
         plots: PathBuf,
+        /// Every result as one JSON object per line on standard output (as `query result
+        /// --json` gives it); the demo's narrative goes to standard error.
+        #[arg(long)]
+        json: bool,
+        /// Every non-zero cell of every table, however many.
+        #[arg(long, conflicts_with = "json")]
+        all: bool,
     },
 }
 
@@ -201,6 +208,9 @@ enum QueryCommand {
         csv: bool,
         #[arg(long)]
         json: bool,
+        /// Every non-zero cell in the table, however many.
+        #[arg(long, conflicts_with_all = ["csv", "json"])]
+        all: bool,
         /// Also draw the result as its template's chart into this file (.png or .svg).
         #[arg(long)]
         plot: Option<PathBuf>,
@@ -433,6 +443,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         wait,
                         csv,
                         json,
+                        all,
                         plot,
                     } => {
                         let status = if wait {
@@ -465,7 +476,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         } else if json {
                             client::print_json(&status, &layout, &cells);
                         } else {
-                            client::print_table(client::template_of(&status)?, &layout, &cells);
+                            client::print_table(client::template_of(&status)?, &layout, &cells, all);
                             println!(
                                 "  [{} institutions, smudging λ = {:.1} bits]",
                                 status.institutions, status.smudging_lambda
@@ -492,6 +503,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             months,
             threshold,
             plots,
+            json,
+            all,
         } => {
             demo::run(demo::DemoArgs {
                 work,
@@ -501,6 +514,8 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 months,
                 threshold,
                 plots,
+                json,
+                all,
             })?;
         }
         Command::Keys {

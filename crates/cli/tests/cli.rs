@@ -177,14 +177,23 @@ fn demo_runs_a_whole_deployment_of_node_processes() {
         work.path().to_str().unwrap(),
         "--plots",
         plots.to_str().unwrap(),
+        "--json",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    // with --json: one result per line on standard output, the narrative on standard error
+    let (results, stdout) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
     );
-    for t in concord_stats::TEMPLATES {
+    assert!(out.status.success(), "{results}\n{stdout}");
+    let results: Vec<serde_json::Value> = results
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), concord_stats::TEMPLATES.len());
+    for (t, result) in concord_stats::TEMPLATES.iter().zip(&results) {
+        assert_eq!(result["template"], t.info().id);
+        assert_eq!(result["institutions"], 3);
+        assert!(!result["rows"].as_array().unwrap().is_empty());
         assert!(
             stdout.contains(t.info().id),
             "{} missing from:\n{stdout}",
@@ -297,6 +306,21 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
         "{csv_text}"
     );
     assert_eq!(csv_text.lines().count(), 1 + 12 * 6 * 6);
+    // the table with --all: every non-zero cell, one line each, after the header
+    let non_zero = csv_text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(",0"))
+        .count();
+    let table = query(&["result", &ids[0], "--all"]);
+    let table_text = String::from_utf8_lossy(&table.stdout);
+    let rows = table_text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("month"))
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with("20"))
+        .count();
+    assert_eq!(rows, non_zero, "{table_text}");
     let watched = query(&["watch", &ids[1]]);
     assert!(
         watched.status.success() && String::from_utf8_lossy(&watched.stdout).contains("released"),
@@ -313,7 +337,10 @@ fn released_results_outlive_the_coordinator_and_read_as_csv_and_json() {
     );
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(
-        svg.contains("time-to-publish v1") && svg.contains("same day") && svg.contains("delay")
+        svg.contains("time-to-publish v1")
+            && svg.contains("How fast are events shared: delay from event date to publication")
+            && svg.contains("same day")
+            && svg.contains("delay")
     );
     let refused = query(&["result", &ids[3], "--plot", "chart.gif"]);
     assert!(
