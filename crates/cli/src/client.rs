@@ -86,6 +86,45 @@ pub fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// What a researcher asks, as the command line takes it.
+pub struct Terms<'a> {
+    pub template: &'a str,
+    pub from: &'a str,
+    pub months: u16,
+    pub min_institutions: u32,
+    /// Released public to the community (CKS) rather than sealed to the researcher's key.
+    pub public: bool,
+    pub epsilon: Option<f64>,
+    pub delta: f64,
+    pub publish: bool,
+}
+
+/// The query as submitted: its terms, DP checked, sealed to the researcher's result key (in
+/// `keys_dir`) unless public, stamped and signed with their certificate key (in `tls_dir`).
+pub fn prepared(
+    terms: &Terms,
+    keys_dir: &Path,
+    tls_dir: &Path,
+    name: &str,
+) -> Result<QuerySpec, Error> {
+    let mut spec = spec(
+        terms.template,
+        terms.from,
+        terms.months,
+        terms.min_institutions,
+    )?;
+    spec.publish = terms.publish;
+    if let Some(epsilon) = terms.epsilon {
+        check_dp(&spec, epsilon, terms.delta)?;
+        (spec.epsilon, spec.delta) = (epsilon, terms.delta);
+    }
+    if !terms.public {
+        spec.recipient_key = crate::keys::public_key(keys_dir, name, terms.template)?;
+    }
+    sign(&mut spec, tls_dir, name)?;
+    Ok(spec)
+}
+
 pub fn spec(
     template: &str,
     from: &str,

@@ -161,6 +161,31 @@ enum QueryCommand {
         #[arg(long)]
         publish: bool,
     },
+    /// For an outside client (docs/clients.md): the query `submit` would send — stamped with a
+    /// nonce and expiry, sealed to your result key unless --public, signed with your
+    /// certificate key — written to standard output as a protobuf-encoded `QuerySpec`, for
+    /// the client to submit over its own gRPC connection. Nothing is sent.
+    Prepare {
+        #[arg(long)]
+        template: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value_t = 12)]
+        months: u16,
+        #[arg(long, default_value_t = 3)]
+        min_institutions: u32,
+        #[arg(long)]
+        public: bool,
+        #[arg(long)]
+        epsilon: Option<f64>,
+        #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
+        delta: f64,
+    },
+    /// For an outside client (docs/clients.md): a released query's status, protobuf-encoded
+    /// `QueryStatus` as the coordinator's `Get` answers it, read from standard input; its
+    /// result — a sealed one opened with your result key — written as JSON, as `result --json`
+    /// does. Nothing is sent.
+    Open,
     /// Publish a released result, submitted with --publish, to a MISP instance as an event
     /// holding a report object with the table and the query's metadata.
     Publish {
@@ -331,6 +356,61 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             command,
         } => {
             let keys_dir = connection.keys_dir.as_ref().unwrap_or(&connection.tls_dir);
+            // what an outside client asks of this binary: nothing goes over the network
+            match command {
+                QueryCommand::Prepare {
+                    template,
+                    from,
+                    months,
+                    min_institutions,
+                    public,
+                    epsilon,
+                    delta,
+                } => {
+                    let spec = client::prepared(
+                        &client::Terms {
+                            template: &template,
+                            from: &from,
+                            months,
+                            min_institutions,
+                            public,
+                            epsilon,
+                            delta,
+                            publish: false,
+                        },
+                        keys_dir,
+                        &connection.tls_dir,
+                        &connection.name,
+                    )?;
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&prost::Message::encode_to_vec(&spec))?;
+                    out.flush()?;
+                    return Ok(());
+                }
+                QueryCommand::Open => {
+                    use std::io::Read;
+                    let mut bytes = Vec::new();
+                    std::io::stdin().read_to_end(&mut bytes)?;
+                    let status: concord_api::v1::QueryStatus =
+                        prost::Message::decode(bytes.as_slice()).map_err(|e| {
+                            format!("standard input is not a protobuf-encoded QueryStatus: {e}")
+                        })?;
+                    if !status.is_released() {
+                        return Err(format!(
+                            "query {} is {}, not released",
+                            status.query_id,
+                            status.phase_name()
+                        )
+                        .into());
+                    }
+                    let layout = client::layout_of(&status)?;
+                    let cells = client::cells_of(&status, keys_dir, &connection.name)?;
+                    client::print_json(&status, &layout, &cells);
+                    return Ok(());
+                }
+                _ => {}
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let mut client = client::connect(
@@ -341,6 +421,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await?;
                 match command {
+                    QueryCommand::Prepare { .. } | QueryCommand::Open => {
+                        unreachable!("answered above, without a connection")
+                    }
                     QueryCommand::Submit {
                         template,
                         from,
@@ -351,17 +434,21 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         delta,
                         publish,
                     } => {
-                        let mut spec = client::spec(&template, &from, months, min_institutions)?;
-                        spec.publish = publish;
-                        if let Some(epsilon) = epsilon {
-                            client::check_dp(&spec, epsilon, delta)?;
-                            (spec.epsilon, spec.delta) = (epsilon, delta);
-                        }
-                        if !public {
-                            spec.recipient_key =
-                                keys::public_key(keys_dir, &connection.name, &template)?;
-                        }
-                        client::sign(&mut spec, &connection.tls_dir, &connection.name)?;
+                        let spec = client::prepared(
+                            &client::Terms {
+                                template: &template,
+                                from: &from,
+                                months,
+                                min_institutions,
+                                public,
+                                epsilon,
+                                delta,
+                                publish,
+                            },
+                            keys_dir,
+                            &connection.tls_dir,
+                            &connection.name,
+                        )?;
                         let status = client.submit(spec).await?.into_inner();
                         println!("{}", status.query_id);
                     }

@@ -1,0 +1,140 @@
+"""The Python client against a real deployment: a coordinator and three node processes on
+loopback (made by ``concord demo``, started again here), over mutual TLS."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from concord_client import ROOT, ConcordError, Researcher, pb, phase_name
+
+
+def binaries() -> Path:
+    if "CONCORD_BIN" in os.environ:
+        return Path(os.environ["CONCORD_BIN"])
+    for profile in ("release", "debug"):
+        path = ROOT / "target" / profile
+        if (path / "concord").is_file() and (path / "concord-node").is_file():
+            return path
+    raise RuntimeError("build the binaries first: cargo build --release --bins")
+
+
+def wait_ready(listen: str, process: subprocess.Popen, log: Path):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://{listen}/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{listen} never ready: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    bin_dir = binaries()
+    work = tmp_path_factory.mktemp("deployment")
+    demo = subprocess.run(
+        [bin_dir / "concord", "demo", "--nodes", "3", "--work", work, "--plots", work / "plots"],
+        capture_output=True,
+    )
+    assert demo.returncode == 0, demo.stderr.decode()
+    started = []
+    try:
+        names = ["coordinator"] + (work / "nodes.txt").read_text().split()
+        for name in names:
+            binary = "concord-coordinator" if name == "coordinator" else "concord-node"
+            config = work / f"{name}.toml"
+            log = work / f"{name}.python.log"
+            process = subprocess.Popen(
+                [bin_dir / binary, "--config", config],
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("w"),
+            )
+            started.append(process)
+            settings = tomllib.loads(config.read_text())
+            wait_ready(settings["operations"]["listen"], process, log)
+        listen = tomllib.loads((work / "coordinator.toml").read_text())["listen"]
+        researcher = Researcher(
+            f"https://{listen}", tls_dir=work, name="researcher", concord=str(bin_dir / "concord")
+        )
+        deadline = time.time() + 60
+        while len(researcher.members()) < 3:
+            assert time.time() < deadline, "the nodes never enrolled"
+            time.sleep(0.2)
+        yield researcher, work, bin_dir
+        researcher.close()
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGINT)
+        for process in started:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def test_a_sealed_query_submitted_followed_and_opened_equals_the_cli_result(deployment):
+    researcher, work, bin_dir = deployment
+    query = researcher.submit("events-by-month-tlp-distribution", start="2025-01", months=12)
+    assert query.startswith("q-")
+    phases = [phase_name(s) for s in researcher.watch(query)]
+    assert phases[-1] == "released", phases
+    assert phases == sorted(set(phases), key=phases.index), "phases only move forward"
+    # the coordinator holds only the sealed ciphertexts: no cell in the clear
+    status = researcher.status(query)
+    assert status.sealed and not status.cells
+    assert list(status.spec.recipient_key) == list(
+        (work / "researcher.ADD-8192.pk").read_bytes()
+    )
+    # opened by this client (through `concord query open`) = what the CLI prints itself
+    opened = researcher.result(query)
+    cli = subprocess.run(
+        [bin_dir / "concord", "query", "--coordinator", researcher.coordinator, "--tls-dir", work,
+         "--name", "researcher", "result", query, "--json"],
+        capture_output=True,
+    )
+    assert cli.returncode == 0, cli.stderr.decode()
+    assert opened["rows"] == json.loads(cli.stdout)["rows"]
+    assert opened["institutions"] == 3 and opened["window"] == {"first": "2025-01", "months": 12}
+    # a pandas table: a column per dimension, then value; one row per cell
+    table = researcher.table(query)
+    assert list(table.columns) == ["month", "tlp", "distribution", "value"]
+    assert len(table) == len(opened["rows"]) == 12 * 6 * 6
+    assert table["value"].sum() == sum(r["value"] for r in opened["rows"]) > 0
+    assert table.groupby("tlp")["value"].sum()["clear"] > 0
+    assert query in [q.query_id for q in researcher.queries()]
+
+
+def test_refusals_come_back_in_words(deployment):
+    researcher, _, _ = deployment
+    with pytest.raises(ConcordError, match="min_institutions 5 but 3 institutions are enrolled"):
+        researcher.submit("time-to-publish", start="2025-01", min_institutions=5)
+    with pytest.raises(ConcordError, match="not-a-template"):
+        researcher.submit("not-a-template", start="2025-01")
+    with pytest.raises(ConcordError, match="not_found"):
+        researcher.status("q-0000000000000000")
+
+
+def test_a_dp_query_shows_in_the_budget(deployment):
+    researcher, _, _ = deployment
+    query = researcher.submit(
+        "events-by-month-tlp-distribution", start="2025-01", months=6, epsilon=0.5
+    )
+    final = list(researcher.watch(query))[-1]
+    assert phase_name(final) == "released", final.detail
+    budget = researcher.budget()
+    assert not budget.unreachable
+    assert sorted(n.node for n in budget.nodes) == ["node-1", "node-2", "node-3"]
+    for node in budget.nodes:
+        (spent,) = [s for s in node.spent if s.unit == "event"]
+        assert spent.queries == 1 and 0 < spent.epsilon_spent < node.epsilon_budget
+    assert pb.QUERY_PHASE_RELEASED == final.phase
