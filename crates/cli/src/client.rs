@@ -86,16 +86,33 @@ pub fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-/// What a researcher asks, as the command line takes it.
-pub struct Terms<'a> {
-    pub template: &'a str,
-    pub from: &'a str,
+/// What a researcher asks, as the command line takes it (`query submit` and `query prepare`).
+#[derive(clap::Args)]
+pub struct Terms {
+    /// A template id (see `concord templates`).
+    #[arg(long)]
+    pub template: String,
+    /// First month of the window (YYYY-MM).
+    #[arg(long)]
+    pub from: String,
+    #[arg(long, default_value_t = 12)]
     pub months: u16,
+    #[arg(long, default_value_t = 3)]
     pub min_institutions: u32,
-    /// Released public to the community (CKS) rather than sealed to the researcher's key.
+    /// A result public to the community (joint decryption), where the nodes' policies allow
+    /// it; by default the result is sealed to this researcher's key.
+    #[arg(long)]
     pub public: bool,
+    /// Differential privacy: the result is (ε, δ)-DP for one event (every node adds its
+    /// share of discrete Gaussian noise). Spent from each node's budget for you.
+    #[arg(long)]
     pub epsilon: Option<f64>,
+    /// δ of a DP query.
+    #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
     pub delta: f64,
+    /// Ask to publish the result to the community's MISP instance (`query publish`): only
+    /// nodes whose policy allows publication agree.
+    #[arg(long)]
     pub publish: bool,
 }
 
@@ -108,8 +125,8 @@ pub fn prepared(
     name: &str,
 ) -> Result<QuerySpec, Error> {
     let mut spec = spec(
-        terms.template,
-        terms.from,
+        &terms.template,
+        &terms.from,
         terms.months,
         terms.min_institutions,
     )?;
@@ -119,7 +136,7 @@ pub fn prepared(
         (spec.epsilon, spec.delta) = (epsilon, terms.delta);
     }
     if !terms.public {
-        spec.recipient_key = crate::keys::public_key(keys_dir, name, terms.template)?;
+        spec.recipient_key = crate::keys::public_key(keys_dir, name, &terms.template)?;
     }
     sign(&mut spec, tls_dir, name)?;
     Ok(spec)

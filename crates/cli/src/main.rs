@@ -135,51 +135,16 @@ struct Connection {
 enum QueryCommand {
     /// Submit a query; prints its id.
     Submit {
-        /// A template id (see `concord templates`).
-        #[arg(long)]
-        template: String,
-        /// First month of the window (YYYY-MM).
-        #[arg(long)]
-        from: String,
-        #[arg(long, default_value_t = 12)]
-        months: u16,
-        #[arg(long, default_value_t = 3)]
-        min_institutions: u32,
-        /// A result public to the community (joint decryption), where the nodes' policies allow
-        /// it; by default the result is sealed to this researcher's key.
-        #[arg(long)]
-        public: bool,
-        /// Differential privacy: the result is (ε, δ)-DP for one event (every node adds its
-        /// share of discrete Gaussian noise). Spent from each node's budget for you.
-        #[arg(long)]
-        epsilon: Option<f64>,
-        /// δ of a DP query.
-        #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
-        delta: f64,
-        /// Ask to publish the result to the community's MISP instance (`query publish`): only
-        /// nodes whose policy allows publication agree.
-        #[arg(long)]
-        publish: bool,
+        #[command(flatten)]
+        terms: client::Terms,
     },
     /// For an outside client (docs/clients.md): the query `submit` would send — stamped with a
     /// nonce and expiry, sealed to your result key unless --public, signed with your
     /// certificate key — written to standard output as a protobuf-encoded `QuerySpec`, for
     /// the client to submit over its own gRPC connection. Nothing is sent.
     Prepare {
-        #[arg(long)]
-        template: String,
-        #[arg(long)]
-        from: String,
-        #[arg(long, default_value_t = 12)]
-        months: u16,
-        #[arg(long, default_value_t = 3)]
-        min_institutions: u32,
-        #[arg(long)]
-        public: bool,
-        #[arg(long)]
-        epsilon: Option<f64>,
-        #[arg(long, default_value_t = 1e-6, requires = "epsilon")]
-        delta: f64,
+        #[command(flatten)]
+        terms: client::Terms,
     },
     /// For an outside client (docs/clients.md): a released query's status, protobuf-encoded
     /// `QueryStatus` as the coordinator's `Get` answers it, read from standard input; its
@@ -358,30 +323,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let keys_dir = connection.keys_dir.as_ref().unwrap_or(&connection.tls_dir);
             // what an outside client asks of this binary: nothing goes over the network
             match command {
-                QueryCommand::Prepare {
-                    template,
-                    from,
-                    months,
-                    min_institutions,
-                    public,
-                    epsilon,
-                    delta,
-                } => {
-                    let spec = client::prepared(
-                        &client::Terms {
-                            template: &template,
-                            from: &from,
-                            months,
-                            min_institutions,
-                            public,
-                            epsilon,
-                            delta,
-                            publish: false,
-                        },
-                        keys_dir,
-                        &connection.tls_dir,
-                        &connection.name,
-                    )?;
+                QueryCommand::Prepare { terms } => {
+                    let spec =
+                        client::prepared(&terms, keys_dir, &connection.tls_dir, &connection.name)?;
                     use std::io::Write;
                     let mut out = std::io::stdout().lock();
                     out.write_all(&prost::Message::encode_to_vec(&spec))?;
@@ -424,27 +368,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     QueryCommand::Prepare { .. } | QueryCommand::Open => {
                         unreachable!("answered above, without a connection")
                     }
-                    QueryCommand::Submit {
-                        template,
-                        from,
-                        months,
-                        min_institutions,
-                        public,
-                        epsilon,
-                        delta,
-                        publish,
-                    } => {
+                    QueryCommand::Submit { terms } => {
                         let spec = client::prepared(
-                            &client::Terms {
-                                template: &template,
-                                from: &from,
-                                months,
-                                min_institutions,
-                                public,
-                                epsilon,
-                                delta,
-                                publish,
-                            },
+                            &terms,
                             keys_dir,
                             &connection.tls_dir,
                             &connection.name,
