@@ -12,6 +12,8 @@
 //! | `publish` | released results published to MISP |
 //! | `recovery` | the coordinator killed mid-query and resumed; hung and killed nodes |
 //! | `threshold` | 8 of 16 with churn; shares of a query given once, for one active set |
+//! | `operations` | metrics, the operator's views, budgets, limits per researcher, MISP refresh |
+//! | `walkthrough` | the README's first deployment by hand, run verbatim |
 
 use concord_testbed::{binaries_beside_tests, Testbed};
 use std::path::{Path, PathBuf};
