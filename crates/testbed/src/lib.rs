@@ -141,14 +141,23 @@ pub fn binaries_beside_tests() -> PathBuf {
     }
 }
 
-/// A free port on loopback (bound and released: good enough for a local deployment).
+/// A free port on loopback (bound and released: good enough for a local deployment), never
+/// one this process was given before: the kernel may hand a released port out again at once,
+/// and a deployment takes two ports per node before any process binds them.
 pub fn free_port() -> Result<u16, TestbedError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(io(Path::new("127.0.0.1:0")))?;
-    Ok(listener
-        .local_addr()
-        .map_err(io(Path::new("127.0.0.1:0")))?
-        .port())
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(io(Path::new("127.0.0.1:0")))?;
+        let port = listener
+            .local_addr()
+            .map_err(io(Path::new("127.0.0.1:0")))?
+            .port();
+        if GIVEN.lock().expect("ports lock").insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// A node of a running deployment.
@@ -381,6 +390,13 @@ impl Testbed {
     /// The process id of node `i`, while it runs.
     pub fn node_pid(&self, i: usize) -> Option<u32> {
         self.nodes[i].1.child.as_ref().map(Child::id)
+    }
+
+    /// The coordinator's process id, while it runs.
+    pub fn coordinator_pid(&self) -> Option<u32> {
+        self.coordinator
+            .as_ref()
+            .and_then(|(_, p)| p.child.as_ref().map(Child::id))
     }
 
     /// A process's log of its latest start.
