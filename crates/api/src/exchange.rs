@@ -4,23 +4,30 @@
 //!
 //! Every node keeps a static X25519 **exchange key** beside its key shares and publishes its
 //! public half signed with its certificate key ([`ExchangeKey`]), so the coordinator relaying
-//! it cannot substitute its own. A secret is **sealed** ECIES-style (the shape of HPKE's base
-//! mode): a fresh ephemeral X25519 key, HKDF-SHA256 over the shared secret, both public keys and
-//! the context, then ChaCha20-Poly1305 with the context as associated data. The sender signs the
-//! sealed message with its certificate key, so the recipient knows which institution it comes
-//! from; the coordinator can neither read nor forge it, and a message sealed for another
-//! context (another setup, sender or recipient) does not open.
+//! it cannot substitute its own. A secret is **sealed** with HPKE (RFC 9180, the `hpke` crate)
+//! in base mode: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305, with the info
+//! string binding the domain and the context (setup, sender and recipient) and the context as
+//! associated data. The sender signs the sealed message with its certificate key, so the
+//! recipient knows which institution it comes from; the coordinator can neither read nor forge
+//! it, and a message sealed for another context (another setup, sender or recipient) does not
+//! open.
 
 use crate::pki::{Identity, PkiError, Role};
 use crate::submission::{sign_bytes, verify_signed};
 use crate::v1::{ExchangeKey, SealedSecret};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+use hpke::aead::ChaCha20Poly1305;
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
 use ring::rand::{SecureRandom, SystemRandom};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 const KEY_DOMAIN: &[u8] = b"concord/exchange-key/v1\0";
-const SEAL_DOMAIN: &[u8] = b"concord/sealed-secret/v1\0";
+/// v2: HPKE (v1 was a hand-made ECIES of the same primitives).
+const SEAL_DOMAIN: &[u8] = b"concord/sealed-secret/v2\0";
+
+type Kem = X25519HkdfSha256;
 
 /// A node's static exchange secret (zeroized on drop).
 pub struct ExchangeSecret(StaticSecret);
@@ -76,14 +83,9 @@ pub fn verify_exchange_key(ca_pem: &str, key: &ExchangeKey) -> Result<Identity, 
     )
 }
 
-fn cipher(shared: &[u8; 32], ephemeral: &[u8], recipient: &[u8], context: &[u8]) -> LessSafeKey {
-    let salt = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, SEAL_DOMAIN);
-    let prk = salt.extract(shared);
-    let info = [ephemeral, recipient, context];
-    let okm = prk
-        .expand(&info, &CHACHA20_POLY1305)
-        .expect("one key's worth of output");
-    LessSafeKey::new(UnboundKey::from(okm))
+/// HPKE's info string: the domain and the full context.
+fn info(context: &[u8]) -> Vec<u8> {
+    [SEAL_DOMAIN, context].concat()
 }
 
 /// The full context: the caller's, and the sender's and recipient's party numbers.
@@ -118,18 +120,17 @@ pub fn seal(
         .as_slice()
         .try_into()
         .map_err(|_| PkiError::Certificate("an exchange key is 32 bytes".into()))?;
-    let ephemeral = StaticSecret::from(*random32());
-    let ephemeral_public = PublicKey::from(&ephemeral).to_bytes();
-    let shared = Zeroizing::new(ephemeral.diffie_hellman(&PublicKey::from(their)).to_bytes());
-    let key = cipher(&shared, &ephemeral_public, &their, context);
-    let mut ciphertext = secret.to_vec();
-    // the key is used for this one message: a constant nonce is safe
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key([0; 12]),
-        Aad::from(context),
-        &mut ciphertext,
+    let recipient_key = <Kem as hpke::Kem>::PublicKey::from_bytes(&their)
+        .map_err(|e| PkiError::Certificate(format!("an exchange key: {e}")))?;
+    let (encapsulated, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem>(
+        &OpModeS::Base,
+        &recipient_key,
+        &info(context),
+        secret,
+        context,
     )
-    .map_err(|_| PkiError::Certificate("sealing failed".into()))?;
+    .map_err(|e| PkiError::Certificate(format!("sealing failed: {e}")))?;
+    let ephemeral_public = encapsulated.to_bytes();
     let mut sealed = SealedSecret {
         certificate: certificate_der.to_vec(),
         ephemeral: ephemeral_public.to_vec(),
@@ -159,32 +160,28 @@ pub fn open(
         &signed_part(sealed, context),
         &sealed.signature,
     )?;
-    let ephemeral: [u8; 32] = sealed
-        .ephemeral
-        .as_slice()
-        .try_into()
-        .map_err(|_| PkiError::Certificate("an ephemeral key is 32 bytes".into()))?;
-    let shared = Zeroizing::new(
-        mine.0
-            .diffie_hellman(&PublicKey::from(ephemeral))
-            .to_bytes(),
-    );
-    let key = cipher(&shared, &ephemeral, &mine.public(), context);
-    let mut plaintext = Zeroizing::new(sealed.ciphertext.clone());
-    let opened = key
-        .open_in_place(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(context),
-            plaintext.as_mut_slice(),
-        )
-        .map_err(|_| {
-            PkiError::Certificate(format!(
-                "a secret sealed by {} does not open (another recipient or context)",
-                sender.name
-            ))
-        })?
-        .len();
-    plaintext.truncate(opened);
+    let malformed = |what: &str, e: hpke::HpkeError| {
+        PkiError::Certificate(format!("a sealed secret's {what}: {e}"))
+    };
+    let encapsulated = <Kem as hpke::Kem>::EncappedKey::from_bytes(&sealed.ephemeral)
+        .map_err(|e| malformed("ephemeral key", e))?;
+    let secret = <Kem as hpke::Kem>::PrivateKey::from_bytes(mine.to_bytes().as_slice())
+        .map_err(|e| malformed("recipient key", e))?;
+    let plaintext = hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
+        &OpModeR::Base,
+        &secret,
+        &encapsulated,
+        &info(context),
+        &sealed.ciphertext,
+        context,
+    )
+    .map(Zeroizing::new)
+    .map_err(|_| {
+        PkiError::Certificate(format!(
+            "a secret sealed by {} does not open (another recipient or context)",
+            sender.name
+        ))
+    })?;
     Ok((sender, plaintext))
 }
 
