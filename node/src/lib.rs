@@ -98,40 +98,41 @@ fn views(service: std::sync::Arc<service::NodeService>) -> axum::Router {
 }
 
 /// Enrols with the coordinator at `url`, telling it to reach this node at `advertise`,
-/// retrying (1 s, doubling up to 30 s) until it answers.
+/// retrying until it answers (exponential backoff from 1 s to 30 s, with jitter).
 async fn enrol(
     link: config::CoordinatorLink,
     (url, advertise): (String, String),
     pems: concord_api::tls::TlsPems,
 ) {
-    let mut wait = std::time::Duration::from_secs(1);
-    loop {
+    use backon::Retryable;
+    let attempt = || async {
         let tls = client_config(&pems.ca, &pems.certificate, &pems.key, &link.name);
-        let attempt = async {
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                .tls_config(tls)?
-                .connect()
-                .await?;
-            let member = CoordinatorClient::new(channel)
-                .enrol(Enrolment {
-                    url: advertise.clone(),
-                })
-                .await?
-                .into_inner();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(member)
-        };
-        match attempt.await {
-            Ok(member) => {
-                tracing::info!(coordinator = %url, name = %member.name, party = member.party, "enrolled");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(coordinator = %url, "enrolment failed, retrying in {} s: {e}", wait.as_secs());
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(std::time::Duration::from_secs(30));
-            }
-        }
-    }
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+            .tls_config(tls)?
+            .connect()
+            .await?;
+        let member = CoordinatorClient::new(channel)
+            .enrol(Enrolment {
+                url: advertise.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(member)
+    };
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_secs(1))
+        .with_max_delay(std::time::Duration::from_secs(30))
+        .without_max_times()
+        .with_jitter();
+    let member = attempt
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .notify(|e, wait| {
+            tracing::warn!(coordinator = %url, "enrolment failed, retrying in {:.0} s: {e}", wait.as_secs_f64());
+        })
+        .await
+        .expect("retried without end");
+    tracing::info!(coordinator = %url, name = %member.name, party = member.party, "enrolled");
 }
 
 /// Loads the configuration, checks data and keys, and serves until `shutdown` resolves.

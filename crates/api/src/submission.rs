@@ -39,8 +39,7 @@ pub fn query_id(spec: &QuerySpec) -> String {
     h.update(QUERY_ID);
     h.update(spec.encode_to_vec());
     let digest = h.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("q-{hex}")
+    format!("q-{}", hex::encode(&digest[..8]))
 }
 
 /// Why a query's id or expiry is not acceptable at time `now`; `None` when they are.

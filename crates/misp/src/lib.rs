@@ -10,7 +10,7 @@
 //! - **Publishing back** ([`MispApi::publish`]): a released result, with the community's
 //!   agreement, becomes a MISP event (`POST /events/add`).
 //!
-//! Every request has a timeout. Reads are retried with exponential backoff after connection
+//! Every request has a timeout. Reads are retried with exponential backoff and jitter (`backon`) after connection
 //! failures, timeouts, HTTP 429 and 5xx; other answers are not retried (a refused API key is
 //! reported at once, with MISP's own message), and neither is publishing, which is not
 //! idempotent. TLS is verified: against the CA file given for the MISP server (only it is
@@ -300,12 +300,12 @@ impl MispApi {
         retry: bool,
         retried: &mut u32,
     ) -> Result<Vec<u8>, MispApiError> {
+        use backon::Retryable;
         let endpoint = format!("{}/{path}", self.base);
         let url = || self.config.url.clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = !retry || attempt > self.config.retries;
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let once = || async {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             let answer = self
                 .http
                 .post(&endpoint)
@@ -320,43 +320,52 @@ impl MispApi {
                 attempts: attempt,
                 reason: transport_reason(e),
             };
-            let failure = match answer {
-                Err(e) => transport(&e),
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    match response.bytes().await {
-                        Err(e) => transport(&e),
-                        Ok(bytes) if (200..300).contains(&status) => return Ok(bytes.to_vec()),
-                        Ok(bytes) if status == 401 || status == 403 => {
-                            return Err(MispApiError::Auth {
-                                url: url(),
-                                status,
-                                message: misp_message(&bytes),
-                            })
-                        }
-                        Ok(bytes) => {
-                            let error = MispApiError::Http {
-                                url: url(),
-                                request: request.into(),
-                                status,
-                                attempts: attempt,
-                                message: misp_message(&bytes),
-                            };
-                            if !(status == 429 || status >= 500) {
-                                return Err(error); // the request itself is wrong: no retry
-                            }
-                            error
-                        }
-                    }
-                }
-            };
-            if last {
-                return Err(failure);
+            let response = answer.map_err(|e| transport(&e))?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.map_err(|e| transport(&e))?;
+            match status {
+                200..=299 => Ok(bytes.to_vec()),
+                401 | 403 => Err(MispApiError::Auth {
+                    url: url(),
+                    status,
+                    message: misp_message(&bytes),
+                }),
+                _ => Err(MispApiError::Http {
+                    url: url(),
+                    request: request.into(),
+                    status,
+                    attempts: attempt,
+                    message: misp_message(&bytes),
+                }),
             }
-            *retried += 1;
-            tracing::warn!("{failure}; retrying");
-            tokio::time::sleep(Duration::from_millis(250 << (attempt - 1).min(6))).await;
-        }
+        };
+        // exponential backoff from 250 ms, with jitter, after what a later try may cure:
+        // transport failures, 429 and 5xx (never a refused key or a wrong request)
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(250))
+            .with_max_delay(Duration::from_secs(16))
+            .with_max_times(if retry {
+                self.config.retries as usize
+            } else {
+                0
+            })
+            .with_jitter();
+        let mut tries = 0u32;
+        let result = once
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e| match e {
+                MispApiError::Transport { .. } => true,
+                MispApiError::Http { status, .. } => *status == 429 || *status >= 500,
+                _ => false,
+            })
+            .notify(|failure, _| {
+                tries += 1;
+                tracing::warn!("{failure}; retrying");
+            })
+            .await;
+        *retried += tries;
+        result
     }
 }
 
@@ -454,12 +463,10 @@ mod pinned {
     /// A client configuration that accepts only the certificate of fingerprint `pin`; the
     /// handshake's signatures are still checked against that certificate's key.
     pub fn client_config(pin: &str) -> Result<rustls::ClientConfig, MispApiError> {
-        let hex: String = pin.chars().filter(|c| *c != ':').collect();
-        let digest = (0..hex.len())
-            .step_by(2)
-            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-            .collect::<Option<Vec<u8>>>()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        let digits: String = pin.chars().filter(|c| *c != ':').collect();
+        let digest: [u8; 32] = hex::decode(digits)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| {
                 MispApiError::Config(format!(
                     "pin_sha256 {pin:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)"

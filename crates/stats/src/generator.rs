@@ -341,21 +341,9 @@ fn add_context(rng: &mut SplitMix, event: &mut Value, attributes: &mut [Value], 
     }
 }
 
-/// The date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`).
+/// The date `days` after 1970-01-01.
 fn civil_from_days(days: i64) -> Date {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    Date {
-        year: (yoe + era * 400 + (month <= 2) as i64) as i32,
-        month,
-        day,
-    }
+    Date::from_days_since_epoch(days).expect("generated dates are within the years ±9999")
 }
 
 #[cfg(test)]

@@ -11,6 +11,16 @@
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+impl From<time::Date> for Date {
+    fn from(date: time::Date) -> Self {
+        Self {
+            year: date.year(),
+            month: u8::from(date.month()),
+            day: date.day(),
+        }
+    }
+}
+
 /// A calendar date (`YYYY-MM-DD`), validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date {
@@ -19,37 +29,35 @@ pub struct Date {
     pub day: u8,
 }
 
+/// 1970-01-01 as a Julian day number.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
 impl Date {
+    /// `YYYY-MM-DD` (anything after the day, such as a time, is ignored), a real calendar day
+    /// (the `time` crate's proleptic Gregorian calendar).
     pub fn parse(s: &str) -> Option<Self> {
         let mut it = s.trim().splitn(3, '-');
         let year: i32 = it.next()?.parse().ok()?;
         let month: u8 = it.next()?.parse().ok()?;
         let day: u8 = it.next()?.get(..2)?.parse().ok()?;
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let days_in_month = match month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if leap => 29,
-            2 => 28,
-            _ => return None,
-        };
-        (1..=days_in_month)
-            .contains(&day)
-            .then_some(Self { year, month, day })
+        let date =
+            time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+        Some(Self::from(date))
     }
 
-    /// Days since 1970-01-01 (proleptic Gregorian; H. Hinnant's `days_from_civil`).
+    /// Days since 1970-01-01.
     pub fn days_since_epoch(&self) -> i64 {
-        let (y, m, d) = (
-            self.year as i64 - (self.month <= 2) as i64,
-            self.month as i64,
-            self.day as i64,
-        );
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        let date = time::Month::try_from(self.month)
+            .ok()
+            .and_then(|m| time::Date::from_calendar_date(self.year, m, self.day).ok())
+            .expect("a Date holds a real calendar day");
+        i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY
+    }
+
+    /// The date `days` after 1970-01-01 (`None` outside the years ±9999).
+    pub fn from_days_since_epoch(days: i64) -> Option<Self> {
+        let julian = i32::try_from(days + UNIX_EPOCH_JULIAN_DAY).ok()?;
+        time::Date::from_julian_day(julian).ok().map(Self::from)
     }
 
     /// Months since January of year 0, for monthly buckets.
