@@ -10,6 +10,7 @@
 pub mod catalogue;
 pub mod describe_types;
 pub mod generator;
+pub mod indicators;
 pub mod layout;
 pub mod misp;
 pub mod page;
