@@ -198,6 +198,27 @@ fn operators_and_researchers_see_what_happened() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // its data gone, a refresh fails: the node keeps the last good data, and says so
+    let gone = path.with_extension("gone");
+    std::fs::rename(&path, &gone).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = metrics(node_1);
+        if sample(&m, "concord_misp_refreshes_total", "outcome=\"failed\"").is_some() {
+            assert_eq!(
+                sample(&m, "concord_misp_events", ""),
+                Some((before - 1) as f64)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed refresh counted: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(d
+        .testbed
+        .log("node-1")
+        .contains("keeping the last snapshot"));
+    std::fs::rename(&gone, &path).unwrap();
 }
 
 #[test]

@@ -17,11 +17,11 @@
 
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::QuerySpec;
+use concord_benches::{generated_institutions, usage, Usage, EVENTS_PER_INSTITUTION};
 use concord_coordinator::store::QueryStore;
 use concord_coordinator::{Coordinator, StepReport};
-use concord_stats::generator::{organisation_uuid, write_feed, Profile};
 use concord_stats::{Template, YearMonth};
-use concord_testbed::{binaries_beside_tests, Institution, Setup, Testbed};
+use concord_testbed::{binaries_beside_tests, Setup, Testbed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,41 +56,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-/// CPU time of every thread of a process, and its resident-set high-water mark.
-#[derive(Clone, Copy, Default)]
-struct Usage {
-    cpu: Duration,
-    peak_kib: u64,
-}
-
-fn usage(pid: u32) -> Usage {
-    let mut cpu = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-                cpu += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|x| x.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    let peak_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0);
-    Usage {
-        cpu: Duration::from_nanos(cpu),
-        peak_kib,
-    }
 }
 
 /// Resets a process's peak-memory mark; false where the kernel does not allow it.
@@ -139,34 +104,8 @@ fn main() {
 
     // N nodes with generated feeds, each a process started by the testbed; the coordinator
     // runs here
-    let names: Vec<String> = (1..=args.nodes).map(|i| format!("node-{i}")).collect();
-    let orgs: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), organisation_uuid(n)))
-        .collect();
-    let mut institutions = Vec::new();
-    let mut events = 0;
-    for (i, name) in names.iter().enumerate() {
-        let data = dir.join("data").join(name);
-        events += 150;
-        write_feed(
-            &data,
-            &Profile {
-                name: name.clone(),
-                organisation_uuid: organisation_uuid(name),
-                events: 150,
-                own_share: 0.3,
-                peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
-                first,
-                months: args.months,
-                seed: 7 + i as u64,
-            },
-        )
-        .unwrap();
-        let mut institution = Institution::new(name.clone(), data);
-        institution.organisation_uuids = vec![organisation_uuid(name)];
-        institutions.push(institution);
-    }
+    let institutions = generated_institutions(dir, args.nodes, first, args.months, 7);
+    let events = args.nodes * EVENTS_PER_INSTITUTION;
     // the nodes log warnings only (they inherit the filter)
     std::env::set_var("RUST_LOG", "warn");
     let testbed = Testbed::start(&Setup {

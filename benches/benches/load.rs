@@ -16,9 +16,9 @@
 use concord_api::pki::{DevCa, Role};
 use concord_api::v1::coordinator_client::CoordinatorClient;
 use concord_api::v1::{QueryRef, QuerySpec};
-use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+use concord_benches::{generated_institutions, usage};
 use concord_stats::{Template, YearMonth};
-use concord_testbed::{binaries_beside_tests, CoordinatorSetup, Institution, Setup, Testbed};
+use concord_testbed::{binaries_beside_tests, CoordinatorSetup, Setup, Testbed};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -51,31 +51,6 @@ fn args() -> Args {
     a
 }
 
-/// (CPU time of every thread, resident-set high-water mark in KiB) of a process.
-fn usage(pid: u32) -> (Duration, u64) {
-    let mut cpu = 0u64;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-                cpu += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|x| x.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0);
-    (Duration::from_nanos(cpu), peak)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -86,33 +61,10 @@ fn main() {
     let first = YearMonth::parse("2025-01").unwrap();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let names: Vec<String> = (1..=args.nodes).map(|i| format!("node-{i}")).collect();
-    let orgs: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (n.clone(), organisation_uuid(n)))
-        .collect();
-    let mut institutions = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let data = dir.join("data").join(name);
-        write_feed(
-            &data,
-            &Profile {
-                name: name.clone(),
-                organisation_uuid: organisation_uuid(name),
-                events: 150,
-                own_share: 0.3,
-                peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
-                first,
-                months: 12,
-                seed: 11 + i as u64,
-            },
-        )
-        .unwrap();
-        let mut institution = Institution::new(name.clone(), data);
-        institution.organisation_uuids = vec![organisation_uuid(name)];
+    let mut institutions = generated_institutions(dir, args.nodes, first, 12, 11);
+    for institution in &mut institutions {
         // every query of every researcher is new: well within the hourly proposal limit
         institution.policy.max_proposals_per_hour = 10_000;
-        institutions.push(institution);
     }
     let testbed = Testbed::start(&Setup {
         work: dir.to_owned(),
@@ -164,8 +116,8 @@ fn main() {
         .collect();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (c0, _) = usage(coordinator_pid);
-    let n0: Vec<Duration> = node_pids.iter().map(|&p| usage(p).0).collect();
+    let c0 = usage(coordinator_pid).cpu;
+    let n0: Vec<Duration> = node_pids.iter().map(|&p| usage(p).cpu).collect();
     let started = Instant::now();
     let outcomes: Vec<(Duration, String)> = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
@@ -223,14 +175,15 @@ fn main() {
         all
     });
     let wall = started.elapsed();
-    let (c1, coordinator_peak) = usage(coordinator_pid);
-    let nodes: Vec<(Duration, u64)> = node_pids.iter().map(|&p| usage(p)).collect();
+    let coordinator = usage(coordinator_pid);
+    let (c1, coordinator_peak) = (coordinator.cpu, coordinator.peak_kib);
+    let nodes: Vec<_> = node_pids.iter().map(|&p| usage(p)).collect();
     let nodes_cpu: Duration = nodes
         .iter()
         .zip(&n0)
-        .map(|((cpu, _), before)| cpu.saturating_sub(*before))
+        .map(|(u, before)| u.cpu.saturating_sub(*before))
         .sum();
-    let node_peak_max = nodes.iter().map(|(_, p)| *p).max().unwrap_or(0);
+    let node_peak_max = nodes.iter().map(|u| u.peak_kib).max().unwrap_or(0);
 
     let released = outcomes.iter().filter(|(_, p)| p == "released").count();
     let mut latencies: Vec<Duration> = outcomes.iter().map(|(d, _)| *d).collect();

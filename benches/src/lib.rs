@@ -1,4 +1,6 @@
-//! Shared pieces of Concord's benchmarks: reading criterion's estimates back to print tables.
+//! Shared pieces of Concord's benchmarks: reading criterion's estimates back to print tables,
+//! the generated institutions of the process harnesses (`e2e`, `load`), and a process's CPU
+//! time and peak memory read from `/proc`.
 
 use std::path::{Path, PathBuf};
 
@@ -28,5 +30,86 @@ pub fn human(ns: f64) -> String {
         format!("{:.1} µs", ns / 1e3)
     } else {
         format!("{ns:.0} ns")
+    }
+}
+
+/// Events in each generated institution's feed.
+pub const EVENTS_PER_INSTITUTION: usize = 150;
+
+/// `nodes` institutions `node-1` … `node-N`, each with a MISP feed from the project's generator
+/// under `dir/data/NAME` (`EVENTS_PER_INSTITUTION` events over `months` from `first`, 30% of
+/// them its own, the rest received from the others; seeds from `seed`).
+pub fn generated_institutions(
+    dir: &Path,
+    nodes: usize,
+    first: concord_stats::YearMonth,
+    months: u16,
+    seed: u64,
+) -> Vec<concord_testbed::Institution> {
+    use concord_stats::generator::{organisation_uuid, write_feed, Profile};
+    let names: Vec<String> = (1..=nodes).map(|i| format!("node-{i}")).collect();
+    let orgs: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.clone(), organisation_uuid(n)))
+        .collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let data = dir.join("data").join(name);
+            write_feed(
+                &data,
+                &Profile {
+                    name: name.clone(),
+                    organisation_uuid: organisation_uuid(name),
+                    events: EVENTS_PER_INSTITUTION,
+                    own_share: 0.3,
+                    peers: orgs.iter().filter(|(o, _)| o != name).cloned().collect(),
+                    first,
+                    months,
+                    seed: seed + i as u64,
+                },
+            )
+            .expect("the generated feed is written");
+            let mut institution = concord_testbed::Institution::new(name.clone(), data);
+            institution.organisation_uuids = vec![organisation_uuid(name)];
+            institution
+        })
+        .collect()
+}
+
+/// CPU time of every thread of a process, and its resident-set high-water mark.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    pub cpu: std::time::Duration,
+    pub peak_kib: u64,
+}
+
+/// A process's [`Usage`] now, from `/proc/<pid>/task/*/schedstat` and `VmHWM`.
+pub fn usage(pid: u32) -> Usage {
+    let mut cpu = 0u64;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                cpu += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    let peak_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    Usage {
+        cpu: std::time::Duration::from_nanos(cpu),
+        peak_kib,
     }
 }

@@ -350,13 +350,6 @@ impl Config {
                 "[data] needs either path (a MISP feed or export directory) or [data.misp] (a MISP instance), not both".into(),
             ));
         }
-        if let Some(misp) = &config.data.misp {
-            if misp.ca.is_some() && misp.pin_sha256.is_some() {
-                return Err(invalid(
-                    "data.misp: ca and pin_sha256 do not go together (a pinned certificate is trusted alone)".into(),
-                ));
-            }
-        }
         if config.data.refresh_s == Some(0) {
             return Err(invalid(
                 "data.refresh_s must be at least 1 second (absent: the data is read once, at start)".into(),

@@ -428,6 +428,14 @@ async fn the_server_certificate_is_verified() {
         malformed.to_string().contains("not a SHA-256 fingerprint"),
         "{malformed}"
     );
+    let both = MispApi::new(MispApiConfig {
+        ca: Some(tmp.path().join("misp-ca.pem")),
+        pin_sha256: Some(fingerprint.join(":")),
+        ..config(&url, key_file(tmp.path(), KEY))
+    })
+    .err()
+    .unwrap();
+    assert!(both.to_string().contains("do not go together"), "{both}");
     // a key file others can read is refused before anything is sent
     let loose = key_file(tmp.path(), KEY);
     #[cfg(unix)]
