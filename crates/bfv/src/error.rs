@@ -38,7 +38,7 @@ pub enum BfvError {
     Level { level: usize, from: usize },
     #[error("ciphertext of degree {0}: relinearize it to degree 1 first")]
     Degree(usize),
-    #[error("parameter set {0} is additive: multiplication, relinearization and rotations need a multiplicative set (MUL-16384, MUL-32768)")]
+    #[error("parameter set {0} is additive: multiplication, relinearization and rotations need a multiplicative set (MUL-16384, MUL-16384-T26, MUL-32768)")]
     NotMultiplicative(&'static str),
     #[error(
         "ciphertexts multiply and rotate at the top level {top}; this one is at level {level}"
@@ -63,6 +63,10 @@ pub enum BfvError {
     },
     #[error("a polynomial of degree {degree} needs more powers than this basis (up to degree {basis}) holds")]
     PolynomialDegree { degree: usize, basis: usize },
+    #[error("counting over {slots} slots needs t > {slots} (t = {t}): use fewer ciphertexts or a set with a larger t (MUL-16384-T26)")]
+    CountOverflow { slots: u128, t: u64 },
+    #[error("nothing to count: no ciphertexts given")]
+    NothingToCount,
     #[error(transparent)]
     Wire(#[from] WireError),
 }

@@ -127,6 +127,23 @@ pub const MUL_16384: ParameterSpec = ParameterSpec {
     transmit_level: 4,
 };
 
+/// Multiplicative set for counting, N = 16384, `t` the largest prime below `2^26` that is
+/// `≡ 1 (mod 2N)` (67,043,329): the moduli of [`MUL_16384`] with a plaintext space wide enough
+/// for counts over many ciphertexts — [`crate::Ciphertext::value_counts`] counts up to `t − 1`
+/// slots, 4,091 ciphertexts of 16,384 slots. The wider `t` costs about 9 bits of noise per
+/// level: the 17 equality indicators of a sum of 16 parties' 0/1 vectors keep ≈ 78 bits of
+/// budget (139 under `t = 65537`), enough for 40 bits of smudging (`concord-mhe` `noise`).
+/// Contributions travel at the top level: products start there.
+pub const MUL_16384_T26: ParameterSpec = ParameterSpec {
+    id: 6,
+    name: "MUL-16384-T26",
+    log_n: 14,
+    ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50],
+    special_moduli_bits: &[50, 50],
+    plaintext_modulus: PlaintextModulus::Bits(26),
+    transmit_level: 6,
+};
+
 /// Multiplicative set, N = 32768, t = 65537: products of 64 ciphertexts (depth 6). `Q`: nine
 /// 50-bit primes; `P`: three 50-bit primes (three digit groups of three); `log2(QP)` ≈ 600 ≤ 881.
 pub const MUL_32768: ParameterSpec = ParameterSpec {
@@ -143,10 +160,17 @@ pub const MUL_32768: ParameterSpec = ParameterSpec {
 pub const ADDITIVE_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33];
 
 /// The sets with key-switching moduli: multiplication, relinearization, rotations.
-pub const MULTIPLICATIVE_SETS: &[ParameterSpec] = &[MUL_16384, MUL_32768];
+pub const MULTIPLICATIVE_SETS: &[ParameterSpec] = &[MUL_16384, MUL_16384_T26, MUL_32768];
 
 /// Every named set.
-pub const ALL_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33, MUL_16384, MUL_32768];
+pub const ALL_SETS: &[ParameterSpec] = &[
+    ADD_4096,
+    ADD_8192,
+    ADD_8192_T33,
+    MUL_16384,
+    MUL_16384_T26,
+    MUL_32768,
+];
 
 /// Look a set up by its wire id.
 pub fn spec_by_id(id: u16) -> Option<&'static ParameterSpec> {

@@ -165,6 +165,14 @@ impl Plaintext {
             .collect()
     }
 
+    /// The constant coefficient `m_0`. The slots hold `m(ζ^{2i+1})` for a primitive `2N`-th
+    /// root `ζ` mod `t`, and `Σ_i ζ^{(2i+1)k} = 0` for `0 < k < N`, so `Σ_slots m = N·m_0 mod t`:
+    /// the constant coefficient alone carries the sum over the slots (what
+    /// [`crate::Ciphertext::value_counts`] relies on).
+    pub fn constant_coefficient(&self) -> u64 {
+        self.coeffs[0]
+    }
+
     /// A plaintext from decrypted coefficients (used by decryption and by the multiparty fusion).
     pub fn from_coefficients(
         params: &Arc<BfvParameters>,

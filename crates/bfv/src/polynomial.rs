@@ -295,6 +295,89 @@ impl Ciphertext {
         Ok(histogram)
     }
 
+    /// How many slots, over all of `cts`, hold each value `j` of `counted`: one ciphertext per
+    /// `j` whose **constant coefficient** is that count (its slots mean nothing by themselves;
+    /// decrypt the constant coefficient alone — `concord-mhe`'s `Extent::Constant` — and
+    /// nothing else of it is revealed).
+    ///
+    /// The count is `Σ_c Σ_slots p_j(x_c)` for the indicator `p_j = Σ_k a_k·x^k` of `j` on
+    /// `domain`, and since `Σ_slots m = N·m_0` ([`Plaintext::constant_coefficient`]) it is the
+    /// constant coefficient of `Σ_{k≥1} N·a_k·P_k + N·a_0·C` with `P_k = Σ_c x_c^k`: every
+    /// power of every ciphertext (`|domain| − 2` products each), summed over the ciphertexts
+    /// first, then one scalar combination per `j` — no rotations, so no Galois keys, where
+    /// [`Self::slot_histogram`] needs `log2 N` rotations per value. Exact while the number of
+    /// slots counted over, `C·N`, is below `t` (refused otherwise: [`BfvError::CountOverflow`]).
+    pub fn value_counts(
+        cts: &[Ciphertext],
+        domain: RangeInclusive<i64>,
+        counted: RangeInclusive<i64>,
+        rlk: &RelinearizationKey,
+    ) -> Result<Vec<Ciphertext>, BfvError> {
+        let first = cts.first().ok_or(BfvError::NothingToCount)?;
+        let params = first.params.clone();
+        let t = params.plaintext_modulus();
+        let slots = cts.len() as u128 * params.degree() as u128;
+        if slots >= u128::from(t) {
+            return Err(BfvError::CountOverflow { slots, t });
+        }
+        let (lo, hi) = (*domain.start(), *domain.end());
+        for ct in cts {
+            crate::check_same_params(&params, &ct.params)?;
+            if ct.range.lo < lo as i128 || ct.range.hi > hi as i128 {
+                let value = if ct.range.lo < lo as i128 {
+                    ct.range.lo
+                } else {
+                    ct.range.hi
+                };
+                return Err(BfvError::Domain {
+                    lo,
+                    hi,
+                    value: value as i64,
+                    t,
+                });
+            }
+        }
+        let indicators: Vec<SlotPolynomial> = counted
+            .map(|j| SlotPolynomial::indicator(t, domain.clone(), j))
+            .collect::<Result<_, _>>()?;
+        let degree = ((hi - lo) as usize).max(1);
+        // P_k = Σ_c x_c^k, k = 1..=degree
+        let mut sums: BTreeMap<usize, Ciphertext> = BTreeMap::new();
+        for ct in cts {
+            for (k, power) in PowerBasis::all(ct, degree, rlk)?.powers {
+                match sums.entry(k) {
+                    std::collections::btree_map::Entry::Occupied(mut sum) => {
+                        sum.get_mut().add_unchecked(&power)
+                    }
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(power);
+                    }
+                }
+            }
+        }
+        let summed = PowerBasis {
+            x: sums[&1].clone(),
+            degree,
+            baby: degree,
+            powers: sums,
+        };
+        let m = params.t();
+        let n = m.reduce(params.degree() as u64);
+        let c = m.reduce(cts.len() as u64);
+        Ok(indicators
+            .iter()
+            .map(|p| {
+                let mut scaled: Vec<u64> = p.coefficients().iter().map(|&a| m.mul(a, n)).collect();
+                if let Some(a0) = scaled.first_mut() {
+                    *a0 = m.mul(*a0, c);
+                }
+                let mut count = summed.combination(&scaled);
+                count.range = ValueRange::residues(t);
+                count
+            })
+            .collect())
+    }
+
     /// `p(self)` slot-wise, exact mod `t` (Paterson–Stockmeyer, baby-step/giant-step).
     pub fn evaluate_polynomial(
         &self,

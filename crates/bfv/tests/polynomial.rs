@@ -169,3 +169,74 @@ fn polynomial_misuse_is_refused() {
         Err(BfvError::NotMultiplicative(_))
     ));
 }
+
+#[test]
+fn value_counts_sit_in_the_constant_coefficient_and_count_over_every_ciphertext() {
+    let p = BfvParameters::new(&params::MUL_16384_T26).unwrap();
+    assert_eq!(p.plaintext_modulus(), 67_043_329);
+    let sk = SecretKey::generate(&p);
+    let pk = PublicKey::generate(&sk);
+    let rlk = RelinearizationKey::generate(&sk).unwrap();
+    let n = p.degree();
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    // three ciphertexts of sums of four parties' 0/1 presence bits
+    let values: Vec<Vec<i64>> = (0..3)
+        .map(|_| (0..n).map(|_| (rng.next_u64() % 5) as i64).collect())
+        .collect();
+    let cts: Vec<Ciphertext> = values
+        .iter()
+        .map(|v| {
+            pk.encrypt(&Plaintext::encode(&p, v, ValueRange::counts(4)).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let counts = Ciphertext::value_counts(&cts, 0..=4, 1..=4, &rlk).unwrap();
+    assert_eq!(counts.len(), 4);
+    for (j, count) in (1..=4).zip(&counts) {
+        let expect = values.iter().flatten().filter(|&&v| v == j).count() as u64;
+        assert_eq!(sk.decrypt(count).unwrap().constant_coefficient(), expect, "j = {j}");
+    }
+    let budget = sk.noise_budget(&counts[3]).unwrap();
+    println!("value counts, domain 0..=4 over 3 ciphertexts: {budget:.0} bits left");
+    assert!(budget > 60.0);
+
+    // the sum over the slots is N times the constant coefficient, for any plaintext
+    let pt = Plaintext::encode(&p, &values[0], ValueRange::counts(4)).unwrap();
+    let sum: u64 = values[0].iter().map(|&v| v as u64).sum();
+    assert_eq!(pt.constant_coefficient() * n as u64 % p.plaintext_modulus(), sum);
+
+    // misuse: nothing to count, a value outside the domain, j outside the domain
+    assert_eq!(
+        Ciphertext::value_counts(&[], 0..=4, 1..=4, &rlk).unwrap_err(),
+        BfvError::NothingToCount
+    );
+    assert!(matches!(
+        Ciphertext::value_counts(&cts, 0..=3, 1..=3, &rlk),
+        Err(BfvError::Domain { value: 4, .. })
+    ));
+    assert!(matches!(
+        Ciphertext::value_counts(&cts, 0..=4, 1..=5, &rlk),
+        Err(BfvError::Domain { value: 5, .. })
+    ));
+}
+
+#[test]
+fn value_counts_refuse_more_slots_than_t_can_count() {
+    // t = 65537 counts at most 4 ciphertexts of 16,384 slots (65,536 < t)
+    let k = keys();
+    let zero = encrypt(&k, &[0], ValueRange::counts(1));
+    let four = vec![zero.clone(); 4];
+    let counts = Ciphertext::value_counts(&four, 0..=1, 0..=0, &k.rlk).unwrap();
+    assert_eq!(
+        k.sk.decrypt(&counts[0]).unwrap().constant_coefficient(),
+        65_536
+    );
+    assert_eq!(
+        Ciphertext::value_counts(&[four, vec![zero]].concat(), 0..=1, 0..=0, &k.rlk)
+            .unwrap_err(),
+        BfvError::CountOverflow {
+            slots: 81_920,
+            t: 65_537
+        }
+    );
+}

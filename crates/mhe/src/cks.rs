@@ -5,6 +5,12 @@
 //! - aggregate: `h = Σ_i h_i`, a sum modulo `2^d` of the compressed shares;
 //! - output: `m = round(t·(c_0/Q + h/2^d)) mod t`.
 //!
+//! **Extent.** A share covers every coefficient ([`Extent::All`]) or only the constant one
+//! ([`Extent::Constant`]): `h_i[0]`, one value, from which only `m_0` decrypts. That is how a
+//! count made by `concord_bfv::Ciphertext::value_counts` is released and nothing else of its
+//! ciphertext: the other coefficients of `c_0 + c_1·s` are never revealed, and the share gives
+//! one RLWE coefficient of `s_i`, smudged (statistical distance `2^{-λ}` rather than `N·2^{-λ}`).
+//!
 //! A party must never give two shares for one ciphertext: two independently smudged shares
 //! average the smudging away. The crypto layer cannot remember; the node's store enforces it
 //! (one share per query, recorded before it is sent).
@@ -23,11 +29,46 @@ use concord_ring::torus::{compress, to_torus, torus_to_modulus};
 use concord_ring::Poly;
 use std::sync::Arc;
 
+/// Which coefficients of `Δm` a decryption or key-switch share reveals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// Every coefficient: the whole plaintext.
+    All,
+    /// The constant coefficient `m_0` alone (for a count of `value_counts`, the count).
+    Constant,
+}
+
+impl Extent {
+    /// Coefficients a share of this extent carries, in a ring of degree `n`.
+    pub fn len(self, n: usize) -> usize {
+        match self {
+            Self::All => n,
+            Self::Constant => 1,
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Self::All => 0,
+            Self::Constant => 1,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Result<Self, WireError> {
+        match code {
+            0 => Ok(Self::All),
+            1 => Ok(Self::Constant),
+            _ => Err(WireError::Malformed(format!("unknown share extent {code}"))),
+        }
+    }
+}
+
 /// Joint decryption of one ciphertext under one smudging plan.
 pub struct CollectiveDecryption<'a> {
     ct: &'a Ciphertext,
     tag: CiphertextTag,
     plan: SmudgingPlan,
+    extent: Extent,
 }
 
 /// Party `i`'s compressed, smudged share `h_i = s_i·c_1 + e_i`.
@@ -40,6 +81,7 @@ pub struct DecryptionShare {
     level: u8,
     smudging_bits: u8,
     compressed_bits: u8,
+    extent: Extent,
     values: Vec<u64>,
 }
 
@@ -54,18 +96,21 @@ pub struct DecryptionAggregate {
 }
 
 /// A share computed at `plan.level` from `c_1`: `x_i = s·c_1 + uniform[-2^b, 2^b)`, to the torus,
-/// compressed to `d` bits. Shared by CKS and PCKS.
+/// compressed to `d` bits, only the coefficients of `extent`. Shared by CKS and PCKS.
 pub(crate) fn smudged_compressed(
     params: &BfvParameters,
     mut x: Poly,
     plan: &SmudgingPlan,
+    extent: Extent,
 ) -> Vec<u64> {
     let ring = params.ring();
     x.add_centered_uniform(ring, plan.bits, &mut secret_rng());
-    to_torus(ring, &x)
+    let mut values: Vec<u64> = to_torus(ring, &x)
         .into_iter()
         .map(|v| compress(v, plan.compressed_bits))
-        .collect()
+        .collect();
+    values.truncate(extent.len(params.degree()));
+    values
 }
 
 /// A share is computed from `c_1` alone: the ciphertext must be of degree 1 and at the plan's level.
@@ -83,12 +128,23 @@ pub(crate) fn check_plan(ct: &Ciphertext, plan: &SmudgingPlan) -> Result<(), Mhe
 }
 
 impl<'a> CollectiveDecryption<'a> {
+    /// Joint decryption of the whole plaintext.
     pub fn new(ct: &'a Ciphertext, plan: SmudgingPlan) -> Result<Self, MheError> {
+        Self::with_extent(ct, plan, Extent::All)
+    }
+
+    /// Joint decryption of `extent`'s coefficients only.
+    pub fn with_extent(
+        ct: &'a Ciphertext,
+        plan: SmudgingPlan,
+        extent: Extent,
+    ) -> Result<Self, MheError> {
         check_plan(ct, &plan)?;
         Ok(Self {
             ct,
             tag: ct.tag(),
             plan,
+            extent,
         })
     }
 
@@ -117,7 +173,8 @@ impl Protocol for CollectiveDecryption<'_> {
             level: self.plan.level as u8,
             smudging_bits: self.plan.bits as u8,
             compressed_bits: self.plan.compressed_bits as u8,
-            values: smudged_compressed(params, c1, &self.plan),
+            extent: self.extent,
+            values: smudged_compressed(params, c1, &self.plan, self.extent),
         })
     }
 
@@ -126,12 +183,13 @@ impl Protocol for CollectiveDecryption<'_> {
             params: self.ct.params().clone(),
             ciphertext: self.tag,
             compressed_bits: self.plan.compressed_bits,
-            sum: vec![0; self.ct.params().degree()],
+            sum: vec![0; self.extent.len(self.ct.params().degree())],
             parties: Participants::default(),
         }
     }
 
-    /// `m = round(t·(c_0/Q + h/2^d)) mod t`, only from exactly the `expected` parties' shares.
+    /// `m = round(t·(c_0/Q + h/2^d)) mod t`, only from exactly the `expected` parties' shares;
+    /// of [`Extent::Constant`], a plaintext whose only nonzero coefficient is `m_0`.
     fn finish(
         &self,
         aggregate: &DecryptionAggregate,
@@ -146,10 +204,12 @@ impl Protocol for CollectiveDecryption<'_> {
         let params = self.ct.params();
         let shift = 64 - aggregate.compressed_bits;
         let mut torus = to_torus(params.ring(), self.ct.c0());
+        torus.truncate(aggregate.sum.len());
         for (x, &h) in torus.iter_mut().zip(&aggregate.sum) {
             *x = x.wrapping_add(h << shift);
         }
-        let coeffs = torus_to_modulus(&torus, params.plaintext_modulus());
+        let mut coeffs = torus_to_modulus(&torus, params.plaintext_modulus());
+        coeffs.resize(params.degree(), 0);
         Ok(Plaintext::from_coefficients(
             params,
             coeffs,
@@ -191,7 +251,7 @@ impl DecryptionShare {
         HEADER_LEN
             + 4
             + 16
-            + 3
+            + 4
             + packed_len(self.values.len(), self.compressed_bits as u32)
             + CHECKSUM_LEN
     }
@@ -203,6 +263,7 @@ impl DecryptionShare {
             .u8(self.level)
             .u8(self.smudging_bits)
             .u8(self.compressed_bits)
+            .u8(self.extent.code())
             .packed(&self.values, self.compressed_bits as u32);
         w.finish()
     }
@@ -217,7 +278,8 @@ impl DecryptionShare {
         if !(1..=63).contains(&compressed_bits) || !(1..=62).contains(&smudging_bits) {
             return Err(WireError::Malformed("share bit widths out of range".into()).into());
         }
-        let values = r.packed(params.degree(), compressed_bits as u32)?;
+        let extent = Extent::from_code(r.u8()?)?;
+        let values = r.packed(extent.len(params.degree()), compressed_bits as u32)?;
         r.finish()?;
         Ok(Self {
             params: params.clone(),
@@ -226,6 +288,7 @@ impl DecryptionShare {
             level,
             smudging_bits,
             compressed_bits,
+            extent,
             values,
         })
     }

@@ -58,7 +58,7 @@ pub mod randomness;
 pub mod threshold;
 
 pub use ckg::{PublicKeyAggregate, PublicKeyGen, PublicKeyShare};
-pub use cks::{CollectiveDecryption, DecryptionAggregate, DecryptionShare};
+pub use cks::{CollectiveDecryption, DecryptionAggregate, DecryptionShare, Extent};
 pub use crs::{CommonReferenceString, CrsId};
 pub use error::MheError;
 pub use evaluation_keys::{

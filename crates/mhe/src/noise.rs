@@ -151,6 +151,27 @@ impl NoiseEstimate {
         }
     }
 
+    /// After `concord_bfv::Ciphertext::value_counts` over `ciphertexts` ciphertexts like this
+    /// one, on a domain of `values` values: the highest power `x^{values−1}` (at depth
+    /// `⌈log2(values − 1)⌉`, each product of two powers no noisier than it), summed over the
+    /// ciphertexts, times the scalar combination of `values` coefficients below `t/2`.
+    pub fn value_counted(
+        self,
+        params: &BfvParameters,
+        n_key_parties: usize,
+        values: usize,
+        ciphertexts: usize,
+    ) -> Self {
+        let degree = values.saturating_sub(1).max(1);
+        let depth = usize::BITS - (degree - 1).leading_zeros();
+        let mut power = self;
+        for _ in 0..depth {
+            power = power.multiplied(power, params, n_key_parties);
+        }
+        let t = params.plaintext_modulus() as f64;
+        power.summed(ciphertexts).scaled(values as f64 * t / 2.0)
+    }
+
     /// `log2` of the high-probability bound `10·√variance`.
     pub fn log_bound(&self) -> f64 {
         (TAIL * self.variance.sqrt()).max(1.0).log2()

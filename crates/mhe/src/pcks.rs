@@ -7,8 +7,12 @@
 //!   `h_{1,i} = u_i·a' + e_{1,i}`, `e_{1,i} ← χ`;
 //! - aggregate: `h_0 = Σ h_{0,i}` (mod `2^d`), `h_1 = Σ h_{1,i}`;
 //! - output: `c' = (c_0 + h_0, h_1)`, and `c'_0 + c'_1·s' = Δm + e_ct + Σ e_{0,i} + Σ u_i·e' + s'·Σ e_{1,i}`.
+//!
+//! Of [`Extent::Constant`], `h_{0,i}` carries its constant coefficient alone and `h_1` stays
+//! whole: the receiver decrypts `m_0` and nothing else — every other coefficient of `c'_0` is
+//! `c_0`'s, masked by `c_1·s` under the collective key the receiver does not hold.
 
-use crate::cks::smudged_compressed;
+use crate::cks::{smudged_compressed, Extent};
 use crate::noise::SmudgingPlan;
 use crate::party::{Participants, PartyId};
 use crate::protocol::Protocol;
@@ -31,6 +35,7 @@ pub struct PublicKeySwitch<'a> {
     tag: CiphertextTag,
     receiver: (Poly, Poly),
     plan: SmudgingPlan,
+    extent: Extent,
 }
 
 /// Party `i`'s share `(h_{0,i}, h_{1,i})`; `h_{0,i}` compressed.
@@ -41,6 +46,7 @@ pub struct KeySwitchShare {
     pub ciphertext: CiphertextTag,
     smudging_bits: u8,
     compressed_bits: u8,
+    extent: Extent,
     h0: Vec<u64>,
     h1: Poly,
 }
@@ -57,10 +63,21 @@ pub struct KeySwitchAggregate {
 }
 
 impl<'a> PublicKeySwitch<'a> {
+    /// Key switching of the whole plaintext.
     pub fn new(
         ct: &'a Ciphertext,
         receiver: &PublicKey,
         plan: SmudgingPlan,
+    ) -> Result<Self, MheError> {
+        Self::with_extent(ct, receiver, plan, Extent::All)
+    }
+
+    /// Key switching of `extent`'s coefficients only.
+    pub fn with_extent(
+        ct: &'a Ciphertext,
+        receiver: &PublicKey,
+        plan: SmudgingPlan,
+        extent: Extent,
     ) -> Result<Self, MheError> {
         check_same_params(ct.params(), receiver.params())?;
         crate::cks::check_plan(ct, &plan)?;
@@ -69,6 +86,7 @@ impl<'a> PublicKeySwitch<'a> {
             tag: ct.tag(),
             receiver: receiver.at_level(ct.level()),
             plan,
+            extent,
         })
     }
 
@@ -106,7 +124,8 @@ impl Protocol for PublicKeySwitch<'_> {
             ciphertext: self.tag,
             smudging_bits: self.plan.bits as u8,
             compressed_bits: self.plan.compressed_bits as u8,
-            h0: smudged_compressed(params, h0, &self.plan),
+            extent: self.extent,
+            h0: smudged_compressed(params, h0, &self.plan, self.extent),
             h1,
         })
     }
@@ -117,7 +136,7 @@ impl Protocol for PublicKeySwitch<'_> {
             params: params.clone(),
             ciphertext: self.tag,
             compressed_bits: self.plan.compressed_bits,
-            h0: vec![0; params.degree()],
+            h0: vec![0; self.extent.len(params.degree())],
             h1: Poly::zero(params.ring(), self.plan.level, Representation::Coefficient),
             parties: Participants::default(),
         }
@@ -137,12 +156,9 @@ impl Protocol for PublicKeySwitch<'_> {
         aggregate.parties.check_exactly(expected)?;
         let params = self.ct.params();
         let ring = params.ring();
-        let mut c0 = from_compressed_torus(
-            ring,
-            self.plan.level,
-            &aggregate.h0,
-            aggregate.compressed_bits,
-        );
+        let mut h0 = aggregate.h0.clone();
+        h0.resize(params.degree(), 0);
+        let mut c0 = from_compressed_torus(ring, self.plan.level, &h0, aggregate.compressed_bits);
         c0.add_assign(ring, self.ct.c0());
         Ok(Ciphertext::from_parts(
             params,
@@ -161,10 +177,11 @@ impl KeySwitchAggregate {
         }
         if share.compressed_bits as u32 != self.compressed_bits
             || share.h1.level() != self.h1.level()
+            || share.h0.len() != self.h0.len()
         {
             return Err(MheError::IncompatibleShare {
                 party: share.party,
-                what: "smudging plan or level",
+                what: "smudging plan, level or extent",
             });
         }
         self.parties.admit(share.party)?;
@@ -186,7 +203,7 @@ impl KeySwitchShare {
         HEADER_LEN
             + 4
             + 16
-            + 3
+            + 4
             + packed_len(self.h0.len(), self.compressed_bits as u32)
             + poly_len(self.params.ring(), self.h1.level())
             + CHECKSUM_LEN
@@ -199,6 +216,7 @@ impl KeySwitchShare {
             .u8(self.h1.level() as u8)
             .u8(self.smudging_bits)
             .u8(self.compressed_bits)
+            .u8(self.extent.code())
             .packed(&self.h0, self.compressed_bits as u32)
             .poly(self.params.ring(), &self.h1);
         w.finish()
@@ -214,7 +232,8 @@ impl KeySwitchShare {
         if !(1..=63).contains(&compressed_bits) || !(1..=62).contains(&smudging_bits) {
             return Err(WireError::Malformed("share bit widths out of range".into()).into());
         }
-        let h0 = r.packed(params.degree(), compressed_bits as u32)?;
+        let extent = Extent::from_code(r.u8()?)?;
+        let h0 = r.packed(extent.len(params.degree()), compressed_bits as u32)?;
         let h1 = r.poly(params.ring(), level, Representation::Coefficient)?;
         r.finish()?;
         Ok(Self {
@@ -223,6 +242,7 @@ impl KeySwitchShare {
             ciphertext,
             smudging_bits,
             compressed_bits,
+            extent,
             h0,
             h1,
         })

@@ -514,3 +514,104 @@ fn mul_32768_multiplies_64_ciphertexts_under_a_collective_key_and_decrypts_joint
     assert!(all.contains(&1) && all.contains(&0));
     assert_eq!(joint_decrypt(&s, &product, &keys, plan).unwrap(), all);
 }
+
+/// The overlap of 16 parties' presence vectors over two ciphertexts of bins, counted under the
+/// collective keys (`value_counts`: powers summed over the ciphertexts, no rotations), and
+/// released by shares of the constant coefficient alone — jointly decrypted, and switched to a
+/// receiver — each count exactly the plain one.
+#[test]
+fn sixteen_parties_count_overlaps_and_release_the_counts_alone() {
+    let s = setup(&params::MUL_16384_T26, 16);
+    let keys = party_keys(&s);
+    let secret = collective_secret(&s);
+    let rlk = rkg(&s, &keys);
+    let n = s.params.degree();
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let presence: Vec<Vec<Vec<i64>>> = (0..16)
+        .map(|_| {
+            (0..2)
+                .map(|_| {
+                    (0..n)
+                        .map(|_| i64::from(rng.next_u64().is_multiple_of(3)))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let sums: Vec<Ciphertext> = (0..2)
+        .map(|c| {
+            let cts: Vec<Ciphertext> = presence
+                .iter()
+                .map(|bits| {
+                    let pt = Plaintext::encode(&s.params, &bits[c], ValueRange::counts(1)).unwrap();
+                    let mut ct = s.pk.encrypt(&pt).unwrap();
+                    ct.switch_to_transmit_level().unwrap();
+                    ct
+                })
+                .collect();
+            Ciphertext::sum(&cts).unwrap()
+        })
+        .collect();
+    let mut expected = [0u64; 17];
+    for c in 0..2 {
+        for slot in 0..n {
+            expected[presence.iter().map(|bits| bits[c][slot]).sum::<i64>() as usize] += 1;
+        }
+    }
+    let counts = Ciphertext::value_counts(&sums, 0..=16, 1..=16, &rlk).unwrap();
+    let model = NoiseEstimate::aggregate(&s.params, 16, 16).value_counted(&s.params, 16, 17, 2);
+    for count in &counts {
+        assert!(secret.noise_bits(count).unwrap() < model.log_bound());
+    }
+    let plan = SmudgingPlan::for_decryption_at_lowest_level(&s.params, model, 16, 16).unwrap();
+    assert!(plan.lambda >= 40.0);
+    let receiver = SecretKey::generate(&s.params);
+    let receiver_pk = PublicKey::generate(&receiver);
+    let kplan = SmudgingPlan::for_key_switch_at_lowest_level(&s.params, model, 16, 16).unwrap();
+    for (j, count) in (1..=16).zip(&counts) {
+        let mut at_plan = count.clone();
+        at_plan.switch_to_level(plan.level).unwrap();
+        let cks = CollectiveDecryption::with_extent(&at_plan, plan, Extent::Constant).unwrap();
+        let mut agg = cks.aggregator();
+        for (p, sk) in &keys {
+            let share = cks.share(sk, *p).unwrap();
+            let bytes = share.to_bytes();
+            assert!(bytes.len() < 64, "a constant share is one value");
+            agg.add(&DecryptionShare::from_bytes(&s.params, &bytes).unwrap())
+                .unwrap();
+        }
+        let released = cks.finish(&agg, &s.parties).unwrap();
+        assert_eq!(released.constant_coefficient(), expected[j], "j = {j}");
+
+        let mut at_kplan = count.clone();
+        at_kplan.switch_to_level(kplan.level).unwrap();
+        let pcks =
+            PublicKeySwitch::with_extent(&at_kplan, &receiver_pk, kplan, Extent::Constant).unwrap();
+        let mut agg = pcks.aggregator();
+        for (p, sk) in &keys {
+            let share = pcks.share(sk, *p).unwrap();
+            agg.add(&KeySwitchShare::from_bytes(&s.params, &share.to_bytes()).unwrap())
+                .unwrap();
+        }
+        let switched = pcks.finish(&agg, &s.parties).unwrap();
+        assert_eq!(
+            receiver.decrypt(&switched).unwrap().constant_coefficient(),
+            expected[j],
+            "j = {j}, switched"
+        );
+    }
+    // shares of another extent do not mix
+    let mut at_plan = counts[0].clone();
+    at_plan.switch_to_level(plan.level).unwrap();
+    let constant = CollectiveDecryption::with_extent(&at_plan, plan, Extent::Constant).unwrap();
+    let whole = CollectiveDecryption::new(&at_plan, plan).unwrap();
+    let (p, sk) = &keys[0];
+    assert!(matches!(
+        constant.aggregator().add(&whole.share(sk, *p).unwrap()),
+        Err(MheError::IncompatibleShare { .. })
+    ));
+    assert!(matches!(
+        whole.aggregator().add(&constant.share(sk, *p).unwrap()),
+        Err(MheError::IncompatibleShare { .. })
+    ));
+}

@@ -104,7 +104,7 @@ fn decryption_shares_really_carry_the_planned_smudging() {
     let ring = s.params.ring();
     let bytes = share.to_bytes();
     let d = plan.compressed_bits;
-    let body = &bytes[8 + 4 + 16 + 3..bytes.len() - 16];
+    let body = &bytes[8 + 4 + 16 + 4..bytes.len() - 16];
     let mut r = concord_ring::packing::BitReader::new(body);
     let values: Vec<u64> = (0..s.params.degree()).map(|_| r.read(d).unwrap()).collect();
     let mut h = concord_ring::torus::from_compressed_torus(ring, plan.level, &values, d);
@@ -537,7 +537,7 @@ fn shares_serialize_with_their_packed_sizes() {
     let d_bytes = d.to_bytes();
     assert_eq!(
         d_bytes.len(),
-        8 + 4 + 16 + 3 + n * plan.compressed_bits as usize / 8 + 16
+        8 + 4 + 16 + 4 + n * plan.compressed_bits as usize / 8 + 16
     );
     assert_eq!(d_bytes.len(), d.serialized_len());
     assert_eq!(DecryptionShare::from_bytes(&s.params, &d_bytes).unwrap(), d);
@@ -553,7 +553,7 @@ fn shares_serialize_with_their_packed_sizes() {
     let tl_bits = ring.packed_bits_per_coefficient(s.params.transmit_level());
     assert_eq!(
         k.to_bytes().len(),
-        8 + 4 + 16 + 3 + n * kplan.compressed_bits as usize / 8 + n * tl_bits / 8 + 16
+        8 + 4 + 16 + 4 + n * kplan.compressed_bits as usize / 8 + n * tl_bits / 8 + 16
     );
     assert_eq!(
         KeySwitchShare::from_bytes(&s.params, &k.to_bytes()).unwrap(),
