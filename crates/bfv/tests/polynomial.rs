@@ -194,7 +194,11 @@ fn value_counts_sit_in_the_constant_coefficient_and_count_over_every_ciphertext(
     assert_eq!(counts.len(), 4);
     for (j, count) in (1..=4).zip(&counts) {
         let expect = values.iter().flatten().filter(|&&v| v == j).count() as u64;
-        assert_eq!(sk.decrypt(count).unwrap().constant_coefficient(), expect, "j = {j}");
+        assert_eq!(
+            sk.decrypt(count).unwrap().constant_coefficient(),
+            expect,
+            "j = {j}"
+        );
     }
     let budget = sk.noise_budget(&counts[3]).unwrap();
     println!("value counts, domain 0..=4 over 3 ciphertexts: {budget:.0} bits left");
@@ -203,7 +207,10 @@ fn value_counts_sit_in_the_constant_coefficient_and_count_over_every_ciphertext(
     // the sum over the slots is N times the constant coefficient, for any plaintext
     let pt = Plaintext::encode(&p, &values[0], ValueRange::counts(4)).unwrap();
     let sum: u64 = values[0].iter().map(|&v| v as u64).sum();
-    assert_eq!(pt.constant_coefficient() * n as u64 % p.plaintext_modulus(), sum);
+    assert_eq!(
+        pt.constant_coefficient() * n as u64 % p.plaintext_modulus(),
+        sum
+    );
 
     // misuse: nothing to count, a value outside the domain, j outside the domain
     assert_eq!(
@@ -232,8 +239,7 @@ fn value_counts_refuse_more_slots_than_t_can_count() {
         65_536
     );
     assert_eq!(
-        Ciphertext::value_counts(&[four, vec![zero]].concat(), 0..=1, 0..=0, &k.rlk)
-            .unwrap_err(),
+        Ciphertext::value_counts(&[four, vec![zero]].concat(), 0..=1, 0..=0, &k.rlk).unwrap_err(),
         BfvError::CountOverflow {
             slots: 81_920,
             t: 65_537

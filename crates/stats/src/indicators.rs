@@ -15,8 +15,42 @@
 //! Other types (free text, file names, registry keys, …) are not indicators here, and a value
 //! that is not what its type says (a "domain" with a space, a "md5" of 31 digits) is no
 //! indicator either: [`indicators`] gives nothing for it rather than a guess.
+//!
+//! What a node holds of them is an [`IndicatorDigest`]: the group and SHA-256 of the normal
+//! form, made while the MISP file is parsed (`misp::Attribute::indicators`); the values
+//! themselves are dropped there.
 
+use sha2::{Digest, Sha256};
 use std::net::IpAddr;
+
+/// Domain separation of indicator digests.
+const DIGEST_CONTEXT: &[u8] = b"concord/indicator/v1\0";
+
+/// An indicator as a node holds it: the index of its group in [`GROUPS`] and SHA-256 of the
+/// group and normal form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndicatorDigest {
+    pub group: u8,
+    pub digest: [u8; 32],
+}
+
+impl Indicator {
+    /// The digest a node keeps of this indicator.
+    pub fn digest(&self) -> IndicatorDigest {
+        let group = GROUPS
+            .iter()
+            .position(|g| *g == self.group)
+            .expect("indicators are made in a listed group") as u8;
+        let mut h = Sha256::new();
+        h.update(DIGEST_CONTEXT);
+        h.update([group]);
+        h.update(self.value.as_bytes());
+        IndicatorDigest {
+            group,
+            digest: h.finalize().into(),
+        }
+    }
+}
 
 /// One indicator: its group and its normal form.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -13,6 +13,7 @@ pub mod generator;
 pub mod indicators;
 pub mod layout;
 pub mod misp;
+pub mod overlap;
 pub mod page;
 pub mod source;
 pub mod survey;

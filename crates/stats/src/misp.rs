@@ -3,11 +3,14 @@
 //! (`events/restSearch`; older servers list bare events there), and a bare event object.
 //!
 //! Only the fields statistics need are modelled; everything else — in particular personal
-//! fields such as `event_creator_email`, attribute values and comments — is skipped by the
-//! parser and never held in memory as data. MISP writes numbers and booleans either as JSON
+//! fields such as `event_creator_email` and comments — is skipped by the parser and never held
+//! in memory as data. An attribute's value is read only to derive the digests of the
+//! indicators it holds (`indicators`: normalised per type, then hashed) and is not kept;
+//! free text, file names and every other non-indicator value leave nothing. MISP writes numbers and booleans either as JSON
 //! numbers/booleans or as strings (`"3"`, `"True"`, `"1"`); both are accepted, and an empty
 //! string means absent.
 
+use crate::indicators::{Indicator, IndicatorDigest};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -89,23 +92,67 @@ pub struct Sighting {
     pub kind: Option<u64>,
 }
 
-/// An attribute (an indicator or a piece of context). Its value is not read.
+/// An attribute (an indicator or a piece of context). Its value is kept only as the digests
+/// of the indicators it holds.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(from = "RawAttribute")]
 pub struct Attribute {
-    #[serde(default)]
     pub category: String,
-    #[serde(default, rename = "type")]
     pub kind: String,
-    #[serde(default, deserialize_with = "boolean")]
     pub to_ids: Option<bool>,
-    #[serde(default, deserialize_with = "number")]
     pub distribution: Option<u64>,
-    #[serde(default, deserialize_with = "text")]
     pub first_seen: Option<String>,
-    #[serde(default, rename = "Tag")]
     pub tags: Vec<Tag>,
-    #[serde(default, rename = "Sighting")]
     pub sightings: Vec<Sighting>,
+    /// The indicators of the value (none for a value that is not one; two for composites
+    /// such as `domain|ip`), as digests.
+    pub indicators: Vec<IndicatorDigest>,
+}
+
+/// An attribute as MISP writes it, value included: parsed, then reduced to an [`Attribute`].
+#[derive(Deserialize)]
+struct RawAttribute {
+    #[serde(default)]
+    category: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default, deserialize_with = "text")]
+    value: Option<String>,
+    #[serde(default, deserialize_with = "boolean")]
+    to_ids: Option<bool>,
+    #[serde(default, deserialize_with = "number")]
+    distribution: Option<u64>,
+    #[serde(default, deserialize_with = "text")]
+    first_seen: Option<String>,
+    #[serde(default, rename = "Tag")]
+    tags: Vec<Tag>,
+    #[serde(default, rename = "Sighting")]
+    sightings: Vec<Sighting>,
+}
+
+impl From<RawAttribute> for Attribute {
+    fn from(raw: RawAttribute) -> Self {
+        let indicators = raw
+            .value
+            .as_deref()
+            .map(|value| {
+                crate::indicators::indicators(&raw.kind, value)
+                    .iter()
+                    .map(Indicator::digest)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            category: raw.category,
+            kind: raw.kind,
+            to_ids: raw.to_ids,
+            distribution: raw.distribution,
+            first_seen: raw.first_seen,
+            tags: raw.tags,
+            sightings: raw.sightings,
+            indicators,
+        }
+    }
 }
 
 /// A MISP object: a group of attributes made from an object template (`file`, `domain-ip`, …).
