@@ -56,6 +56,28 @@ impl Node for Interposer {
         let parts = concord_api::chunks::stream(request);
         self.upstream.clone().combine(parts).await
     }
+    async fn relinearize_one(
+        &self,
+        r: tonic::Request<RelinearizeRequest>,
+    ) -> Reply<RelinearizeShare> {
+        self.upstream.clone().relinearize_one(r.into_inner()).await
+    }
+    async fn relinearize_two(
+        &self,
+        r: tonic::Request<tonic::Streaming<RelinearizeRequest>>,
+    ) -> Reply<RelinearizeShare> {
+        let request = concord_api::chunks::collect(r.into_inner(), |_| Ok(usize::MAX)).await?;
+        let parts = concord_api::chunks::stream(request);
+        self.upstream.clone().relinearize_two(parts).await
+    }
+    async fn pin_relinearization(
+        &self,
+        r: tonic::Request<tonic::Streaming<RelinearizeRequest>>,
+    ) -> Reply<PinnedKey> {
+        let request = concord_api::chunks::collect(r.into_inner(), |_| Ok(usize::MAX)).await?;
+        let parts = concord_api::chunks::stream(request);
+        self.upstream.clone().pin_relinearization(parts).await
+    }
     async fn propose(&self, r: tonic::Request<Proposal>) -> Reply<Decision> {
         self.upstream.clone().propose(r.into_inner()).await
     }

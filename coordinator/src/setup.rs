@@ -11,15 +11,16 @@ use crate::store::StoredKey;
 use crate::{Coordinator, CoordinatorError};
 use concord_api::chunks::{collect, stream};
 use concord_api::v1::{
-    CombineRequest, Deployment, ExchangeKeyRequest, Party, PinRequest, ReshareRequest,
-    SealedSecret, SetupRequest, ThresholdParty, ThresholdSetup,
+    CombineRequest, Deployment, ExchangeKeyRequest, Party, PinRequest, RelinearizeRequest,
+    ReshareRequest, SealedSecret, SetupRequest, SignedKeyShare, ThresholdParty, ThresholdSetup,
 };
-use concord_bfv::{BfvParameters, PublicKey};
+use concord_bfv::{BfvParameters, PublicKey, RelinearizationKey};
 use concord_mhe::{
-    CommonReferenceString, PartyId, Protocol, PublicKeyGen, PublicKeyShare, ThresholdConfig,
+    CommonReferenceString, EvaluationKeyShare, PartyId, Protocol, PublicKeyGen, PublicKeyShare,
+    RelinearizationKeyGen, ThresholdConfig,
 };
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,9 +43,15 @@ impl Coordinator {
         if let Some(stored) = self.store.collective_key(params.name())? {
             let deployment = self.deployment(params, stored.crs_seed.clone());
             let digest = concord_api::deployment::digest(&deployment);
+            let evaluation_keys = !params.is_multiplicative()
+                || self
+                    .store
+                    .relinearization_key(params.name(), &digest)?
+                    .is_some();
             if stored.parties == self.pool.members()
                 && stored.threshold == self.threshold.unwrap_or(0)
                 && stored.deployment[..] == digest[..]
+                && evaluation_keys
             {
                 self.deployments.insert(params.name(), digest);
                 return Ok(digest);
@@ -148,6 +155,21 @@ impl Coordinator {
         if let Some(threshold) = self.threshold {
             self.threshold_setup(params, &crs, threshold).await?;
         }
+        if params.is_multiplicative() {
+            if self.threshold.is_some() {
+                return Err(CoordinatorError::Threshold {
+                    threshold: self.threshold.unwrap_or(0),
+                    nodes: n,
+                    reason: format!(
+                        "{} needs evaluation keys, made in all-party mode only",
+                        params.name()
+                    ),
+                });
+            }
+            let rlk = self.evaluation_setup(params, &crs, &digest).await?;
+            self.store
+                .put_relinearization_key(params.name(), &digest, &rlk.to_bytes())?;
+        }
         self.store.put_collective_key(
             params.name(),
             &StoredKey {
@@ -168,15 +190,126 @@ impl Coordinator {
         Ok(key)
     }
 
-    /// Threshold setup (T of N) after the pin, relayed between the nodes: every node's exchange
-    /// key, then every node's resharings (each sealed to its recipient, unreadable here),
-    /// then to each node the resharings sealed to it, from which it keeps its threshold share.
-    async fn threshold_setup(
+    /// The evaluation keys of a multiplicative deployment after the pin, relayed between the
+    /// nodes (node `evaluation`): every node's exchange key; RKG round one (every node's signed
+    /// share, and its binning secret sealed to every node, unreadable here); round two (to
+    /// each node every round-one share and the secrets sealed to it); then every share of both
+    /// rounds to every node, which recomputes the relinearization key and pins it. The key is
+    /// computed here too — public, for evaluating circuits — and must be the one every node pinned.
+    async fn evaluation_setup(
         &mut self,
         params: &Arc<BfvParameters>,
         crs: &CommonReferenceString,
-        threshold: usize,
-    ) -> Result<(), CoordinatorError> {
+        digest: &[u8; 32],
+    ) -> Result<RelinearizationKey, CoordinatorError> {
+        let n = self.pool.len();
+        let parties = self.exchange_keys().await?;
+        let gen = RelinearizationKeyGen::new(params, crs)?;
+        let check = |i: usize, signed: Option<SignedKeyShare>| {
+            let address = self.pool.address(i);
+            let signed =
+                signed.ok_or_else(|| CoordinatorError::bad_reply(&address.name, "no share"))?;
+            concord_api::deployment::verify_key_share(&self.ca_pem, digest, &address.name, &signed)
+                .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
+            let share = EvaluationKeyShare::from_bytes(params, &signed.share)
+                .map_err(|e| CoordinatorError::bad_reply(&address.name, e))?;
+            if share.party.0 != address.party {
+                return Err(CoordinatorError::bad_reply(
+                    &address.name,
+                    "share for another party",
+                ));
+            }
+            Ok((address.party, signed, share))
+        };
+        let first = self
+            .pool
+            .call_all(
+                0..n,
+                |_| RelinearizeRequest {
+                    deployment: digest.to_vec(),
+                    parties: parties.clone(),
+                    ..Default::default()
+                },
+                |mut client, request| async move { client.relinearize_one(request).await },
+            )
+            .await?;
+        let mut round_one = gen.round_one_aggregator();
+        let mut signed_one = BTreeMap::new();
+        let mut sealed_to: HashMap<u32, Vec<SealedSecret>> = HashMap::new();
+        for (i, reply) in first {
+            let address = self.pool.address(i);
+            if reply.sealed.len() != n || reply.sealed.iter().any(|s| s.from != address.party) {
+                return Err(CoordinatorError::bad_reply(
+                    &address.name,
+                    "not one binning secret from it to every party",
+                ));
+            }
+            for sealed in reply.sealed {
+                sealed_to.entry(sealed.to).or_default().push(sealed);
+            }
+            let (party, signed, share) = check(i, reply.share)?;
+            round_one.add(&share)?;
+            signed_one.insert(party, signed);
+        }
+        let signed_one: Vec<SignedKeyShare> = signed_one.into_values().collect();
+        let second = self
+            .pool
+            .call_all(
+                0..n,
+                |address| RelinearizeRequest {
+                    deployment: digest.to_vec(),
+                    shares: signed_one.clone(),
+                    sealed: sealed_to.get(&address.party).cloned().unwrap_or_default(),
+                    ..Default::default()
+                },
+                |mut client, request| async move { client.relinearize_two(stream(request)).await },
+            )
+            .await?;
+        let mut round_two = gen.round_two_aggregator(&round_one)?;
+        let mut signed_two = BTreeMap::new();
+        for (i, reply) in second {
+            let (party, signed, share) = check(i, reply.share)?;
+            round_two.add(&share)?;
+            signed_two.insert(party, signed);
+        }
+        let rlk = gen.finish(&round_one, &round_two, &self.pool.parties())?;
+        let rlk_digest = Sha256::digest(rlk.to_bytes());
+        let all: Vec<SignedKeyShare> = signed_one
+            .into_iter()
+            .chain(signed_two.into_values())
+            .collect();
+        let pinned =
+            self.pool
+                .call_all(
+                    0..n,
+                    |_| RelinearizeRequest {
+                        deployment: digest.to_vec(),
+                        shares: all.clone(),
+                        ..Default::default()
+                    },
+                    |mut client, request| async move {
+                        client.pin_relinearization(stream(request)).await
+                    },
+                )
+                .await?;
+        for (i, reply) in pinned {
+            if reply.key_digest[..] != rlk_digest[..] {
+                return Err(CoordinatorError::bad_reply(
+                    self.pool.name(i),
+                    "it pinned another relinearization key",
+                ));
+            }
+        }
+        tracing::info!(
+            set = params.name(),
+            nodes = n,
+            "relinearization key and binning key in place at every node"
+        );
+        Ok(rlk)
+    }
+
+    /// Every node's exchange key, checked to be signed by that node, in party order.
+    async fn exchange_keys(&self) -> Result<Vec<ThresholdParty>, CoordinatorError> {
         let n = self.pool.len();
         let keys = self
             .pool
@@ -203,6 +336,20 @@ impl Coordinator {
             });
         }
         parties.sort_by_key(|p| p.party);
+        Ok(parties)
+    }
+
+    /// Threshold setup (T of N) after the pin, relayed between the nodes: every node's exchange
+    /// key, then every node's resharings (each sealed to its recipient, unreadable here),
+    /// then to each node the resharings sealed to it, from which it keeps its threshold share.
+    async fn threshold_setup(
+        &mut self,
+        params: &Arc<BfvParameters>,
+        crs: &CommonReferenceString,
+        threshold: usize,
+    ) -> Result<(), CoordinatorError> {
+        let n = self.pool.len();
+        let parties = self.exchange_keys().await?;
         let setup = ThresholdSetup {
             parameter_set: params.name().into(),
             crs_seed: crs.seed().to_vec(),

@@ -34,6 +34,9 @@ const COMMITMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("commitme
 /// node's signature over the roster), kept until the query ends.
 const REVEALED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("revealed");
 const COLLECTIVE_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("collective-keys");
+/// Per parameter set: the deployment digest, then the relinearization key every node pinned.
+const RELINEARIZATION_KEYS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("relinearization-keys");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const RECIPIENT_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("recipient-keys");
 const SEALED_RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("sealed-results");
@@ -263,6 +266,7 @@ impl QueryStore {
         tx.open_table(COMMITMENTS).map_err(err)?;
         tx.open_table(REVEALED).map_err(err)?;
         tx.open_table(COLLECTIVE_KEYS).map_err(err)?;
+        tx.open_table(RELINEARIZATION_KEYS).map_err(err)?;
         tx.open_table(NODES).map_err(err)?;
         tx.open_table(RECIPIENT_KEYS).map_err(err)?;
         tx.open_table(SEALED_RESULTS).map_err(err)?;
@@ -502,6 +506,35 @@ impl QueryStore {
         value
             .map(|v| serde_json::from_slice(v.value()).map_err(err))
             .transpose()
+    }
+
+    /// The relinearization key of the deployment `digest` of `set`, if its setup made one.
+    pub fn relinearization_key(
+        &self,
+        set: &str,
+        digest: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(RELINEARIZATION_KEYS).map_err(err)?;
+        let value = table.get(set).map_err(err)?;
+        Ok(value.and_then(|v| {
+            let v = v.value();
+            (v.len() > 32 && &v[..32] == digest).then(|| v[32..].to_vec())
+        }))
+    }
+
+    pub fn put_relinearization_key(
+        &self,
+        set: &str,
+        digest: &[u8; 32],
+        key: &[u8],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(RELINEARIZATION_KEYS)
+            .map_err(err)?
+            .insert(set, [&digest[..], key].concat().as_slice())
+            .map_err(err)?;
+        tx.commit().map_err(err)
     }
 
     pub fn put_collective_key(&self, set: &str, key: &StoredKey) -> Result<(), StoreError> {

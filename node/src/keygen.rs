@@ -60,6 +60,11 @@ pub struct PinnedDeployment {
 }
 
 impl PinnedDeployment {
+    /// The deployment's parameter set, built.
+    pub fn params(&self) -> Result<Arc<BfvParameters>, Status> {
+        parameters(&self.deployment.parameter_set)
+    }
+
     /// Parties of the collective key.
     pub fn parties(&self) -> usize {
         self.deployment.parties.len()

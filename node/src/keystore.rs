@@ -62,7 +62,7 @@ impl KeyStore {
             let path = entry.path();
             if path
                 .extension()
-                .is_some_and(|e| e == "key" || e == "threshold")
+                .is_some_and(|e| e == "key" || e == "threshold" || e == "binning")
             {
                 check_private(&path)?;
             }
@@ -246,6 +246,42 @@ impl KeyStore {
             crs_seed,
             config,
             key,
+        }))
+    }
+}
+
+impl KeyStore {
+    /// Keeps the overlap queries' binning key of the deployment `digest` of `params`'s set
+    /// (`SET.binning`, owner-only: the digest, then the key), replacing an earlier one.
+    pub fn put_binning(
+        &self,
+        params: &BfvParameters,
+        digest: &[u8; 32],
+        key: &[u8; 32],
+    ) -> Result<(), KeyStoreError> {
+        let bytes = Zeroizing::new([&digest[..], &key[..]].concat());
+        self.write_private(&self.dir.join(format!("{}.binning", params.name())), &bytes)
+    }
+
+    /// The binning key of the deployment `digest`, if this node agreed one for it.
+    pub fn binning(
+        &self,
+        params: &BfvParameters,
+        digest: &[u8; 32],
+    ) -> Result<Option<concord_stats::overlap::BinningKey>, KeyStoreError> {
+        let path = self.dir.join(format!("{}.binning", params.name()));
+        let Some(bytes) = self.read_private(&path)? else {
+            return Ok(None);
+        };
+        if bytes.len() != 64 {
+            return Err(KeyStoreError::Corrupt {
+                path,
+                set: params.name(),
+                reason: format!("{} bytes, not 64", bytes.len()),
+            });
+        }
+        Ok((&bytes[..32] == digest).then(|| {
+            concord_stats::overlap::BinningKey::new(bytes[32..].try_into().expect("32 bytes"))
         }))
     }
 }

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod config;
 pub mod contribution;
 pub mod data;
+pub mod evaluation;
 pub mod keygen;
 pub mod keystore;
 pub mod release;

@@ -271,6 +271,40 @@ impl Node for NodeService {
         Ok(Response::new(CombineReply {}))
     }
 
+    async fn relinearize_one(
+        &self,
+        request: Request<RelinearizeRequest>,
+    ) -> Result<Response<RelinearizeShare>, Status> {
+        self.coordinator(&request)?;
+        Ok(Response::new(self.relinearize_one(request.get_ref())?))
+    }
+
+    async fn relinearize_two(
+        &self,
+        request: Request<Streaming<RelinearizeRequest>>,
+    ) -> Result<Response<RelinearizeShare>, Status> {
+        self.coordinator(&request)?;
+        // one share per party of the deployment named
+        let req = collect(request.into_inner(), |first| {
+            self.evaluation_parties(&first.deployment)
+        })
+        .await?;
+        Ok(Response::new(self.relinearize_two(&req)?))
+    }
+
+    async fn pin_relinearization(
+        &self,
+        request: Request<Streaming<RelinearizeRequest>>,
+    ) -> Result<Response<PinnedKey>, Status> {
+        self.coordinator(&request)?;
+        // one share per party and round
+        let req = collect(request.into_inner(), |first| {
+            Ok(2 * self.evaluation_parties(&first.deployment)?)
+        })
+        .await?;
+        Ok(Response::new(self.pin_relinearization(&req)?))
+    }
+
     async fn propose(&self, request: Request<Proposal>) -> Result<Response<Decision>, Status> {
         self.coordinator(&request)?;
         let proposal = request.into_inner();

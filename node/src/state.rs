@@ -31,6 +31,8 @@ const ROSTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("rosters");
 const DEPLOYMENTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("deployments");
 const PINNED: TableDefinition<&str, &[u8; 32]> = TableDefinition::new("pinned");
 const DECRYPTED: TableDefinition<&[u8; 32], &str> = TableDefinition::new("decrypted-c1");
+const EVALUATION_KEYS: TableDefinition<&[u8; 32], &[u8]> =
+    TableDefinition::new("relinearization-keys");
 
 /// A contribution as the node records it: its ciphertexts and its signed commitment (tag 3, as
 /// in the records of earlier versions).
@@ -110,8 +112,27 @@ impl NodeState {
         tx.open_table(DEPLOYMENTS).map_err(err)?;
         tx.open_table(PINNED).map_err(err)?;
         tx.open_table(DECRYPTED).map_err(err)?;
+        tx.open_table(EVALUATION_KEYS).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(Self { db })
+    }
+
+    /// Pins the relinearization key of the deployment `digest` (one already pinned), durably.
+    pub fn pin_relinearization_key(&self, digest: &[u8; 32], key: &[u8]) -> Result<(), StateError> {
+        let tx = self.db.begin_write().map_err(err)?;
+        tx.open_table(EVALUATION_KEYS)
+            .map_err(err)?
+            .insert(digest, key)
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The relinearization key pinned for the deployment `digest`, if any.
+    pub fn relinearization_key(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(EVALUATION_KEYS).map_err(err)?;
+        let value = table.get(digest).map_err(err)?;
+        Ok(value.map(|v| v.value().to_vec()))
     }
 
     /// Pins a deployment (digest and record) as the one for its parameter set, durably.

@@ -6,7 +6,8 @@
 //! other's inverse.
 
 use crate::v1::{
-    CombineRequest, Contribution, DecryptRequest, DecryptShares, PinRequest, Resharings,
+    CombineRequest, Contribution, DecryptRequest, DecryptShares, PinRequest, RelinearizeRequest,
+    Resharings,
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
@@ -70,6 +71,7 @@ chunked!(DecryptShares, shares);
 chunked!(Resharings, sealed);
 chunked!(CombineRequest, sealed, setup);
 chunked!(PinRequest, shares, deployment);
+chunked!(RelinearizeRequest, shares, deployment, parties, sealed);
 
 /// Reassembles a streamed message. `limit` sees the first message and says how many elements
 /// the whole may have; a stream with more, or with none at all, is an error.

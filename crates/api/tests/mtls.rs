@@ -71,6 +71,27 @@ impl Node for TestNode {
         Err(Status::unimplemented("test node"))
     }
 
+    async fn relinearize_one(
+        &self,
+        _: Request<concord_api::v1::RelinearizeRequest>,
+    ) -> Result<Response<concord_api::v1::RelinearizeShare>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    async fn relinearize_two(
+        &self,
+        _: Request<tonic::Streaming<concord_api::v1::RelinearizeRequest>>,
+    ) -> Result<Response<concord_api::v1::RelinearizeShare>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
+    async fn pin_relinearization(
+        &self,
+        _: Request<tonic::Streaming<concord_api::v1::RelinearizeRequest>>,
+    ) -> Result<Response<concord_api::v1::PinnedKey>, Status> {
+        Err(Status::unimplemented("test node"))
+    }
+
     // Only setup matters to this test; the other RPCs are the node's, tested in node/tests.
     async fn exchange_key_of(
         &self,

@@ -315,6 +315,44 @@ impl RelinearizationKey {
     pub fn params(&self) -> &Arc<BfvParameters> {
         &self.params
     }
+
+    /// Bytes of [`Self::to_bytes`].
+    pub fn serialized_len(&self) -> usize {
+        let ring = self.params.key_ring();
+        crate::wire::HEADER_LEN
+            + 2 * self.parts().len() * crate::wire::poly_len(ring, ring.max_level())
+            + crate::wire::CHECKSUM_LEN
+    }
+
+    /// Concord's wire format: every `(b_j, a_j)`, packed to the key ring's moduli.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let ring = self.params.key_ring();
+        let mut w = crate::wire::WireWriter::new(
+            crate::wire::Kind::RelinearizationKey,
+            &self.params,
+            self.serialized_len(),
+        );
+        for [b, a] in self.parts() {
+            w.poly(ring, b).poly(ring, a);
+        }
+        w.finish()
+    }
+
+    /// A key written by [`Self::to_bytes`] for `params`.
+    pub fn from_bytes(params: &Arc<BfvParameters>, bytes: &[u8]) -> Result<Self, BfvError> {
+        let ring = params.key_ring();
+        let mut r =
+            crate::wire::WireReader::open(bytes, crate::wire::Kind::RelinearizationKey, params)?;
+        let digits = params.gadget_length();
+        let mut parts = Vec::with_capacity(digits);
+        for _ in 0..digits {
+            let b = r.poly(ring, ring.max_level(), Representation::Ntt)?;
+            let a = r.poly(ring, ring.max_level(), Representation::Ntt)?;
+            parts.push([b, a]);
+        }
+        r.finish()?;
+        Self::from_parts(params, parts)
+    }
 }
 
 impl Ciphertext {

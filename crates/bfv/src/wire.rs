@@ -28,6 +28,8 @@ pub enum Kind {
     Ciphertext = 1,
     PublicKey = 2,
     SecretKey = 3,
+    /// A relinearization key (`b_j`, `a_j` per gadget digit, key ring, NTT form).
+    RelinearizationKey = 4,
     PublicKeyShare = 16,
     DecryptionShare = 17,
     KeySwitchShare = 18,
@@ -46,6 +48,7 @@ impl Kind {
             Ciphertext,
             PublicKey,
             SecretKey,
+            RelinearizationKey,
             PublicKeyShare,
             DecryptionShare,
             KeySwitchShare,

@@ -177,6 +177,11 @@ fn value_counts_sit_in_the_constant_coefficient_and_count_over_every_ciphertext(
     let sk = SecretKey::generate(&p);
     let pk = PublicKey::generate(&sk);
     let rlk = RelinearizationKey::generate(&sk).unwrap();
+    // the key travels and is stored in the wire format
+    let bytes = rlk.to_bytes();
+    assert_eq!(bytes.len(), rlk.serialized_len());
+    assert_eq!(RelinearizationKey::from_bytes(&p, &bytes).unwrap(), rlk);
+    assert!(RelinearizationKey::from_bytes(&p, &bytes[..bytes.len() - 1]).is_err());
     let n = p.degree();
     let mut rng = ChaCha20Rng::seed_from_u64(14);
     // three ciphertexts of sums of four parties' 0/1 presence bits
