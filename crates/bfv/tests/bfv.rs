@@ -202,11 +202,16 @@ proptest! {
         prop_assert_eq!(sk.decrypt(&prod).unwrap().decode(), a.iter().zip(&c).map(|(x, y)| x * y).collect::<Vec<_>>());
         prop_assert!(sk.noise_budget(&prod).unwrap() > 0.0);
 
-        // modulus switching keeps the plaintext and shrinks the ciphertext
+        // modulus switching keeps the plaintext and shrinks the ciphertext (a set whose
+        // contributions travel at the top level, for products, stays there)
         let mut switched = sum.clone();
         switched.switch_to_transmit_level().unwrap();
         prop_assert_eq!(sk.decrypt(&switched).unwrap().decode(), sk.decrypt(&sum).unwrap().decode());
-        prop_assert!(switched.serialized_len() < sum.serialized_len());
+        if p.transmit_level() < p.max_level() {
+            prop_assert!(switched.serialized_len() < sum.serialized_len());
+        } else {
+            prop_assert_eq!(switched.serialized_len(), sum.serialized_len());
+        }
       }
     }
 }
