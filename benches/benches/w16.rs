@@ -23,9 +23,9 @@ use concord_bfv::{
     SlotPolynomial, ValueRange,
 };
 use concord_mhe::{
-    reshare, CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
-    NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen,
-    Resharing, SmudgingPlan, ThresholdConfig, ThresholdSecretKey,
+    reshare, CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, Extent,
+    GaloisKeyGen, NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch,
+    RelinearizationKeyGen, Resharing, SmudgingPlan, ThresholdConfig, ThresholdSecretKey,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
@@ -133,6 +133,18 @@ const MUL_STEPS: &[Step] = &[
     (
         "overlap_histogram",
         "overlap histogram of x in [0, 16] (one-hot + 17 inner sums)",
+        None,
+        None,
+    ),
+    (
+        "value_counts",
+        "overlap counts of x in [0, 16], per ciphertext of bins (powers, no rotations)",
+        None,
+        None,
+    ),
+    (
+        "constant_share",
+        "decryption share of one count (constant coefficient), per party",
         None,
         None,
     ),
@@ -444,6 +456,29 @@ fn concord_mul(c: &mut Criterion) {
     g.bench_function("concord/overlap_histogram", |b| {
         b.iter(|| black_box(&ct).slot_histogram(0..=16, &rlk, &gk).unwrap())
     });
+    // what the overlap queries run: the counts of every value over a ciphertext of bins, in
+    // the constant coefficient, each released by one-value shares
+    let cts = [ct.clone()];
+    g.bench_function("concord/value_counts", |b| {
+        b.iter(|| Ciphertext::value_counts(black_box(&cts), 0..=16, 1..=16, &rlk).unwrap())
+    });
+    let counts = Ciphertext::value_counts(&cts, 0..=16, 1..=16, &rlk).unwrap();
+    let model = NoiseEstimate::fresh(&p, PARTIES)
+        .summed(PARTIES)
+        .value_counted(&p, PARTIES, 17, 1);
+    let plan = SmudgingPlan::for_decryption_at_lowest_level(&p, model, PARTIES, PARTIES).unwrap();
+    let mut count = counts[0].clone();
+    count.switch_to_level(plan.level).unwrap();
+    let cks = CollectiveDecryption::with_extent(&count, plan, Extent::Constant).unwrap();
+    g.bench_function("concord/constant_share", |b| {
+        b.iter(|| cks.share(&keys[0], parties[0]).unwrap())
+    });
+    println!(
+        "overlap counts: smudging lambda {:.1} bits at level {}, a constant share is {} bytes",
+        plan.lambda,
+        plan.level,
+        cks.share(&keys[0], parties[0]).unwrap().to_bytes().len()
+    );
     g.finish();
 }
 
