@@ -47,7 +47,21 @@ impl Coordinator {
         let smudging = run
             .agreement
             .smudging(n, record.contributed.len(), active.len())?;
-        let ciphertexts = run.sum.len();
+        // what is released of the sum: the sum, or the overlap circuit's counts, evaluated
+        // here as every node evaluates it, to combine the shares
+        let plan = &run.agreement.plan;
+        let rlk = match plan.layout.overlap {
+            Some(_) => Some(self.relinearization_key(&plan.params, &record.deployment)?),
+            None => None,
+        };
+        let mut outputs = plan
+            .evaluate(run.sum.clone(), rlk.as_ref())
+            .map_err(CoordinatorError::Decode)?;
+        for ct in &mut outputs {
+            ct.switch_to_level(smudging.level)?;
+        }
+        let extent = plan.extent();
+        let ciphertexts = outputs.len();
         let request = DecryptRequest {
             query_id: record.id.clone(),
             ciphertexts: evidence.ciphertexts,
@@ -76,10 +90,9 @@ impl Coordinator {
         let params = &run.agreement.plan.params;
         let (cells, sealed) = match &run.agreement.release {
             Release::Sealed(recipient) => {
-                let protocols = run
-                    .sum
+                let protocols = outputs
                     .iter()
-                    .map(|ct| PublicKeySwitch::new(ct, recipient, smudging))
+                    .map(|ct| PublicKeySwitch::with_extent(ct, recipient, smudging, extent))
                     .collect::<Result<Vec<_>, _>>()?;
                 let switched = self.gather(&protocols, params, &senders, &shares, &parties)?;
                 (
@@ -88,10 +101,9 @@ impl Coordinator {
                 )
             }
             Release::Public => {
-                let protocols = run
-                    .sum
+                let protocols = outputs
                     .iter()
-                    .map(|ct| CollectiveDecryption::new(ct, smudging))
+                    .map(|ct| CollectiveDecryption::with_extent(ct, smudging, extent))
                     .collect::<Result<Vec<_>, _>>()?;
                 let plaintexts = self.gather(&protocols, params, &senders, &shares, &parties)?;
                 let cells = run

@@ -61,6 +61,27 @@ impl Coordinator {
         Ok(self.deployments[params.name()])
     }
 
+    /// The relinearization key every node pinned for the deployment `digest` of `params`'s
+    /// set (set up with it: multiplicative sets only).
+    pub(crate) fn relinearization_key(
+        &self,
+        params: &Arc<BfvParameters>,
+        digest: &[u8],
+    ) -> Result<RelinearizationKey, CoordinatorError> {
+        let missing = || {
+            CoordinatorError::Stored(format!(
+                "no relinearization key for {}: its setup made none",
+                params.name()
+            ))
+        };
+        let digest: &[u8; 32] = digest.try_into().map_err(|_| missing())?;
+        let bytes = self
+            .store
+            .relinearization_key(params.name(), digest)?
+            .ok_or_else(missing)?;
+        Ok(RelinearizationKey::from_bytes(params, &bytes)?)
+    }
+
     /// The deployment of every node in the pool, with the given CRS seed.
     fn deployment(&self, params: &BfvParameters, crs_seed: Vec<u8>) -> Deployment {
         Deployment {

@@ -216,6 +216,9 @@ impl NodeService {
                 ),
             ));
         }
+        if agreement.plan.layout.overlap.is_some() {
+            self.overlap_keys(&deployment)?;
+        }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
         // what the template reads, this institution must hold
         if let Some(missing) = agreement.plan.template.unavailable_at(&self.institution) {

@@ -42,13 +42,22 @@ impl NodeService {
         let plan = &agreed.agreement.plan;
         let events = self.events.current();
         // a DP query counts each event once, at its creator (concord-stats `compute_created`)
-        let statistic = match plan.dp {
-            Some(_) => plan
-                .template
-                .compute_created(&plan.window, &self.institution, &events),
-            None => plan
-                .template
-                .compute(&plan.window, &self.institution, &events),
+        let statistic = if plan.template.is_overlap() {
+            // bins under the query's own key, derived from the deployment's binning key
+            let (_, binning) = self
+                .overlap_keys(&agreed.deployment)
+                .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?;
+            plan.template
+                .compute_overlap(&plan.window, &events, &binning.for_query(&req.query_id))
+        } else {
+            match plan.dp {
+                Some(_) => plan
+                    .template
+                    .compute_created(&plan.window, &self.institution, &events),
+                None => plan
+                    .template
+                    .compute(&plan.window, &self.institution, &events),
+            }
         }
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let ciphertexts: Vec<Vec<u8>> = plan

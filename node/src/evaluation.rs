@@ -27,6 +27,7 @@ use crate::keygen::PinnedDeployment;
 use crate::service::NodeService;
 use concord_api::deployment::{self, DeploymentError};
 use concord_api::exchange::{self, verify_exchange_key};
+use concord_api::lifecycle::{Refusal, RefusalCode};
 use concord_api::v1::{
     ExchangeKey, PinnedKey, RelinearizeRequest, RelinearizeShare, SignedKeyShare,
 };
@@ -429,8 +430,43 @@ impl NodeService {
         })
     }
 
+    /// What an overlap query needs of its deployment: the relinearization key and the
+    /// binning key, both made at its setup; refused without them.
+    pub(crate) fn overlap_keys(
+        &self,
+        deployment: &PinnedDeployment,
+    ) -> Result<
+        (
+            concord_bfv::RelinearizationKey,
+            concord_stats::overlap::BinningKey,
+        ),
+        Refusal,
+    > {
+        let not_set_up = |what: &str| {
+            Refusal::new(
+                RefusalCode::DeploymentNotPinned,
+                format!(
+                    "the deployment has no {what} at this node: its evaluation-key setup has not run"
+                ),
+            )
+        };
+        let internal = |e: String| Refusal::new(RefusalCode::Internal, e);
+        let rlk = self
+            .relinearization_key(deployment)
+            .map_err(|e| internal(e.message().to_owned()))?
+            .ok_or_else(|| not_set_up("relinearization key"))?;
+        let params = deployment
+            .params()
+            .map_err(|e| internal(e.message().to_owned()))?;
+        let binning = self
+            .keys
+            .binning(&params, &deployment.digest)
+            .map_err(|e| internal(e.to_string()))?
+            .ok_or_else(|| not_set_up("binning key"))?;
+        Ok((rlk, binning))
+    }
+
     /// The relinearization key pinned for a deployment, if its setup made one.
-    #[allow(dead_code)] // the overlap query's release, next
     pub(crate) fn relinearization_key(
         &self,
         deployment: &PinnedDeployment,

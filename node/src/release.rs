@@ -80,14 +80,34 @@ impl NodeService {
             .smudging(agreed.deployment.parties(), contributors.len(), sharing)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let party = agreed.deployment.me;
-        let shares = aggregate
+        // what is released of the sum: the sum, or the overlap circuit's counts — evaluated
+        // here, from the sum this node computed, with the key it pinned
+        let rlk = match plan.layout.overlap {
+            Some(_) => Some(
+                self.overlap_keys(&agreed.deployment)
+                    .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?
+                    .0,
+            ),
+            None => None,
+        };
+        let mut outputs = plan
+            .evaluate(aggregate, rlk.as_ref())
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        for ct in &mut outputs {
+            ct.switch_to_level(smudging.level)
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        }
+        let extent = plan.extent();
+        let shares = outputs
             .iter()
             .map(|ct| {
                 match &agreed.agreement.release {
-                    Release::Sealed(recipient) => PublicKeySwitch::new(ct, recipient, smudging)
-                        .and_then(|pcks| pcks.share(&key, party))
-                        .map(|s| s.to_bytes()),
-                    Release::Public => CollectiveDecryption::new(ct, smudging)
+                    Release::Sealed(recipient) => {
+                        PublicKeySwitch::with_extent(ct, recipient, smudging, extent)
+                            .and_then(|pcks| pcks.share(&key, party))
+                            .map(|s| s.to_bytes())
+                    }
+                    Release::Public => CollectiveDecryption::with_extent(ct, smudging, extent)
                         .and_then(|cks| cks.share(&key, party))
                         .map(|s| s.to_bytes()),
                 }
@@ -108,7 +128,7 @@ impl NodeService {
             true,
         )?;
         // recorded durably, with every c₁ in the ledger, before anything leaves the node
-        let c1s: Vec<[u8; 32]> = aggregate.iter().map(c1_digest).collect();
+        let c1s: Vec<[u8; 32]> = outputs.iter().map(c1_digest).collect();
         match self
             .state
             .release(&req.query_id, &digest, &reply.encode_to_vec(), &c1s)

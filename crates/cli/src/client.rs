@@ -182,8 +182,11 @@ pub fn check_dp(spec: &QuerySpec, epsilon: f64, delta: f64) -> Result<(), Error>
 /// The agreement of the query a status is of, for the institutions in its result.
 fn agreement_of(status: &QueryStatus) -> Result<QueryAgreement, Error> {
     let spec = status.spec.as_ref().ok_or("status without its query")?;
+    // the institutions the query was proposed to (what node and coordinator built the
+    // agreement for; an overlap query's histogram runs to it)
     let institutions = (status.contributors.len() as u32)
         .max(status.institutions)
+        .max(status.asked)
         .max(spec.min_institutions)
         .max(1);
     Ok(spec.agreement(institutions as usize)?)

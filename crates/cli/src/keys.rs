@@ -20,18 +20,42 @@ fn parameters(set: &str) -> Result<Arc<BfvParameters>, Error> {
     Ok(BfvParameters::new(spec)?)
 }
 
-/// Creates a key pair per parameter set; refuses to replace existing keys unless `force`.
+/// The parameter sets the catalogue's templates run under, each once.
+fn template_sets() -> Vec<&'static params::ParameterSpec> {
+    let mut sets: Vec<&'static params::ParameterSpec> = Vec::new();
+    for template in concord_stats::TEMPLATES {
+        if let Some(spec) = params::spec_by_name(template.parameter_set()) {
+            if !sets.iter().any(|s| s.id == spec.id) {
+                sets.push(spec);
+            }
+        }
+    }
+    sets
+}
+
+/// Creates a key pair per parameter set a template runs under; refuses to replace an
+/// existing key unless `force`. Keys missing beside existing ones (a set added to the
+/// catalogue since) are made, the others kept.
 pub fn init(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>, Error> {
     std::fs::create_dir_all(dir)?;
+    let sets = template_sets();
+    let existing: Vec<PathBuf> = sets
+        .iter()
+        .map(|spec| file(dir, name, spec.name, "sk"))
+        .filter(|path| path.exists())
+        .collect();
+    if !force && existing.len() == sets.len() {
+        return Err(format!(
+            "{} exists: a new key would make results sealed to the old one unreadable (--force replaces it)",
+            existing[0].display()
+        )
+        .into());
+    }
     let mut written = Vec::new();
-    for spec in params::ADDITIVE_SETS {
+    for spec in sets {
         let sk_path = file(dir, name, spec.name, "sk");
         if sk_path.exists() && !force {
-            return Err(format!(
-                "{} exists: a new key would make results sealed to the old one unreadable (--force replaces it)",
-                sk_path.display()
-            )
-            .into());
+            continue;
         }
         let params = BfvParameters::new(spec)?;
         let sk = SecretKey::generate(&params);
@@ -101,9 +125,18 @@ mod tests {
     fn keys_are_made_once_and_secret_files_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let written = init(dir.path(), "alice", false).unwrap();
-        assert_eq!(written.len(), params::ADDITIVE_SETS.len());
+        assert_eq!(written.len(), template_sets().len());
+        assert!(dir.path().join("alice.MUL-16384-T26.pk").exists());
         let again = init(dir.path(), "alice", false).unwrap_err().to_string();
         assert!(again.contains("--force"), "{again}");
+        // a set added to the catalogue since: its key is made, the others kept
+        let kept = std::fs::read(dir.path().join("alice.ADD-8192.sk")).unwrap();
+        std::fs::remove_file(dir.path().join("alice.MUL-16384-T26.sk")).unwrap();
+        assert_eq!(init(dir.path(), "alice", false).unwrap().len(), 1);
+        assert_eq!(
+            std::fs::read(dir.path().join("alice.ADD-8192.sk")).unwrap(),
+            kept
+        );
         assert!(init(dir.path(), "alice", true).is_ok());
         #[cfg(unix)]
         {

@@ -18,7 +18,7 @@
 use crate::dp::DpError;
 use crate::{QueryError, QueryPlan};
 use concord_bfv::PublicKey;
-use concord_mhe::{MheError, NoiseEstimate, SmudgingPlan};
+use concord_mhe::{MheError, SmudgingPlan};
 use concord_stats::{Template, Window, YearMonth};
 
 /// A query's terms as the researcher signed them (the wire's `QuerySpec`, borrowed).
@@ -248,7 +248,8 @@ impl QueryAgreement {
 
     /// The smudging of every share of the aggregate of `contributors` contributions under a
     /// collective key of `key_parties` parties, released by `sharing` parties' shares — sized
-    /// for the release mode's protocol (PCKS or CKS).
+    /// for the release mode's protocol (PCKS or CKS). An overlap query's counts are switched
+    /// to the plan's level first.
     pub fn smudging(
         &self,
         key_parties: usize,
@@ -256,10 +257,17 @@ impl QueryAgreement {
         sharing: usize,
     ) -> Result<SmudgingPlan, MheError> {
         let params = &self.plan.params;
-        let noise = NoiseEstimate::aggregate(params, key_parties, contributors);
-        match self.release {
-            Release::Sealed(_) => SmudgingPlan::for_key_switch(params, noise, sharing),
-            Release::Public => SmudgingPlan::for_decryption(params, noise, sharing),
+        let noise = self.plan.output_noise(key_parties, contributors);
+        match (self.plan.layout.overlap.is_some(), &self.release) {
+            (false, Release::Sealed(_)) => SmudgingPlan::for_key_switch(params, noise, sharing),
+            (false, Release::Public) => SmudgingPlan::for_decryption(params, noise, sharing),
+            // a circuit's output is switched down to where smudging hides its noise
+            (true, Release::Sealed(_)) => {
+                SmudgingPlan::for_key_switch_at_lowest_level(params, noise, key_parties, sharing)
+            }
+            (true, Release::Public) => {
+                SmudgingPlan::for_decryption_at_lowest_level(params, noise, key_parties, sharing)
+            }
         }
     }
 }
@@ -268,6 +276,7 @@ impl QueryAgreement {
 mod tests {
     use super::*;
     use concord_bfv::SecretKey;
+    use concord_mhe::NoiseEstimate;
 
     fn terms<'a>(template: &'a str, version: u32) -> QueryTerms<'a> {
         QueryTerms {

@@ -90,6 +90,11 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
     let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
     let parties: Vec<PartyId> = (1..=institutions.len() as u32).map(PartyId).collect();
     for template in TEMPLATES {
+        if template.is_overlap() {
+            // bins under the nodes' binning key and a circuit under their relinearization
+            // key: run over real node processes in tests/e2e.rs
+            continue;
+        }
         let plan = QueryPlan::new(*template, window, institutions.len()).unwrap();
         let params = &plan.params;
         // setup

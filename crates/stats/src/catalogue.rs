@@ -53,6 +53,8 @@ pub enum TemplateError {
     CreatorUnknown { template: &'static str },
     #[error("template {template} needs the institution's survey answers (`survey` in the node configuration's [data]); without them the institution takes no part")]
     NeedsSurvey { template: &'static str },
+    #[error("template {template} bins indicators with the deployment's binning key: the node computes it with Template::compute_overlap")]
+    NeedsBinningKey { template: &'static str },
     #[error("{slots} slot values where the layout has {expected}")]
     SlotCount { slots: usize, expected: usize },
 }
@@ -101,6 +103,7 @@ pub enum Template {
     EventsByMonthRoleTlpDistribution,
     AttributesByMonthRoleTlp,
     EventsBySectorOrganisationTypeRole,
+    IndicatorOverlap,
 }
 
 /// The public description of a template.
@@ -135,6 +138,7 @@ pub const TEMPLATES: &[Template] = &[
     Template::EventsByMonthRoleTlpDistribution,
     Template::AttributesByMonthRoleTlp,
     Template::EventsBySectorOrganisationTypeRole,
+    Template::IndicatorOverlap,
 ];
 
 impl Template {
@@ -173,6 +177,7 @@ impl Template {
             Template::EventsBySectorOrganisationTypeRole => {
                 &templates::events::EventsBySectorOrganisationTypeRole
             }
+            Template::IndicatorOverlap => &templates::overlap::IndicatorOverlap,
         }
     }
 
@@ -261,7 +266,44 @@ impl Template {
             cell_bound: cells.cell_bound,
             summary: cells.summary,
             parameter_set: self.parameter_set(),
+            overlap: self.definition().bins(),
         }
+    }
+
+    /// Whether the template is an overlap template: its input is presence bits over bins, its
+    /// cells the histogram the circuit releases.
+    pub fn is_overlap(&self) -> bool {
+        self.definition().bins().is_some()
+    }
+
+    /// An overlap template's input at one institution: its presence bit per bin, binned under
+    /// the query's key ([`crate::overlap::presence`]).
+    pub fn compute_overlap(
+        &self,
+        window: &Window,
+        events: &[Event],
+        key: &crate::overlap::BinningKey,
+    ) -> Result<Statistic, TemplateError> {
+        let bins = self
+            .definition()
+            .bins()
+            .ok_or(TemplateError::Unknown(format!(
+                "{} is not an overlap template",
+                self.info().id
+            )))?;
+        let inside = events
+            .iter()
+            .filter(|e| e.date.as_ref().and_then(|d| window.position(d)).is_some())
+            .count();
+        Ok(Statistic {
+            values: crate::overlap::presence(events, window, &bins, key)
+                .into_iter()
+                .map(u64::from)
+                .collect(),
+            events_in_window: inside,
+            events_outside_window: events.len() - inside,
+            clipped_cells: 0,
+        })
     }
 
     /// The statistic over only the events `institution` created (whose `Orgc` is one of its

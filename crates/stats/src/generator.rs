@@ -176,7 +176,7 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
                     "uuid": rng.uuid(),
                     "category": category,
                     "type": kind,
-                    "value": format!("synthetic-{}", rng.below(1 << 40)),
+                    "value": synthetic_value(kind, rng.below(1 << 40)),
                     "to_ids": if rng.unit() < 0.6 { "True" } else { "False" },
                     "distribution": "5",
                     "timestamp": publish_ts.to_string(),
@@ -310,7 +310,7 @@ fn add_context(rng: &mut SplitMix, event: &mut Value, attributes: &mut [Value], 
             let attributes: Vec<Value> = fields
                 .iter()
                 .map(|(category, kind)| {
-                    json!({"uuid": rng.uuid(), "category": category, "type": kind, "value": format!("synthetic-{}", rng.below(1 << 40)), "to_ids": "True", "distribution": "5"})
+                    json!({"uuid": rng.uuid(), "category": category, "type": kind, "value": synthetic_value(kind, rng.below(1 << 40)), "to_ids": "True", "distribution": "5"})
                 })
                 .collect();
             json!({"name": name, "uuid": rng.uuid(), "Attribute": attributes})
@@ -344,6 +344,25 @@ fn add_context(rng: &mut SplitMix, event: &mut Value, attributes: &mut [Value], 
 /// The date `days` after 1970-01-01.
 fn civil_from_days(days: i64) -> Date {
     Date::from_days_since_epoch(days).expect("generated dates are within the years ±9999")
+}
+
+/// A synthetic attribute value of MISP type `kind` from a random draw `x`: indicators of the
+/// overlap templates' types are drawn from a pool of 4,096 per type (documentation ranges and
+/// the reserved `example.org`), so that institutions hold some of the same ones; other types
+/// get an opaque token.
+fn synthetic_value(kind: &str, x: u64) -> String {
+    let n = x % 4096;
+    match kind {
+        "ip-src" | "ip-dst" => format!("198.51.{}.{}", n / 256, n % 256),
+        "domain" | "hostname" => format!("host{n}.example.org"),
+        "url" | "uri" | "link" => format!("http://host{n}.example.org/p{}", n % 7),
+        "email" | "email-src" | "email-dst" => format!("user{n}@example.org"),
+        "md5" | "imphash" => format!("{n:032x}"),
+        "sha1" => format!("{n:040x}"),
+        "sha256" | "authentihash" => format!("{n:064x}"),
+        "sha512" => format!("{n:0128x}"),
+        _ => format!("synthetic-{x}"),
+    }
 }
 
 #[cfg(test)]
@@ -390,8 +409,14 @@ mod tests {
             sector: Some("Finance".into()),
             organisation_type: Some("CSIRT".into()),
         };
+        let key = crate::overlap::BinningKey::new([1; 32]);
         for t in TEMPLATES {
-            let s = t.compute(&window, &me, &set.events).unwrap();
+            let s = if t.is_overlap() {
+                t.compute_overlap(&window, &set.events, &key)
+            } else {
+                t.compute(&window, &me, &set.events)
+            }
+            .unwrap();
             let events = if *t == Template::SurveySharingMotivations {
                 0
             } else {

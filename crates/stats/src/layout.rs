@@ -103,6 +103,10 @@ pub struct Layout {
     pub summary: Vec<SummaryCell>,
     /// The parameter set whose plaintext modulus holds the aggregate (by name, see `concord-bfv`).
     pub parameter_set: &'static str,
+    /// For the overlap templates: an institution contributes a presence bit per bin of these
+    /// bins, not the cells, and the cells are the histogram the circuit releases
+    /// ([`crate::overlap`]).
+    pub overlap: Option<crate::overlap::Bins>,
 }
 
 const LIMB_BITS: u32 = 16;
@@ -143,8 +147,18 @@ impl Layout {
         (64 - bound.leading_zeros()).div_ceil(LIMB_BITS).max(1) as usize
     }
 
-    /// Plaintext slots: one per cross-table cell, one per limb of each summary cell.
+    /// What one institution contributes: a value per cell, or a presence bit per bin.
+    pub fn inputs(&self) -> usize {
+        self.overlap
+            .map_or_else(|| self.cells(), |bins| bins.total())
+    }
+
+    /// Plaintext slots: one per cross-table cell, one per limb of each summary cell; one per
+    /// bin of an overlap layout.
     pub fn slots(&self) -> usize {
+        if let Some(bins) = self.overlap {
+            return bins.total();
+        }
         self.table_cells()
             + self
                 .summary
@@ -170,7 +184,11 @@ impl Layout {
     /// If a value exceeds its cell's bound or the count of values is not [`Layout::cells`]: a
     /// caller bug, which must not become a silently truncated contribution.
     pub fn to_slots(&self, values: &[u64]) -> Vec<i64> {
-        assert_eq!(values.len(), self.cells(), "one value per cell");
+        assert_eq!(values.len(), self.inputs(), "one value per cell (or bin)");
+        if self.overlap.is_some() {
+            assert!(values.iter().all(|&v| v <= 1), "presence bits are 0 or 1");
+            return values.iter().map(|&v| v as i64).collect();
+        }
         let table = self.table_cells();
         assert!(
             values[..table].iter().all(|&v| v <= self.cell_bound),
@@ -280,6 +298,7 @@ mod tests {
             cell_bound: 1,
             summary: vec![],
             parameter_set: "ADD-8192",
+            overlap: None,
         };
         let mut seen = vec![false; layout.table_cells()];
         for a in 0..2 {

@@ -123,11 +123,23 @@ pub fn markdown() -> String {
             let names: Vec<&str> = layout.summary.iter().map(|s| s.name).collect();
             let _ = write!(page, ", then the summary cells {}.\n\n", names.join(", "));
         }
-        let _ = write!(
-            page,
-            "**Bounds per institution:** every table cell ≤ {}",
-            layout.cell_bound
-        );
+        match layout.overlap {
+            Some(bins) => {
+                let _ = write!(
+                    page,
+                    "**Input per institution:** a presence bit per bin, {} bins{}; only the histogram is released",
+                    bins.total(),
+                    if bins.by_group { " (per group)" } else { "" }
+                );
+            }
+            None => {
+                let _ = write!(
+                    page,
+                    "**Bounds per institution:** every table cell ≤ {}",
+                    layout.cell_bound
+                );
+            }
+        }
         for s in &layout.summary {
             let _ = write!(page, "; {} ≤ {}", s.name, s.bound);
         }
@@ -144,6 +156,9 @@ pub fn markdown() -> String {
                     unit.unit, unit.sensitivity
                 );
             }
+            None if layout.overlap.is_some() => page.push_str(
+                "not available yet (one indicator of one institution moves at most two cells by one; the noise of the released counts is still to build); its protection is the minimum number of institutions, and that only counts are ever decrypted.\n\n",
+            ),
             None => page.push_str(
                 "not available (one record moves several cells by amounts only the per-institution bounds limit); its protection is the minimum number of institutions.\n\n",
             ),

@@ -213,6 +213,9 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
         if *template == Template::SurveySharingMotivations {
             continue; // answers, not MISP data: covered by the survey module's tests
         }
+        if template.is_overlap() {
+            continue; // presence bits, not cells: the_overlap_presence_matches_the_raw_json
+        }
         let layout = template.layout(&window);
         let mut expect = vec![0u64; layout.cells()];
         let mut inside = 0;
@@ -351,7 +354,9 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                         expect[month * 3 + role] += times;
                     }
                 }
-                Template::SurveySharingMotivations => unreachable!("skipped above"),
+                Template::SurveySharingMotivations | Template::IndicatorOverlap => {
+                    unreachable!("skipped above")
+                }
                 Template::AttributesPerEvent => {
                     let n = raw_attributes(e).len() as u64;
                     let bucket = [
@@ -466,6 +471,68 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
     // the data's documented sightings, and attributes with first_seen in published events
     assert_eq!(sightings, 19);
     assert!(aged > 24_000, "{aged}");
+}
+
+/// The overlap templates' input — a presence bit per bin — against the raw JSON: every
+/// attribute value of the window's events (event-level and in objects), normalised and hashed
+/// by `indicators`, binned by `overlap`, from serde_json values rather than the parsed model.
+#[test]
+fn the_overlap_presence_matches_the_raw_json() {
+    use concord_stats::indicators::indicators;
+    use concord_stats::overlap::BinningKey;
+    let Some(dir) = data_dir() else { return };
+    let mut pooled = DataSet::default();
+    for group in GROUPS {
+        pooled.events.extend(load(&dir.join(group)).unwrap().events);
+    }
+    let raw = raw_events(&dir);
+    let (first, months) = ((2016, 12), 120);
+    let window = Window::new(
+        YearMonth {
+            year: 2016,
+            month: 12,
+        },
+        months as u16,
+    )
+    .unwrap();
+    let key = BinningKey::new([42; 32]).for_query("q-raw");
+    let overall = Template::IndicatorOverlap.layout(&window).overlap.unwrap();
+    let by_group = concord_stats::overlap::Bins {
+        per_group: 16384,
+        by_group: true,
+    };
+    for bins in [overall, by_group] {
+        let mut expect = vec![0u64; bins.total()];
+        let mut held = 0;
+        for e in &raw {
+            if raw_month(e, first, months).is_none() {
+                continue;
+            }
+            for a in raw_attributes(e) {
+                let (Some(kind), Some(value)) = (a["type"].as_str(), a["value"].as_str()) else {
+                    continue;
+                };
+                for indicator in indicators(kind, value) {
+                    expect[bins.bin(&key, &indicator.digest())] = 1;
+                    held += 1;
+                }
+            }
+        }
+        assert!(held > 10_000, "{held} indicators in the window");
+        let got = concord_stats::overlap::presence(&pooled.events, &window, &bins, &key);
+        let got: Vec<u64> = got.into_iter().map(u64::from).collect();
+        assert_eq!(got, expect, "{bins:?}");
+        if bins == overall {
+            let template = Template::IndicatorOverlap;
+            let computed = template
+                .compute_overlap(&window, &pooled.events, &key)
+                .unwrap();
+            assert_eq!(computed.values, expect);
+        }
+        // the bins are far from full: most indicators have a bin of their own
+        let occupied = expect.iter().sum::<u64>();
+        assert!(occupied * 4 < bins.total() as u64 * 3, "{occupied}");
+    }
 }
 
 #[test]

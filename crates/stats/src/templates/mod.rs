@@ -6,7 +6,8 @@
 //! Families, one file each: [`events`] (events by month, TLP, distribution, role, sector; how
 //! often institutions share), [`attributes`] (attributes by category, type, distribution and
 //! role; attributes per event), [`content`] (objects, galaxy clusters, sightings), [`timing`]
-//! (time to publish, indicator age at sharing) and [`survey`] (the private survey tally).
+//! (time to publish, indicator age at sharing), [`overlap`] (indicators held by exactly j
+//! institutions) and [`survey`] (the private survey tally).
 //!
 //! Where a field is missing in the data, templates use an explicit "unknown" cell — feeds carry
 //! no `distribution`, many events have no TLP tag or no publish time — never a guess.
@@ -14,6 +15,7 @@
 pub mod attributes;
 pub mod content;
 pub mod events;
+pub mod overlap;
 pub mod survey;
 pub mod timing;
 
@@ -71,6 +73,11 @@ pub trait Definition: Sync {
 
     /// Its cells over `window`.
     fn cells(&self, window: &Window) -> Cells;
+
+    /// The bins of an overlap template (its input is presence bits, not cells).
+    fn bins(&self) -> Option<crate::overlap::Bins> {
+        None
+    }
 
     /// What a researcher reads off a released result besides the table.
     fn findings(&self, _layout: &Layout, _cells: &[i128]) -> Vec<String> {
