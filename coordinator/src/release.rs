@@ -24,7 +24,7 @@ impl Coordinator {
     /// Gathers the release shares of the verified aggregate and finishes the result.
     pub(crate) async fn release(
         &mut self,
-        run: QueryRun,
+        mut run: QueryRun,
         evidence: Evidence,
     ) -> Result<QueryOutcome, CoordinatorError> {
         let started = Instant::now();
@@ -55,7 +55,7 @@ impl Coordinator {
             None => None,
         };
         let mut outputs = plan
-            .evaluate(run.sum.clone(), rlk.as_ref())
+            .evaluate(std::mem::take(&mut run.sum), rlk.as_ref())
             .map_err(CoordinatorError::Decode)?;
         for ct in &mut outputs {
             ct.switch_to_level(smudging.level)?;

@@ -217,7 +217,7 @@ impl NodeService {
             ));
         }
         if agreement.plan.layout.overlap.is_some() {
-            self.overlap_keys(&deployment)?;
+            self.check_overlap_keys(&deployment)?;
         }
         policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
         // what the template reads, this institution must hold

@@ -44,8 +44,8 @@ impl NodeService {
         // a DP query counts each event once, at its creator (concord-stats `compute_created`)
         let statistic = if plan.template.is_overlap() {
             // bins under the query's own key, derived from the deployment's binning key
-            let (_, binning) = self
-                .overlap_keys(&agreed.deployment)
+            let binning = self
+                .binning_key(&agreed.deployment)
                 .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?;
             plan.template
                 .compute_overlap(&plan.window, &events, &binning.for_query(&req.query_id))

@@ -34,7 +34,7 @@ use concord_api::v1::{
 use concord_bfv::{BfvParameters, SecretKey};
 use concord_mhe::{
     CommonReferenceString, EvaluationKeyAggregate, EvaluationKeyShare, PartyId,
-    RelinearizationKeyGen,
+    RelinearizationEphemeral, RelinearizationKeyGen,
 };
 use hmac::{Hmac, Mac};
 use serde_json::json;
@@ -46,6 +46,14 @@ use tonic::Status;
 const SECRET_LABEL: &[u8] = b"concord/binning-secret/v1\0";
 const SEAL_LABEL: &[u8] = b"concord/binning-seal/v1\0";
 const KEY_LABEL: &[u8] = b"concord/binning-key/v1\0";
+
+/// An overlap query on a deployment whose evaluation-key setup did not run here.
+fn not_set_up(what: &str) -> Refusal {
+    Refusal::new(
+        RefusalCode::DeploymentNotPinned,
+        format!("the deployment has no {what} at this node: its evaluation-key setup has not run"),
+    )
+}
 
 fn bad(what: String) -> Status {
     Status::invalid_argument(what)
@@ -106,7 +114,16 @@ impl NodeService {
     /// The parties of the multiplicative deployment `digest` names (what bounds a stream of
     /// its shares).
     pub(crate) fn evaluation_parties(&self, digest: &[u8]) -> Result<usize, Status> {
-        Ok(self.multiplicative(digest)?.deployment.parties())
+        let digest: [u8; 32] = digest.try_into().map_err(|_| {
+            bad(format!(
+                "{} bytes where a deployment digest goes",
+                digest.len()
+            ))
+        })?;
+        let deployment = self.pinned_deployment(&digest)?.ok_or_else(|| {
+            Status::failed_precondition("this node has not pinned the deployment named")
+        })?;
+        Ok(deployment.parties())
     }
 
     /// This node's binning secret `r_i` for a deployment: a PRF of its key share.
@@ -155,12 +172,12 @@ impl NodeService {
     }
 
     /// The round-one sum from every party's signed share (in party order), this node's own
-    /// exactly as it gives it.
+    /// exactly as it gives it; with this node's ephemeral secret of round one.
     fn round_one_sum(
         &self,
         pinned: &Pinned,
         shares: &[SignedKeyShare],
-    ) -> Result<EvaluationKeyAggregate, Status> {
+    ) -> Result<(EvaluationKeyAggregate, RelinearizationEphemeral), Status> {
         let parties = &pinned.deployment.deployment.parties;
         if shares.len() < parties.len() {
             return Err(bad(format!(
@@ -169,7 +186,7 @@ impl NodeService {
                 parties.len()
             )));
         }
-        let (_, own) = pinned
+        let (ephemeral, own) = pinned
             .gen
             .round_one(&pinned.key, pinned.deployment.me)
             .map_err(internal)?;
@@ -184,7 +201,7 @@ impl NodeService {
             sum.add(&share)
                 .map_err(|e| bad(format!("{}'s round-one share: {e}", party.name)))?;
         }
-        Ok(sum)
+        Ok((sum, ephemeral))
     }
 
     fn sign(&self, pinned: &Pinned, share: &EvaluationKeyShare) -> Result<SignedKeyShare, Status> {
@@ -284,7 +301,7 @@ impl NodeService {
                 parties.len()
             )));
         }
-        let sum = self.round_one_sum(&pinned, &req.shares)?;
+        let (sum, ephemeral) = self.round_one_sum(&pinned, &req.shares)?;
         // the binning secrets: exactly one from every party, to this node
         let me = pinned.deployment.me.0;
         let context = Self::seal_context(&pinned);
@@ -339,10 +356,6 @@ impl NodeService {
         self.keys
             .put_binning(&pinned.params, &pinned.deployment.digest, &binning)
             .map_err(internal)?;
-        let (ephemeral, _) = pinned
-            .gen
-            .round_one(&pinned.key, pinned.deployment.me)
-            .map_err(internal)?;
         let share = pinned
             .gen
             .round_two(&pinned.key, &ephemeral, &sum, pinned.deployment.me)
@@ -392,7 +405,7 @@ impl NodeService {
             ));
         }
         let (one, two) = req.shares.split_at(n);
-        let sum = self.round_one_sum(&pinned, one)?;
+        let (sum, _) = self.round_one_sum(&pinned, one)?;
         let mut second = pinned.gen.round_two_aggregator(&sum).map_err(internal)?;
         for (party, signed) in parties.iter().zip(two) {
             let share = self.evaluation_share(&pinned, "round-two", party.number, signed)?;
@@ -430,40 +443,42 @@ impl NodeService {
         })
     }
 
-    /// What an overlap query needs of its deployment: the relinearization key and the
-    /// binning key, both made at its setup; refused without them.
-    pub(crate) fn overlap_keys(
+    /// What an overlap query needs of its deployment, both made at its setup: refused
+    /// without them (checked at the proposal without reading the key itself).
+    pub(crate) fn check_overlap_keys(&self, deployment: &PinnedDeployment) -> Result<(), Refusal> {
+        self.binning_key(deployment)?;
+        let pinned = self
+            .state
+            .has_relinearization_key(&deployment.digest)
+            .map_err(|e| Refusal::new(RefusalCode::Internal, e.to_string()))?;
+        pinned
+            .then_some(())
+            .ok_or_else(|| not_set_up("relinearization key"))
+    }
+
+    /// The overlap queries' binning key of a deployment (contribution).
+    pub(crate) fn binning_key(
         &self,
         deployment: &PinnedDeployment,
-    ) -> Result<
-        (
-            concord_bfv::RelinearizationKey,
-            concord_stats::overlap::BinningKey,
-        ),
-        Refusal,
-    > {
-        let not_set_up = |what: &str| {
-            Refusal::new(
-                RefusalCode::DeploymentNotPinned,
-                format!(
-                    "the deployment has no {what} at this node: its evaluation-key setup has not run"
-                ),
-            )
-        };
+    ) -> Result<concord_stats::overlap::BinningKey, Refusal> {
         let internal = |e: String| Refusal::new(RefusalCode::Internal, e);
-        let rlk = self
-            .relinearization_key(deployment)
-            .map_err(|e| internal(e.message().to_owned()))?
-            .ok_or_else(|| not_set_up("relinearization key"))?;
         let params = deployment
             .params()
             .map_err(|e| internal(e.message().to_owned()))?;
-        let binning = self
-            .keys
+        self.keys
             .binning(&params, &deployment.digest)
             .map_err(|e| internal(e.to_string()))?
-            .ok_or_else(|| not_set_up("binning key"))?;
-        Ok((rlk, binning))
+            .ok_or_else(|| not_set_up("binning key"))
+    }
+
+    /// The relinearization key of a deployment, parsed (release of an overlap query).
+    pub(crate) fn overlap_relinearization_key(
+        &self,
+        deployment: &PinnedDeployment,
+    ) -> Result<concord_bfv::RelinearizationKey, Refusal> {
+        self.relinearization_key(deployment)
+            .map_err(|e| Refusal::new(RefusalCode::Internal, e.message().to_owned()))?
+            .ok_or_else(|| not_set_up("relinearization key"))
     }
 
     /// The relinearization key pinned for a deployment, if its setup made one.

@@ -84,9 +84,8 @@ impl NodeService {
         // here, from the sum this node computed, with the key it pinned
         let rlk = match plan.layout.overlap {
             Some(_) => Some(
-                self.overlap_keys(&agreed.deployment)
-                    .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?
-                    .0,
+                self.overlap_relinearization_key(&agreed.deployment)
+                    .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?,
             ),
             None => None,
         };

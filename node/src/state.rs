@@ -127,6 +127,13 @@ impl NodeState {
         tx.commit().map_err(err)
     }
 
+    /// Whether a relinearization key is pinned for the deployment `digest`.
+    pub fn has_relinearization_key(&self, digest: &[u8; 32]) -> Result<bool, StateError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(EVALUATION_KEYS).map_err(err)?;
+        Ok(table.get(digest).map_err(err)?.is_some())
+    }
+
     /// The relinearization key pinned for the deployment `digest`, if any.
     pub fn relinearization_key(&self, digest: &[u8; 32]) -> Result<Option<Vec<u8>>, StateError> {
         let tx = self.db.begin_read().map_err(err)?;
