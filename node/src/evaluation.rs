@@ -68,7 +68,8 @@ struct Pinned {
 }
 
 impl NodeService {
-    fn multiplicative(&self, digest: &[u8]) -> Result<Pinned, Status> {
+    /// The deployment a request names by digest, if this node pinned it.
+    fn named(&self, digest: &[u8]) -> Result<PinnedDeployment, Status> {
         let digest: [u8; 32] = digest.try_into().map_err(|_| {
             bad(format!(
                 "{} bytes where a deployment digest goes",
@@ -78,6 +79,12 @@ impl NodeService {
         let deployment = self.pinned_deployment(&digest)?.ok_or_else(|| {
             Status::failed_precondition("this node has not pinned the deployment named")
         })?;
+        Ok(deployment)
+    }
+
+    fn multiplicative(&self, digest: &[u8]) -> Result<Pinned, Status> {
+        let deployment = self.named(digest)?;
+        let digest = deployment.digest;
         let params = deployment.params()?;
         if self.current_deployment(&params)?.map(|d| d.digest) != Some(digest) {
             return Err(Status::failed_precondition(format!(
@@ -114,16 +121,7 @@ impl NodeService {
     /// The parties of the multiplicative deployment `digest` names (what bounds a stream of
     /// its shares).
     pub(crate) fn evaluation_parties(&self, digest: &[u8]) -> Result<usize, Status> {
-        let digest: [u8; 32] = digest.try_into().map_err(|_| {
-            bad(format!(
-                "{} bytes where a deployment digest goes",
-                digest.len()
-            ))
-        })?;
-        let deployment = self.pinned_deployment(&digest)?.ok_or_else(|| {
-            Status::failed_precondition("this node has not pinned the deployment named")
-        })?;
-        Ok(deployment.parties())
+        Ok(self.named(digest)?.parties())
     }
 
     /// This node's binning secret `r_i` for a deployment: a PRF of its key share.
