@@ -34,8 +34,13 @@ fn the_readme_walkthrough_works_verbatim() {
         binaries.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // the processes it starts in the background stop with it, whatever happens
-    let script = format!("trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{}", walkthrough());
+    // the processes it starts in the background stop with it, whatever happens; the trap's own
+    // kill finds nothing left once the walk-through's last line stopped them all, which under
+    // `-e` must not turn a finished walk-through into a failure
+    let script = format!(
+        "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{}",
+        walkthrough()
+    );
     let mut child = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(work.path())
