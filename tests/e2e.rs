@@ -2,8 +2,10 @@
 //! different institution's real MISP data from `../shared/data/misp/` (split by creator
 //! organisation), real certificates, mutual TLS; the coordinator runs setup and one query per
 //! template. Every released aggregate must equal the sum of the institutions' plaintext
-//! statistics (and every overlap histogram the one binned in the clear with the nodes' key); a policy refusal is reported with its reason; too few institutions means
-//! nothing is decrypted; a coordinator that replays a released query with a fresh aggregate
+//! statistics (and every overlap histogram — overall and per type — the one binned in the
+//! clear with the nodes' key); DP results, of a table and of an overlap histogram, carry noise
+//! within their public bounds; a policy refusal is reported with its reason; too few
+//! institutions means nothing is decrypted; a coordinator that replays a released query with a fresh aggregate
 //! gets no second decryption shares.
 //!
 //! The nodes are started by `concord-testbed`; the coordinator runs in this test, so that
@@ -318,23 +320,29 @@ async fn four_node_processes_answer_every_template_exactly() {
 
     // differential privacy with the attribute table (its unit: one attribute): the released
     // cells are the pooled statistic plus noise of the declared scale
-    let template = Template::AttributesByCategoryTypeToIds;
-    let dp_spec = QuerySpec {
-        epsilon: 1.0,
-        delta: 1e-6,
-        recipient_key: PublicKey::generate(&researcher[template.parameter_set()]).to_bytes(),
-        ..unsigned(&template, 3)
+    // (ε = 1, δ = 1e-6 over at least 3 institutions, sealed to alice)
+    let dp_spec = |template: &Template| {
+        signed(QuerySpec {
+            epsilon: 1.0,
+            delta: 1e-6,
+            recipient_key: PublicKey::generate(&researcher[template.parameter_set()]).to_bytes(),
+            ..unsigned(template, 3)
+        })
     };
+    let dp_plan = |template: Template| {
+        QueryPlan::new(template, window, 4)
+            .unwrap()
+            .with_dp(1.0, 1e-6, 3)
+            .unwrap()
+    };
+    let template = Template::AttributesByCategoryTypeToIds;
     let outcome = coordinator
-        .run_query(signed(dp_spec), &alice_der)
+        .run_query(dp_spec(&template), &alice_der)
         .await
         .unwrap();
-    let plan = QueryPlan::new(template, window, 4)
-        .unwrap()
-        .with_dp(1.0, 1e-6, 3)
-        .unwrap();
+    let plan = dp_plan(template);
     let noisy = open(
-        &researcher[plan.layout.parameter_set],
+        &researcher[template.parameter_set()],
         &plan,
         &outcome.sealed,
     );
@@ -354,6 +362,35 @@ async fn four_node_processes_answer_every_template_exactly() {
         "rms {rms}, σ {sigma} over {} cells",
         errors.len()
     );
+
+    // DP of an overlap histogram (its unit: one indicator held by one institution): the noise
+    // is added at release, inside every sharing node's share, one sample per count
+    let template = Template::IndicatorOverlap;
+    let overlap_spec = dp_spec(&template);
+    let dp_id = id_of(&overlap_spec);
+    let outcome = coordinator
+        .run_query(overlap_spec, &alice_der)
+        .await
+        .unwrap();
+    let plan = dp_plan(template);
+    let noisy = open(
+        &researcher[template.parameter_set()],
+        &plan,
+        &outcome.sealed,
+    );
+    let exact = overlap_reference(root, &dp_id, &plan, &window, &institutions);
+    let bound = plan.dp.as_ref().unwrap().bound as i128;
+    assert_eq!(outcome.shares_from.len(), 4);
+    for (j, (a, b)) in noisy.iter().zip(&exact).enumerate() {
+        if j < 4 {
+            assert!((a - b).abs() <= 4 * bound, "j = {}: {a} vs {b}", j + 1);
+        } else {
+            assert_eq!((a, b), (&0, &0), "no institution count above 4");
+        }
+    }
+    // four counts, each with four nodes' noise of σ ≈ 4.4: all four exact has probability
+    // below 1e-5
+    assert_ne!(noisy[..4], exact[..4], "the released counts carry noise");
 
     // a result public to the community (CKS): node-d's policy does not allow it
     let public = spec(&Template::EventsByMonthTlpDistribution, 3);

@@ -23,9 +23,9 @@ use concord_bfv::{
     SlotPolynomial, ValueRange,
 };
 use concord_mhe::{
-    reshare, CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, Extent,
-    GaloisKeyGen, NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch,
-    RelinearizationKeyGen, Resharing, SmudgingPlan, ThresholdConfig, ThresholdSecretKey,
+    reshare, CollectiveDecryption, CommonReferenceString, EvaluationKeyAggregate, GaloisKeyGen,
+    NoiseEstimate, PartyId, Protocol, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen,
+    Resharing, SmudgingPlan, ThresholdConfig, ThresholdSecretKey,
 };
 use criterion::{black_box, Criterion};
 use std::time::Duration;
@@ -143,8 +143,8 @@ const MUL_STEPS: &[Step] = &[
         None,
     ),
     (
-        "constant_share",
-        "decryption share of one count (constant coefficient), per party",
+        "constants_share_16",
+        "decryption share of the 16 counts (their constant coefficients, one message), per party",
         None,
         None,
     ),
@@ -467,14 +467,19 @@ fn concord_mul(c: &mut Criterion) {
         .summed(PARTIES)
         .value_counted(&p, PARTIES, 17, 1);
     let plan = SmudgingPlan::for_decryption_at_lowest_level(&p, model, PARTIES, PARTIES).unwrap();
-    let mut count = counts[0].clone();
-    count.switch_to_level(plan.level).unwrap();
-    let cks = CollectiveDecryption::with_extent(&count, plan, Extent::Constant).unwrap();
-    g.bench_function("concord/constant_share", |b| {
+    let counts: Vec<Ciphertext> = counts
+        .into_iter()
+        .map(|mut count| {
+            count.switch_to_level(plan.level).unwrap();
+            count
+        })
+        .collect();
+    let cks = CollectiveDecryption::constants(&counts, plan).unwrap();
+    g.bench_function("concord/constants_share_16", |b| {
         b.iter(|| cks.share(&keys[0], parties[0]).unwrap())
     });
     println!(
-        "overlap counts: smudging lambda {:.1} bits at level {}, a constant share is {} bytes",
+        "overlap counts: smudging lambda {:.1} bits at level {}, a share of the 16 counts is {} bytes",
         plan.lambda,
         plan.level,
         cks.share(&keys[0], parties[0]).unwrap().to_bytes().len()

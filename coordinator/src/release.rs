@@ -15,7 +15,7 @@ use concord_api::chunks::{collect, stream};
 use concord_api::v1::DecryptRequest;
 use concord_bfv::{BfvParameters, Ciphertext};
 use concord_mhe::protocol::{gather, Protocol, WireShare};
-use concord_mhe::{CollectiveDecryption, PartyId, PublicKeySwitch};
+use concord_mhe::PartyId;
 use concord_query::Release;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,8 +60,7 @@ impl Coordinator {
         for ct in &mut outputs {
             ct.switch_to_level(smudging.level)?;
         }
-        let extent = plan.extent();
-        let ciphertexts = outputs.len();
+        let released = plan.released();
         let request = DecryptRequest {
             query_id: record.id.clone(),
             ciphertexts: evidence.ciphertexts,
@@ -76,7 +75,7 @@ impl Coordinator {
                 |_| request.clone(),
                 |mut client, request| async move {
                     let parts = client.decrypt(stream(request)).await?.into_inner();
-                    let whole = collect(parts, |_| Ok(ciphertexts)).await?;
+                    let whole = collect(parts, |_| Ok(released)).await?;
                     Ok(tonic::Response::new(whole))
                 },
             )
@@ -90,10 +89,7 @@ impl Coordinator {
         let params = &run.agreement.plan.params;
         let (cells, sealed) = match &run.agreement.release {
             Release::Sealed(recipient) => {
-                let protocols = outputs
-                    .iter()
-                    .map(|ct| PublicKeySwitch::with_extent(ct, recipient, smudging, extent))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let protocols = plan.key_switches(&outputs, recipient, smudging)?;
                 let switched = self.gather(&protocols, params, &senders, &shares, &parties)?;
                 (
                     Vec::new(),
@@ -101,10 +97,7 @@ impl Coordinator {
                 )
             }
             Release::Public => {
-                let protocols = outputs
-                    .iter()
-                    .map(|ct| CollectiveDecryption::with_extent(ct, smudging, extent))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let protocols = plan.decryptions(&outputs, smudging)?;
                 let plaintexts = self.gather(&protocols, params, &senders, &shares, &parties)?;
                 let cells = run
                     .agreement

@@ -19,7 +19,7 @@ use concord_api::evidence;
 use concord_api::lifecycle::{Refusal, RefusalCode};
 use concord_api::v1::{DecryptRequest, DecryptShares};
 use concord_bfv::{BfvParameters, Ciphertext, SecretKey};
-use concord_mhe::{CollectiveDecryption, PartyId, Protocol, PublicKeySwitch};
+use concord_mhe::PartyId;
 use concord_query::Release;
 use prost::Message;
 use serde_json::json;
@@ -96,23 +96,27 @@ impl NodeService {
             ct.switch_to_level(smudging.level)
                 .map_err(|e| Status::failed_precondition(e.to_string()))?;
         }
-        let extent = plan.extent();
-        let shares = outputs
-            .iter()
-            .map(|ct| {
-                match &agreed.agreement.release {
-                    Release::Sealed(recipient) => {
-                        PublicKeySwitch::with_extent(ct, recipient, smudging, extent)
-                            .and_then(|pcks| pcks.share(&key, party))
-                            .map(|s| s.to_bytes())
-                    }
-                    Release::Public => CollectiveDecryption::with_extent(ct, smudging, extent)
-                        .and_then(|cks| cks.share(&key, party))
-                        .map(|s| s.to_bytes()),
-                }
-                .map_err(|e| Status::invalid_argument(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // a DP overlap query's noise goes into this node's share (empty otherwise)
+        let noise = plan
+            .release_noise(sharing)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let shares = match &agreed.agreement.release {
+            Release::Sealed(recipient) => plan
+                .key_switches(&outputs, recipient, smudging)
+                .and_then(|all| {
+                    all.iter()
+                        .map(|p| p.share_with_noise(&key, party, &noise))
+                        .map(|share| share.map(|s| s.to_bytes()))
+                        .collect()
+                }),
+            Release::Public => plan.decryptions(&outputs, smudging).and_then(|all| {
+                all.iter()
+                    .map(|p| p.share_with_noise(&key, party, &noise))
+                    .map(|share| share.map(|s| s.to_bytes()))
+                    .collect()
+            }),
+        }
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let reply = DecryptShares { shares };
         self.audit(
             "release",
@@ -123,6 +127,7 @@ impl NodeService {
                 "contributors": contributors.iter().map(|(name, _)| name).collect::<Vec<_>>(),
                 "sharing_parties": sharing,
                 "smudging_lambda": smudging.lambda,
+                "noise_in_share": !noise.is_empty(),
             }),
             true,
         )?;

@@ -173,6 +173,12 @@ impl Plaintext {
         self.coeffs[0]
     }
 
+    /// The coefficients `m_0 … m_{N-1}`, in `[0, t)` (a released set of counts holds count `j`
+    /// in `m_j`: `concord-mhe`'s `Extent::Constants`).
+    pub fn coefficients(&self) -> &[u64] {
+        &self.coeffs
+    }
+
     /// A plaintext from decrypted coefficients (used by decryption and by the multiparty fusion).
     pub fn from_coefficients(
         params: &Arc<BfvParameters>,

@@ -297,7 +297,7 @@ impl Ciphertext {
 
     /// How many slots, over all of `cts`, hold each value `j` of `counted`: one ciphertext per
     /// `j` whose **constant coefficient** is that count (its slots mean nothing by themselves;
-    /// decrypt the constant coefficient alone — `concord-mhe`'s `Extent::Constant` — and
+    /// decrypt the constant coefficients alone — `concord-mhe`'s `Extent::Constants` — and
     /// nothing else of it is revealed).
     ///
     /// The count is `Σ_c Σ_slots p_j(x_c)` for the indicator `p_j = Σ_k a_k·x^k` of `j` on

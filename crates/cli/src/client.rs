@@ -207,10 +207,18 @@ pub fn dp_plan_report(
     // the spending so far as zCDP (ρ at the node's δ), plus this query's (ξ, ρ)
     let rho_before = rho_for(spent, node_delta);
     let after = epsilon_of(plan.xi, rho_before + plan.rho, node_delta);
+    let (counted, adds) = if plan.unit.starts_with("indicator held") {
+        ("", "gives a share of the release and adds to it")
+    } else {
+        (
+            ", wherever it is held: each institution counts only the events it created",
+            "adds",
+        )
+    };
     format!(
-        "unit: one {unit}, wherever it is held: each institution counts only the events it created (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\
+        "unit: one {unit}{counted} (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\
          cost: ρ = {rho:.5}, ξ = {xi:.3e} (zCDP); ε = {eps:.4} at δ = {delta:e}; ε = {at_node:.4} at the node's δ = {node_delta:e}\n\
-         noise: each of at least {k} institutions adds N_Z(0, {s:.3}²) per cell (clamped at ±{bound}); a released cell carries σ ≥ {sigma:.3}\n\
+         noise: each of at least {k} institutions {adds} N_Z(0, {s:.3}²) per cell (clamped at ±{bound}); a released cell carries σ ≥ {sigma:.3}\n\
          budget at a node: ε = {spent:.4} spent, {after:.4} after this query, of {budget} ({left})\n",
         unit = plan.unit,
         sens = plan.sensitivity,
@@ -232,18 +240,31 @@ pub fn dp_plan_report(
 pub fn noise_sd(status: &QueryStatus) -> Option<f64> {
     let agreement = agreement_of(status).ok()?;
     let plan = agreement.plan.dp.as_ref()?;
-    let shares = status.contributors.len().max(plan.institutions);
-    Some(plan.scale * (shares as f64).sqrt())
+    Some(plan.scale * (noise_shares(status, &agreement.plan) as f64).sqrt())
+}
+
+/// How many parties' noise a released cell carries: every contributor's, or — an overlap
+/// query's, added at release — every sharing party's.
+fn noise_shares(status: &QueryStatus, plan: &concord_query::QueryPlan) -> usize {
+    let k = plan.dp.as_ref().map_or(1, |dp| dp.institutions);
+    match plan.layout.overlap {
+        Some(_) => status.shares_from.len().max(k),
+        None => status.contributors.len().max(k),
+    }
 }
 
 /// What a DP result cost and how noisy it is, in words; `None` without DP.
 pub fn dp_report(status: &QueryStatus) -> Option<String> {
     let agreement = agreement_of(status).ok()?;
     let plan = agreement.plan.dp.as_ref()?;
-    let shares = status.contributors.len().max(plan.institutions);
+    let shares = noise_shares(status, &agreement.plan);
     let (epsilon, delta) = plan.spent(agreement.plan.layout.cells(), shares);
+    let counted = match agreement.plan.layout.overlap {
+        Some(_) => "",
+        None => " wherever it is held (counted at its creator)",
+    };
     Some(format!(
-        "differential privacy for one {} wherever it is held (counted at its creator): ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
+        "differential privacy for one {}{counted}: ε = {epsilon:.3} spent, δ = {delta:e} (ρ = {:.4} zCDP); discrete Gaussian noise per cell, σ = {:.2} ({shares} shares of σ = {:.2})",
         plan.unit,
         plan.rho,
         plan.scale * (shares as f64).sqrt(),

@@ -5,11 +5,13 @@
 //! - aggregate: `h = Σ_i h_i`, a sum modulo `2^d` of the compressed shares;
 //! - output: `m = round(t·(c_0/Q + h/2^d)) mod t`.
 //!
-//! **Extent.** A share covers every coefficient ([`Extent::All`]) or only the constant one
-//! ([`Extent::Constant`]): `h_i[0]`, one value, from which only `m_0` decrypts. That is how a
-//! count made by `concord_bfv::Ciphertext::value_counts` is released and nothing else of its
-//! ciphertext: the other coefficients of `c_0 + c_1·s` are never revealed, and the share gives
-//! one RLWE coefficient of `s_i`, smudged (statistical distance `2^{-λ}` rather than `N·2^{-λ}`).
+//! **Extent.** A share covers every coefficient of one ciphertext ([`Extent::All`]) or the
+//! constant coefficient alone of each of `k ≤ N` ciphertexts ([`Extent::Constants`]): `k`
+//! values `[s_i·c_{1,j}]_0 + e_{i,j}`, and the output is one plaintext whose coefficient `j` is
+//! `m_{j,0}`. That is how the counts made by `concord_bfv::Ciphertext::value_counts` are
+//! released and nothing else of their ciphertexts: no other coefficient of any `c_0 + c_1·s`
+//! is revealed, and each value is one RLWE coefficient of `s_i`, smudged (statistical distance
+//! `k·2^{-λ}` rather than `k·N·2^{-λ}`). One share per party for all `k`, in one message.
 //!
 //! A party must never give two shares for one ciphertext: two independently smudged shares
 //! average the smudging away. The crypto layer cannot remember; the node's store enforces it
@@ -21,21 +23,24 @@ use crate::protocol::Protocol;
 use crate::MheError;
 use concord_bfv::wire::{Kind, WireError, WireReader, WireWriter, CHECKSUM_LEN, HEADER_LEN};
 use concord_bfv::{
-    check_same_params, BfvParameters, Ciphertext, CiphertextTag, Plaintext, SecretKey,
+    check_same_params, BfvParameters, Ciphertext, CiphertextTag, Plaintext, SecretKey, ValueRange,
 };
 use concord_ring::packing::packed_len;
 use concord_ring::sampling::secret_rng;
 use concord_ring::torus::{compress, to_torus, torus_to_modulus};
-use concord_ring::Poly;
+use concord_ring::{Poly, Representation};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// Which coefficients of `Δm` a decryption or key-switch share reveals.
+/// What a decryption or key-switch share reveals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Extent {
-    /// Every coefficient: the whole plaintext.
+    /// Every coefficient of one ciphertext: the whole plaintext.
     All,
-    /// The constant coefficient `m_0` alone (for a count of `value_counts`, the count).
-    Constant,
+    /// The constant coefficient `m_0` alone of each of `k` ciphertexts, gathered into one
+    /// plaintext: coefficient `j` is the `j`-th ciphertext's `m_0` (for the counts of
+    /// `value_counts`, the histogram). Nothing else of any of them decrypts.
+    Constants(usize),
 }
 
 impl Extent {
@@ -43,32 +48,136 @@ impl Extent {
     pub fn len(self, n: usize) -> usize {
         match self {
             Self::All => n,
-            Self::Constant => 1,
+            Self::Constants(k) => k,
         }
     }
 
-    pub(crate) fn code(self) -> u8 {
+    pub(crate) fn write(self, w: &mut WireWriter) {
         match self {
-            Self::All => 0,
-            Self::Constant => 1,
+            Self::All => w.u8(0),
+            Self::Constants(k) => w.u8(1).u32(k as u32),
+        };
+    }
+
+    pub(crate) fn wire_len(self) -> usize {
+        match self {
+            Self::All => 1,
+            Self::Constants(_) => 5,
         }
     }
 
-    pub(crate) fn from_code(code: u8) -> Result<Self, WireError> {
-        match code {
+    pub(crate) fn read(r: &mut WireReader, n: usize) -> Result<Self, WireError> {
+        match r.u8()? {
             0 => Ok(Self::All),
-            1 => Ok(Self::Constant),
-            _ => Err(WireError::Malformed(format!("unknown share extent {code}"))),
+            1 => match r.u32()? as usize {
+                k @ 1.. if k <= n => Ok(Self::Constants(k)),
+                k => Err(WireError::Malformed(format!(
+                    "{k} constant coefficients in a ring of degree {n}"
+                ))),
+            },
+            code => Err(WireError::Malformed(format!("unknown share extent {code}"))),
         }
     }
 }
 
-/// Joint decryption of one ciphertext under one smudging plan.
+/// What a share is computed from, at the plan's level: one ciphertext, or the `k` ciphertexts
+/// whose constant coefficients it releases.
+#[derive(Clone, Copy)]
+pub(crate) struct Released<'a> {
+    cts: &'a [Ciphertext],
+    pub(crate) extent: Extent,
+    pub(crate) tag: CiphertextTag,
+}
+
+impl<'a> Released<'a> {
+    pub(crate) fn whole(ct: &'a Ciphertext, plan: &SmudgingPlan) -> Result<Self, MheError> {
+        check_plan(ct, plan)?;
+        Ok(Self {
+            cts: std::slice::from_ref(ct),
+            extent: Extent::All,
+            tag: ct.tag(),
+        })
+    }
+
+    /// The constant coefficients of `cts`: at least one, at most `N`, all of one parameter
+    /// set and range, each at the plan's level. The tag binds all of them, in order.
+    pub(crate) fn constants(cts: &'a [Ciphertext], plan: &SmudgingPlan) -> Result<Self, MheError> {
+        let first = cts.first().ok_or(MheError::NothingToRelease)?;
+        if cts.len() > first.params().degree() {
+            return Err(MheError::TooManyConstants {
+                given: cts.len(),
+                degree: first.params().degree(),
+            });
+        }
+        let mut h = Sha256::new();
+        h.update(b"concord/constants-tag/v1");
+        for ct in cts {
+            check_same_params(ct.params(), first.params())?;
+            check_plan(ct, plan)?;
+            h.update(ct.tag());
+        }
+        Ok(Self {
+            cts,
+            extent: Extent::Constants(cts.len()),
+            tag: h.finalize()[..16].try_into().unwrap(),
+        })
+    }
+
+    pub(crate) fn params(&self) -> &Arc<BfvParameters> {
+        self.cts[0].params()
+    }
+
+    pub(crate) fn level(&self) -> usize {
+        self.cts[0].level()
+    }
+
+    pub(crate) fn range(&self) -> ValueRange {
+        self.cts[0].range()
+    }
+
+    /// `c_0`, or the constant coefficients of the `c_0`s gathered (coefficient form).
+    pub(crate) fn c0(&self) -> Poly {
+        match self.extent {
+            Extent::All => self.cts[0].c0().clone(),
+            Extent::Constants(_) => self.gather(|ct| ct.c0().clone()),
+        }
+    }
+
+    /// `s·c_1`, or the constant coefficients of the `s·c_1`s gathered (coefficient form).
+    pub(crate) fn secret_product(&self, sk: &SecretKey) -> Result<Poly, MheError> {
+        check_same_params(sk.params(), self.params())?;
+        let ring = self.params().ring();
+        let product = |ct: &Ciphertext| {
+            let mut c1 = ct.c1().clone();
+            c1.to_ntt(ring);
+            c1.mul_assign_to_coefficients(ring, sk.poly());
+            c1
+        };
+        Ok(match self.extent {
+            Extent::All => product(&self.cts[0]),
+            Extent::Constants(_) => self.gather(product),
+        })
+    }
+
+    /// The polynomial whose coefficient `j` is the constant coefficient of `f(cts[j])`.
+    fn gather(&self, f: impl Fn(&Ciphertext) -> Poly) -> Poly {
+        let ring = self.params().ring();
+        let mut out = Poly::zero(ring, self.level(), Representation::Coefficient);
+        for (j, ct) in self.cts.iter().enumerate() {
+            let p = f(ct);
+            for l in 0..self.level() {
+                out.residues_mut(l)[j] = p.residues(l)[0];
+            }
+        }
+        out
+    }
+}
+
+/// Joint decryption of one ciphertext, or of the constant coefficients of several, under one
+/// smudging plan.
 pub struct CollectiveDecryption<'a> {
-    ct: &'a Ciphertext,
-    tag: CiphertextTag,
+    released: Released<'a>,
     plan: SmudgingPlan,
-    extent: Extent,
 }
 
 /// Party `i`'s compressed, smudged share `h_i = s_i·c_1 + e_i`.
@@ -96,21 +205,37 @@ pub struct DecryptionAggregate {
 }
 
 /// A share computed at `plan.level` from `c_1`: `x_i = s·c_1 + uniform[-2^b, 2^b)`, to the torus,
-/// compressed to `d` bits, only the coefficients of `extent`. Shared by CKS and PCKS.
+/// plus `noise[j]/t` on coefficient `j` (a party's own noise added to what it releases:
+/// differential privacy of a computed result), compressed to `d` bits, only the coefficients
+/// of `extent`. Shared by CKS and PCKS.
 pub(crate) fn smudged_compressed(
     params: &BfvParameters,
     mut x: Poly,
     plan: &SmudgingPlan,
     extent: Extent,
-) -> Vec<u64> {
+    noise: &[i64],
+) -> Result<Vec<u64>, MheError> {
+    let len = extent.len(params.degree());
+    if noise.len() > len {
+        return Err(MheError::NoiseLength {
+            given: noise.len(),
+            released: len,
+        });
+    }
     let ring = params.ring();
     x.add_centered_uniform(ring, plan.bits, &mut secret_rng());
-    let mut values: Vec<u64> = to_torus(ring, &x)
+    let mut torus = to_torus(ring, &x);
+    torus.truncate(len);
+    let t = params.plaintext_modulus() as i128;
+    for (v, &m) in torus.iter_mut().zip(noise) {
+        // m/t on the torus, rounded: off by at most 2^-65, far below the smudging
+        let offset = ((m as i128) << 64).div_euclid(t) as u64;
+        *v = v.wrapping_add(offset);
+    }
+    Ok(torus
         .into_iter()
         .map(|v| compress(v, plan.compressed_bits))
-        .collect();
-    values.truncate(extent.len(params.degree()));
-    values
+        .collect())
 }
 
 /// A share is computed from `c_1` alone: the ciphertext must be of degree 1 and at the plan's level.
@@ -128,28 +253,55 @@ pub(crate) fn check_plan(ct: &Ciphertext, plan: &SmudgingPlan) -> Result<(), Mhe
 }
 
 impl<'a> CollectiveDecryption<'a> {
-    /// Joint decryption of the whole plaintext.
+    /// Joint decryption of the whole plaintext of `ct`.
     pub fn new(ct: &'a Ciphertext, plan: SmudgingPlan) -> Result<Self, MheError> {
-        Self::with_extent(ct, plan, Extent::All)
+        Ok(Self {
+            released: Released::whole(ct, &plan)?,
+            plan,
+        })
     }
 
-    /// Joint decryption of `extent`'s coefficients only.
-    pub fn with_extent(
-        ct: &'a Ciphertext,
-        plan: SmudgingPlan,
-        extent: Extent,
-    ) -> Result<Self, MheError> {
-        check_plan(ct, &plan)?;
+    /// Joint decryption of the constant coefficient alone of each of `cts`
+    /// ([`Extent::Constants`]): the output's coefficient `j` is `cts[j]`'s `m_0`.
+    pub fn constants(cts: &'a [Ciphertext], plan: SmudgingPlan) -> Result<Self, MheError> {
         Ok(Self {
-            ct,
-            tag: ct.tag(),
+            released: Released::constants(cts, &plan)?,
             plan,
-            extent,
         })
     }
 
     pub fn plan(&self) -> &SmudgingPlan {
         &self.plan
+    }
+
+    /// This party's share with `noise[j]` added to the `j`-th released coefficient: the
+    /// output decrypts to `m_j` plus the sum of every party's `noise[j]`. A party adds its
+    /// own share of a differentially private release's noise this way, inside the smudged
+    /// share, where no one can take it out.
+    pub fn share_with_noise(
+        &self,
+        sk: &SecretKey,
+        party: PartyId,
+        noise: &[i64],
+    ) -> Result<DecryptionShare, MheError> {
+        let released = &self.released;
+        let params = released.params();
+        Ok(DecryptionShare {
+            params: params.clone(),
+            party,
+            ciphertext: released.tag,
+            level: self.plan.level as u8,
+            smudging_bits: self.plan.bits as u8,
+            compressed_bits: self.plan.compressed_bits as u8,
+            extent: released.extent,
+            values: smudged_compressed(
+                params,
+                released.secret_product(sk)?,
+                &self.plan,
+                released.extent,
+                noise,
+            )?,
+        })
     }
 }
 
@@ -160,50 +312,36 @@ impl Protocol for CollectiveDecryption<'_> {
 
     /// `h_i = s_i·c_1 + e_i`, smudged and compressed.
     fn share(&self, sk: &SecretKey, party: PartyId) -> Result<DecryptionShare, MheError> {
-        check_same_params(sk.params(), self.ct.params())?;
-        let params = self.ct.params();
-        let ring = params.ring();
-        let mut c1 = self.ct.c1().clone();
-        c1.to_ntt(ring);
-        c1.mul_assign_to_coefficients(ring, sk.poly());
-        Ok(DecryptionShare {
-            params: params.clone(),
-            party,
-            ciphertext: self.tag,
-            level: self.plan.level as u8,
-            smudging_bits: self.plan.bits as u8,
-            compressed_bits: self.plan.compressed_bits as u8,
-            extent: self.extent,
-            values: smudged_compressed(params, c1, &self.plan, self.extent),
-        })
+        self.share_with_noise(sk, party, &[])
     }
 
     fn aggregator(&self) -> DecryptionAggregate {
+        let params = self.released.params();
         DecryptionAggregate {
-            params: self.ct.params().clone(),
-            ciphertext: self.tag,
+            params: params.clone(),
+            ciphertext: self.released.tag,
             compressed_bits: self.plan.compressed_bits,
-            sum: vec![0; self.extent.len(self.ct.params().degree())],
+            sum: vec![0; self.released.extent.len(params.degree())],
             parties: Participants::default(),
         }
     }
 
     /// `m = round(t·(c_0/Q + h/2^d)) mod t`, only from exactly the `expected` parties' shares;
-    /// of [`Extent::Constant`], a plaintext whose only nonzero coefficient is `m_0`.
+    /// of [`Extent::Constants`], a plaintext whose coefficients past the `k` constants are 0.
     fn finish(
         &self,
         aggregate: &DecryptionAggregate,
         expected: &[PartyId],
     ) -> Result<Plaintext, MheError> {
-        if aggregate.ciphertext != self.tag {
+        if aggregate.ciphertext != self.released.tag {
             return Err(MheError::WrongCiphertext {
                 party: aggregate.parties.iter().next().unwrap_or(PartyId(0)),
             });
         }
         aggregate.parties.check_exactly(expected)?;
-        let params = self.ct.params();
+        let params = self.released.params();
         let shift = 64 - aggregate.compressed_bits;
-        let mut torus = to_torus(params.ring(), self.ct.c0());
+        let mut torus = to_torus(params.ring(), &self.released.c0());
         torus.truncate(aggregate.sum.len());
         for (x, &h) in torus.iter_mut().zip(&aggregate.sum) {
             *x = x.wrapping_add(h << shift);
@@ -213,7 +351,7 @@ impl Protocol for CollectiveDecryption<'_> {
         Ok(Plaintext::from_coefficients(
             params,
             coeffs,
-            self.ct.range(),
+            self.released.range(),
         ))
     }
 }
@@ -251,7 +389,8 @@ impl DecryptionShare {
         HEADER_LEN
             + 4
             + 16
-            + 4
+            + 3
+            + self.extent.wire_len()
             + packed_len(self.values.len(), self.compressed_bits as u32)
             + CHECKSUM_LEN
     }
@@ -262,9 +401,9 @@ impl DecryptionShare {
             .bytes(&self.ciphertext)
             .u8(self.level)
             .u8(self.smudging_bits)
-            .u8(self.compressed_bits)
-            .u8(self.extent.code())
-            .packed(&self.values, self.compressed_bits as u32);
+            .u8(self.compressed_bits);
+        self.extent.write(&mut w);
+        w.packed(&self.values, self.compressed_bits as u32);
         w.finish()
     }
 
@@ -278,7 +417,7 @@ impl DecryptionShare {
         if !(1..=63).contains(&compressed_bits) || !(1..=62).contains(&smudging_bits) {
             return Err(WireError::Malformed("share bit widths out of range".into()).into());
         }
-        let extent = Extent::from_code(r.u8()?)?;
+        let extent = Extent::read(&mut r, params.degree())?;
         let values = r.packed(extent.len(params.degree()), compressed_bits as u32)?;
         r.finish()?;
         Ok(Self {

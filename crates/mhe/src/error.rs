@@ -23,6 +23,12 @@ pub enum MheError {
     IncompatibleShare { party: PartyId, what: &'static str },
     #[error("no shares to aggregate")]
     NoShares,
+    #[error("{given} constant coefficients to release where one plaintext holds at most {degree}")]
+    TooManyConstants { given: usize, degree: usize },
+    #[error("noise for {given} coefficients where the share releases {released}")]
+    NoiseLength { given: usize, released: usize },
+    #[error("no ciphertexts to release")]
+    NothingToRelease,
     #[error("{context}: smudging would give only {lambda:.1} bits of statistical security (at least {required} required); the ciphertext is too noisy or there are too many parties for parameter set {set} — use a set with a larger modulus")]
     InsufficientSmudging {
         context: &'static str,

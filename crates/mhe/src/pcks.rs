@@ -8,11 +8,17 @@
 //! - aggregate: `h_0 = Σ h_{0,i}` (mod `2^d`), `h_1 = Σ h_{1,i}`;
 //! - output: `c' = (c_0 + h_0, h_1)`, and `c'_0 + c'_1·s' = Δm + e_ct + Σ e_{0,i} + Σ u_i·e' + s'·Σ e_{1,i}`.
 //!
-//! Of [`Extent::Constant`], `h_{0,i}` carries its constant coefficient alone and `h_1` stays
-//! whole: the receiver decrypts `m_0` and nothing else — every other coefficient of `c'_0` is
-//! `c_0`'s, masked by `c_1·s` under the collective key the receiver does not hold.
+//! Of [`Extent::Constants`] — the constant coefficients of `k` ciphertexts — `h_{0,i}` carries
+//! `k` values, coefficient `j` being `[s_i·c_{1,j}]_0 + [u_i·p']_j + e_{0,i,j}`, and `h_1` is
+//! one polynomial for all `k`: the output is one ciphertext under the receiver's key whose
+//! plaintext's coefficient `j` is `m_{j,0}`. Coefficient `j` of `u_i·p'` masks the `j`-th value,
+//! and `(u_i·p' + e_0, u_i·a' + e_1)` is one RLWE encryption of zero, so the `k` masks are
+//! jointly pseudo-random to all but the receiver — as they are for the `N` coefficients of a
+//! whole key switch. Every other coefficient of every `c_{0,j} + c_{1,j}·s` stays hidden. The
+//! result is one ciphertext (two polynomials) however many counts it carries, where switching
+//! each count alone would take a ciphertext per count.
 
-use crate::cks::{smudged_compressed, Extent};
+use crate::cks::{smudged_compressed, Extent, Released};
 use crate::noise::SmudgingPlan;
 use crate::party::{Participants, PartyId};
 use crate::protocol::Protocol;
@@ -29,13 +35,12 @@ use concord_ring::torus::from_compressed_torus;
 use concord_ring::{Poly, Representation};
 use std::sync::Arc;
 
-/// Key switching of one ciphertext to one receiver's public key.
+/// Key switching of one ciphertext, or of the constant coefficients of several, to one
+/// receiver's public key.
 pub struct PublicKeySwitch<'a> {
-    ct: &'a Ciphertext,
-    tag: CiphertextTag,
+    released: Released<'a>,
     receiver: (Poly, Poly),
     plan: SmudgingPlan,
-    extent: Extent,
 }
 
 /// Party `i`'s share `(h_{0,i}, h_{1,i})`; `h_{0,i}` compressed.
@@ -63,35 +68,73 @@ pub struct KeySwitchAggregate {
 }
 
 impl<'a> PublicKeySwitch<'a> {
-    /// Key switching of the whole plaintext.
+    /// Key switching of the whole plaintext of `ct`.
     pub fn new(
         ct: &'a Ciphertext,
         receiver: &PublicKey,
         plan: SmudgingPlan,
     ) -> Result<Self, MheError> {
-        Self::with_extent(ct, receiver, plan, Extent::All)
+        Self::of(Released::whole(ct, &plan)?, receiver, plan)
     }
 
-    /// Key switching of `extent`'s coefficients only.
-    pub fn with_extent(
-        ct: &'a Ciphertext,
+    /// Key switching of the constant coefficient alone of each of `cts`
+    /// ([`Extent::Constants`]), gathered into one ciphertext: its plaintext's coefficient `j`
+    /// is `cts[j]`'s `m_0`.
+    pub fn constants(
+        cts: &'a [Ciphertext],
         receiver: &PublicKey,
         plan: SmudgingPlan,
-        extent: Extent,
     ) -> Result<Self, MheError> {
-        check_same_params(ct.params(), receiver.params())?;
-        crate::cks::check_plan(ct, &plan)?;
+        Self::of(Released::constants(cts, &plan)?, receiver, plan)
+    }
+
+    fn of(
+        released: Released<'a>,
+        receiver: &PublicKey,
+        plan: SmudgingPlan,
+    ) -> Result<Self, MheError> {
+        check_same_params(released.params(), receiver.params())?;
         Ok(Self {
-            ct,
-            tag: ct.tag(),
-            receiver: receiver.at_level(ct.level()),
+            receiver: receiver.at_level(released.level()),
+            released,
             plan,
-            extent,
         })
     }
 
     pub fn plan(&self) -> &SmudgingPlan {
         &self.plan
+    }
+
+    /// This party's share with `noise[j]` added to the `j`-th released coefficient (as
+    /// [`crate::CollectiveDecryption::share_with_noise`]).
+    pub fn share_with_noise(
+        &self,
+        sk: &SecretKey,
+        party: PartyId,
+        noise: &[i64],
+    ) -> Result<KeySwitchShare, MheError> {
+        let released = &self.released;
+        let params = released.params();
+        let ring = params.ring();
+        let mut h0 = released.secret_product(sk)?;
+        let mut rng = secret_rng();
+        let mut u = Poly::from_small(ring, self.plan.level, &ternary(ring.degree(), &mut rng));
+        u.to_ntt(ring);
+        let (p, a) = &self.receiver;
+        h0.add_assign(ring, &Poly::product_to_coefficients(ring, &u, p));
+        let mut h1 = Poly::product_to_coefficients(ring, &u, a);
+        zeroize::Zeroize::zeroize(&mut u);
+        h1.add_small_assign(ring, &gaussian(ring.degree(), &mut rng));
+        Ok(KeySwitchShare {
+            params: params.clone(),
+            party,
+            ciphertext: released.tag,
+            smudging_bits: self.plan.bits as u8,
+            compressed_bits: self.plan.compressed_bits as u8,
+            extent: released.extent,
+            h0: smudged_compressed(params, h0, &self.plan, released.extent, noise)?,
+            h1,
+        })
     }
 }
 
@@ -102,41 +145,16 @@ impl Protocol for PublicKeySwitch<'_> {
 
     /// `(h_{0,i}, h_{1,i}) = (s_i·c_1 + u_i·p' + e_0, u_i·a' + e_1)`.
     fn share(&self, sk: &SecretKey, party: PartyId) -> Result<KeySwitchShare, MheError> {
-        check_same_params(sk.params(), self.ct.params())?;
-        let params = self.ct.params();
-        let ring = params.ring();
-        let level = self.plan.level;
-        let mut rng = secret_rng();
-        let mut u = Poly::from_small(ring, level, &ternary(ring.degree(), &mut rng));
-        u.to_ntt(ring);
-        let (p, a) = &self.receiver;
-        let mut h0 = self.ct.c1().clone();
-        h0.to_ntt(ring);
-        h0.mul_assign(ring, sk.poly());
-        h0.mul_accumulate(ring, &u, p);
-        h0.to_coefficients(ring);
-        let mut h1 = Poly::product_to_coefficients(ring, &u, a);
-        zeroize::Zeroize::zeroize(&mut u);
-        h1.add_small_assign(ring, &gaussian(ring.degree(), &mut rng));
-        Ok(KeySwitchShare {
-            params: params.clone(),
-            party,
-            ciphertext: self.tag,
-            smudging_bits: self.plan.bits as u8,
-            compressed_bits: self.plan.compressed_bits as u8,
-            extent: self.extent,
-            h0: smudged_compressed(params, h0, &self.plan, self.extent),
-            h1,
-        })
+        self.share_with_noise(sk, party, &[])
     }
 
     fn aggregator(&self) -> KeySwitchAggregate {
-        let params = self.ct.params();
+        let params = self.released.params();
         KeySwitchAggregate {
             params: params.clone(),
-            ciphertext: self.tag,
+            ciphertext: self.released.tag,
             compressed_bits: self.plan.compressed_bits,
-            h0: vec![0; self.extent.len(params.degree())],
+            h0: vec![0; self.released.extent.len(params.degree())],
             h1: Poly::zero(params.ring(), self.plan.level, Representation::Coefficient),
             parties: Participants::default(),
         }
@@ -148,22 +166,22 @@ impl Protocol for PublicKeySwitch<'_> {
         aggregate: &KeySwitchAggregate,
         expected: &[PartyId],
     ) -> Result<Ciphertext, MheError> {
-        if aggregate.ciphertext != self.tag {
+        if aggregate.ciphertext != self.released.tag {
             return Err(MheError::WrongCiphertext {
                 party: aggregate.parties.iter().next().unwrap_or(PartyId(0)),
             });
         }
         aggregate.parties.check_exactly(expected)?;
-        let params = self.ct.params();
+        let params = self.released.params();
         let ring = params.ring();
         let mut h0 = aggregate.h0.clone();
         h0.resize(params.degree(), 0);
         let mut c0 = from_compressed_torus(ring, self.plan.level, &h0, aggregate.compressed_bits);
-        c0.add_assign(ring, self.ct.c0());
+        c0.add_assign(ring, &self.released.c0());
         Ok(Ciphertext::from_parts(
             params,
             vec![c0, aggregate.h1.clone()],
-            self.ct.range(),
+            self.released.range(),
         ))
     }
 }
@@ -203,7 +221,8 @@ impl KeySwitchShare {
         HEADER_LEN
             + 4
             + 16
-            + 4
+            + 3
+            + self.extent.wire_len()
             + packed_len(self.h0.len(), self.compressed_bits as u32)
             + poly_len(self.params.ring(), self.h1.level())
             + CHECKSUM_LEN
@@ -215,9 +234,9 @@ impl KeySwitchShare {
             .bytes(&self.ciphertext)
             .u8(self.h1.level() as u8)
             .u8(self.smudging_bits)
-            .u8(self.compressed_bits)
-            .u8(self.extent.code())
-            .packed(&self.h0, self.compressed_bits as u32)
+            .u8(self.compressed_bits);
+        self.extent.write(&mut w);
+        w.packed(&self.h0, self.compressed_bits as u32)
             .poly(self.params.ring(), &self.h1);
         w.finish()
     }
@@ -232,7 +251,7 @@ impl KeySwitchShare {
         if !(1..=63).contains(&compressed_bits) || !(1..=62).contains(&smudging_bits) {
             return Err(WireError::Malformed("share bit widths out of range".into()).into());
         }
-        let extent = Extent::from_code(r.u8()?)?;
+        let extent = Extent::read(&mut r, params.degree())?;
         let h0 = r.packed(extent.len(params.degree()), compressed_bits as u32)?;
         let h1 = r.poly(params.ring(), level, Representation::Coefficient)?;
         r.finish()?;

@@ -568,50 +568,107 @@ fn sixteen_parties_count_overlaps_and_release_the_counts_alone() {
     let receiver = SecretKey::generate(&s.params);
     let receiver_pk = PublicKey::generate(&receiver);
     let kplan = SmudgingPlan::for_key_switch_at_lowest_level(&s.params, model, 16, 16).unwrap();
-    for (j, count) in (1..=16).zip(&counts) {
-        let mut at_plan = count.clone();
-        at_plan.switch_to_level(plan.level).unwrap();
-        let cks = CollectiveDecryption::with_extent(&at_plan, plan, Extent::Constant).unwrap();
-        let mut agg = cks.aggregator();
-        for (p, sk) in &keys {
-            let share = cks.share(sk, *p).unwrap();
-            let bytes = share.to_bytes();
-            assert!(bytes.len() < 64, "a constant share is one value");
-            agg.add(&DecryptionShare::from_bytes(&s.params, &bytes).unwrap())
-                .unwrap();
-        }
-        let released = cks.finish(&agg, &s.parties).unwrap();
-        assert_eq!(released.constant_coefficient(), expected[j], "j = {j}");
+    // the 16 counts released together: one share per party, one plaintext whose coefficient
+    // j - 1 is count j
+    let at_plan: Vec<Ciphertext> = counts
+        .iter()
+        .map(|count| {
+            let mut ct = count.clone();
+            ct.switch_to_level(plan.level).unwrap();
+            ct
+        })
+        .collect();
+    let cks = CollectiveDecryption::constants(&at_plan, plan).unwrap();
+    let mut agg = cks.aggregator();
+    for (p, sk) in &keys {
+        let share = cks.share(sk, *p).unwrap();
+        let bytes = share.to_bytes();
+        assert!(bytes.len() < 64 + 16 * 8, "a share is one value per count");
+        agg.add(&DecryptionShare::from_bytes(&s.params, &bytes).unwrap())
+            .unwrap();
+    }
+    let released = cks.finish(&agg, &s.parties).unwrap();
+    assert_eq!(released.coefficients()[..16], expected[1..]);
+    assert!(released.coefficients()[16..].iter().all(|&c| c == 0));
 
-        let mut at_kplan = count.clone();
-        at_kplan.switch_to_level(kplan.level).unwrap();
-        let pcks =
-            PublicKeySwitch::with_extent(&at_kplan, &receiver_pk, kplan, Extent::Constant).unwrap();
-        let mut agg = pcks.aggregator();
-        for (p, sk) in &keys {
-            let share = pcks.share(sk, *p).unwrap();
-            agg.add(&KeySwitchShare::from_bytes(&s.params, &share.to_bytes()).unwrap())
-                .unwrap();
-        }
-        let switched = pcks.finish(&agg, &s.parties).unwrap();
+    let at_kplan: Vec<Ciphertext> = counts
+        .iter()
+        .map(|count| {
+            let mut ct = count.clone();
+            ct.switch_to_level(kplan.level).unwrap();
+            ct
+        })
+        .collect();
+    let pcks = PublicKeySwitch::constants(&at_kplan, &receiver_pk, kplan).unwrap();
+    let mut agg = pcks.aggregator();
+    for (p, sk) in &keys {
+        let share = pcks.share(sk, *p).unwrap();
+        agg.add(&KeySwitchShare::from_bytes(&s.params, &share.to_bytes()).unwrap())
+            .unwrap();
+    }
+    let switched = pcks.finish(&agg, &s.parties).unwrap();
+    assert_eq!(
+        receiver.decrypt(&switched).unwrap().coefficients()[..16],
+        expected[1..],
+        "switched"
+    );
+    // noise each party adds inside its share (differential privacy of a computed result)
+    // shifts each released count by exactly the sum of the parties' noise, under CKS and PCKS
+    let t = s.params.plaintext_modulus() as i64;
+    let noise: Vec<Vec<i64>> = (0..keys.len() as i64)
+        .map(|i| (0..16).map(|j| (i * 7 + j) % 11 - 5).collect())
+        .collect();
+    let noised = |j: usize| {
+        (expected[j + 1] as i64 + noise.iter().map(|n| n[j]).sum::<i64>()).rem_euclid(t) as u64
+    };
+    let mut agg = cks.aggregator();
+    let mut kagg = pcks.aggregator();
+    for ((p, sk), noise) in keys.iter().zip(&noise) {
+        agg.add(&cks.share_with_noise(sk, *p, noise).unwrap())
+            .unwrap();
+        kagg.add(&pcks.share_with_noise(sk, *p, noise).unwrap())
+            .unwrap();
+    }
+    let with_noise = cks.finish(&agg, &s.parties).unwrap();
+    let switched_with_noise = receiver
+        .decrypt(&pcks.finish(&kagg, &s.parties).unwrap())
+        .unwrap();
+    for j in 0..16 {
+        assert_eq!(with_noise.coefficients()[j], noised(j), "j = {}", j + 1);
         assert_eq!(
-            receiver.decrypt(&switched).unwrap().constant_coefficient(),
-            expected[j],
-            "j = {j}, switched"
+            switched_with_noise.coefficients()[j],
+            noised(j),
+            "j = {}",
+            j + 1
         );
     }
+    assert!(matches!(
+        cks.share_with_noise(&keys[0].1, keys[0].0, &[0; 17]),
+        Err(MheError::NoiseLength {
+            given: 17,
+            released: 16
+        })
+    ));
+    // one ciphertext for the 16 counts, however many there are
+    assert_eq!(switched.to_bytes().len(), at_kplan[0].to_bytes().len());
+
     // shares of another extent do not mix
-    let mut at_plan = counts[0].clone();
-    at_plan.switch_to_level(plan.level).unwrap();
-    let constant = CollectiveDecryption::with_extent(&at_plan, plan, Extent::Constant).unwrap();
-    let whole = CollectiveDecryption::new(&at_plan, plan).unwrap();
+    let constant = CollectiveDecryption::constants(&at_plan[..1], plan).unwrap();
+    let whole = CollectiveDecryption::new(&at_plan[0], plan).unwrap();
     let (p, sk) = &keys[0];
     assert!(matches!(
         constant.aggregator().add(&whole.share(sk, *p).unwrap()),
-        Err(MheError::IncompatibleShare { .. })
+        Err(MheError::WrongCiphertext { .. })
     ));
     assert!(matches!(
         whole.aggregator().add(&constant.share(sk, *p).unwrap()),
-        Err(MheError::IncompatibleShare { .. })
+        Err(MheError::WrongCiphertext { .. })
+    ));
+    // nor do shares of the same counts in another order
+    let reversed: Vec<Ciphertext> = at_plan.iter().rev().cloned().collect();
+    let other = CollectiveDecryption::constants(&reversed, plan).unwrap();
+    assert!(matches!(
+        cks.aggregator().add(&other.share(sk, *p).unwrap()),
+        Err(MheError::WrongCiphertext { .. })
     ));
 }

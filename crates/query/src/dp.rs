@@ -37,6 +37,15 @@
 //! `(ε, δ + (1 + e^ε)·η)`-DP, so the plan adds `(1 + e^ε)·2^{−100}` to `δ` for every cell and
 //! contribution ([`DpPlan::spent`]).
 //!
+//! **Overlap.** The indicator-overlap templates hide **one indicator held by one institution**:
+//! adding or removing it moves one bin's sum by one, so the count of bins holding `j` and that
+//! of `j ± 1` move by one each (`Δ = √2`, two cells). Their cells are computed from the sum by
+//! the public circuit, so noise cannot go into the contributions; each party giving a share
+//! of the release adds its samples, one per count, inside its smudged share
+//! (`QueryPlan::release_noise`, `concord-mhe` `share_with_noise`), and a release with fewer
+//! sharing parties than the `k` the noise is split for is refused. A party answers a release
+//! once, so its noise is drawn once.
+//!
 //! **Trust.** The guarantee needs the noise of at least `k` honest contributions; institutions
 //! colluding with the coordinator could omit theirs (as they could contribute zeros), and the
 //! guarantee degrades to the noise of the honest ones.
@@ -74,6 +83,8 @@ pub enum DpError {
     Delta(f64),
     #[error("template {0} declares no unit of privacy and sensitivity: differential privacy is not available for it")]
     NotSupported(&'static str),
+    #[error("a count and its noise reach {reach}, beyond what decodes modulo t = {t}: ask for a larger ε")]
+    NoiseTooWide { reach: u64, t: u64 },
     #[error("the noise sampler failed: {0}")]
     Sampler(String),
 }

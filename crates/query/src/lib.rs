@@ -13,9 +13,10 @@
 //!
 //! It also fixes what is released of the aggregate ([`QueryPlan::evaluate`]): the sum itself
 //! for the tables, or — for the overlap templates — the public circuit that counts the bins held
-//! by exactly `j` institutions (`concord-bfv` `value_counts`), each count released by shares of
-//! its constant coefficient alone ([`QueryPlan::extent`]). Node and coordinator both evaluate
-//! it, from the same sum with the same pinned key, so every node decrypts only what it computed.
+//! by exactly `j` institutions (`concord-bfv` `value_counts`), the counts released together by
+//! shares of their constant coefficients alone ([`QueryPlan::decryptions`],
+//! [`QueryPlan::key_switches`]). Node and coordinator both evaluate it, from the same sum with
+//! the same pinned key, so every node decrypts only what it computed.
 
 pub mod agreement;
 pub mod dp;
@@ -26,7 +27,7 @@ use concord_bfv::{
     params, BfvError, BfvParameters, Ciphertext, Plaintext, PublicKey, RelinearizationKey,
     ValueRange,
 };
-use concord_mhe::{Extent, NoiseEstimate};
+use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
 use concord_stats::templates::overlap::MAX_HOLDERS;
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
@@ -63,6 +64,10 @@ pub enum QueryError {
         institutions: usize,
         max: usize,
     },
+    #[error(
+        "the DP noise of this query is split over {needed} parties, and only {sharing} give shares"
+    )]
+    TooFewNoiseShares { sharing: usize, needed: usize },
     #[error("the overlap circuit needs the deployment's relinearization key, and none is pinned")]
     NoRelinearizationKey,
     #[error(transparent)]
@@ -109,7 +114,8 @@ impl QueryPlan {
     }
 
     /// The same plan with differential privacy: `(ε, δ)` over at least `k` institutions
-    /// ([`dp::DpPlan`]); the noise widens every slot's range.
+    /// ([`dp::DpPlan`]); the noise widens every slot's range (an overlap template's: every
+    /// count's, [`QueryPlan::release_noise`]).
     pub fn with_dp(mut self, epsilon: f64, delta: f64, k: usize) -> Result<Self, QueryError> {
         if !self.layout.summary.is_empty() {
             return Err(dp::DpError::NotSupported(self.template.info().id).into());
@@ -129,6 +135,13 @@ impl QueryPlan {
             });
         }
         let t = self.params.plaintext_modulus();
+        if let (Some(bins), Some(dp)) = (self.layout.overlap, &self.dp) {
+            // a count and every sharing party's noise, centred modulo t
+            let reach = bins.per_group as u64 + dp.bound as u64 * self.max_institutions as u64;
+            if reach >= t / 2 {
+                return Err(dp::DpError::NoiseTooWide { reach, t }.into());
+            }
+        }
         let width = self.slot_range().width().max(1) as u64;
         let max = (t - 1) / width;
         if self.max_institutions as u64 > max {
@@ -144,14 +157,39 @@ impl QueryPlan {
         Ok(())
     }
 
+    /// A DP query's noise goes into every slot of a contribution, before encryption — or, for
+    /// an overlap template, whose cells the circuit computes from the sum, into every sharing
+    /// party's release share, one sample per count ([`QueryPlan::release_noise`]).
+    fn slot_noise(&self) -> Option<&dp::DpPlan> {
+        self.dp.as_ref().filter(|_| self.layout.overlap.is_none())
+    }
+
+    /// A releasing party's noise: for a DP overlap query, one sample per count, added inside
+    /// its share (`concord-mhe` `share_with_noise`), so that the released counts carry the
+    /// noise of every party giving shares — `sharing` of them, at least the `k` the noise is
+    /// split for, or the release is refused. Empty otherwise.
+    pub fn release_noise(&self, sharing: usize) -> Result<Vec<i64>, QueryError> {
+        let Some(dp) = self.dp.as_ref().filter(|_| self.layout.overlap.is_some()) else {
+            return Ok(Vec::new());
+        };
+        if sharing < dp.institutions {
+            return Err(QueryError::TooFewNoiseShares {
+                sharing,
+                needed: dp.institutions,
+            });
+        }
+        Ok(dp.sample(self.outputs())?)
+    }
+
     /// Ciphertexts one contribution takes.
     pub fn ciphertexts(&self) -> usize {
         self.layout.slots().div_ceil(self.params.degree())
     }
 
-    /// The public range of one institution's slot values (with its noise, under DP).
+    /// The public range of one institution's slot values (with its noise, under DP, where the
+    /// noise goes into the slots).
     pub fn slot_range(&self) -> ValueRange {
-        let noise = self.dp.as_ref().map_or(0, |dp| dp.bound) as i128;
+        let noise = self.slot_noise().map_or(0, |dp| dp.bound) as i128;
         ValueRange {
             lo: -noise,
             hi: self.layout.slot_bound() as i128 + noise,
@@ -167,7 +205,7 @@ impl QueryPlan {
             });
         }
         let mut slots = self.layout.to_slots(&statistic.values);
-        if let Some(dp) = &self.dp {
+        if let Some(dp) = self.slot_noise() {
             for (slot, noise) in slots.iter_mut().zip(dp.sample(self.layout.cells())?) {
                 *slot += noise;
             }
@@ -212,12 +250,48 @@ impl QueryPlan {
         self.max_institutions.min(MAX_HOLDERS)
     }
 
-    /// What of each released ciphertext is decrypted: all of it, or a count's constant
-    /// coefficient alone.
-    pub fn extent(&self) -> Extent {
+    /// Plaintexts a release yields: one per output, or — for an overlap template — one
+    /// holding every count (`concord-mhe` `Extent::Constants`).
+    pub fn released(&self) -> usize {
         match self.layout.overlap {
-            Some(_) => Extent::Constant,
-            None => Extent::All,
+            Some(_) => 1,
+            None => self.outputs(),
+        }
+    }
+
+    /// The joint decryptions of the outputs ([`QueryPlan::evaluate`]), at the smudging plan's
+    /// level: each output whole, or the constant coefficients of an overlap template's counts
+    /// together — nothing else of them decrypts.
+    pub fn decryptions<'a>(
+        &self,
+        outputs: &'a [Ciphertext],
+        smudging: SmudgingPlan,
+    ) -> Result<Vec<CollectiveDecryption<'a>>, MheError> {
+        match self.layout.overlap {
+            Some(_) => Ok(vec![CollectiveDecryption::constants(outputs, smudging)?]),
+            None => outputs
+                .iter()
+                .map(|ct| CollectiveDecryption::new(ct, smudging))
+                .collect(),
+        }
+    }
+
+    /// The key switches of the outputs to `recipient`, as [`QueryPlan::decryptions`]: an
+    /// overlap template's counts become one ciphertext under the recipient's key.
+    pub fn key_switches<'a>(
+        &self,
+        outputs: &'a [Ciphertext],
+        recipient: &PublicKey,
+        smudging: SmudgingPlan,
+    ) -> Result<Vec<PublicKeySwitch<'a>>, MheError> {
+        match self.layout.overlap {
+            Some(_) => Ok(vec![PublicKeySwitch::constants(
+                outputs, recipient, smudging,
+            )?]),
+            None => outputs
+                .iter()
+                .map(|ct| PublicKeySwitch::new(ct, recipient, smudging))
+                .collect(),
         }
     }
 
@@ -265,26 +339,113 @@ impl QueryPlan {
         }
     }
 
-    /// Released plaintexts (one per output, in order) → the template's cells (signed: DP
-    /// noise can take a cell below zero). An overlap template's cells are the constant
-    /// coefficients of its counts.
+    /// Released plaintexts ([`QueryPlan::released`], in order) → the template's cells (signed:
+    /// DP noise can take a cell below zero). An overlap template's cells are the first
+    /// coefficients of its one released plaintext, a count each.
     pub fn decode(&self, plaintexts: &[Plaintext]) -> Result<Vec<i128>, QueryError> {
-        if plaintexts.len() != self.outputs() {
+        if plaintexts.len() != self.released() {
             return Err(QueryError::Count {
                 given: plaintexts.len(),
-                expected: self.outputs(),
+                expected: self.released(),
             });
         }
         if self.layout.overlap.is_some() {
-            // per histogram: j = 1..=n released, j = n+1..=MAX_HOLDERS zero
+            // per histogram: j = 1..=n released, j = n+1..=MAX_HOLDERS zero; under DP a
+            // count's noise can take it below zero (centred modulo t)
+            let t = self.params.plaintext_modulus();
+            let centred = |c: u64| match self.dp {
+                Some(_) if c > t / 2 => c as i128 - t as i128,
+                _ => c as i128,
+            };
+            let counts = &plaintexts[0].coefficients()[..self.outputs()];
             let mut cells = Vec::with_capacity(self.layout.cells());
-            for histogram in plaintexts.chunks(self.holders()) {
-                cells.extend(histogram.iter().map(|pt| pt.constant_coefficient() as i128));
+            for histogram in counts.chunks(self.holders()) {
+                cells.extend(histogram.iter().map(|&count| centred(count)));
                 cells.extend(std::iter::repeat_n(0, MAX_HOLDERS - self.holders()));
             }
             return Ok(cells);
         }
         let slots: Vec<i64> = plaintexts.iter().flat_map(|pt| pt.decode()).collect();
         Ok(self.layout.from_slots(&slots)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_stats::YearMonth;
+
+    fn window() -> Window {
+        Window::new(YearMonth::parse("2025-01").unwrap(), 12).unwrap()
+    }
+
+    #[test]
+    fn a_dp_overlap_query_puts_its_noise_in_the_release_shares_not_the_bits() {
+        for template in [Template::IndicatorOverlap, Template::IndicatorOverlapByType] {
+            let plan = QueryPlan::new(template, window(), 4)
+                .unwrap()
+                .with_dp(1.0, 1e-6, 3)
+                .unwrap();
+            // presence bits stay bits: the contributions carry no noise
+            let range = plan.slot_range();
+            assert_eq!((range.lo, range.hi), (0, 1));
+            let dp = plan.dp.as_ref().unwrap();
+            assert_eq!(dp.cells, 2);
+            assert_eq!(dp.sensitivity, std::f64::consts::SQRT_2);
+            // one sample per released count, within the public bound
+            let noise = plan.release_noise(4).unwrap();
+            assert_eq!(noise.len(), plan.outputs());
+            assert!(noise.iter().all(|x| x.abs() <= dp.bound));
+            // fewer sharing parties than the noise is split for: refused
+            assert_eq!(
+                plan.release_noise(2),
+                Err(QueryError::TooFewNoiseShares {
+                    sharing: 2,
+                    needed: 3
+                })
+            );
+            // a count the noise took below zero decodes below zero
+            let t = plan.params.plaintext_modulus();
+            let mut coeffs = vec![0; plan.params.degree()];
+            coeffs[0] = t - 3;
+            coeffs[1] = 7;
+            let released = Plaintext::from_coefficients(&plan.params, coeffs, range);
+            let cells = plan.decode(&[released]).unwrap();
+            assert_eq!(cells[..2], [-3, 7]);
+            assert_eq!(cells.len(), plan.layout.cells());
+        }
+        // without DP no noise at release; a table's DP noise stays in its slots
+        let overlap = QueryPlan::new(Template::IndicatorOverlap, window(), 4).unwrap();
+        assert_eq!(overlap.release_noise(4), Ok(Vec::new()));
+        let table = QueryPlan::new(Template::EventsByMonthTlpDistribution, window(), 4)
+            .unwrap()
+            .with_dp(1.0, 1e-6, 3)
+            .unwrap();
+        assert_eq!(table.release_noise(4), Ok(Vec::new()));
+        assert!(table.slot_range().lo < 0);
+    }
+
+    #[test]
+    fn an_overlap_query_releases_one_plaintext_of_counts() {
+        let plan = QueryPlan::new(Template::IndicatorOverlapByType, window(), 5).unwrap();
+        assert_eq!(plan.released(), 1);
+        assert_eq!(plan.outputs(), 10 * 5);
+        let mut coeffs = vec![0; plan.params.degree()];
+        for (j, c) in coeffs.iter_mut().take(50).enumerate() {
+            *c = j as u64 + 1;
+        }
+        let released = Plaintext::from_coefficients(&plan.params, coeffs, plan.slot_range());
+        let cells = plan.decode(std::slice::from_ref(&released)).unwrap();
+        // per group: j = 1..=5 released, 6..=16 zero
+        assert_eq!(cells.len(), 10 * MAX_HOLDERS);
+        assert_eq!(cells[..6], [1, 2, 3, 4, 5, 0]);
+        assert_eq!(cells[MAX_HOLDERS..MAX_HOLDERS + 6], [6, 7, 8, 9, 10, 0]);
+        assert!(matches!(
+            plan.decode(&[released.clone(), released]),
+            Err(QueryError::Count {
+                given: 2,
+                expected: 1
+            })
+        ));
     }
 }

@@ -62,7 +62,7 @@ pub enum TemplateError {
 /// What a differentially private result of a template hides (see [`Template::privacy_unit`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PrivacyUnit {
-    /// "event" or "attribute"
+    /// "event", "attribute", … ("indicator held by one institution" for the overlap queries)
     pub unit: &'static str,
     /// L2 distance of the cells when one such unit is added or removed.
     pub sensitivity: f64,
@@ -104,6 +104,7 @@ pub enum Template {
     AttributesByMonthRoleTlp,
     EventsBySectorOrganisationTypeRole,
     IndicatorOverlap,
+    IndicatorOverlapByType,
 }
 
 /// The public description of a template.
@@ -139,6 +140,7 @@ pub const TEMPLATES: &[Template] = &[
     Template::AttributesByMonthRoleTlp,
     Template::EventsBySectorOrganisationTypeRole,
     Template::IndicatorOverlap,
+    Template::IndicatorOverlapByType,
 ];
 
 impl Template {
@@ -178,6 +180,7 @@ impl Template {
                 &templates::events::EventsBySectorOrganisationTypeRole
             }
             Template::IndicatorOverlap => &templates::overlap::IndicatorOverlap,
+            Template::IndicatorOverlapByType => &templates::overlap::IndicatorOverlapByType,
         }
     }
 
@@ -198,6 +201,8 @@ impl Template {
     /// events there would need a per-event cap that large feeds' events (thousands of
     /// indicators each) exceed. Time-to-publish adds an event's delay and squared delay to its
     /// sums: bounded only by the per-institution caps, which would drown the histogram in noise.
+    /// The overlap histograms hide one **indicator held by one institution**: sensitivity √2,
+    /// two cells (the count of `j` and of `j ± 1`), the noise added at release.
     pub fn privacy_unit(&self) -> Option<PrivacyUnit> {
         self.definition().profile().privacy_unit
     }

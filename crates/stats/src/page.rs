@@ -129,7 +129,11 @@ pub fn markdown() -> String {
                     page,
                     "**Input per institution:** a presence bit per bin, {} bins{}; only the histogram is released",
                     bins.total(),
-                    if bins.by_group { " (per group)" } else { "" }
+                    if bins.by_group {
+                        format!(" ({} per group)", bins.per_group)
+                    } else {
+                        String::new()
+                    }
                 );
             }
             None => {
@@ -149,6 +153,13 @@ pub fn markdown() -> String {
             layout.parameter_set
         );
         match t.privacy_unit() {
+            Some(unit) if layout.overlap.is_some() => {
+                let _ = write!(
+                    page,
+                    "available; it hides one {} (L2 sensitivity {:.3}: one bin's sum moves by one, so two counts move by one each) — every institution giving a share of the release adds its noise to each count inside its share.\n\n",
+                    unit.unit, unit.sensitivity
+                );
+            }
             Some(unit) => {
                 let _ = write!(
                     page,
@@ -156,9 +167,6 @@ pub fn markdown() -> String {
                     unit.unit, unit.sensitivity
                 );
             }
-            None if layout.overlap.is_some() => page.push_str(
-                "not available yet (one indicator of one institution moves at most two cells by one; the noise of the released counts is still to build); its protection is the minimum number of institutions, and that only counts are ever decrypted.\n\n",
-            ),
             None => page.push_str(
                 "not available (one record moves several cells by amounts only the per-institution bounds limit); its protection is the minimum number of institutions.\n\n",
             ),

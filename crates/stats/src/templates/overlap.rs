@@ -1,12 +1,12 @@
 //! Indicator overlap (`crate::overlap`): of the indicators the institutions hold, how many are
 //! held by exactly 1, 2, …, [`MAX_HOLDERS`] of them. An institution's input is not a table of
 //! counts but its presence vector over the bins of the layout's [`Bins`]; the cells are what
-//! the encrypted circuit releases (`concord-query`). The findings read per group too
-//! ([`Bins::by_group`]), for the per-type template still to come (docs/overlap.md: its sealed
-//! result, one key-switched ciphertext per count, exceeds a message at 16 institutions).
+//! the encrypted circuit releases (`concord-query`): one histogram over all indicators
+//! ([`IndicatorOverlap`]), or one per group of indicator types ([`IndicatorOverlapByType`],
+//! [`Bins::by_group`]).
 
 use super::{dimension, Cells, Definition, Profile, Tally};
-use crate::catalogue::{TemplateError, TemplateInfo};
+use crate::catalogue::{PrivacyUnit, TemplateError, TemplateInfo};
 use crate::indicators::GROUPS;
 use crate::layout::{Chart, Layout, Window};
 use crate::misp::Event;
@@ -21,6 +21,14 @@ pub const OVERLAP_SET: &str = "MUL-16384-T26";
 
 /// Slots per ciphertext of [`OVERLAP_SET`].
 const SLOTS: usize = 16384;
+
+/// What a DP overlap result hides: one indicator held by one institution. Adding or removing
+/// it moves one bin's sum by one — the count of `j` down, that of `j ± 1` up, by one each.
+const HOLDING: PrivacyUnit = PrivacyUnit {
+    unit: "indicator held by one institution",
+    sensitivity: std::f64::consts::SQRT_2,
+    cells: 2,
+};
 
 fn holders() -> crate::layout::Dimension {
     let labels: Vec<String> = (1..=MAX_HOLDERS).map(|j| j.to_string()).collect();
@@ -48,12 +56,12 @@ fn overlap_findings(layout: &Layout, cells: &[i128]) -> Vec<String> {
         }
         let shared: i128 = h[1..].iter().map(|&c| c.max(0)).sum();
         let mut line = format!(
-            "{label}: {occupied} held (as bins), {:.1}% by one institution only, {shared} by two or more",
+            "{label}: {occupied} bins held — {:.1}% by one institution only, {shared} by two or more",
             100.0 * h[0].max(0) as f64 / occupied as f64
         );
         if let Some(d) = estimated_distinct(occupied as u64, bins.per_group as u64) {
             line.push_str(&format!(
-                "; ≈ {d:.0} distinct indicators, of which {:.2}% expected to share a bin with another (merged)",
+                "; ≈ {d:.0} distinct indicators, {:.2}% expected merged",
                 100.0 * merge_rate(d, bins.per_group as u64)
             ));
         }
@@ -82,7 +90,7 @@ impl Definition for IndicatorOverlap {
                 fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
             },
             parameter_set: OVERLAP_SET,
-            privacy_unit: None,
+            privacy_unit: Some(HOLDING),
             chart: Chart::Bars {
                 dimension: 0,
                 top: None,
@@ -103,6 +111,52 @@ impl Definition for IndicatorOverlap {
     fn tally(&self, _tally: &mut Tally, _events: &[Event]) -> Result<(), TemplateError> {
         Err(TemplateError::NeedsBinningKey {
             template: "indicator-overlap",
+        })
+    }
+}
+
+/// How many indicators of each type group are held by exactly j institutions.
+pub struct IndicatorOverlapByType;
+
+/// Bins of `indicator-overlap-by-type`: one ciphertext, 16,384 bins, per group of [`GROUPS`].
+pub const OVERLAP_BY_TYPE_BINS: Bins = Bins {
+    per_group: SLOTS,
+    by_group: true,
+};
+
+impl Definition for IndicatorOverlapByType {
+    fn profile(&self) -> Profile {
+        Profile {
+            info: TemplateInfo {
+                id: "indicator-overlap-by-type",
+                version: 1,
+                question: "Per indicator type (domains, IPs, URLs, each hash, e-mail addresses), how many indicators are held by exactly 1, 2, … institutions: which kinds of indicator do institutions share, and which stay exclusive?",
+                definition: "As indicator-overlap, with each group of indicator types (domain, ip, url, md5, sha1, sha256, sha512, imphash, authentihash, email) in its own 16,384 bins and its own histogram: cell (group, j) counts the bins of that group held by exactly j institutions. Fewer bins per group than indicator-overlap has in all: the result reports each group's expected merge rate, and a group of many thousand indicators is better counted by indicator-overlap.",
+                fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
+            },
+            parameter_set: OVERLAP_SET,
+            privacy_unit: Some(HOLDING),
+            chart: Chart::Heatmap {
+                rows: 0,
+                columns: 1,
+                top_rows: None,
+            },
+            counts: "indicators",
+            needs_organisation: false,
+        }
+    }
+    fn cells(&self, _window: &Window) -> Cells {
+        super::table(vec![dimension("indicator type", GROUPS), holders()], 1)
+    }
+    fn bins(&self) -> Option<Bins> {
+        Some(OVERLAP_BY_TYPE_BINS)
+    }
+    fn findings(&self, layout: &Layout, cells: &[i128]) -> Vec<String> {
+        overlap_findings(layout, cells)
+    }
+    fn tally(&self, _tally: &mut Tally, _events: &[Event]) -> Result<(), TemplateError> {
+        Err(TemplateError::NeedsBinningKey {
+            template: "indicator-overlap-by-type",
         })
     }
 }
