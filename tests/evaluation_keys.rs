@@ -9,7 +9,9 @@
 //!   sealed to another node;
 //! - get a node to pin a relinearization key other than the one every party's signed shares
 //!   of both rounds make;
-//! - run RKG on a deployment the node did not pin, or on an additive one.
+//! - run RKG on a deployment the node did not pin, or on an additive one;
+//! - get an overlap query admitted on a deployment whose evaluation keys are not made: the
+//!   node refuses it (`deployment-not-pinned`) until they are, then agrees to the same query.
 //!
 //! The honest run ends with every node holding the same relinearization key (the one the
 //! coordinator computed) and the same binning key, which the coordinator never saw.
@@ -129,6 +131,42 @@ async fn a_lying_coordinator_cannot_steer_the_evaluation_keys_or_the_binning_key
         };
         client.pin(stream(pin)).await.unwrap();
     }
+
+    // an overlap query needs the deployment's binning and relinearization keys: refused
+    // before RKG made them
+    let alice = ca.issue(Role::Researcher, "alice", &["localhost"]).unwrap();
+    let set_params = BfvParameters::new(params::spec_by_name(SET).unwrap()).unwrap();
+    let overlap_query = || {
+        let mut spec = QuerySpec {
+            template: "indicator-overlap".into(),
+            template_version: 1,
+            window_first: "2016-12".into(),
+            window_months: 120,
+            min_institutions: 3,
+            recipient_key: concord_bfv::PublicKey::generate(&SecretKey::generate(&set_params))
+                .to_bytes(),
+            ..Default::default()
+        };
+        concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
+        Proposal {
+            query_id: concord_api::submission::query_id(&spec),
+            spec: Some(spec),
+            researcher: "alice".into(),
+            researcher_certificate: concord_api::submission::certificate_der(
+                &alice.certificate_pem,
+            )
+            .unwrap(),
+            deployment: digest.clone(),
+        }
+    };
+    let decision = clients[0]
+        .propose(overlap_query())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!decision.agree);
+    assert_eq!(decision.reason, "deployment-not-pinned", "{decision:?}");
+    assert!(decision.detail.contains("binning key"), "{decision:?}");
 
     // round one needs every party's exchange key, each signed by that party
     let mut parties = Vec::new();
@@ -304,6 +342,13 @@ async fn a_lying_coordinator_cannot_steer_the_evaluation_keys_or_the_binning_key
             assert!(!sealed.ciphertext.windows(32).any(|w| w == &key[32..]));
         }
     }
+    // with both keys made, the same overlap query is agreed to
+    let decision = clients[0]
+        .propose(overlap_query())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(decision.agree, "{decision:?}");
 
     // an additive deployment has no evaluation keys
     let additive = Deployment {
