@@ -266,6 +266,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         })
     };
     let mut ids = Vec::new();
+    let mut specs = Vec::new();
     let q0_spec = sealed_spec(&TEMPLATES[0], 3);
     for (q, template) in TEMPLATES.iter().enumerate() {
         let spec = match q {
@@ -274,6 +275,7 @@ async fn four_node_processes_answer_every_template_exactly() {
         };
         let query_id = id_of(&spec);
         ids.push(query_id.clone());
+        specs.push(spec.clone());
         let result = coordinator.run_query(spec, &alice_der).await;
         if *template == Template::TimeToPublish {
             match result {
@@ -366,10 +368,10 @@ async fn four_node_processes_answer_every_template_exactly() {
     // DP of an overlap histogram (its unit: one indicator held by one institution): the noise
     // is added at release, inside every sharing node's share, one sample per count
     let template = Template::IndicatorOverlap;
-    let overlap_spec = dp_spec(&template);
-    let dp_id = id_of(&overlap_spec);
+    let dp_overlap_spec = dp_spec(&template);
+    let dp_id = id_of(&dp_overlap_spec);
     let outcome = coordinator
-        .run_query(overlap_spec, &alice_der)
+        .run_query(dp_overlap_spec, &alice_der)
         .await
         .unwrap();
     let plan = dp_plan(template);
@@ -475,6 +477,34 @@ async fn four_node_processes_answer_every_template_exactly() {
         &alice_der,
         pinned,
         &q0_commitments,
+    )
+    .await;
+    // the same against an overlap query, on the multiplicative deployment: the output is the
+    // circuit's, evaluated by each node from the sum it verified
+    let overlap = TEMPLATES
+        .iter()
+        .position(|t| *t == Template::IndicatorOverlap)
+        .unwrap();
+    let overlap_commitments: Vec<Commitment> = store
+        .commitments(&ids[overlap])
+        .unwrap()
+        .iter()
+        .map(|b| Commitment::decode(b.as_slice()).unwrap())
+        .collect();
+    let multiplicative: [u8; 32] = store
+        .collective_key(Template::IndicatorOverlap.parameter_set())
+        .unwrap()
+        .unwrap()
+        .deployment
+        .try_into()
+        .unwrap();
+    malicious_coordinator(
+        &mut nodes,
+        || sealed_spec(&Template::IndicatorOverlap, 3),
+        &specs[overlap],
+        &alice_der,
+        multiplicative,
+        &overlap_commitments,
     )
     .await;
     for name in ["node-a", "node-b", "node-c", "node-d"] {
