@@ -394,6 +394,31 @@ async fn four_node_processes_answer_every_template_exactly() {
     // below 1e-5
     assert_ne!(noisy[..4], exact[..4], "the released counts carry noise");
 
+    // an overlap query asking for its own number of bins — 32,768 (two ciphertexts) where the
+    // template has 131,072: every node bins into the query's bins, and the histogram is the
+    // one binned in the clear into as many
+    let template = Template::IndicatorOverlap;
+    let fewer_bins = signed(QuerySpec {
+        bins: 32768,
+        recipient_key: PublicKey::generate(&researcher[template.parameter_set()]).to_bytes(),
+        ..unsigned(&template, 3)
+    });
+    let fewer_id = id_of(&fewer_bins);
+    let outcome = coordinator.run_query(fewer_bins, &alice_der).await.unwrap();
+    let plan = QueryPlan::new(template, window, 4)
+        .unwrap()
+        .with_bins(32768)
+        .unwrap();
+    assert_eq!(plan.ciphertexts(), 2);
+    assert_eq!(
+        open(
+            &researcher[template.parameter_set()],
+            &plan,
+            &outcome.sealed
+        ),
+        overlap_reference(root, &fewer_id, &plan, &window, &institutions)
+    );
+
     // a result public to the community (CKS): node-d's policy does not allow it
     let public = spec(&Template::EventsByMonthTlpDistribution, 3);
     let public_id = id_of(&public);

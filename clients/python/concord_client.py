@@ -147,14 +147,18 @@ class Researcher:
         epsilon: Optional[float] = None,
         delta: float = 1e-6,
         public: bool = False,
+        bins: Optional[int] = None,
     ) -> str:
-        """Submits a query; returns its id. Sealed to this researcher's key unless ``public``."""
+        """Submits a query; returns its id. Sealed to this researcher's key unless ``public``.
+        ``bins``: an overlap template's bins per histogram (a multiple of 16384)."""
         args = ["prepare", "--template", template, "--from", start, "--months", str(months),
                 "--min-institutions", str(min_institutions)]
         if epsilon is not None:
             args += ["--epsilon", str(epsilon), "--delta", str(delta)]
         if public:
             args.append("--public")
+        if bins is not None:
+            args += ["--bins", str(bins)]
         spec = pb.QuerySpec.FromString(self._concord(args))
         return self._call(self.stub.Submit, spec).query_id
 

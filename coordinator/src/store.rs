@@ -98,6 +98,9 @@ pub struct QueryRecord {
     pub nonce: Vec<u8>,
     #[serde(default)]
     pub expires_at: u64,
+    /// An overlap query's bins per histogram (0: the template's own).
+    #[serde(default)]
+    pub bins: u32,
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
@@ -159,6 +162,7 @@ impl QueryRecord {
             publish: spec.publish,
             nonce: spec.nonce,
             expires_at: spec.expires_at,
+            bins: spec.bins,
             submitted_at: now(),
             phase: Phase::Submitted,
             ..Default::default()
@@ -180,6 +184,7 @@ impl QueryRecord {
             publish: self.publish,
             nonce: self.nonce.clone(),
             expires_at: self.expires_at,
+            bins: self.bins,
         }
     }
 

@@ -42,13 +42,18 @@ impl NodeService {
         let plan = &agreed.agreement.plan;
         let events = self.events.current();
         // a DP query counts each event once, at its creator (concord-stats `compute_created`)
-        let statistic = if plan.template.is_overlap() {
-            // bins under the query's own key, derived from the deployment's binning key
+        let statistic = if let Some(bins) = &plan.layout.overlap {
+            // the query's bins, under the query's own key, derived from the deployment's
+            // binning key
             let binning = self
                 .binning_key(&agreed.deployment)
                 .map_err(|refusal| Status::failed_precondition(refusal.to_string()))?;
-            plan.template
-                .compute_overlap(&plan.window, &events, &binning.for_query(&req.query_id))
+            plan.template.compute_overlap(
+                &plan.window,
+                &events,
+                bins,
+                &binning.for_query(&req.query_id),
+            )
         } else {
             match plan.dp {
                 Some(_) => plan

@@ -297,6 +297,7 @@ impl From<AgreementError> for Refusal {
             AgreementError::DpNotSupported(_) => RefusalCode::DpNotSupported,
             AgreementError::InvalidDp(_) => RefusalCode::InvalidDp,
             AgreementError::InvalidRecipientKey(_) => RefusalCode::InvalidRecipientKey,
+            AgreementError::InvalidBins(_) => RefusalCode::InvalidQuery,
         };
         debug_assert_eq!(code.as_str(), e.code());
         Self::new(code, e.to_string())
@@ -316,6 +317,7 @@ impl QuerySpec {
             epsilon: self.epsilon,
             delta: self.delta,
             publish: self.publish,
+            bins: self.bins,
         }
     }
 

@@ -114,6 +114,10 @@ pub struct Terms {
     /// nodes whose policy allows publication agree.
     #[arg(long)]
     pub publish: bool,
+    /// An overlap template's bins per histogram (a multiple of 16384; default: the
+    /// template's own): more bins, fewer indicators merged, more work at every node.
+    #[arg(long)]
+    pub bins: Option<u32>,
 }
 
 /// The query as submitted: its terms, DP checked, sealed to the researcher's result key (in
@@ -131,6 +135,11 @@ pub fn prepared(
         terms.min_institutions,
     )?;
     spec.publish = terms.publish;
+    if let Some(bins) = terms.bins {
+        spec.bins = bins;
+        // refused here as every node would refuse it
+        QueryAgreement::new(&spec.terms(), spec.min_institutions.max(2) as usize)?;
+    }
     if let Some(epsilon) = terms.epsilon {
         check_dp(&spec, epsilon, terms.delta)?;
         (spec.epsilon, spec.delta) = (epsilon, terms.delta);
@@ -164,6 +173,7 @@ pub fn spec(
         // stamped when signed: a fresh nonce, an expiry a week ahead
         nonce: Vec::new(),
         expires_at: 0,
+        bins: 0,
     })
 }
 

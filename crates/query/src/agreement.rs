@@ -38,6 +38,8 @@ pub struct QueryTerms<'a> {
     pub delta: f64,
     /// The result is to be published to MISP.
     pub publish: bool,
+    /// An overlap query's bins per histogram; 0: the template's own ([`QueryPlan::with_bins`]).
+    pub bins: u32,
 }
 
 impl QueryTerms<'_> {
@@ -155,6 +157,8 @@ pub enum AgreementError {
     InvalidDp(QueryError),
     #[error("recipient key: {0}")]
     InvalidRecipientKey(String),
+    #[error("{0}")]
+    InvalidBins(QueryError),
 }
 
 impl AgreementError {
@@ -167,6 +171,7 @@ impl AgreementError {
             Self::DpNotSupported(_) => "dp-not-supported",
             Self::InvalidDp(_) => "invalid-dp",
             Self::InvalidRecipientKey(_) => "invalid-recipient-key",
+            Self::InvalidBins(_) => "invalid-query",
         }
     }
 }
@@ -190,6 +195,11 @@ impl QueryAgreement {
         let window = terms.window()?;
         let mut plan = QueryPlan::new(template, window, institutions)
             .map_err(AgreementError::TooManyInstitutions)?;
+        if terms.bins != 0 {
+            plan = plan
+                .with_bins(terms.bins as usize)
+                .map_err(AgreementError::InvalidBins)?;
+        }
         if terms.epsilon > 0.0 {
             plan = plan
                 .with_dp(terms.epsilon, terms.delta, terms.min_institutions as usize)
@@ -307,6 +317,16 @@ mod tests {
         bad_dp.epsilon = 100.0;
         bad_dp.delta = 1e-6;
         assert_eq!(code(bad_dp), "invalid-dp");
+        // bins: only for an overlap template, and only a multiple of N
+        let mut bins_of_a_table = terms("time-to-publish", v);
+        bins_of_a_table.bins = 16384;
+        assert_eq!(code(bins_of_a_table), "invalid-query");
+        let mut odd_bins = terms("indicator-overlap", 1);
+        odd_bins.bins = 1000;
+        assert_eq!(code(odd_bins), "invalid-query");
+        odd_bins.bins = 2 * 16384;
+        let agreed = QueryAgreement::new(&odd_bins, 3).unwrap();
+        assert_eq!(agreed.plan.ciphertexts(), 2);
         let err = QueryAgreement::new(&terms("time-to-publish", v), 1_000_000).unwrap_err();
         assert_eq!(err.code(), "too-many-institutions");
     }

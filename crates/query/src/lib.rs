@@ -28,9 +28,14 @@ use concord_bfv::{
     ValueRange,
 };
 use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
+use concord_stats::overlap::Bins;
 use concord_stats::templates::overlap::MAX_HOLDERS;
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
+
+/// The most bins an overlap query may ask for, over all its histograms: 64 ciphertexts of
+/// `N = 16,384` (a contribution of about 100 MB).
+pub const MAX_OVERLAP_BINS: usize = 64 * 16384;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
@@ -64,6 +69,8 @@ pub enum QueryError {
         institutions: usize,
         max: usize,
     },
+    #[error("{0}")]
+    Bins(String),
     #[error(
         "the DP noise of this query is split over {needed} parties, and only {sharing} give shares"
     )]
@@ -121,6 +128,34 @@ impl QueryPlan {
             return Err(dp::DpError::NotSupported(self.template.info().id).into());
         }
         self.dp = Some(dp::DpPlan::new(self.template, epsilon, delta, k)?);
+        self.check_range()?;
+        Ok(self)
+    }
+
+    /// The same overlap plan with `bins` bins per histogram instead of the template's own: a
+    /// multiple of `N`, at most [`MAX_OVERLAP_BINS`] over all histograms. More bins make
+    /// merges rarer (docs/overlap.md) and cost linearly more: contributions, traffic and the
+    /// circuit grow with the ciphertexts.
+    pub fn with_bins(mut self, bins: usize) -> Result<Self, QueryError> {
+        let n = self.params.degree();
+        let Some(current) = self.layout.overlap else {
+            return Err(QueryError::Bins(format!(
+                "template {} has no bins: only the overlap templates take a number of bins",
+                self.template.info().id
+            )));
+        };
+        let asked = Bins {
+            per_group: bins,
+            ..current
+        };
+        if bins == 0 || !bins.is_multiple_of(n) || asked.total() > MAX_OVERLAP_BINS {
+            return Err(QueryError::Bins(format!(
+                "{bins} bins per histogram: a multiple of {n}, at most {} in all ({} histogram(s))",
+                MAX_OVERLAP_BINS,
+                current.histograms()
+            )));
+        }
+        self.layout.overlap = Some(asked);
         self.check_range()?;
         Ok(self)
     }
@@ -446,6 +481,40 @@ mod tests {
                 given: 2,
                 expected: 1
             })
+        ));
+    }
+
+    #[test]
+    fn an_overlap_query_may_ask_for_its_own_bins_within_bounds() {
+        let plan = QueryPlan::new(Template::IndicatorOverlap, window(), 4).unwrap();
+        assert_eq!(plan.ciphertexts(), 8);
+        let fewer = plan.clone().with_bins(2 * 16384).unwrap();
+        assert_eq!(fewer.ciphertexts(), 2);
+        assert_eq!(fewer.layout.inputs(), 2 * 16384);
+        assert_eq!(fewer.layout.cells(), plan.layout.cells());
+        let by_type = QueryPlan::new(Template::IndicatorOverlapByType, window(), 4)
+            .unwrap()
+            .with_bins(3 * 16384)
+            .unwrap();
+        assert_eq!(by_type.ciphertexts(), 30);
+        for bins in [0, 1000, 16384 + 1, 65 * 16384] {
+            assert!(
+                matches!(plan.clone().with_bins(bins), Err(QueryError::Bins(_))),
+                "{bins}"
+            );
+        }
+        // 10 histograms of 7 ciphertexts: 70 > 64
+        assert!(matches!(
+            QueryPlan::new(Template::IndicatorOverlapByType, window(), 4)
+                .unwrap()
+                .with_bins(7 * 16384),
+            Err(QueryError::Bins(_))
+        ));
+        assert!(matches!(
+            QueryPlan::new(Template::EventsByMonthTlpDistribution, window(), 4)
+                .unwrap()
+                .with_bins(16384),
+            Err(QueryError::Bins(_))
         ));
     }
 }

@@ -281,27 +281,28 @@ impl Template {
         self.definition().bins().is_some()
     }
 
-    /// An overlap template's input at one institution: its presence bit per bin, binned under
-    /// the query's key ([`crate::overlap::presence`]).
+    /// An overlap template's input at one institution: its presence bit per bin of `bins`
+    /// (the query's: the template's own, or as many as the query asked), binned under the
+    /// query's key ([`crate::overlap::presence`]).
     pub fn compute_overlap(
         &self,
         window: &Window,
         events: &[Event],
+        bins: &crate::overlap::Bins,
         key: &crate::overlap::BinningKey,
     ) -> Result<Statistic, TemplateError> {
-        let bins = self
-            .definition()
-            .bins()
-            .ok_or(TemplateError::Unknown(format!(
+        if !self.is_overlap() {
+            return Err(TemplateError::Unknown(format!(
                 "{} is not an overlap template",
                 self.info().id
-            )))?;
+            )));
+        }
         let inside = events
             .iter()
             .filter(|e| e.date.as_ref().and_then(|d| window.position(d)).is_some())
             .count();
         Ok(Statistic {
-            values: crate::overlap::presence(events, window, &bins, key)
+            values: crate::overlap::presence(events, window, bins, key)
                 .into_iter()
                 .map(u64::from)
                 .collect(),

@@ -412,7 +412,12 @@ mod tests {
         let key = crate::overlap::BinningKey::new([1; 32]);
         for t in TEMPLATES {
             let s = if t.is_overlap() {
-                t.compute_overlap(&window, &set.events, &key)
+                t.compute_overlap(
+                    &window,
+                    &set.events,
+                    &t.layout(&window).overlap.unwrap(),
+                    &key,
+                )
             } else {
                 t.compute(&window, &me, &set.events)
             }

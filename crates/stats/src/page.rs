@@ -127,10 +127,10 @@ pub fn markdown() -> String {
             Some(bins) => {
                 let _ = write!(
                     page,
-                    "**Input per institution:** a presence bit per bin, {} bins{}; only the histogram is released",
+                    "**Input per institution:** a presence bit per bin, {} bins{}; a query may ask for another multiple of 16384 per histogram (`--bins`); only the histogram is released",
                     bins.total(),
                     if bins.by_group {
-                        format!(" ({} per group)", bins.per_group)
+                        format!(", {} per group", bins.per_group)
                     } else {
                         String::new()
                     }

@@ -521,7 +521,7 @@ fn the_overlap_presence_matches_the_raw_json() {
         let got: Vec<u64> = got.into_iter().map(u64::from).collect();
         assert_eq!(got, expect, "{bins:?}");
         let computed = template
-            .compute_overlap(&window, &pooled.events, &key)
+            .compute_overlap(&window, &pooled.events, &bins, &key)
             .unwrap();
         assert_eq!(computed.values, expect);
         // the bins are far from full: most indicators have a bin of their own
