@@ -546,13 +546,36 @@ pub fn plot(
         }),
     ];
     caption.extend(template.findings(layout, cells));
+    // an overlap histogram is drawn to j = n, the institutions the query was proposed to: the
+    // counts above n are zero by construction, not findings
+    let (layout, cells) = match layout.overlap {
+        Some(_) => {
+            let n = agreement_of(status)?.plan.holders();
+            let mut trimmed = layout.clone();
+            let holders = trimmed.dimensions.last_mut().ok_or("an overlap table")?;
+            let all = holders.labels.len();
+            holders.labels.truncate(n);
+            let cells: Vec<i128> = cells
+                .chunks(all)
+                .flat_map(|histogram| histogram[..n.min(histogram.len())].to_vec())
+                .collect();
+            (
+                std::borrow::Cow::Owned(trimmed),
+                std::borrow::Cow::Owned(cells),
+            )
+        }
+        None => (
+            std::borrow::Cow::Borrowed(layout),
+            std::borrow::Cow::Borrowed(cells),
+        ),
+    };
     crate::plot::write(
         path,
         &crate::plot::Figure {
-            layout,
+            layout: &layout,
             chart: template.chart(),
             counts: template.counts(),
-            cells,
+            cells: &cells,
             title: info.question.to_owned(),
             caption,
             noise_sd: noise_sd(status),
