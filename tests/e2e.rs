@@ -15,7 +15,7 @@ use concord_api::pki::{DevCa, Role};
 use concord_api::v1::{Commitment, QuerySpec};
 use concord_bfv::{BfvParameters, Ciphertext, PublicKey, SecretKey};
 use concord_coordinator::store::QueryStore;
-use concord_coordinator::{Coordinator, CoordinatorError};
+use concord_coordinator::{Coordinator, CoordinatorError, QueryOutcome};
 use concord_query::QueryPlan;
 use concord_stats::{Institution, Template, Window, YearMonth, TEMPLATES};
 use concord_testbed::{self as testbed, binaries_beside_tests, Setup, Testbed};
@@ -57,6 +57,27 @@ fn open(sk: &SecretKey, plan: &QueryPlan, sealed: &[Vec<u8>]) -> Vec<i128> {
         })
         .collect();
     plan.decode(&plaintexts).unwrap()
+}
+
+/// Runs a sealed query to its release and opens the result with the researcher's key of the
+/// plan's parameter set: the outcome, and the cells.
+async fn run_sealed(
+    coordinator: &mut Coordinator,
+    spec: QuerySpec,
+    researcher_certificate: &[u8],
+    researcher: &HashMap<&'static str, SecretKey>,
+    plan: &QueryPlan,
+) -> (QueryOutcome, Vec<i128>) {
+    let outcome = coordinator
+        .run_query(spec, researcher_certificate)
+        .await
+        .unwrap();
+    let cells = open(
+        &researcher[plan.layout.parameter_set],
+        plan,
+        &outcome.sealed,
+    );
+    (outcome, cells)
 }
 
 /// What an overlap query must release, in the clear: every institution's presence bits binned
@@ -338,16 +359,9 @@ async fn four_node_processes_answer_every_template_exactly() {
             .unwrap()
     };
     let template = Template::AttributesByCategoryTypeToIds;
-    let outcome = coordinator
-        .run_query(dp_spec(&template), &alice_der)
-        .await
-        .unwrap();
     let plan = dp_plan(template);
-    let noisy = open(
-        &researcher[template.parameter_set()],
-        &plan,
-        &outcome.sealed,
-    );
+    let asked = dp_spec(&template);
+    let (_, noisy) = run_sealed(&mut coordinator, asked, &alice_der, &researcher, &plan).await;
     let dp = plan.dp.as_ref().unwrap();
     let exact = pooled_counting(template, &window, &institutions, true);
     let errors: Vec<f64> = noisy
@@ -368,18 +382,11 @@ async fn four_node_processes_answer_every_template_exactly() {
     // DP of an overlap histogram (its unit: one indicator held by one institution): the noise
     // is added at release, inside every sharing node's share, one sample per count
     let template = Template::IndicatorOverlap;
-    let dp_overlap_spec = dp_spec(&template);
-    let dp_id = id_of(&dp_overlap_spec);
-    let outcome = coordinator
-        .run_query(dp_overlap_spec, &alice_der)
-        .await
-        .unwrap();
     let plan = dp_plan(template);
-    let noisy = open(
-        &researcher[template.parameter_set()],
-        &plan,
-        &outcome.sealed,
-    );
+    let asked = dp_spec(&template);
+    let dp_id = id_of(&asked);
+    let (outcome, noisy) =
+        run_sealed(&mut coordinator, asked, &alice_der, &researcher, &plan).await;
     let exact = overlap_reference(root, &dp_id, &plan, &window, &institutions);
     let bound = plan.dp.as_ref().unwrap().bound as i128;
     assert_eq!(outcome.shares_from.len(), 4);
@@ -404,18 +411,14 @@ async fn four_node_processes_answer_every_template_exactly() {
         ..unsigned(&template, 3)
     });
     let fewer_id = id_of(&fewer_bins);
-    let outcome = coordinator.run_query(fewer_bins, &alice_der).await.unwrap();
     let plan = QueryPlan::new(template, window, 4)
         .unwrap()
         .with_bins(32768)
         .unwrap();
     assert_eq!(plan.ciphertexts(), 2);
+    let (_, cells) = run_sealed(&mut coordinator, fewer_bins, &alice_der, &researcher, &plan).await;
     assert_eq!(
-        open(
-            &researcher[template.parameter_set()],
-            &plan,
-            &outcome.sealed
-        ),
+        cells,
         overlap_reference(root, &fewer_id, &plan, &window, &institutions)
     );
 

@@ -30,6 +30,7 @@ use concord_ring::sampling::secret_rng;
 use concord_ring::torus::{compress, to_torus, torus_to_modulus};
 use concord_ring::{Poly, Representation};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What a decryption or key-switch share reveals.
@@ -100,7 +101,8 @@ impl<'a> Released<'a> {
     }
 
     /// The constant coefficients of `cts`: at least one, at most `N`, all of one parameter
-    /// set and range, each at the plan's level. The tag binds all of them, in order.
+    /// set, each at the plan's level (the output takes the first one's range). The tag binds
+    /// all of them, in order.
     pub(crate) fn constants(cts: &'a [Ciphertext], plan: &SmudgingPlan) -> Result<Self, MheError> {
         let first = cts.first().ok_or(MheError::NothingToRelease)?;
         if cts.len() > first.params().degree() {
@@ -136,15 +138,21 @@ impl<'a> Released<'a> {
     }
 
     /// `c_0`, or the constant coefficients of the `c_0`s gathered (coefficient form).
-    pub(crate) fn c0(&self) -> Poly {
+    pub(crate) fn c0(&self) -> Cow<'a, Poly> {
         match self.extent {
-            Extent::All => self.cts[0].c0().clone(),
-            Extent::Constants(_) => self.gather(|ct| ct.c0().clone()),
+            Extent::All => Cow::Borrowed(self.cts[0].c0()),
+            Extent::Constants(_) => Cow::Owned(self.gather(|ct| ct.c0().clone())),
         }
     }
 
-    /// `s·c_1`, or the constant coefficients of the `s·c_1`s gathered (coefficient form).
-    pub(crate) fn secret_product(&self, sk: &SecretKey) -> Result<Poly, MheError> {
+    /// `s·c_1`, or the constant coefficients of the `s·c_1`s gathered, plus `u·p` for a key
+    /// switch's `mask = (u, p)` (both in NTT form), in coefficient form. Of a whole
+    /// ciphertext the mask is accumulated before the one inverse transform.
+    pub(crate) fn secret_product(
+        &self,
+        sk: &SecretKey,
+        mask: Option<(&Poly, &Poly)>,
+    ) -> Result<Poly, MheError> {
         check_same_params(sk.params(), self.params())?;
         let ring = self.params().ring();
         let product = |ct: &Ciphertext| {
@@ -153,9 +161,23 @@ impl<'a> Released<'a> {
             c1.mul_assign_to_coefficients(ring, sk.poly());
             c1
         };
-        Ok(match self.extent {
-            Extent::All => product(&self.cts[0]),
-            Extent::Constants(_) => self.gather(product),
+        Ok(match (self.extent, mask) {
+            (Extent::All, None) => product(&self.cts[0]),
+            (Extent::All, Some((u, p))) => {
+                let mut h = self.cts[0].c1().clone();
+                h.to_ntt(ring);
+                h.mul_assign(ring, sk.poly());
+                h.mul_accumulate(ring, u, p);
+                h.to_coefficients(ring);
+                h
+            }
+            (Extent::Constants(_), mask) => {
+                let mut h = self.gather(product);
+                if let Some((u, p)) = mask {
+                    h.add_assign(ring, &Poly::product_to_coefficients(ring, u, p));
+                }
+                h
+            }
         })
     }
 
@@ -296,7 +318,7 @@ impl<'a> CollectiveDecryption<'a> {
             extent: released.extent,
             values: smudged_compressed(
                 params,
-                released.secret_product(sk)?,
+                released.secret_product(sk, None)?,
                 &self.plan,
                 released.extent,
                 noise,
@@ -435,3 +457,40 @@ impl DecryptionShare {
 
 crate::protocol::wire_share!(DecryptionShare);
 crate::protocol::aggregate!(DecryptionAggregate, DecryptionShare);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_bfv::params;
+
+    /// A share's extent is read from the wire and bounded: no constants, or more than the
+    /// ring has coefficients, is refused before any value is read.
+    #[test]
+    fn a_share_naming_zero_or_too_many_constants_is_refused() {
+        let params = BfvParameters::new(params::spec_by_name("ADD-4096").unwrap()).unwrap();
+        let n = params.degree();
+        let share = |k: usize| DecryptionShare {
+            params: params.clone(),
+            party: PartyId(1),
+            ciphertext: [0; 16],
+            level: 1,
+            smudging_bits: 40,
+            compressed_bits: 50,
+            extent: Extent::Constants(k),
+            values: vec![0; k.min(n + 1)],
+        };
+        let good = share(3);
+        assert_eq!(
+            DecryptionShare::from_bytes(&params, &good.to_bytes()).unwrap(),
+            good
+        );
+        for k in [0, n + 1] {
+            let err = DecryptionShare::from_bytes(&params, &share(k).to_bytes()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("constant coefficients in a ring of degree"),
+                "{k}: {err}"
+            );
+        }
+    }
+}

@@ -116,12 +116,11 @@ impl<'a> PublicKeySwitch<'a> {
         let released = &self.released;
         let params = released.params();
         let ring = params.ring();
-        let mut h0 = released.secret_product(sk)?;
         let mut rng = secret_rng();
         let mut u = Poly::from_small(ring, self.plan.level, &ternary(ring.degree(), &mut rng));
         u.to_ntt(ring);
         let (p, a) = &self.receiver;
-        h0.add_assign(ring, &Poly::product_to_coefficients(ring, &u, p));
+        let h0 = released.secret_product(sk, Some((&u, p)))?;
         let mut h1 = Poly::product_to_coefficients(ring, &u, a);
         zeroize::Zeroize::zeroize(&mut u);
         h1.add_small_assign(ring, &gaussian(ring.degree(), &mut rng));
