@@ -12,6 +12,27 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
+/// A request as the traffic counters weigh it: its protobuf size.
+pub trait Weighed {
+    fn weight(&self) -> usize;
+}
+
+impl<M: prost::Message> Weighed for M {
+    fn weight(&self) -> usize {
+        self.encoded_len()
+    }
+}
+
+/// A request shared by every node it is sent to, streamed from one copy
+/// (`concord-api` `chunks::shared_stream`).
+pub struct Shared<M>(pub Arc<M>);
+
+impl<M: prost::Message> Weighed for Shared<M> {
+    fn weight(&self) -> usize {
+        self.0.encoded_len()
+    }
+}
+
 /// A step of the coordinator's work that a [`StepReport`] measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -172,7 +193,7 @@ impl NodePool {
         call: F,
     ) -> Calls<T>
     where
-        Req: prost::Message,
+        Req: Weighed,
         T: prost::Message + 'static,
         F: Fn(NodeClient<Channel>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
@@ -181,7 +202,7 @@ impl NodePool {
         for i in which {
             let node = &self.nodes[i];
             let request = request(&node.address);
-            self.traffic.count_sent(request.encoded_len());
+            self.traffic.count_sent(request.weight());
             let reply = call(node.client.clone(), request);
             let (name, timeout, traffic) = (
                 node.address.name.clone(),
@@ -215,7 +236,7 @@ impl NodePool {
         call: F,
     ) -> Result<Vec<(usize, T)>, CoordinatorError>
     where
-        Req: prost::Message,
+        Req: Weighed,
         T: prost::Message + 'static,
         F: Fn(NodeClient<Channel>, Req) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,

@@ -7,11 +7,11 @@
 //! In all-party mode every node gives a share; in threshold mode the `T` contributors with the
 //! lowest party numbers do, each weighting its threshold key share for exactly that set.
 
-use crate::pool::Step;
+use crate::pool::{Shared, Step};
 use crate::run::QueryRun;
 use crate::verify::Evidence;
 use crate::{Coordinator, CoordinatorError, QueryOutcome};
-use concord_api::chunks::{collect, stream};
+use concord_api::chunks::{collect, shared_stream};
 use concord_api::v1::DecryptRequest;
 use concord_bfv::{BfvParameters, Ciphertext};
 use concord_mhe::protocol::{gather, Protocol, WireShare};
@@ -61,20 +61,21 @@ impl Coordinator {
             ct.switch_to_level(smudging.level)?;
         }
         let released = plan.released();
-        let request = DecryptRequest {
+        // one copy of every contribution, streamed to each node a ciphertext at a time
+        let request = Arc::new(DecryptRequest {
             query_id: record.id.clone(),
             ciphertexts: evidence.ciphertexts,
             roster: evidence.roster,
             roster_signatures: evidence.signatures,
             active_parties: active_parties.clone(),
-        };
+        });
         let replies = self
             .pool
             .call_all(
                 active.clone(),
-                |_| request.clone(),
-                |mut client, request| async move {
-                    let parts = client.decrypt(stream(request)).await?.into_inner();
+                |_| Shared(request.clone()),
+                |mut client, Shared(request)| async move {
+                    let parts = client.decrypt(shared_stream(request)).await?.into_inner();
                     let whole = collect(parts, |_| Ok(released)).await?;
                     Ok(tonic::Response::new(whole))
                 },

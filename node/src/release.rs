@@ -30,7 +30,17 @@ use tonic::Status;
 impl NodeService {
     /// Shares of the sum of the roster's contributions, or the shares already given for this
     /// very request; refused for anything else.
-    pub(crate) fn release(&self, req: &DecryptRequest) -> Result<DecryptShares, Status> {
+    ///
+    /// `req` is the request's first message (roster, signatures, active set, and the
+    /// ciphertexts it carried); `rest` yields the ciphertexts of the later messages as they
+    /// arrive. The aggregate is summed contribution by contribution, so a node holds the sum
+    /// and one contribution, never every contribution at once (`n·C` ciphertexts: 1.3 GB for
+    /// 16 institutions' overlap contributions of 64 ciphertexts).
+    pub(crate) fn release(
+        &self,
+        req: &DecryptRequest,
+        rest: &mut dyn Iterator<Item = Result<Vec<u8>, Status>>,
+    ) -> Result<DecryptShares, Status> {
         let agreed = self.agreed(&req.query_id)?;
         // what names the request: the roster (its commitments bind every contribution) and the
         // active set — not the contributions' bytes, which would mean hashing them all again
@@ -50,7 +60,7 @@ impl NodeService {
                 ));
             }
         }
-        let verified = self.verify_aggregate(&agreed, req);
+        let verified = self.verify_aggregate(&agreed, req, rest);
         self.audit(
             "verification",
             match &verified {
@@ -224,6 +234,7 @@ impl NodeService {
         &self,
         agreed: &Agreed,
         req: &DecryptRequest,
+        rest: &mut dyn Iterator<Item = Result<Vec<u8>, Status>>,
     ) -> Result<(Vec<Ciphertext>, Roster), Refusal> {
         let refuse = |detail: String| Refusal::new(RefusalCode::AggregateNotVerified, detail);
         let binding = &agreed.binding;
@@ -270,21 +281,33 @@ impl NodeService {
         }
         let plan = &agreed.agreement.plan;
         let per = plan.ciphertexts();
-        if req.ciphertexts.len() != per * req.roster.len() {
-            return Err(refuse(format!(
-                "{} ciphertexts for {} contributions of {per}",
-                req.ciphertexts.len(),
+        let expected = per * req.roster.len();
+        let mut ciphertexts = req.ciphertexts.iter().cloned().map(Ok).chain(rest);
+        let mut received = 0;
+        let too_few = |received: usize| {
+            refuse(format!(
+                "{received} ciphertexts for {} contributions of {per}",
                 req.roster.len()
-            )));
-        }
+            ))
+        };
         let mut sum: Vec<Ciphertext> = Vec::new();
-        for ((commitment, bytes), (name, _)) in req
-            .roster
-            .iter()
-            .zip(req.ciphertexts.chunks(per))
-            .zip(&contributors)
-        {
-            if evidence::digest(bytes)[..] != commitment.digest[..] {
+        for (commitment, (name, _)) in req.roster.iter().zip(&contributors) {
+            // one contribution at a time
+            let mut bytes = Vec::with_capacity(per);
+            while bytes.len() < per {
+                match ciphertexts.next() {
+                    Some(Ok(ct)) => bytes.push(ct),
+                    Some(Err(e)) => {
+                        return Err(refuse(format!(
+                            "the contributions' stream broke after {received} ciphertexts: {}",
+                            e.message()
+                        )))
+                    }
+                    None => return Err(too_few(received)),
+                }
+                received += 1;
+            }
+            if evidence::digest(&bytes)[..] != commitment.digest[..] {
                 return Err(refuse(format!(
                     "the contribution presented as {name}'s is not the one it committed to"
                 )));
@@ -299,6 +322,12 @@ impl NodeService {
                     None => sum.push(ct),
                 }
             }
+        }
+        if ciphertexts.next().is_some() {
+            return Err(refuse(format!(
+                "more than the {expected} ciphertexts of {} contributions of {per}",
+                req.roster.len()
+            )));
         }
         Ok((sum, contributors))
     }

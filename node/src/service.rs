@@ -19,7 +19,7 @@ use crate::audit::{hex, AuditLog};
 use crate::config::Policy;
 use crate::keystore::KeyStore;
 use crate::state::NodeState;
-use concord_api::chunks::{collect, replies, Replies};
+use concord_api::chunks::{collect, replies, Chunked, Replies};
 use concord_api::lifecycle::RefusalCode;
 use concord_api::pki::{Identity, Role};
 use concord_api::tls::require_role;
@@ -374,14 +374,27 @@ impl Node for NodeService {
         request: Request<Streaming<DecryptRequest>>,
     ) -> Result<Response<Self::DecryptStream>, Status> {
         self.coordinator(&request)?;
-        // every contribution: at most one per party of the deployment
-        let req = collect(request.into_inner(), |first| {
-            let agreed = self.agreed(&first.query_id)?;
-            Ok(agreed.agreement.plan.ciphertexts() * agreed.deployment.parties())
+        let mut parts = request.into_inner();
+        let req = parts
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty stream"))?;
+        // verifying the aggregate and deriving a threshold key take a while: off the reactor;
+        // the later messages' ciphertexts are read there, one at a time, as the sum needs them
+        let handle = tokio::runtime::Handle::current();
+        let mut rest = std::iter::from_fn(|| {
+            let mut later = DecryptRequest::default();
+            match handle.block_on(parts.message()) {
+                Ok(Some(message)) => Some(later.join(message).map(|()| later.ciphertexts)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
         })
-        .await?;
-        // verifying the aggregate and deriving a threshold key take a while: off the reactor
-        let shares = tokio::task::block_in_place(|| self.release(&req));
+        .flat_map(|ciphertexts| match ciphertexts {
+            Ok(all) => all.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        });
+        let shares = tokio::task::block_in_place(|| self.release(&req, &mut rest));
         metrics::counter!("concord_releases_total", "outcome" => outcome(&shares)).increment(1);
         Ok(Response::new(replies(shares?)))
     }

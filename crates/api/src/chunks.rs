@@ -21,6 +21,9 @@ pub trait Chunked: Sized {
     fn split(self) -> Vec<Self>;
     /// Appends the elements of a later message.
     fn join(&mut self, next: Self) -> Result<(), Status>;
+    /// Message `k` of [`Self::split`], made from a borrowed whole: element `k` alone, and for
+    /// `k = 0` every other field too.
+    fn message(&self, k: usize) -> Self;
 }
 
 macro_rules! chunked {
@@ -40,6 +43,18 @@ macro_rules! chunked {
                         later
                     }))
                     .collect()
+            }
+            fn message(&self, k: usize) -> Self {
+                let mut out = if k == 0 {
+                    Self {
+                        $parts: Vec::new(),
+                        $($field: self.$field.clone()),*
+                    }
+                } else {
+                    Self::default()
+                };
+                out.$parts.extend(self.$parts.get(k).cloned());
+                out
             }
             fn join(&mut self, next: Self) -> Result<(), Status> {
                 let Self { $parts, $($field),* } = next;
@@ -101,6 +116,15 @@ pub async fn collect<T: Chunked>(
 /// A message as a stream of its parts, for a streamed request.
 pub fn stream<T: Chunked>(message: T) -> tokio_stream::Iter<std::vec::IntoIter<T>> {
     tokio_stream::iter(message.split())
+}
+
+/// A shared message as a stream of its parts, each made only when the stream is polled: one
+/// whole in memory however many receivers stream it (the coordinator sends every contribution
+/// to every releasing node).
+pub fn shared_stream<T: Chunked + Send + Sync + 'static>(
+    message: std::sync::Arc<T>,
+) -> impl Stream<Item = T> + Send + 'static {
+    tokio_stream::iter(0..message.parts().max(1)).map(move |k| message.message(k))
 }
 
 /// The stream type of a streamed reply.
