@@ -223,9 +223,16 @@ impl PowerBasis {
     /// `c_0 + Σ_{i≥1} c_i·x^i` from stored powers, by scalar products (no depth).
     fn combination(&self, c: &[u64]) -> Ciphertext {
         let mut acc = scaled(&self.x, 0);
+        let params = &self.x.params;
+        let ring = params.ring();
         for (i, &ci) in c.iter().enumerate().skip(1) {
             if ci != 0 {
-                acc.add_unchecked(&scaled(&self.powers[&i], ci));
+                // acc += c_i·x^i, part by part, without a copy of x^i
+                let ci = params.t().center(ci);
+                let residues: Vec<u64> = ring.moduli().iter().map(|m| m.from_i64(ci)).collect();
+                acc.combine(&self.powers[&i], |ring, a, b| {
+                    a.add_scalar_multiple(ring, b, &residues)
+                });
             }
         }
         if let Some(&c0) = c.first() {

@@ -172,7 +172,21 @@ impl<'a> Released<'a> {
                 h
             }
             (Extent::Constants(_), mask) => {
-                let mut h = self.gather(product);
+                // coefficient j: the constant coefficient of c_{1,j}·s_i, an inner product of
+                // coefficients (no NTT per ciphertext)
+                let mut s = sk.poly().truncated(ring, self.level());
+                s.to_coefficients(ring);
+                let mut h = Poly::zero(ring, self.level(), Representation::Coefficient);
+                for (j, ct) in self.cts.iter().enumerate() {
+                    let mut c1 = std::borrow::Cow::Borrowed(ct.c1());
+                    if c1.representation() != Representation::Coefficient {
+                        c1.to_mut().to_coefficients(ring);
+                    }
+                    for (l, x) in c1.constant_of_product(ring, &s).into_iter().enumerate() {
+                        h.residues_mut(l)[j] = x;
+                    }
+                }
+                zeroize::Zeroize::zeroize(&mut s);
                 if let Some((u, p)) = mask {
                     h.add_assign(ring, &Poly::product_to_coefficients(ring, u, p));
                 }

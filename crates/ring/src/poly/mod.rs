@@ -473,6 +473,61 @@ impl Poly {
         self.repr = Representation::Coefficient;
     }
 
+    /// The constant coefficient of `self·b` in `Z_Q[X]/(X^N + 1)`, residue by residue (one per
+    /// level of `self`), both in coefficient form: `a_0·b_0 − Σ_{l=1}^{N−1} a_l·b_{N−l}` — an
+    /// inner product, `O(N)`, where the whole product costs three NTTs. What a share of a
+    /// constant coefficient needs (`concord-mhe` `Extent::Constants`).
+    pub fn constant_of_product(&self, ctx: &RnsContext, b: &Poly) -> Vec<u64> {
+        self.check_factor(b);
+        assert_eq!(
+            self.repr,
+            Representation::Coefficient,
+            "an inner product of coefficients"
+        );
+        let n = ctx.degree();
+        ctx.moduli()[..self.level]
+            .iter()
+            .enumerate()
+            .map(|(j, m)| {
+                let (a, b) = (&self.data[j * n..(j + 1) * n], &b.data[j * n..(j + 1) * n]);
+                // products below q² summed in u128, reduced (by a u128 division: rarely)
+                // every 2^(127 − 2·bits) terms
+                let run = 1usize << (127 - 2 * m.bits()).min(40);
+                let q = u128::from(m.value());
+                let (mut minus, mut from) = (0u64, 1);
+                while from < n {
+                    let to = (from + run).min(n);
+                    let sum: u128 = (from..to)
+                        .map(|l| u128::from(a[l]) * u128::from(b[n - l]))
+                        .sum();
+                    minus = m.add(minus, (sum % q) as u64);
+                    from = to;
+                }
+                let plus = m.reduce_u128(u128::from(a[0]) * u128::from(b[0]));
+                m.sub(plus, minus)
+            })
+            .collect()
+    }
+
+    /// `self ← self + c_j·other` residue-wise, for a constant given by its residues
+    /// `c_j mod q_j` (a linear combination without a copy of `other`).
+    pub fn add_scalar_multiple(&mut self, ctx: &RnsContext, other: &Poly, scalar: &[u64]) {
+        self.check_compatible(other);
+        let n = ctx.degree();
+        crate::vectorized(
+            #[inline(always)]
+            || {
+                for (j, m) in ctx.moduli()[..self.level].iter().enumerate() {
+                    let (c, c_shoup) = (scalar[j], m.shoup(scalar[j]));
+                    let r = j * n..(j + 1) * n;
+                    for (x, &y) in self.data[r.clone()].iter_mut().zip(&other.data[r]) {
+                        *x = m.add(*x, m.mul_shoup(y, c, c_shoup));
+                    }
+                }
+            },
+        );
+    }
+
     /// `self ← self · c_j` residue-wise, for a constant given by its residues `c_j mod q_j`.
     pub fn mul_scalar_assign(&mut self, ctx: &RnsContext, scalar: &[u64]) {
         let n = ctx.degree();

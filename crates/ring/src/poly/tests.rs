@@ -67,3 +67,24 @@ fn drop_last_modulus_rounds_to_nearest() {
         .collect();
     assert_eq!(p, Poly::from_signed(&ctx, 2, &expect));
 }
+
+#[test]
+fn the_constant_of_a_product_is_its_constant_coefficient() {
+    // 50- and 61-bit primes (the latter reduces its sums every 32 terms), N = 4096
+    for bits in [50, 61] {
+        let n = 4096;
+        let primes = ntt_primes(bits, 2, n, &[]);
+        let ctx = RnsContext::new(n, &primes).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(bits));
+        let mut a = uniform_poly(&ctx, 2, &mut rng);
+        let mut b = uniform_poly(&ctx, 2, &mut rng);
+        a.repr = Representation::Coefficient;
+        b.repr = Representation::Coefficient;
+        let (mut an, mut bn) = (a.clone(), b.clone());
+        an.to_ntt(&ctx);
+        bn.to_ntt(&ctx);
+        let product = Poly::product_to_coefficients(&ctx, &an, &bn);
+        let expect: Vec<u64> = (0..2).map(|j| product.residues(j)[0]).collect();
+        assert_eq!(a.constant_of_product(&ctx, &b), expect, "{bits}-bit primes");
+    }
+}
