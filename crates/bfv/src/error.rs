@@ -38,7 +38,7 @@ pub enum BfvError {
     Level { level: usize, from: usize },
     #[error("ciphertext of degree {0}: relinearize it to degree 1 first")]
     Degree(usize),
-    #[error("parameter set {0} is additive: multiplication, relinearization and rotations need a multiplicative set (MUL-16384, MUL-16384-T26, MUL-32768)")]
+    #[error("parameter set {0} is additive: multiplication, relinearization and rotations need a multiplicative set (MUL-16384, MUL-16384-T26, MUL-32768, MUL-32768-T26)")]
     NotMultiplicative(&'static str),
     #[error(
         "ciphertexts multiply and rotate at the top level {top}; this one is at level {level}"

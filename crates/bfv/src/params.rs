@@ -23,6 +23,8 @@
 //! | `ADD-8192-T33` | 8192 | 48, 48 \| 32 | 2^33-bit prime | large counters (t > 2^32) |
 //! | `MUL-16384` | 16384 | 4 × 50 \| 2 × 50; P = 2 × 50 | 65537 | products of 8 ciphertexts (depth 3); 16 under a 16-party key (depth 4) |
 //! | `MUL-32768` | 32768 | 6 × 50 \| 3 × 50; P = 3 × 50 | 65537 | products of 64 ciphertexts (depth 6) |
+//! | `MUL-16384-T26` | 16384 | 6 × 50; P = 2 × 50 | 26-bit prime | overlap counts of up to 16 institutions |
+//! | `MUL-32768-T26` | 32768 | 9 × 50; P = 3 × 50 | 26-bit prime | overlap counts of up to 127 institutions (depth 7) |
 //!
 //! (`|` separates the transmit level from the moduli dropped before sending.)
 //!
@@ -156,11 +158,29 @@ pub const MUL_32768: ParameterSpec = ParameterSpec {
     transmit_level: 6,
 };
 
+/// Multiplicative set for counting over many parties, N = 32768: the moduli of [`MUL_32768`]
+/// with `t` the largest prime below `2^26` that is `≡ 1 (mod 2N)` — [`MUL_16384_T26`]'s
+/// relation to [`MUL_16384`], one ring degree up. Seven levels: the equality indicators of a
+/// sum of up to 127 parties' 0/1 vectors (degree `n ≤ 127`), the overlap of 100 institutions
+/// (`concord-mhe` `tests/evaluation_keys.rs` measures the budget left; the `overlap` bench
+/// runs SACTI's 100 × 10,000). Counts up to `t − 1` slots: 2,045 ciphertexts of 32,768.
+/// Contributions travel at the top level: products start there.
+pub const MUL_32768_T26: ParameterSpec = ParameterSpec {
+    id: 7,
+    name: "MUL-32768-T26",
+    log_n: 15,
+    ciphertext_moduli_bits: &[50, 50, 50, 50, 50, 50, 50, 50, 50],
+    special_moduli_bits: &[50, 50, 50],
+    plaintext_modulus: PlaintextModulus::Bits(26),
+    transmit_level: 9,
+};
+
 /// The sets statistics queries run under (sums only).
 pub const ADDITIVE_SETS: &[ParameterSpec] = &[ADD_4096, ADD_8192, ADD_8192_T33];
 
 /// The sets with key-switching moduli: multiplication, relinearization, rotations.
-pub const MULTIPLICATIVE_SETS: &[ParameterSpec] = &[MUL_16384, MUL_16384_T26, MUL_32768];
+pub const MULTIPLICATIVE_SETS: &[ParameterSpec] =
+    &[MUL_16384, MUL_16384_T26, MUL_32768, MUL_32768_T26];
 
 /// Every named set.
 pub const ALL_SETS: &[ParameterSpec] = &[
@@ -170,6 +190,7 @@ pub const ALL_SETS: &[ParameterSpec] = &[
     MUL_16384,
     MUL_16384_T26,
     MUL_32768,
+    MUL_32768_T26,
 ];
 
 /// Look a set up by its wire id.

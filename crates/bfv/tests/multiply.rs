@@ -170,5 +170,5 @@ fn misuse_is_refused_with_a_clear_error() {
         c.square().unwrap().relinearize(&other.rlk),
         Err(BfvError::ParameterMismatch { .. })
     ));
-    assert_eq!(MULTIPLICATIVE_SETS.len(), 3);
+    assert_eq!(MULTIPLICATIVE_SETS.len(), 4);
 }

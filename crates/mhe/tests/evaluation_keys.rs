@@ -672,3 +672,85 @@ fn sixteen_parties_count_overlaps_and_release_the_counts_alone() {
         Err(MheError::WrongCiphertext { .. })
     ));
 }
+
+/// SACTI's scale of community (100 institutions) on `MUL-32768-T26`: 100 parties' presence
+/// bits summed, the 101 equality indicators of the sum (degree 100, depth 7) counted under the
+/// 100-party collective keys, and the 100 counts released by one constant-coefficient share per
+/// party, sealed to a receiver — each count exactly the plain one, with the noise model above
+/// the measured noise and λ ≥ 40 bits of smudging.
+#[test]
+fn a_hundred_parties_count_overlaps_of_degree_one_hundred() {
+    let parties = 100;
+    let s = setup(&params::MUL_32768_T26, parties);
+    let keys = party_keys(&s);
+    let secret = collective_secret(&s);
+    let rlk = rkg(&s, &keys);
+    let n = s.params.degree();
+    // slot i is held by (i mod 101) parties, a different random subset each slot: every count
+    // j = 0..=100 occurs, each ≈ 324 times
+    let mut rng = ChaCha20Rng::seed_from_u64(100);
+    let mut presence = vec![vec![0i64; n]; parties as usize];
+    let mut expected = vec![0u64; parties as usize + 1];
+    // (slot indexes a column of the parties' rows)
+    #[allow(clippy::needless_range_loop)]
+    for slot in 0..n {
+        let holders = slot % (parties as usize + 1);
+        let mut order: Vec<usize> = (0..parties as usize).collect();
+        for i in 0..holders {
+            let j = i + (rng.next_u64() % (order.len() - i) as u64) as usize;
+            order.swap(i, j);
+            presence[order[i]][slot] = 1;
+        }
+        expected[holders] += 1;
+    }
+    let cts: Vec<Ciphertext> = presence
+        .iter()
+        .map(|bits| {
+            let pt = Plaintext::encode(&s.params, bits, ValueRange::counts(1)).unwrap();
+            s.pk.encrypt(&pt).unwrap()
+        })
+        .collect();
+    let sum = Ciphertext::sum(&cts).unwrap();
+    let values = parties as usize + 1;
+    let counts =
+        Ciphertext::value_counts(&[sum], 0..=i64::from(parties), 1..=i64::from(parties), &rlk)
+            .unwrap();
+    let model = NoiseEstimate::aggregate(&s.params, parties as usize, parties as usize)
+        .value_counted(&s.params, parties as usize, values, 1);
+    let measured = counts
+        .iter()
+        .map(|count| secret.noise_bits(count).unwrap())
+        .fold(0.0, f64::max);
+    let budget = counts
+        .iter()
+        .map(|count| secret.noise_budget(count).unwrap())
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "MUL-32768-T26, 100 parties, degree 100: noise 2^{measured:.1} (model 2^{:.1}), budget {budget:.0} bits",
+        model.log_bound()
+    );
+    assert!(measured < model.log_bound());
+    let receiver = SecretKey::generate(&s.params);
+    let receiver_pk = PublicKey::generate(&receiver);
+    let plan = SmudgingPlan::for_key_switch_at_lowest_level(&s.params, model, 100, 100).unwrap();
+    assert!(plan.lambda >= 40.0, "λ = {:.1}", plan.lambda);
+    let at_plan: Vec<Ciphertext> = counts
+        .into_iter()
+        .map(|mut count| {
+            count.switch_to_level(plan.level).unwrap();
+            count
+        })
+        .collect();
+    let pcks = PublicKeySwitch::constants(&at_plan, &receiver_pk, plan).unwrap();
+    let mut agg = pcks.aggregator();
+    for (p, sk) in &keys {
+        let share = pcks.share(sk, *p).unwrap();
+        agg.add(&KeySwitchShare::from_bytes(&s.params, &share.to_bytes()).unwrap())
+            .unwrap();
+    }
+    let switched = pcks.finish(&agg, &s.parties).unwrap();
+    assert_eq!(
+        receiver.decrypt(&switched).unwrap().coefficients()[..100],
+        expected[1..]
+    );
+}
