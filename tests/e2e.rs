@@ -401,6 +401,26 @@ async fn four_node_processes_answer_every_template_exactly() {
     // below 1e-5
     assert_ne!(noisy[..4], exact[..4], "the released counts carry noise");
 
+    // DP of the indicators held (the same unit: one indicator held by one institution): each
+    // node counts what it holds (received events too, not only those it created; here each
+    // holds what it created) and adds its noise to its contribution
+    let template = Template::IndicatorsHeld;
+    let plan = dp_plan(template);
+    let (_, noisy) = run_sealed(
+        &mut coordinator,
+        dp_spec(&template),
+        &alice_der,
+        &researcher,
+        &plan,
+    )
+    .await;
+    let held = pooled(template, &window, &institutions);
+    let bound = plan.dp.as_ref().unwrap().bound as i128;
+    for (group, (a, b)) in noisy.iter().zip(&held).enumerate() {
+        assert!((a - b).abs() <= 4 * bound, "group {group}: {a} vs {b}");
+    }
+    assert_ne!(noisy, held, "the released counts carry noise");
+
     // an overlap query asking for its own number of bins — 32,768 (two ciphertexts) where the
     // template has 131,072: every node bins into the query's bins, and the histogram is the
     // one binned in the clear into as many

@@ -30,6 +30,12 @@ struct Args {
     months: u16,
     queries: usize,
     template: String,
+    /// Indicators added to each institution's feed (feed-import events), for overlap queries.
+    indicators: usize,
+    /// The pool they are drawn from (Zipf(1) popularity).
+    pool: u64,
+    /// An overlap query's bins per histogram (0: the template's).
+    bins: u32,
 }
 
 fn args() -> Args {
@@ -38,6 +44,9 @@ fn args() -> Args {
         months: 67,
         queries: 3,
         template: "attributes-by-month-category-type-ids".into(),
+        indicators: 0,
+        pool: 0,
+        bins: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +57,9 @@ fn args() -> Args {
             "--months" => a.months = value.parse().expect("--months M"),
             "--queries" => a.queries = value.parse().expect("--queries Q"),
             "--template" => a.template = value,
+            "--indicators" => a.indicators = value.parse().expect("--indicators K"),
+            "--pool" => a.pool = value.parse().expect("--pool P"),
+            "--bins" => a.bins = value.parse().expect("--bins B"),
             _ => {
                 i += 1; // cargo's own flags (--bench)
                 continue;
@@ -105,7 +117,40 @@ fn main() {
     // N nodes with generated feeds, each a process started by the testbed; the coordinator
     // runs here
     let institutions = generated_institutions(dir, args.nodes, first, args.months, 7);
-    let events = args.nodes * EVENTS_PER_INSTITUTION;
+    let mut events = args.nodes * EVENTS_PER_INSTITUTION;
+    if args.indicators > 0 {
+        // feed imports: K indicators per institution from a shared pool (default 4K)
+        let pool = if args.pool > 0 {
+            args.pool
+        } else {
+            4 * args.indicators as u64
+        };
+        for (i, institution) in institutions.iter().enumerate() {
+            let name = format!("node-{}", i + 1);
+            let profile = concord_stats::generator::Profile {
+                organisation_uuid: concord_stats::generator::organisation_uuid(&name),
+                name,
+                events: EVENTS_PER_INSTITUTION,
+                own_share: 0.3,
+                peers: Vec::new(),
+                first,
+                months: args.months,
+                seed: 7 + i as u64,
+            };
+            concord_stats::generator::add_indicator_events(
+                &institution.data,
+                &profile,
+                args.indicators,
+                pool,
+            )
+            .unwrap();
+            events += args.indicators.div_ceil(1000);
+        }
+        println!(
+            "{} indicators drawn per institution (Zipf(1) over a pool of {pool})",
+            args.indicators
+        );
+    }
     // the nodes log warnings only (they inherit the filter)
     std::env::set_var("RUST_LOG", "warn");
     let testbed = Testbed::start(&Setup {
@@ -188,6 +233,7 @@ fn main() {
             min_institutions: 2,
             recipient_key: recipient_key.clone(),
             signature: Vec::new(),
+            bins: args.bins,
             ..Default::default()
         };
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
@@ -210,6 +256,11 @@ fn main() {
         let cells = plan.decode(&plaintexts).unwrap();
         assert_eq!(cells.len(), layout.cells());
         assert!(cells.iter().any(|&c| c > 0));
+        if plan.layout.overlap.is_some() {
+            for line in template.findings(&plan.layout, &cells) {
+                println!("result: {line}");
+            }
+        }
     }
 
     let peaks_reset = roles.lock().unwrap().peaks_reset;

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import grpc
 
@@ -147,10 +147,25 @@ class Researcher:
         epsilon: Optional[float] = None,
         delta: float = 1e-6,
         public: bool = False,
-        bins: Optional[int] = None,
+        bins: Union[int, str, None] = None,
     ) -> str:
         """Submits a query; returns its id. Sealed to this researcher's key unless ``public``.
-        ``bins``: an overlap template's bins per histogram (a multiple of 16384)."""
+        ``bins``: an overlap template's bins per histogram (a multiple of 16384), or ``"auto"``:
+        first an ``indicators-held`` query with the same terms, waited for, and the bins sized
+        from its result by ``concord query bins`` (as ``concord query submit --bins auto``)."""
+        if bins == "auto":
+            held = self.submit("indicators-held", start, months, min_institutions, epsilon,
+                               delta, public)
+            status = None
+            for status in self.watch(held):
+                pass
+            if status is None or status.phase != pb.QUERY_PHASE_RELEASED:
+                detail = status.detail if status is not None else "no status"
+                raise ConcordError(f"query {held}, which sizes the bins, failed: {detail}")
+            # the result travels in Get's answer, not in Watch's
+            status = self.status(held)
+            bins = int(self._concord(["bins", "--template", template],
+                                     stdin=status.SerializeToString()))
         args = ["prepare", "--template", template, "--from", start, "--months", str(months),
                 "--min-institutions", str(min_institutions)]
         if epsilon is not None:

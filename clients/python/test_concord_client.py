@@ -138,3 +138,52 @@ def test_a_dp_query_shows_in_the_budget(deployment):
         (spent,) = [s for s in node.spent if s.unit == "event"]
         assert spent.queries == 1 and 0 < spent.epsilon_spent < node.epsilon_budget
     assert pb.QUERY_PHASE_RELEASED == final.phase
+
+
+def test_bins_auto_sizes_an_overlap_query_from_the_indicators_held(deployment):
+    researcher, _, _ = deployment
+    before = {q.query_id for q in researcher.queries()}
+    query = researcher.submit("indicator-overlap", start="2025-01", months=12, bins="auto")
+    phases = [phase_name(s) for s in researcher.watch(query)]
+    assert phases[-1] == "released", phases
+    # the sizing query ran first, with the same window, and was released
+    new = [q for q in researcher.queries() if q.query_id not in before]
+    held = [q for q in new if q.spec.template == "indicators-held"]
+    assert len(held) == 1, new
+    counts = researcher.result(held[0].query_id)
+    held_sum = sum(row["value"] for row in counts["rows"])
+    assert held_sum > 0
+    # the overlap query asked for the bins the sum of the indicators held needs at 5 %
+    bins = researcher.status(query).spec.bins
+    assert bins % 16384 == 0 and bins > 0
+    rate = lambda b: 1 - (1 - 1 / b) ** (held_sum - 1)
+    assert rate(bins) <= 0.05 and (bins == 16384 or rate(bins - 16384) > 0.05)
+    histogram = researcher.result(query)
+    occupied = sum(row["value"] for row in histogram["rows"])
+    assert 0 < occupied <= held_sum
+
+
+def test_the_cli_sizes_the_bins_the_same_way(deployment):
+    researcher, work, bin_dir = deployment
+    cli = subprocess.run(
+        [bin_dir / "concord", "query", "--coordinator", researcher.coordinator, "--tls-dir", work,
+         "--name", "researcher", "submit", "--template", "indicator-overlap-by-type",
+         "--from", "2025-01", "--bins", "auto"],
+        capture_output=True,
+    )
+    stderr = cli.stderr.decode()
+    assert cli.returncode == 0, stderr
+    assert "sized by query" in stderr and "merge rate at most" in stderr, stderr
+    query = cli.stdout.decode().strip()
+    phases = [phase_name(s) for s in researcher.watch(query)]
+    assert phases[-1] == "released", phases
+    # per type: one histogram per group, bins sized for the largest group
+    bins = researcher.status(query).spec.bins
+    assert bins % 16384 == 0 and f"{bins} bins per histogram" in stderr, stderr
+    # offline, prepare cannot ask the community: it says what to do instead
+    prepared = subprocess.run(
+        [bin_dir / "concord", "query", "--tls-dir", work, "--name", "researcher", "prepare",
+         "--template", "indicator-overlap", "--from", "2025-01", "--bins", "auto"],
+        capture_output=True,
+    )
+    assert prepared.returncode != 0 and "concord query bins" in prepared.stderr.decode()

@@ -55,11 +55,18 @@ impl NodeService {
                 &binning.for_query(&req.query_id),
             )
         } else {
+            // ... unless its unit is one indicator held by one institution: then what each
+            // holds, as without DP
+            let per_institution = plan
+                .template
+                .privacy_unit()
+                .is_some_and(|unit| unit.per_institution());
             match plan.dp {
-                Some(_) => plan
-                    .template
-                    .compute_created(&plan.window, &self.institution, &events),
-                None => plan
+                Some(_) if !per_institution => {
+                    plan.template
+                        .compute_created(&plan.window, &self.institution, &events)
+                }
+                _ => plan
                     .template
                     .compute(&plan.window, &self.institution, &events),
             }

@@ -5,7 +5,7 @@ use concord_api::lifecycle::Phase;
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::coordinator_client::CoordinatorClient;
 use concord_api::v1::{QueryRef, QuerySpec, QueryStatus};
-use concord_query::{QueryAgreement, QueryTerms};
+use concord_query::{BinSizing, QueryAgreement, QueryTerms, TARGET_MERGE_RATE};
 use concord_stats::{Layout, Template, YearMonth};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ pub fn sentence(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// What a researcher asks, as the command line takes it (`query submit` and `query prepare`).
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Terms {
     /// A template id (see `concord templates`).
     #[arg(long)]
@@ -115,9 +115,143 @@ pub struct Terms {
     #[arg(long)]
     pub publish: bool,
     /// An overlap template's bins per histogram (a multiple of 16384; default: the
-    /// template's own): more bins, fewer indicators merged, more work at every node.
+    /// template's own): more bins, fewer indicators merged, more work at every node. `auto`:
+    /// `query submit` first asks how many indicators the institutions hold (an
+    /// `indicators-held` query with the same window and terms) and sizes the bins for a merge
+    /// rate of at most 5 %.
     #[arg(long)]
-    pub bins: Option<u32>,
+    pub bins: Option<Bins>,
+}
+
+/// `--bins`: a number of bins per histogram, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bins {
+    Auto,
+    PerHistogram(u32),
+}
+
+impl std::str::FromStr for Bins {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Bins::Auto);
+        }
+        s.parse().map(Bins::PerHistogram).map_err(|_| {
+            format!("{s:?}: a number of bins per histogram (a multiple of 16384), or auto")
+        })
+    }
+}
+
+/// A released query's status, protobuf-encoded on standard input (`query open`, `query bins`).
+pub fn released_status_from_stdin() -> Result<QueryStatus, Error> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes)?;
+    let status: QueryStatus = prost::Message::decode(bytes.as_slice())
+        .map_err(|e| format!("standard input is not a protobuf-encoded QueryStatus: {e}"))?;
+    if !status.is_released() {
+        return Err(format!(
+            "query {} is {}, not released",
+            status.query_id,
+            status.phase_name()
+        )
+        .into());
+    }
+    Ok(status)
+}
+
+/// The template whose result sizes an overlap query's bins.
+pub const SIZING_TEMPLATE: &str = "indicators-held";
+
+/// `--bins auto`: submits the `indicators-held` query with the overlap query's terms, waits for
+/// its release, and sizes the bins from it ([`bins_from`]); returns its id and the sizing.
+pub async fn size_bins(
+    client: &mut CoordinatorClient<Channel>,
+    terms: &Terms,
+    keys_dir: &Path,
+    tls_dir: &Path,
+    name: &str,
+) -> Result<(String, BinSizing), Error> {
+    let overlap = Template::by_id(&terms.template)?;
+    if !overlap.is_overlap() {
+        return Err(format!(
+            "--bins is for the overlap templates; {} has no bins",
+            terms.template
+        )
+        .into());
+    }
+    let held = Terms {
+        template: SIZING_TEMPLATE.into(),
+        bins: None,
+        publish: false,
+        ..terms.clone()
+    };
+    let spec = prepared(&held, keys_dir, tls_dir, name)?;
+    let id = client.submit(spec).await?.into_inner().query_id;
+    eprintln!("sizing the bins: query {id} ({SIZING_TEMPLATE}) asks how many indicators the institutions hold");
+    let status = wait(client, &id, Duration::from_secs(600)).await?;
+    if !status.is_released() {
+        return Err(format!(
+            "query {id}, which sizes the bins, is {}: {}",
+            status.phase_name(),
+            status.detail
+        )
+        .into());
+    }
+    let sizing = bins_from(&status, overlap, keys_dir, name)?;
+    Ok((id, sizing))
+}
+
+/// The bins of an overlap query of `overlap` sized from a released `indicators-held` result
+/// (`concord-query` `size_bins`, for [`TARGET_MERGE_RATE`]). Under DP each count carries
+/// noise: three of its standard deviations are added first, so that the bound still holds but
+/// with probability about 0.1 %.
+pub fn bins_from(
+    status: &QueryStatus,
+    overlap: Template,
+    keys_dir: &Path,
+    name: &str,
+) -> Result<BinSizing, Error> {
+    if template_of(status)?.info().id != SIZING_TEMPLATE {
+        return Err(format!(
+            "query {} is not an {SIZING_TEMPLATE} query: its result cannot size bins",
+            status.query_id
+        )
+        .into());
+    }
+    if status.sealed.is_empty() && status.cells.is_empty() {
+        return Err(format!(
+            "the status of query {} carries no result (the coordinator's Get answers it with the result; Watch does not)",
+            status.query_id
+        )
+        .into());
+    }
+    let cells = cells_of(status, keys_dir, name)?;
+    let margin = noise_sd(status).map_or(0.0, |sd| 3.0 * sd);
+    let held: Vec<u64> = cells
+        .iter()
+        .map(|&c| (c as f64 + margin).max(0.0).ceil() as u64)
+        .collect();
+    Ok(concord_query::size_bins(overlap, &held, TARGET_MERGE_RATE)?)
+}
+
+/// What a sizing means, in a sentence.
+pub fn sizing_report(template: &str, sizing: &BinSizing) -> String {
+    let ciphertexts = sizing.per_group.div_ceil(16384);
+    let mut line = format!(
+        "{template}: {} bins per histogram ({ciphertexts} ciphertext(s)) for at most {} distinct indicators: merge rate at most {:.2}%",
+        sizing.per_group,
+        sizing.distinct,
+        100.0 * sizing.merge_rate
+    );
+    if sizing.capped {
+        line.push_str(&format!(
+            " (the most a query may ask, {} bins in all; the {:.0}% target needs more)",
+            concord_query::MAX_OVERLAP_BINS,
+            100.0 * TARGET_MERGE_RATE
+        ));
+    }
+    line
 }
 
 /// The query as submitted: its terms, DP checked, sealed to the researcher's result key (in
@@ -135,7 +269,13 @@ pub fn prepared(
         terms.min_institutions,
     )?;
     spec.publish = terms.publish;
-    if let Some(bins) = terms.bins {
+    if terms.bins == Some(Bins::Auto) {
+        return Err(format!(
+            "--bins auto asks the community first: `query submit` runs the {SIZING_TEMPLATE} query and sizes the bins; an outside client runs that query itself and passes its released status to `concord query bins`"
+        )
+        .into());
+    }
+    if let Some(Bins::PerHistogram(bins)) = terms.bins {
         spec.bins = bins;
         // refused here as every node would refuse it
         QueryAgreement::new(&spec.terms(), spec.min_institutions.max(2) as usize)?;
@@ -208,6 +348,7 @@ fn agreement_of(status: &QueryStatus) -> Result<QueryAgreement, Error> {
 /// so what is left is recomputed from them, not by subtracting ε.
 pub fn dp_plan_report(
     plan: &concord_query::dp::DpPlan,
+    overlap: bool,
     node_delta: f64,
     spent: f64,
     budget: f64,
@@ -217,13 +358,15 @@ pub fn dp_plan_report(
     // the spending so far as zCDP (ρ at the node's δ), plus this query's (ξ, ρ)
     let rho_before = rho_for(spent, node_delta);
     let after = epsilon_of(plan.xi, rho_before + plan.rho, node_delta);
-    let (counted, adds) = if plan.unit.starts_with("indicator held") {
-        ("", "gives a share of the release and adds to it")
+    let counted = if plan.unit == concord_stats::catalogue::HELD_INDICATOR {
+        ""
     } else {
-        (
-            ", wherever it is held: each institution counts only the events it created",
-            "adds",
-        )
+        ", wherever it is held: each institution counts only the events it created"
+    };
+    let adds = if overlap {
+        "gives a share of the release and adds to it"
+    } else {
+        "adds"
     };
     format!(
         "unit: one {unit}{counted} (L2 sensitivity {sens:.3}; moves at most {cells} cell(s))\n\

@@ -151,6 +151,15 @@ enum QueryCommand {
     /// result — a sealed one opened with your result key — written as JSON, as `result --json`
     /// does. Nothing is sent.
     Open,
+    /// For an outside client (docs/clients.md): the bins per histogram `--bins auto` would
+    /// give an overlap query of --template, from a released `indicators-held` query's status
+    /// (protobuf-encoded `QueryStatus`, read from standard input; a sealed result opened with
+    /// your result key). Prints the number; what it means goes to standard error.
+    Bins {
+        /// The overlap template to size.
+        #[arg(long)]
+        template: String,
+    },
     /// Publish a released result, submitted with --publish, to a MISP instance as an event
     /// holding a report object with the table and the query's metadata.
     Publish {
@@ -333,24 +342,18 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     return Ok(());
                 }
                 QueryCommand::Open => {
-                    use std::io::Read;
-                    let mut bytes = Vec::new();
-                    std::io::stdin().read_to_end(&mut bytes)?;
-                    let status: concord_api::v1::QueryStatus =
-                        prost::Message::decode(bytes.as_slice()).map_err(|e| {
-                            format!("standard input is not a protobuf-encoded QueryStatus: {e}")
-                        })?;
-                    if !status.is_released() {
-                        return Err(format!(
-                            "query {} is {}, not released",
-                            status.query_id,
-                            status.phase_name()
-                        )
-                        .into());
-                    }
+                    let status = client::released_status_from_stdin()?;
                     let layout = client::layout_of(&status)?;
                     let cells = client::cells_of(&status, keys_dir, &connection.name)?;
                     client::print_json(&status, &layout, &cells);
+                    return Ok(());
+                }
+                QueryCommand::Bins { template } => {
+                    let overlap = concord_stats::Template::by_id(&template)?;
+                    let status = client::released_status_from_stdin()?;
+                    let sizing = client::bins_from(&status, overlap, keys_dir, &connection.name)?;
+                    eprintln!("{}", client::sizing_report(&template, &sizing));
+                    println!("{}", sizing.per_group);
                     return Ok(());
                 }
                 _ => {}
@@ -365,10 +368,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .await?;
                 match command {
-                    QueryCommand::Prepare { .. } | QueryCommand::Open => {
+                    QueryCommand::Prepare { .. } | QueryCommand::Open | QueryCommand::Bins { .. } => {
                         unreachable!("answered above, without a connection")
                     }
-                    QueryCommand::Submit { terms } => {
+                    QueryCommand::Submit { mut terms } => {
+                        if terms.bins == Some(client::Bins::Auto) {
+                            let (id, sizing) = client::size_bins(
+                                &mut client,
+                                &terms,
+                                keys_dir,
+                                &connection.tls_dir,
+                                &connection.name,
+                            )
+                            .await?;
+                            eprintln!(
+                                "sized by query {id}: {}",
+                                client::sizing_report(&terms.template, &sizing)
+                            );
+                            terms.bins = Some(client::Bins::PerHistogram(sizing.per_group as u32));
+                        }
                         let spec = client::prepared(
                             &terms,
                             keys_dir,
@@ -552,7 +570,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 concord_query::dp::DpPlan::new(t, epsilon, delta, min_institutions as usize)?;
             print!(
                 "{}",
-                client::dp_plan_report(&plan, node_delta, spent, budget)
+                client::dp_plan_report(&plan, t.is_overlap(), node_delta, spent, budget)
             );
         }
         Command::Templates { markdown: true } => print!("{}", concord_stats::page::markdown()),

@@ -405,6 +405,87 @@ impl QueryPlan {
     }
 }
 
+/// The merge rate an auto-sized overlap query aims at (`concord query submit --bins auto`): an
+/// indicator shares its bin with another with probability at most 5 %.
+pub const TARGET_MERGE_RATE: f64 = 0.05;
+
+/// An overlap query's bins, sized from the indicators the institutions hold (the
+/// `indicators-held` template's result): [`size_bins`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BinSizing {
+    /// Bins per histogram, a multiple of `N`.
+    pub per_group: usize,
+    /// The distinct indicators of a histogram sized for, at most: the sum over the groups of
+    /// the indicators held (one histogram), or the largest group's (one per group).
+    pub distinct: u64,
+    /// The merge rate for that many distinct indicators: the result's, at most.
+    pub merge_rate: f64,
+    /// Whether [`MAX_OVERLAP_BINS`] held the bins below what `target` needed.
+    pub capped: bool,
+}
+
+/// The fewest bins per histogram of the overlap `template` that keep an indicator's chance of
+/// sharing its bin at most `target`, given `held[g]`, the indicators of group `g` the
+/// institutions hold summed over them (an upper bound of the distinct ones: an indicator held by
+/// `k` institutions is counted `k` times, so the actual merge rate is at most the planned one):
+/// with `D` distinct indicators in `B` bins the rate is `1 − (1 − 1/B)^{D−1}`, so
+/// `B ≥ 1 / (1 − (1 − target)^{1/(D−1)})`, rounded up to a multiple of `N` and held to
+/// [`MAX_OVERLAP_BINS`] over all histograms.
+pub fn size_bins(template: Template, held: &[u64], target: f64) -> Result<BinSizing, QueryError> {
+    let Some(bins) = template.bins() else {
+        return Err(QueryError::Bins(format!(
+            "template {} has no bins: only the overlap templates are sized",
+            template.info().id
+        )));
+    };
+    if held.len() != concord_stats::indicators::GROUPS.len() {
+        return Err(QueryError::Bins(format!(
+            "{} counts of indicators held, one per type group ({}) expected",
+            held.len(),
+            concord_stats::indicators::GROUPS.len()
+        )));
+    }
+    if !(target > 0.0 && target < 1.0) {
+        return Err(QueryError::Bins(format!(
+            "a target merge rate of {target}: between 0 and 1"
+        )));
+    }
+    let set = template.parameter_set();
+    let spec = params::spec_by_name(set).ok_or(QueryError::UnknownParameterSet {
+        template: template.info().id,
+        set,
+    })?;
+    let n = 1usize << spec.log_n;
+    let distinct = if bins.by_group {
+        held.iter().copied().max().unwrap_or(0)
+    } else {
+        held.iter().sum()
+    };
+    let most = MAX_OVERLAP_BINS / bins.histograms() / n * n;
+    let needed = if distinct <= 1 {
+        1.0
+    } else {
+        // 1 − (1 − target)^{1/(D−1)}, without cancellation
+        let per_bin = -((-target).ln_1p() / (distinct - 1) as f64).exp_m1();
+        1.0 / per_bin
+    };
+    let mut per_group = ((needed / n as f64).ceil().max(1.0) as usize).saturating_mul(n);
+    // the closed form in floating point: step up while the rate is still above the target
+    while per_group < most
+        && concord_stats::overlap::merge_rate(distinct as f64, per_group as u64) > target
+    {
+        per_group += n;
+    }
+    let per_group = per_group.min(most);
+    let merge_rate = concord_stats::overlap::merge_rate(distinct as f64, per_group as u64);
+    Ok(BinSizing {
+        per_group,
+        distinct,
+        merge_rate,
+        capped: merge_rate > target,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,5 +597,49 @@ mod tests {
                 .with_bins(16384),
             Err(QueryError::Bins(_))
         ));
+    }
+
+    #[test]
+    fn bins_are_sized_for_the_indicators_held_and_no_larger() {
+        use concord_stats::overlap::merge_rate;
+        let n = 16384;
+        let mut held = [0u64; 10];
+        // a few indicators: one ciphertext
+        held[0] = 100;
+        let one = size_bins(Template::IndicatorOverlap, &held, TARGET_MERGE_RATE).unwrap();
+        assert_eq!((one.per_group, one.distinct, one.capped), (n, 100, false));
+        // the sum over the groups for one histogram; the largest group per type
+        held = [4_000, 3_000, 0, 0, 0, 1_000, 0, 0, 0, 0];
+        for (template, distinct) in [
+            (Template::IndicatorOverlap, 8_000u64),
+            (Template::IndicatorOverlapByType, 4_000),
+        ] {
+            let s = size_bins(template, &held, TARGET_MERGE_RATE).unwrap();
+            assert_eq!(s.distinct, distinct);
+            assert!(s.per_group.is_multiple_of(n) && !s.capped);
+            // at most the target, and one ciphertext fewer would exceed it
+            assert!(s.merge_rate <= TARGET_MERGE_RATE);
+            assert_eq!(
+                s.merge_rate,
+                merge_rate(distinct as f64, s.per_group as u64)
+            );
+            assert!(merge_rate(distinct as f64, (s.per_group - n) as u64) > TARGET_MERGE_RATE);
+            // what the plan takes
+            QueryPlan::new(template, window(), 4)
+                .unwrap()
+                .with_bins(s.per_group)
+                .unwrap();
+        }
+        // 16 institutions × 2^16 indicators: more than MAX_OVERLAP_BINS would keep at 5 %
+        held = [1 << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let s = size_bins(Template::IndicatorOverlap, &held, TARGET_MERGE_RATE).unwrap();
+        assert_eq!(s.per_group, MAX_OVERLAP_BINS);
+        assert!(s.capped && s.merge_rate > TARGET_MERGE_RATE);
+        let s = size_bins(Template::IndicatorOverlapByType, &held, TARGET_MERGE_RATE).unwrap();
+        assert_eq!(s.per_group, MAX_OVERLAP_BINS / 10 / n * n);
+        // refused: a table, a wrong count of groups, a target out of range
+        assert!(size_bins(Template::TimeToPublish, &held, 0.05).is_err());
+        assert!(size_bins(Template::IndicatorOverlap, &held[..3], 0.05).is_err());
+        assert!(size_bins(Template::IndicatorOverlap, &held, 0.0).is_err());
     }
 }

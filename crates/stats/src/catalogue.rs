@@ -70,6 +70,20 @@ pub struct PrivacyUnit {
     pub cells: usize,
 }
 
+/// The unit of the templates that count what each institution holds (the overlap queries and
+/// `indicators-held`): one indicator held by one institution.
+pub const HELD_INDICATOR: &str = "indicator held by one institution";
+
+impl PrivacyUnit {
+    /// Whether the unit is one thing held by one institution ([`HELD_INDICATOR`]): a DP query
+    /// then counts what each institution holds, as without DP — two institutions holding one
+    /// indicator are two units — and not only the events it created
+    /// ([`Template::compute_created`]).
+    pub fn per_institution(&self) -> bool {
+        self.unit == HELD_INDICATOR
+    }
+}
+
 /// A local statistic, before encryption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statistic {
@@ -105,6 +119,7 @@ pub enum Template {
     EventsBySectorOrganisationTypeRole,
     IndicatorOverlap,
     IndicatorOverlapByType,
+    IndicatorsHeld,
 }
 
 /// The public description of a template.
@@ -141,6 +156,7 @@ pub const TEMPLATES: &[Template] = &[
     Template::EventsBySectorOrganisationTypeRole,
     Template::IndicatorOverlap,
     Template::IndicatorOverlapByType,
+    Template::IndicatorsHeld,
 ];
 
 impl Template {
@@ -181,6 +197,7 @@ impl Template {
             }
             Template::IndicatorOverlap => &templates::overlap::IndicatorOverlap,
             Template::IndicatorOverlapByType => &templates::overlap::IndicatorOverlapByType,
+            Template::IndicatorsHeld => &templates::overlap::IndicatorsHeld,
         }
     }
 
@@ -279,6 +296,11 @@ impl Template {
     /// cells the histogram the circuit releases.
     pub fn is_overlap(&self) -> bool {
         self.definition().bins().is_some()
+    }
+
+    /// An overlap template's own bins (a query may ask for more); `None` for the tables.
+    pub fn bins(&self) -> Option<crate::overlap::Bins> {
+        self.definition().bins()
     }
 
     /// An overlap template's input at one institution: its presence bit per bin of `bins`

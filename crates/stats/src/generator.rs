@@ -204,14 +204,7 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
         if published {
             event["publish_timestamp"] = json!(publish_ts.to_string());
         }
-        manifest.insert(
-            uuid.clone(),
-            json!({"Orgc": event["Orgc"], "Tag": event["Tag"], "info": event["info"], "date": event["date"], "analysis": event["analysis"], "threat_level_id": event["threat_level_id"], "timestamp": event["timestamp"]}),
-        );
-        std::fs::write(
-            dir.join(format!("{uuid}.json")),
-            serde_json::to_vec(&json!({"Event": event}))?,
-        )?;
+        write_event(dir, &mut manifest, &uuid, &event)?;
         uuids.push(uuid);
     }
     std::fs::write(
@@ -219,6 +212,125 @@ pub fn write_feed(dir: &Path, profile: &Profile) -> std::io::Result<Vec<String>>
         serde_json::to_vec(&Value::Object(manifest))?,
     )?;
     Ok(uuids)
+}
+
+/// Adds to the feed in `dir` (written by [`write_feed`] for `profile`) `count` indicator
+/// attributes in events of its own of 1,000 attributes each — a feed import, as MISP instances
+/// hold them by the thousand — for overlap queries at scale (`benches/e2e.rs`
+/// `--indicators`). The values are drawn with Zipf(1) popularity over a pool of `pool`
+/// indicators (a quarter each domains, IPv4 addresses, SHA-256 hashes and URLs), so
+/// institutions share the popular ones and differ in the long tail; the same rank is the same
+/// indicator at every institution. Drawn until `count` are distinct (at most `pool`): the
+/// institution holds `count` indicators more than its other events hold, less those they
+/// share. The events are dated in the profile's window; the manifest is updated.
+pub fn add_indicator_events(
+    dir: &Path,
+    profile: &Profile,
+    count: usize,
+    pool: u64,
+) -> std::io::Result<()> {
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: Map<String, Value> = serde_json::from_slice(&std::fs::read(&manifest_path)?)?;
+    let mut rng = SplitMix(profile.seed ^ 0x1d1c_a70e);
+    // Zipf(1): rank r drawn with probability ∝ 1/(r+1), by inversion of the running sum
+    let pool = pool.max(1) as usize;
+    let mut cdf = Vec::with_capacity(pool);
+    let mut total = 0.0;
+    for r in 0..pool {
+        total += 1.0 / (r + 1) as f64;
+        cdf.push(total);
+    }
+    let first_day = Date {
+        year: profile.first.year,
+        month: profile.first.month,
+        day: 1,
+    }
+    .days_since_epoch();
+    let span_days = (profile.months as u64 * 30).max(1);
+    let mut held = std::collections::BTreeSet::new();
+    let mut ranks = Vec::with_capacity(count.min(pool));
+    while ranks.len() < count.min(pool) {
+        let u = rng.unit() * total;
+        let rank = cdf.partition_point(|&c| c < u).min(pool - 1) as u64;
+        if held.insert(rank) {
+            ranks.push(rank);
+        }
+    }
+    for chunk in ranks.chunks(1000) {
+        let here = chunk.len();
+        let uuid = rng.uuid();
+        let day = first_day + rng.below(span_days) as i64;
+        let date = civil_from_days(day);
+        let ts = (day * 86_400) as u64;
+        let attributes: Vec<Value> = chunk
+            .iter()
+            .map(|&rank| {
+                let (category, kind, value) = match rank % 4 {
+                    0 => ("Network activity", "domain", format!("d{rank}.example.org")),
+                    1 => (
+                        "Network activity",
+                        "ip-dst",
+                        format!("10.{}.{}.{}", rank >> 16 & 255, rank >> 8 & 255, rank & 255),
+                    ),
+                    2 => (
+                        "Payload delivery",
+                        "sha256",
+                        format!(
+                            "{:064x}",
+                            u128::from(rank).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        ),
+                    ),
+                    _ => (
+                        "Network activity",
+                        "url",
+                        format!("https://d{rank}.example.org/x"),
+                    ),
+                };
+                json!({
+                    "uuid": rng.uuid(),
+                    "category": category,
+                    "type": kind,
+                    "value": value,
+                    "to_ids": "True",
+                    "distribution": "5",
+                    "timestamp": ts.to_string(),
+                })
+            })
+            .collect();
+        let event = json!({
+            "uuid": uuid,
+            "info": format!("{} feed import ({here} indicators)", profile.name),
+            "date": format!("{:04}-{:02}-{:02}", date.year, date.month, date.day),
+            "threat_level_id": "3",
+            "analysis": "2",
+            "timestamp": ts.to_string(),
+            "publish_timestamp": ts.to_string(),
+            "published": true,
+            "distribution": "1",
+            "Orgc": {"name": profile.name, "uuid": profile.organisation_uuid},
+            "Tag": [{"name": "tlp:clear", "colour": "#ffffff"}],
+            "Attribute": attributes,
+        });
+        write_event(dir, &mut manifest, &uuid, &event)?;
+    }
+    std::fs::write(manifest_path, serde_json::to_vec(&Value::Object(manifest))?)
+}
+
+/// Writes `event` as `dir/<uuid>.json` and its entry into the feed's `manifest`.
+fn write_event(
+    dir: &Path,
+    manifest: &mut Map<String, Value>,
+    uuid: &str,
+    event: &Value,
+) -> std::io::Result<()> {
+    manifest.insert(
+        uuid.to_owned(),
+        json!({"Orgc": event["Orgc"], "Tag": event["Tag"], "info": event["info"], "date": event["date"], "analysis": event["analysis"], "threat_level_id": event["threat_level_id"], "timestamp": event["timestamp"]}),
+    );
+    std::fs::write(
+        dir.join(format!("{uuid}.json")),
+        serde_json::to_vec(&json!({"Event": event}))?,
+    )
 }
 
 const PAP_TAGS: &[&str] = &[
@@ -369,6 +481,50 @@ fn synthetic_value(kind: &str, x: u64) -> String {
 mod tests {
     use super::*;
     use crate::catalogue::{Institution, Template, Window, TEMPLATES};
+
+    #[test]
+    fn indicator_events_add_shared_indicators_to_a_feed() {
+        use crate::catalogue::Institution;
+        let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let first = YearMonth {
+            year: 2025,
+            month: 1,
+        };
+        let window = Window::new(first, 12).unwrap();
+        let mut held = Vec::new();
+        for (i, dir) in dirs.iter().enumerate() {
+            let profile = Profile {
+                name: format!("inst-{i}"),
+                organisation_uuid: organisation_uuid(&format!("inst-{i}")),
+                events: 10,
+                own_share: 1.0,
+                peers: Vec::new(),
+                first,
+                months: 12,
+                seed: 40 + i as u64,
+            };
+            write_feed(dir.path(), &profile).unwrap();
+            add_indicator_events(dir.path(), &profile, 2500, 5000).unwrap();
+            let set = crate::load(dir.path()).unwrap();
+            assert_eq!(set.events.len(), 13, "10 events and 3 feed imports");
+            held.push(crate::overlap::distinct_indicators(&set.events, &window));
+            let counted = Template::IndicatorsHeld
+                .compute(&window, &Institution::default(), &set.events)
+                .unwrap();
+            assert_eq!(counted.values.iter().sum::<u64>(), held[i].len() as u64);
+        }
+        // 2,500 distinct from a shared pool, beside the few of the other events; many in common
+        assert!(
+            held.iter().all(|h| h.len() >= 2500 && h.len() < 2700),
+            "{:?}",
+            held.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let common = held[0]
+            .iter()
+            .filter(|d| held[1].binary_search(d).is_ok())
+            .count();
+        assert!(common > 500, "{common} in common");
+    }
 
     #[test]
     fn civil_dates_round_trip() {

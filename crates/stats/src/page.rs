@@ -160,6 +160,13 @@ pub fn markdown() -> String {
                     unit.unit, unit.sensitivity
                 );
             }
+            Some(unit) if unit.per_institution() => {
+                let _ = write!(
+                    page,
+                    "available; it hides one {} (L2 sensitivity {:.3}: it moves one cell by one) — each institution counts what it holds and adds its noise to its contribution.\n\n",
+                    unit.unit, unit.sensitivity
+                );
+            }
             Some(unit) => {
                 let _ = write!(
                     page,

@@ -213,8 +213,9 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
         if *template == Template::SurveySharingMotivations {
             continue; // answers, not MISP data: covered by the survey module's tests
         }
-        if template.is_overlap() {
-            continue; // presence bits, not cells: the_overlap_presence_matches_the_raw_json
+        if template.is_overlap() || *template == Template::IndicatorsHeld {
+            // presence bits, not cells; distinct indicators: the_overlap_presence_matches_the_raw_json
+            continue;
         }
         let layout = template.layout(&window);
         let mut expect = vec![0u64; layout.cells()];
@@ -356,7 +357,8 @@ fn every_template_matches_an_independent_computation_on_the_pooled_data() {
                 }
                 Template::SurveySharingMotivations
                 | Template::IndicatorOverlap
-                | Template::IndicatorOverlapByType => {
+                | Template::IndicatorOverlapByType
+                | Template::IndicatorsHeld => {
                     unreachable!("skipped above")
                 }
                 Template::AttributesPerEvent => {
@@ -498,24 +500,40 @@ fn the_overlap_presence_matches_the_raw_json() {
     )
     .unwrap();
     let key = BinningKey::new([42; 32]).for_query("q-raw");
+    // every indicator of the window's raw attribute values, as each is held (repeats kept)
+    let mut raw_indicators = Vec::new();
+    for e in &raw {
+        if raw_month(e, first, months).is_none() {
+            continue;
+        }
+        for a in raw_attributes(e) {
+            if let (Some(kind), Some(value)) = (a["type"].as_str(), a["value"].as_str()) {
+                raw_indicators.extend(indicators(kind, value));
+            }
+        }
+    }
+    // indicators-held: the distinct indicators per group
+    let mut distinct: Vec<std::collections::BTreeSet<&str>> = vec![Default::default(); 10];
+    for indicator in &raw_indicators {
+        let group = concord_stats::indicators::GROUPS
+            .iter()
+            .position(|g| *g == indicator.group)
+            .unwrap();
+        distinct[group].insert(&indicator.value);
+    }
+    let held = Template::IndicatorsHeld
+        .compute(&window, &Institution::default(), &pooled.events)
+        .unwrap();
+    let expect: Vec<u64> = distinct.iter().map(|d| d.len() as u64).collect();
+    assert_eq!(held.values, expect);
+    assert!(expect.iter().sum::<u64>() > 10_000, "{expect:?}");
     for template in [Template::IndicatorOverlap, Template::IndicatorOverlapByType] {
         let bins = template.layout(&window).overlap.unwrap();
         let mut expect = vec![0u64; bins.total()];
-        let mut held = 0;
-        for e in &raw {
-            if raw_month(e, first, months).is_none() {
-                continue;
-            }
-            for a in raw_attributes(e) {
-                let (Some(kind), Some(value)) = (a["type"].as_str(), a["value"].as_str()) else {
-                    continue;
-                };
-                for indicator in indicators(kind, value) {
-                    expect[bins.bin(&key, &indicator.digest())] = 1;
-                    held += 1;
-                }
-            }
+        for indicator in &raw_indicators {
+            expect[bins.bin(&key, &indicator.digest())] = 1;
         }
+        let held = raw_indicators.len();
         assert!(held > 10_000, "{held} indicators in the window");
         let got = concord_stats::overlap::presence(&pooled.events, &window, &bins, &key);
         let got: Vec<u64> = got.into_iter().map(u64::from).collect();

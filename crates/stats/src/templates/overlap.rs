@@ -6,7 +6,7 @@
 //! [`Bins::by_group`]).
 
 use super::{dimension, Cells, Definition, Profile, Tally};
-use crate::catalogue::{PrivacyUnit, TemplateError, TemplateInfo};
+use crate::catalogue::{PrivacyUnit, TemplateError, TemplateInfo, HELD_INDICATOR};
 use crate::indicators::GROUPS;
 use crate::layout::{Chart, Layout, Window};
 use crate::misp::Event;
@@ -25,7 +25,7 @@ const SLOTS: usize = 16384;
 /// What a DP overlap result hides: one indicator held by one institution. Adding or removing
 /// it moves one bin's sum by one — the count of `j` down, that of `j ± 1` up, by one each.
 const HOLDING: PrivacyUnit = PrivacyUnit {
-    unit: "indicator held by one institution",
+    unit: HELD_INDICATOR,
     sensitivity: std::f64::consts::SQRT_2,
     cells: 2,
 };
@@ -158,5 +158,58 @@ impl Definition for IndicatorOverlapByType {
         Err(TemplateError::NeedsBinningKey {
             template: "indicator-overlap-by-type",
         })
+    }
+}
+
+/// How many distinct indicators of each type group the institutions hold, summed over them: an
+/// additive table, and what sizes an overlap query's bins (`concord query submit --bins auto`):
+/// the sum bounds the distinct indicators of the community from above (an indicator held by
+/// several institutions is counted by each), so bins sized for it keep merges at most as
+/// frequent as planned.
+pub struct IndicatorsHeld;
+
+/// Distinct indicators of one group one institution counts at most (larger counts are clipped).
+pub const MAX_HELD: u64 = (1 << 26) - 1;
+
+impl Definition for IndicatorsHeld {
+    fn profile(&self) -> Profile {
+        Profile {
+            info: TemplateInfo {
+                id: "indicators-held",
+                version: 1,
+                question: "How many distinct indicators of each type do the institutions hold: how large is the community's indicator pool, and how many bins does an overlap query need?",
+                definition: "Each institution counts the distinct indicators (domain, IP, URL, hash, e-mail: the value normalised per MISP type, composites split; an indicator held twice counts once) of its events dated in the window, per group of indicator types; the counts are summed over the institutions. An indicator held by several institutions is counted by each, so the sum bounds the community's distinct indicators from above. `concord query submit --bins auto` sizes an overlap query's bins from it.",
+                fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
+            },
+            parameter_set: super::LARGE_COUNTS,
+            privacy_unit: Some(PrivacyUnit {
+                unit: HELD_INDICATOR,
+                sensitivity: 1.0,
+                cells: 1,
+            }),
+            chart: Chart::Bars {
+                dimension: 0,
+                top: None,
+            },
+            counts: "indicators",
+            needs_organisation: false,
+        }
+    }
+    fn cells(&self, _window: &Window) -> Cells {
+        super::table(vec![dimension("indicator type", GROUPS)], MAX_HELD)
+    }
+    fn findings(&self, _layout: &Layout, cells: &[i128]) -> Vec<String> {
+        let total: i128 = cells.iter().map(|&c| c.max(0)).sum();
+        vec![format!(
+            "{total} indicators held in all (an indicator held by k institutions counted k times): at most {total} distinct"
+        )]
+    }
+    fn tally(&self, tally: &mut Tally, events: &[Event]) -> Result<(), TemplateError> {
+        tally.each_event(events, |_, _, _| {});
+        let window = *tally.window;
+        for indicator in crate::overlap::distinct_indicators(events, &window) {
+            tally.add(&[indicator.group as usize], 1);
+        }
+        Ok(())
     }
 }
