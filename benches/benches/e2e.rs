@@ -5,8 +5,14 @@
 //!
 //! ```sh
 //! cargo build --release --bins
-//! cargo bench -p concord-benches --bench e2e -- [--nodes 16] [--months 67] [--queries 3]
+//! cargo bench -p concord-benches --bench e2e -- [--nodes 16] [--months 67] [--queries 3] \
+//!     [--template T] [--indicators K [--pool P]] [--bins B] [--timeout SECONDS]
 //! ```
+//!
+//! `--indicators K` adds to every institution's feed K distinct indicators in feed-import
+//! events, drawn with Zipf popularity from a shared pool of P (default 4K) —
+//! `concord-stats` `generator::add_indicator_events` — for the overlap templates; `--bins B`
+//! asks an overlap query for B bins per histogram.
 //!
 //! The default query is `attributes-by-month-category-type-ids` over 67 months: 65,124 cells
 //! (8 ciphertexts of `ADD-8192-T33`). Every node holds a generated MISP feed. CPU time is read
@@ -36,6 +42,9 @@ struct Args {
     pool: u64,
     /// An overlap query's bins per histogram (0: the template's).
     bins: u32,
+    /// How long the coordinator waits for one node's answer (a release of many bins on one
+    /// host of a few cores takes longer than the default 600 s).
+    timeout_s: u64,
 }
 
 fn args() -> Args {
@@ -47,6 +56,7 @@ fn args() -> Args {
         indicators: 0,
         pool: 0,
         bins: 0,
+        timeout_s: 600,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -60,6 +70,7 @@ fn args() -> Args {
             "--indicators" => a.indicators = value.parse().expect("--indicators K"),
             "--pool" => a.pool = value.parse().expect("--pool P"),
             "--bins" => a.bins = value.parse().expect("--bins B"),
+            "--timeout" => a.timeout_s = value.parse().expect("--timeout SECONDS"),
             _ => {
                 i += 1; // cargo's own flags (--bench)
                 continue;
@@ -163,7 +174,9 @@ fn main() {
         eprintln!("{e} (cargo build --release --bins)");
         std::process::exit(2)
     });
-    let deployment = testbed.deployment(Duration::from_secs(600), None).unwrap();
+    let deployment = testbed
+        .deployment(Duration::from_secs(args.timeout_s), None)
+        .unwrap();
     let ca = DevCa::load(dir).unwrap();
     let store = Arc::new(QueryStore::open(&dir.join("coordinator.redb")).unwrap());
     let mut roles = Roles {
@@ -269,7 +282,12 @@ fn main() {
         args.nodes,
         args.template,
         layout.cells(),
-        layout.slots().div_ceil(params.degree()),
+        // an overlap query asking for its own bins spans bins / N ciphertexts
+        if args.bins > 0 && layout.overlap.is_some() {
+            args.bins as usize / params.degree()
+        } else {
+            layout.slots().div_ceil(params.degree())
+        },
         params.name(),
         events
     );

@@ -89,7 +89,12 @@ pub fn shown(name: &str) -> String {
 
 impl Policy {
     /// The checks that depend on who asks and how much.
-    pub fn admits(&self, researcher: &str, cells: usize) -> Result<(), Refusal> {
+    pub fn admits(
+        &self,
+        researcher: &str,
+        cells: usize,
+        ciphertexts: usize,
+    ) -> Result<(), Refusal> {
         if !self.allowed_researchers.is_empty()
             && !self.allowed_researchers.iter().any(|r| r == researcher)
         {
@@ -104,6 +109,15 @@ impl Policy {
                 format!(
                     "{cells} cells; this institution's policy allows at most {}",
                     self.max_cells
+                ),
+            ));
+        }
+        if ciphertexts > self.max_ciphertexts {
+            return Err(Refusal::new(
+                RefusalCode::TooManyCells,
+                format!(
+                    "a contribution of {ciphertexts} ciphertexts (an overlap query's bins / 16,384); this institution's policy allows at most {}",
+                    self.max_ciphertexts
                 ),
             ));
         }
@@ -219,7 +233,11 @@ impl NodeService {
         if agreement.plan.layout.overlap.is_some() {
             self.check_overlap_keys(&deployment)?;
         }
-        policy.admits(&proposal.researcher, agreement.plan.layout.cells())?;
+        policy.admits(
+            &proposal.researcher,
+            agreement.plan.layout.cells(),
+            agreement.plan.ciphertexts(),
+        )?;
         // what the template reads, this institution must hold
         if let Some(missing) = agreement.plan.template.unavailable_at(&self.institution) {
             return Err(Refusal::new(
@@ -507,22 +525,30 @@ mod tests {
     #[test]
     fn policy_admits_by_researcher_and_size() {
         let open = Policy::default();
-        assert!(open.admits("anyone", 131_072).is_ok());
+        assert!(open.admits("anyone", 131_072, 64).is_ok());
         assert_eq!(
-            open.admits("anyone", 131_073).unwrap_err().code,
+            open.admits("anyone", 131_073, 1).unwrap_err().code,
             RefusalCode::TooManyCells
+        );
+        // the work of a contribution: ciphertexts (an overlap query's bins)
+        let refusal = open.admits("anyone", 16, 65).unwrap_err();
+        assert_eq!(refusal.code, RefusalCode::TooManyCells);
+        assert!(
+            refusal.detail.contains("65 ciphertexts"),
+            "{}",
+            refusal.detail
         );
         let strict = Policy {
             allowed_researchers: vec!["alice".into()],
             max_cells: 100,
             ..Policy::default()
         };
-        assert!(strict.admits("alice", 100).is_ok());
-        let refusal = strict.admits("mallory", 10).unwrap_err();
+        assert!(strict.admits("alice", 100, 1).is_ok());
+        let refusal = strict.admits("mallory", 10, 1).unwrap_err();
         assert_eq!(refusal.code.as_str(), "researcher-not-allowed");
         assert!(refusal.detail.contains("mallory"), "{}", refusal.detail);
         assert_eq!(
-            strict.admits("alice", 101).unwrap_err().code.as_str(),
+            strict.admits("alice", 101, 1).unwrap_err().code.as_str(),
             "too-many-cells"
         );
     }

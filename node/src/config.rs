@@ -38,6 +38,8 @@
 //! allow_publication = false                 # true: also results the researcher publishes to MISP
 //! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
 //! max_cells = 131072                        # the largest query (cells) this node takes part in
+//! max_ciphertexts = 64                      # the largest contribution (ciphertexts; an overlap
+//!                                           # query's bins / 16384: its work grows with them)
 //! require_signed_queries = true             # only queries signed by the researcher (default)
 //! approval = "automatic"                    # or "manual": the operator approves each query
 //!                                           # (concord-node approvals list|approve|deny)
@@ -149,6 +151,12 @@ pub struct Policy {
     /// The most cells a query may have.
     #[serde(default = "default_max_cells")]
     pub max_cells: usize,
+    /// The most ciphertexts a contribution may span: what a query costs this node — to
+    /// encrypt, and at release to re-sum every institution's and (overlap) to evaluate the
+    /// circuit on — grows with them. An overlap query's bins set it (bins / 16,384); a
+    /// table's cells (65,536 cells of a large-counter template: 8).
+    #[serde(default = "default_max_ciphertexts")]
+    pub max_ciphertexts: usize,
     /// Take part only in queries signed by the submitting researcher's certificate key (the
     /// default): then no one but the researcher chooses the key a result is sealed to.
     #[serde(default = "yes")]
@@ -224,6 +232,10 @@ fn default_max_cells() -> usize {
     131_072
 }
 
+fn default_max_ciphertexts() -> usize {
+    64
+}
+
 fn default_min_institutions() -> usize {
     3
 }
@@ -237,6 +249,7 @@ impl Default for Policy {
             allow_publication: false,
             allowed_researchers: Vec::new(),
             max_cells: default_max_cells(),
+            max_ciphertexts: default_max_ciphertexts(),
             require_signed_queries: true,
             approval: Approval::Automatic,
             approval_timeout_s: default_approval_timeout(),
