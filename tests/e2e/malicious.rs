@@ -285,6 +285,22 @@ pub async fn malicious_coordinator(
         "aggregate-not-verified",
         "presented as node-c's is not the one it committed to",
     );
+    // the contributions streamed one ciphertext short, or with one too many: each node sums
+    // them as they arrive and refuses either, reading no further than one past the roster's
+    let mut short = honest.clone();
+    short.ciphertexts.pop();
+    refused(
+        decrypt(&mut nodes[0], short).await,
+        "aggregate-not-verified",
+        "ciphertexts for",
+    );
+    let mut long = honest.clone();
+    long.ciphertexts.push(revealed[0].ciphertexts[0].clone());
+    refused(
+        decrypt(&mut nodes[0], long).await,
+        "aggregate-not-verified",
+        "more than the",
+    );
     // one share per released plaintext: per ciphertext of the sum, or one for the counts of
     // an overlap query (computed by each node from the sum it verified, never sent to it)
     let released = spec.agreement(nodes.len()).unwrap().plan.released();
