@@ -94,7 +94,8 @@ fn overlap_reference(
     institutions: &[(Institution, Vec<concord_stats::Event>)],
 ) -> Vec<i128> {
     use concord_stats::overlap::{estimated_distinct, exact, reference, BinningKey};
-    let stored = std::fs::read(root.join("keys-node-a").join("MUL-16384-T26.binning")).unwrap();
+    let set = plan.params.name();
+    let stored = std::fs::read(root.join("keys-node-a").join(format!("{set}.binning"))).unwrap();
     let key = BinningKey::new(stored[32..].try_into().unwrap()).for_query(query_id);
     let bins = plan.layout.overlap.unwrap();
     let events: Vec<&[concord_stats::Event]> =
@@ -102,7 +103,6 @@ fn overlap_reference(
     let binned = reference(&events, window, &bins, &key);
     let distinct = exact(&events, window, bins.by_group);
     let n = institutions.len();
-    let max = concord_stats::templates::overlap::MAX_HOLDERS;
     let mut cells = Vec::new();
     for (h, d) in binned.chunks(n).zip(distinct.chunks(n)) {
         let occupied: u64 = h.iter().sum();
@@ -117,7 +117,6 @@ fn overlap_reference(
             );
         }
         cells.extend(h.iter().map(|&c| c as i128));
-        cells.extend(std::iter::repeat_n(0, max - n));
     }
     cells
 }

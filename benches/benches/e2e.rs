@@ -12,7 +12,9 @@
 //! `--indicators K` adds to every institution's feed K distinct indicators in feed-import
 //! events, drawn with Zipf popularity from a shared pool of P (default 4K) —
 //! `concord-stats` `generator::add_indicator_events` — for the overlap templates; `--bins B`
-//! asks an overlap query for B bins per histogram.
+//! asks an overlap query for B bins per histogram. An overlap query's plan follows the number
+//! of nodes (`MUL-32768-T26` above 16), and its released histogram is checked against the
+//! plain one over the same bins, binned with the key read from node-1's key directory.
 //!
 //! The default query is `attributes-by-month-category-type-ids` over 67 months: 65,124 cells
 //! (8 ciphertexts of `ADD-8192-T33`). Every node holds a generated MISP feed. CPU time is read
@@ -121,7 +123,14 @@ fn main() {
     let template = Template::by_id(&args.template).expect("a template of the catalogue");
     let first = YearMonth::parse("2020-01").unwrap();
     let window = concord_stats::Window::new(first, args.months).expect("window");
-    let layout = template.layout(&window);
+    // the layout the query's plan sizes for the community (an overlap query's set and cells
+    // follow the number of nodes)
+    let mut sized = concord_query::QueryPlan::new(template, window, args.nodes)
+        .unwrap_or_else(|e| panic!("{}: {e}", args.template));
+    if args.bins > 0 {
+        sized = sized.with_bins(args.bins as usize).unwrap();
+    }
+    let layout = sized.layout.clone();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
 
@@ -250,6 +259,7 @@ fn main() {
             ..Default::default()
         };
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();
+        let query_id = concord_api::submission::query_id(&spec);
         // the researcher opens the sealed result by the query's agreement
         let plan = spec.agreement(args.nodes).unwrap().plan;
         let outcome = runtime
@@ -269,7 +279,28 @@ fn main() {
         let cells = plan.decode(&plaintexts).unwrap();
         assert_eq!(cells.len(), layout.cells());
         assert!(cells.iter().any(|&c| c > 0));
-        if plan.layout.overlap.is_some() {
+        if let Some(bins) = plan.layout.overlap {
+            // exact: the plain histogram of the institutions' feeds, binned by the key the
+            // nodes agreed on (node-1's copy)
+            let stored = std::fs::read(
+                dir.join("keys-node-1")
+                    .join(format!("{}.binning", params.name())),
+            )
+            .unwrap();
+            let key = concord_stats::overlap::BinningKey::new(stored[32..].try_into().unwrap())
+                .for_query(&query_id);
+            let events: Vec<Vec<concord_stats::Event>> = (1..=args.nodes)
+                .map(|i| {
+                    concord_stats::load(&dir.join("data").join(format!("node-{i}")))
+                        .unwrap()
+                        .events
+                })
+                .collect();
+            let events: Vec<&[concord_stats::Event]> = events.iter().map(Vec::as_slice).collect();
+            let reference = concord_stats::overlap::reference(&events, &window, &bins, &key);
+            let reference: Vec<i128> = reference.iter().map(|&c| c as i128).collect();
+            assert_eq!(cells, reference, "the released histogram is the plain one");
+            println!("result: equal to the plain histogram of the bins, every count");
             for line in template.findings(&plan.layout, &cells) {
                 println!("result: {line}");
             }
@@ -282,12 +313,7 @@ fn main() {
         args.nodes,
         args.template,
         layout.cells(),
-        // an overlap query asking for its own bins spans bins / N ciphertexts
-        if args.bins > 0 && layout.overlap.is_some() {
-            args.bins as usize / params.degree()
-        } else {
-            layout.slots().div_ceil(params.degree())
-        },
+        sized.ciphertexts(),
         params.name(),
         events
     );

@@ -150,7 +150,8 @@ class Researcher:
         bins: Union[int, str, None] = None,
     ) -> str:
         """Submits a query; returns its id. Sealed to this researcher's key unless ``public``.
-        ``bins``: an overlap template's bins per histogram (a multiple of 16384), or ``"auto"``:
+        ``bins``: an overlap template's bins per histogram (a multiple of 16384, of 32768 above 16
+        institutions), or ``"auto"``:
         first an ``indicators-held`` query with the same terms, waited for, and the bins sized
         from its result by ``concord query bins`` (as ``concord query submit --bins auto``)."""
         if bins == "auto":
@@ -166,8 +167,11 @@ class Researcher:
             status = self.status(held)
             bins = int(self._concord(["bins", "--template", template],
                                      stdin=status.SerializeToString()))
+        # the query goes to every enrolled institution, which sizes its agreement (an
+        # overlap query's parameter set, hence the result key it is sealed to)
         args = ["prepare", "--template", template, "--from", start, "--months", str(months),
-                "--min-institutions", str(min_institutions)]
+                "--min-institutions", str(min_institutions),
+                "--institutions", str(len(self.members()))]
         if epsilon is not None:
             args += ["--epsilon", str(epsilon), "--delta", str(delta)]
         if public:

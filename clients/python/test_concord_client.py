@@ -88,7 +88,10 @@ def test_a_sealed_query_submitted_followed_and_opened_equals_the_cli_result(depl
     assert query.startswith("q-")
     phases = [phase_name(s) for s in researcher.watch(query)]
     assert phases[-1] == "released", phases
-    assert phases == sorted(set(phases), key=phases.index), "phases only move forward"
+    # a phase may be watched more than once (its status changes as contributions arrive),
+    # but once left it never comes back
+    moves = [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]]
+    assert len(moves) == len(set(moves)), f"phases only move forward: {phases}"
     # the coordinator holds only the sealed ciphertexts: no cell in the clear
     status = researcher.status(query)
     assert status.sealed and not status.cells

@@ -145,9 +145,9 @@ impl CoordinatorApi for CoordinatorService {
             )));
         }
         // a query the nodes would refuse as invalid is refused here already (template and
-        // version, window, DP terms, recipient key); the enrolled nodes size it when it runs
-        spec.agreement(spec.min_institutions as usize)
-            .map_err(|e| invalid(&e))?;
+        // version, window, DP terms, recipient key — of the set an overlap query takes for
+        // this many institutions), for the enrolled nodes it will be proposed to
+        spec.agreement(enrolled).map_err(|e| invalid(&e))?;
         // a signed query must verify here already; nodes check it again themselves
         if !spec.signature.is_empty() {
             concord_api::submission::verify(&self.ca_pem, &certificate, &spec)

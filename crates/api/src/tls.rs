@@ -10,9 +10,14 @@ use std::path::PathBuf;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity as TlsIdentity, ServerTlsConfig};
 use tonic::{Request, Status};
 
-/// The largest message Concord accepts (a ciphertext of the largest set is about 200 KB; a
-/// share about 100 KB). Bigger messages are refused by the transport.
-pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// The largest message Concord accepts; bigger messages are refused by the transport. What
+/// grows with a query — contributions, aggregates, shares — is streamed a ciphertext or share
+/// per message (`crate::chunks`: a ciphertext of the largest set is 3.7 MB at the top
+/// level), so the bound is set by the largest single key share: a round-one relinearization-key
+/// share of an `N = 32,768` set (three digits of two polynomials over twelve 50-bit moduli,
+/// 14.7 MB), which a deployment of more than 16 institutions exchanges at setup for its overlap
+/// queries. Twice that, so a set with a fourth digit still fits.
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The `[tls]` table of a node's or coordinator's configuration file.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]

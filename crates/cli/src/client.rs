@@ -5,7 +5,7 @@ use concord_api::lifecycle::Phase;
 use concord_api::tls::{client_config, MAX_MESSAGE_BYTES};
 use concord_api::v1::coordinator_client::CoordinatorClient;
 use concord_api::v1::{QueryRef, QuerySpec, QueryStatus};
-use concord_query::{BinSizing, QueryAgreement, QueryTerms, TARGET_MERGE_RATE};
+use concord_query::{BinSizing, QueryAgreement, TARGET_MERGE_RATE};
 use concord_stats::{Layout, Template, YearMonth};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -114,13 +114,19 @@ pub struct Terms {
     /// nodes whose policy allows publication agree.
     #[arg(long)]
     pub publish: bool,
-    /// An overlap template's bins per histogram (a multiple of 16384; default: the
-    /// template's own): more bins, fewer indicators merged, more work at every node. `auto`:
+    /// An overlap template's bins per histogram (a multiple of the set's N: 16384, or 32768
+    /// above 16 institutions; default: the template's own): more bins, fewer indicators merged, more work at every node. `auto`:
     /// `query submit` first asks how many indicators the institutions hold (an
     /// `indicators-held` query with the same window and terms) and sizes the bins for a merge
     /// rate of at most 5 %.
     #[arg(long)]
     pub bins: Option<Bins>,
+    /// The institutions the query will be proposed to: the community's members (`query
+    /// members`). An overlap query's parameter set, and so the result key it is sealed to,
+    /// follows it (`MUL-16384-T26` up to 16, `MUL-32768-T26` up to 127). `query submit` asks
+    /// the coordinator; `query prepare` takes it here (default: --min-institutions).
+    #[arg(long)]
+    pub institutions: Option<u32>,
 }
 
 /// `--bins`: a number of bins per histogram, or `auto`.
@@ -137,7 +143,7 @@ impl std::str::FromStr for Bins {
             return Ok(Bins::Auto);
         }
         s.parse().map(Bins::PerHistogram).map_err(|_| {
-            format!("{s:?}: a number of bins per histogram (a multiple of 16384), or auto")
+            format!("{s:?}: a number of bins per histogram (a multiple of 16384 or, above 16 institutions, of 32768), or auto")
         })
     }
 }
@@ -227,17 +233,24 @@ pub fn bins_from(
         .into());
     }
     let cells = cells_of(status, keys_dir, name)?;
+    // the overlap query goes to the community that answered this one
+    let institutions = agreement_of(status)?.institutions;
     let margin = noise_sd(status).map_or(0.0, |sd| 3.0 * sd);
     let held: Vec<u64> = cells
         .iter()
         .map(|&c| (c as f64 + margin).max(0.0).ceil() as u64)
         .collect();
-    Ok(concord_query::size_bins(overlap, &held, TARGET_MERGE_RATE)?)
+    Ok(concord_query::size_bins(
+        overlap,
+        institutions,
+        &held,
+        TARGET_MERGE_RATE,
+    )?)
 }
 
 /// What a sizing means, in a sentence.
 pub fn sizing_report(template: &str, sizing: &BinSizing) -> String {
-    let ciphertexts = sizing.per_group.div_ceil(16384);
+    let ciphertexts = sizing.per_group.div_ceil(sizing.slots);
     let mut line = format!(
         "{template}: {} bins per histogram ({ciphertexts} ciphertext(s)) for at most {} distinct indicators: merge rate at most {:.2}%",
         sizing.per_group,
@@ -277,15 +290,20 @@ pub fn prepared(
     }
     if let Some(Bins::PerHistogram(bins)) = terms.bins {
         spec.bins = bins;
-        // refused here as every node would refuse it
-        QueryAgreement::new(&spec.terms(), spec.min_institutions.max(2) as usize)?;
     }
     if let Some(epsilon) = terms.epsilon {
-        check_dp(&spec, epsilon, terms.delta)?;
         (spec.epsilon, spec.delta) = (epsilon, terms.delta);
     }
+    // refused here as every node would refuse it (bins, DP terms, too many institutions)
+    let institutions = terms
+        .institutions
+        .unwrap_or(spec.min_institutions)
+        .max(spec.min_institutions)
+        .max(2);
+    let agreement = QueryAgreement::new(&spec.terms(), institutions as usize)?;
     if !terms.public {
-        spec.recipient_key = crate::keys::public_key(keys_dir, name, &terms.template)?;
+        let set = agreement.plan.params.name();
+        spec.recipient_key = crate::keys::public_key(keys_dir, name, set)?;
     }
     sign(&mut spec, tls_dir, name)?;
     Ok(spec)
@@ -315,18 +333,6 @@ pub fn spec(
         expires_at: 0,
         bins: 0,
     })
-}
-
-/// Refuses DP parameters the nodes would refuse (bad ε or δ, a template without a declared
-/// sensitivity), before anything is sent: the query's agreement must hold with them.
-pub fn check_dp(spec: &QuerySpec, epsilon: f64, delta: f64) -> Result<(), Error> {
-    let terms = QueryTerms {
-        epsilon,
-        delta,
-        ..spec.terms()
-    };
-    QueryAgreement::new(&terms, spec.min_institutions.max(2) as usize)?;
-    Ok(())
 }
 
 /// The agreement of the query a status is of, for the institutions in its result.

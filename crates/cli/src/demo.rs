@@ -171,7 +171,8 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             // the result is sealed to the researcher's key: the coordinator cannot read it
             let mut spec = client::spec(info.id, &first.to_string(), months, 3)?;
-            spec.recipient_key = crate::keys::public_key(&work, "researcher", info.id)?;
+            let set = spec.agreement(n)?.plan.params.name();
+            spec.recipient_key = crate::keys::public_key(&work, "researcher", set)?;
             client::sign(&mut spec, &work, "researcher")?;
             let submitted = researcher.submit(spec).await?.into_inner();
             let status = client::wait(&mut researcher, &submitted.query_id, Duration::from_secs(300)).await?;

@@ -1,11 +1,10 @@
 //! The researcher's result keys: one BFV key pair per parameter set, made by `concord keys
-//! init`. A query's result is key-switched (PCKS) to the public key of its template's set, so
+//! init`. A query's result is key-switched (PCKS) to the public key of its agreement's set, so
 //! that only the holder of the secret key — never the coordinator — can read it. Files in the
 //! key directory: `NAME.SET.pk` (public) and `NAME.SET.sk` (secret, owner-only).
 
 use concord_bfv::{params, BfvParameters, PublicKey, SecretKey};
 use concord_query::QueryAgreement;
-use concord_stats::Template;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,13 +19,16 @@ fn parameters(set: &str) -> Result<Arc<BfvParameters>, Error> {
     Ok(BfvParameters::new(spec)?)
 }
 
-/// The parameter sets the catalogue's templates run under, each once.
+/// The parameter sets the catalogue's templates run under (an overlap template's, each of
+/// the sets the community's size may choose), each once.
 fn template_sets() -> Vec<&'static params::ParameterSpec> {
     let mut sets: Vec<&'static params::ParameterSpec> = Vec::new();
     for template in concord_stats::TEMPLATES {
-        if let Some(spec) = params::spec_by_name(template.parameter_set()) {
-            if !sets.iter().any(|s| s.id == spec.id) {
-                sets.push(spec);
+        for set in template.parameter_sets() {
+            if let Some(spec) = params::spec_by_name(set) {
+                if !sets.iter().any(|s| s.id == spec.id) {
+                    sets.push(spec);
+                }
             }
         }
     }
@@ -67,9 +69,9 @@ pub fn init(dir: &Path, name: &str, force: bool) -> Result<Vec<PathBuf>, Error> 
     Ok(written)
 }
 
-/// The public key a query of `template` is sealed to.
-pub fn public_key(dir: &Path, name: &str, template: &str) -> Result<Vec<u8>, Error> {
-    let set = parameter_set(template)?;
+/// The public key a query running under the parameter set `set` is sealed to (its agreement's:
+/// `QueryAgreement::new(..).plan.params`).
+pub fn public_key(dir: &Path, name: &str, set: &str) -> Result<Vec<u8>, Error> {
     let path = file(dir, name, set, "pk");
     let bytes = std::fs::read(&path).map_err(|e| {
         format!(
@@ -80,10 +82,6 @@ pub fn public_key(dir: &Path, name: &str, template: &str) -> Result<Vec<u8>, Err
     PublicKey::from_bytes(&parameters(set)?, &bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(bytes)
-}
-
-fn parameter_set(template: &str) -> Result<&'static str, Error> {
-    Ok(Template::by_id(template)?.parameter_set())
 }
 
 /// Decrypts a sealed result with the researcher's secret key and decodes its cells by the
@@ -126,7 +124,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = init(dir.path(), "alice", false).unwrap();
         assert_eq!(written.len(), template_sets().len());
+        // the overlap templates' two sets, by the size of the community
         assert!(dir.path().join("alice.MUL-16384-T26.pk").exists());
+        assert!(dir.path().join("alice.MUL-32768-T26.pk").exists());
         let again = init(dir.path(), "alice", false).unwrap_err().to_string();
         assert!(again.contains("--force"), "{again}");
         // a set added to the catalogue since: its key is made, the others kept
@@ -144,9 +144,9 @@ mod tests {
             let sk = std::fs::metadata(dir.path().join("alice.ADD-8192.sk")).unwrap();
             assert_eq!(sk.permissions().mode() & 0o077, 0);
         }
-        let pk = public_key(dir.path(), "alice", "time-to-publish").unwrap();
+        let pk = public_key(dir.path(), "alice", "ADD-8192").unwrap();
         assert!(!pk.is_empty());
-        let missing = public_key(dir.path(), "bob", "time-to-publish").unwrap_err();
+        let missing = public_key(dir.path(), "bob", "ADD-8192").unwrap_err();
         assert!(
             missing.to_string().contains("concord keys init"),
             "{missing}"

@@ -372,6 +372,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         unreachable!("answered above, without a connection")
                     }
                     QueryCommand::Submit { mut terms } => {
+                        if terms.institutions.is_none() {
+                            // what the query is proposed to, which sizes its agreement
+                            let members = client
+                                .members(concord_api::v1::ListRequest {})
+                                .await?
+                                .into_inner()
+                                .members;
+                            terms.institutions = Some(members.len() as u32);
+                        }
                         if terms.bins == Some(client::Bins::Auto) {
                             let (id, sizing) = client::size_bins(
                                 &mut client,

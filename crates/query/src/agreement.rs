@@ -216,8 +216,16 @@ impl QueryAgreement {
             ReleaseMode::Sealed => {
                 let key =
                     PublicKey::from_bytes(&plan.params, terms.recipient_key).map_err(|e| {
+                        // an overlap query's set follows the community: say so
+                        let why = match plan.layout.overlap {
+                            Some(_) => format!(
+                                " (an overlap query proposed to {institutions} institutions runs under {})",
+                                plan.params.name()
+                            ),
+                            None => String::new(),
+                        };
                         AgreementError::InvalidRecipientKey(format!(
-                            "not a {} public key: {e}",
+                            "not a {} public key: {e}{why}",
                             plan.params.name()
                         ))
                     })?;
@@ -329,6 +337,29 @@ mod tests {
         assert_eq!(agreed.plan.ciphertexts(), 2);
         let err = QueryAgreement::new(&terms("time-to-publish", v), 1_000_000).unwrap_err();
         assert_eq!(err.code(), "too-many-institutions");
+        // an overlap query past the last set's reach
+        let err = QueryAgreement::new(&terms("indicator-overlap", 1), 128).unwrap_err();
+        assert_eq!(err.code(), "too-many-institutions");
+    }
+
+    #[test]
+    fn an_overlap_query_is_sealed_to_the_key_of_the_set_its_community_takes() {
+        let small = QueryAgreement::new(&terms("indicator-overlap", 1), 16).unwrap();
+        let key = PublicKey::generate(&SecretKey::generate(&small.plan.params)).to_bytes();
+        let mut sealed = terms("indicator-overlap", 1);
+        sealed.recipient_key = &key;
+        // 16 institutions: MUL-16384-T26, the key's set
+        let agreed = QueryAgreement::new(&sealed, 16).unwrap();
+        assert_eq!(agreed.release.mode(), ReleaseMode::Sealed);
+        // 17: MUL-32768-T26, and the refusal says why the key no longer fits
+        let err = QueryAgreement::new(&sealed, 17).unwrap_err();
+        assert_eq!(err.code(), "invalid-recipient-key");
+        let why = err.to_string();
+        assert!(
+            why.contains("not a MUL-32768-T26 public key")
+                && why.contains("proposed to 17 institutions"),
+            "{why}"
+        );
     }
 
     #[test]

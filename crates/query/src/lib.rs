@@ -6,7 +6,8 @@
 //! plan, release mode, quorum, smudging — from the query's terms, in one place.
 //!
 //! A [`QueryPlan`] fixes the encoding both ends must agree on: the template and window (hence the
-//! [`Layout`]), the parameter set the template names, how many ciphertexts the slots need
+//! [`Layout`]), the parameter set the template names (an overlap template's: the first that
+//! counts the institutions the query is proposed to, `overlap_set`), how many ciphertexts the slots need
 //! (layouts larger than `N` slots span several, transparently), and the public range of every
 //! slot. It refuses a plan whose aggregate could exceed the plaintext modulus for the number of
 //! institutions it must hold, so an aggregate never wraps.
@@ -29,7 +30,7 @@ use concord_bfv::{
 };
 use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
 use concord_stats::overlap::Bins;
-use concord_stats::templates::overlap::MAX_HOLDERS;
+use concord_stats::templates::overlap::{holders, overlap_set, MAX_HOLDERS};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
 
@@ -100,14 +101,30 @@ impl QueryPlan {
         window: Window,
         max_institutions: usize,
     ) -> Result<Self, QueryError> {
-        let layout = template.layout(&window);
+        let mut layout = template.layout(&window);
         let id = template.info().id;
+        if layout.overlap.is_some() {
+            // the circuit counts up to the institutions proposed to: the set that reaches them
+            layout.parameter_set =
+                overlap_set(max_institutions).ok_or(QueryError::TooManyHolders {
+                    template: id,
+                    institutions: max_institutions,
+                    max: MAX_HOLDERS,
+                })?;
+            if let Some(last) = layout.dimensions.last_mut() {
+                *last = holders(max_institutions.max(1));
+            }
+        }
         let spec =
             params::spec_by_name(layout.parameter_set).ok_or(QueryError::UnknownParameterSet {
                 template: id,
                 set: layout.parameter_set,
             })?;
         let params = BfvParameters::new(spec)?;
+        if let Some(bins) = layout.overlap.as_mut() {
+            // the template's bins, in whole ciphertexts of the set's degree
+            bins.per_group = bins.per_group.next_multiple_of(params.degree());
+        }
         let plan = Self {
             template,
             window,
@@ -162,13 +179,6 @@ impl QueryPlan {
 
     /// Refuses a plan whose aggregate could exceed the plaintext modulus.
     fn check_range(&self) -> Result<(), QueryError> {
-        if self.layout.overlap.is_some() && self.max_institutions > MAX_HOLDERS {
-            return Err(QueryError::TooManyHolders {
-                template: self.template.info().id,
-                institutions: self.max_institutions,
-                max: MAX_HOLDERS,
-            });
-        }
         let t = self.params.plaintext_modulus();
         if let (Some(bins), Some(dp)) = (self.layout.overlap, &self.dp) {
             // a count and every sharing party's noise, centred modulo t
@@ -280,9 +290,9 @@ impl QueryPlan {
     }
 
     /// An overlap query's largest `j`: the institutions it is proposed to (at most
-    /// [`MAX_HOLDERS`]); the cells above it are 0 by construction and not computed.
+    /// [`MAX_HOLDERS`], the plan refuses more), a cell each per histogram.
     pub fn holders(&self) -> usize {
-        self.max_institutions.min(MAX_HOLDERS)
+        self.max_institutions.max(1)
     }
 
     /// Plaintexts a release yields: one per output, or — for an overlap template — one
@@ -385,20 +395,15 @@ impl QueryPlan {
             });
         }
         if self.layout.overlap.is_some() {
-            // per histogram: j = 1..=n released, j = n+1..=MAX_HOLDERS zero; under DP a
-            // count's noise can take it below zero (centred modulo t)
+            // per histogram: j = 1..=n; under DP a count's noise can take it below zero
+            // (centred modulo t)
             let t = self.params.plaintext_modulus();
             let centred = |c: u64| match self.dp {
                 Some(_) if c > t / 2 => c as i128 - t as i128,
                 _ => c as i128,
             };
             let counts = &plaintexts[0].coefficients()[..self.outputs()];
-            let mut cells = Vec::with_capacity(self.layout.cells());
-            for histogram in counts.chunks(self.holders()) {
-                cells.extend(histogram.iter().map(|&count| centred(count)));
-                cells.extend(std::iter::repeat_n(0, MAX_HOLDERS - self.holders()));
-            }
-            return Ok(cells);
+            return Ok(counts.iter().map(|&count| centred(count)).collect());
         }
         let slots: Vec<i64> = plaintexts.iter().flat_map(|pt| pt.decode()).collect();
         Ok(self.layout.from_slots(&slots)?)
@@ -415,6 +420,8 @@ pub const TARGET_MERGE_RATE: f64 = 0.05;
 pub struct BinSizing {
     /// Bins per histogram, a multiple of `N`.
     pub per_group: usize,
+    /// `N`: the slots of a ciphertext under the query's parameter set.
+    pub slots: usize,
     /// The distinct indicators of a histogram sized for, at most: the sum over the groups of
     /// the indicators held (one histogram), or the largest group's (one per group).
     pub distinct: u64,
@@ -430,8 +437,14 @@ pub struct BinSizing {
 /// `k` institutions is counted `k` times, so the actual merge rate is at most the planned one):
 /// with `D` distinct indicators in `B` bins the rate is `1 − (1 − 1/B)^{D−1}`, so
 /// `B ≥ 1 / (1 − (1 − target)^{1/(D−1)})`, rounded up to a multiple of `N` and held to
-/// [`MAX_OVERLAP_BINS`] over all histograms.
-pub fn size_bins(template: Template, held: &[u64], target: f64) -> Result<BinSizing, QueryError> {
+/// [`MAX_OVERLAP_BINS`] over all histograms. `N` is that of the set a query proposed to
+/// `institutions` runs under.
+pub fn size_bins(
+    template: Template,
+    institutions: usize,
+    held: &[u64],
+    target: f64,
+) -> Result<BinSizing, QueryError> {
     let Some(bins) = template.bins() else {
         return Err(QueryError::Bins(format!(
             "template {} has no bins: only the overlap templates are sized",
@@ -450,7 +463,11 @@ pub fn size_bins(template: Template, held: &[u64], target: f64) -> Result<BinSiz
             "a target merge rate of {target}: between 0 and 1"
         )));
     }
-    let set = template.parameter_set();
+    let set = overlap_set(institutions).ok_or(QueryError::TooManyHolders {
+        template: template.info().id,
+        institutions,
+        max: MAX_HOLDERS,
+    })?;
     let spec = params::spec_by_name(set).ok_or(QueryError::UnknownParameterSet {
         template: template.info().id,
         set,
@@ -480,6 +497,7 @@ pub fn size_bins(template: Template, held: &[u64], target: f64) -> Result<BinSiz
     let merge_rate = concord_stats::overlap::merge_rate(distinct as f64, per_group as u64);
     Ok(BinSizing {
         per_group,
+        slots: n,
         distinct,
         merge_rate,
         capped: merge_rate > target,
@@ -552,10 +570,11 @@ mod tests {
         }
         let released = Plaintext::from_coefficients(&plan.params, coeffs, plan.slot_range());
         let cells = plan.decode(std::slice::from_ref(&released)).unwrap();
-        // per group: j = 1..=5 released, 6..=16 zero
-        assert_eq!(cells.len(), 10 * MAX_HOLDERS);
-        assert_eq!(cells[..6], [1, 2, 3, 4, 5, 0]);
-        assert_eq!(cells[MAX_HOLDERS..MAX_HOLDERS + 6], [6, 7, 8, 9, 10, 0]);
+        // per group: j = 1..=5, a cell each, the groups one after the other
+        assert_eq!(cells.len(), 10 * 5);
+        assert_eq!(cells.len(), plan.layout.cells());
+        assert_eq!(cells[..7], [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(plan.layout.dimensions[1].labels, ["1", "2", "3", "4", "5"]);
         assert!(matches!(
             plan.decode(&[released.clone(), released]),
             Err(QueryError::Count {
@@ -563,6 +582,69 @@ mod tests {
                 expected: 1
             })
         ));
+    }
+
+    #[test]
+    fn an_overlap_query_runs_under_the_set_that_counts_its_institutions() {
+        for (institutions, set, degree) in [
+            (1, "MUL-16384-T26", 16384),
+            (16, "MUL-16384-T26", 16384),
+            (17, "MUL-32768-T26", 32768),
+            (100, "MUL-32768-T26", 32768),
+            (MAX_HOLDERS, "MUL-32768-T26", 32768),
+        ] {
+            for template in [Template::IndicatorOverlap, Template::IndicatorOverlapByType] {
+                let plan = QueryPlan::new(template, window(), institutions).unwrap();
+                assert_eq!(plan.params.name(), set);
+                assert_eq!(plan.layout.parameter_set, set);
+                // one cell per j = 1..=institutions, per histogram
+                let holders = plan.layout.dimensions.last().unwrap();
+                assert_eq!(holders.labels.len(), institutions);
+                assert_eq!(holders.labels.last().unwrap(), &institutions.to_string());
+                assert_eq!(plan.outputs(), plan.layout.cells());
+                // the template's bins in whole ciphertexts of the set
+                let bins = plan.layout.overlap.unwrap();
+                assert!(bins.per_group.is_multiple_of(degree));
+                assert!(bins.per_group >= template.bins().unwrap().per_group);
+                // the circuit's output keeps enough noise budget for the release's smudging
+                let smudging = SmudgingPlan::for_key_switch_at_lowest_level(
+                    &plan.params,
+                    plan.output_noise(institutions, institutions),
+                    institutions,
+                    institutions,
+                )
+                .unwrap();
+                assert!(
+                    smudging.lambda >= 40.0,
+                    "{institutions}: λ {}",
+                    smudging.lambda
+                );
+            }
+        }
+        // more than the last set counts: refused with the reason
+        let err =
+            QueryPlan::new(Template::IndicatorOverlap, window(), MAX_HOLDERS + 1).unwrap_err();
+        assert_eq!(
+            err,
+            QueryError::TooManyHolders {
+                template: "indicator-overlap",
+                institutions: MAX_HOLDERS + 1,
+                max: MAX_HOLDERS
+            }
+        );
+        // bins of the larger set: multiples of 32,768
+        let large = QueryPlan::new(Template::IndicatorOverlap, window(), 20).unwrap();
+        assert!(matches!(
+            large.clone().with_bins(16384),
+            Err(QueryError::Bins(_))
+        ));
+        assert_eq!(large.with_bins(2 * 32768).unwrap().ciphertexts(), 2);
+        // sizing takes the set's N
+        let mut held = [0u64; 10];
+        held[0] = 100;
+        let s = size_bins(Template::IndicatorOverlap, 20, &held, TARGET_MERGE_RATE).unwrap();
+        assert_eq!((s.per_group, s.slots), (32768, 32768));
+        assert!(size_bins(Template::IndicatorOverlap, MAX_HOLDERS + 1, &held, 0.05).is_err());
     }
 
     #[test]
@@ -606,7 +688,7 @@ mod tests {
         let mut held = [0u64; 10];
         // a few indicators: one ciphertext
         held[0] = 100;
-        let one = size_bins(Template::IndicatorOverlap, &held, TARGET_MERGE_RATE).unwrap();
+        let one = size_bins(Template::IndicatorOverlap, 16, &held, TARGET_MERGE_RATE).unwrap();
         assert_eq!((one.per_group, one.distinct, one.capped), (n, 100, false));
         // the sum over the groups for one histogram; the largest group per type
         held = [4_000, 3_000, 0, 0, 0, 1_000, 0, 0, 0, 0];
@@ -614,7 +696,7 @@ mod tests {
             (Template::IndicatorOverlap, 8_000u64),
             (Template::IndicatorOverlapByType, 4_000),
         ] {
-            let s = size_bins(template, &held, TARGET_MERGE_RATE).unwrap();
+            let s = size_bins(template, 16, &held, TARGET_MERGE_RATE).unwrap();
             assert_eq!(s.distinct, distinct);
             assert!(s.per_group.is_multiple_of(n) && !s.capped);
             // at most the target, and one ciphertext fewer would exceed it
@@ -632,14 +714,20 @@ mod tests {
         }
         // 16 institutions × 2^16 indicators: more than MAX_OVERLAP_BINS would keep at 5 %
         held = [1 << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let s = size_bins(Template::IndicatorOverlap, &held, TARGET_MERGE_RATE).unwrap();
+        let s = size_bins(Template::IndicatorOverlap, 16, &held, TARGET_MERGE_RATE).unwrap();
         assert_eq!(s.per_group, MAX_OVERLAP_BINS);
         assert!(s.capped && s.merge_rate > TARGET_MERGE_RATE);
-        let s = size_bins(Template::IndicatorOverlapByType, &held, TARGET_MERGE_RATE).unwrap();
+        let s = size_bins(
+            Template::IndicatorOverlapByType,
+            16,
+            &held,
+            TARGET_MERGE_RATE,
+        )
+        .unwrap();
         assert_eq!(s.per_group, MAX_OVERLAP_BINS / 10 / n * n);
         // refused: a table, a wrong count of groups, a target out of range
-        assert!(size_bins(Template::TimeToPublish, &held, 0.05).is_err());
-        assert!(size_bins(Template::IndicatorOverlap, &held[..3], 0.05).is_err());
-        assert!(size_bins(Template::IndicatorOverlap, &held, 0.0).is_err());
+        assert!(size_bins(Template::TimeToPublish, 16, &held, 0.05).is_err());
+        assert!(size_bins(Template::IndicatorOverlap, 16, &held[..3], 0.05).is_err());
+        assert!(size_bins(Template::IndicatorOverlap, 16, &held, 0.0).is_err());
     }
 }

@@ -230,6 +230,20 @@ impl Template {
         self.definition().profile().parameter_set
     }
 
+    /// Every parameter set a query of the template may run under: its own, and for an overlap
+    /// template each of [`crate::templates::overlap::OVERLAP_SETS`] (chosen by the size of the
+    /// community). A researcher holds a result key for each.
+    pub fn parameter_sets(&self) -> Vec<&'static str> {
+        if self.is_overlap() {
+            crate::templates::overlap::OVERLAP_SETS
+                .iter()
+                .map(|(set, _)| *set)
+                .collect()
+        } else {
+            vec![self.parameter_set()]
+        }
+    }
+
     /// The chart that shows the template's result best.
     pub fn chart(&self) -> Chart {
         self.definition().profile().chart

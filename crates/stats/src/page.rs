@@ -127,7 +127,7 @@ pub fn markdown() -> String {
             Some(bins) => {
                 let _ = write!(
                     page,
-                    "**Input per institution:** a presence bit per bin, {} bins{}; a query may ask for another multiple of 16384 per histogram (`--bins`); only the histogram is released",
+                    "**Input per institution:** a presence bit per bin, {} bins{}; a query may ask for another multiple of N per histogram (`--bins`; N = 16384, or 32768 above 16 institutions); only the histogram is released",
                     bins.total(),
                     if bins.by_group {
                         format!(", {} per group", bins.per_group)
@@ -147,11 +147,23 @@ pub fn markdown() -> String {
         for s in &layout.summary {
             let _ = write!(page, "; {} ≤ {}", s.name, s.bound);
         }
-        let _ = write!(
-            page,
-            ". Parameter set `{}`.\n\n**Differential privacy:** ",
-            layout.parameter_set
-        );
+        if layout.overlap.is_some() {
+            let sets: Vec<String> = crate::templates::overlap::OVERLAP_SETS
+                .iter()
+                .map(|(set, most)| format!("`{set}` up to {most} institutions"))
+                .collect();
+            let _ = write!(
+                page,
+                ". Parameter set by the institutions the query is proposed to: {}; one cell per `j` up to them.\n\n**Differential privacy:** ",
+                sets.join(", ")
+            );
+        } else {
+            let _ = write!(
+                page,
+                ". Parameter set `{}`.\n\n**Differential privacy:** ",
+                layout.parameter_set
+            );
+        }
         match t.privacy_unit() {
             Some(unit) if layout.overlap.is_some() => {
                 let _ = write!(

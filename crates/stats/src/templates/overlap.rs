@@ -1,9 +1,11 @@
 //! Indicator overlap (`crate::overlap`): of the indicators the institutions hold, how many are
-//! held by exactly 1, 2, …, [`MAX_HOLDERS`] of them. An institution's input is not a table of
-//! counts but its presence vector over the bins of the layout's [`Bins`]; the cells are what
-//! the encrypted circuit releases (`concord-query`): one histogram over all indicators
-//! ([`IndicatorOverlap`]), or one per group of indicator types ([`IndicatorOverlapByType`],
-//! [`Bins::by_group`]).
+//! held by exactly 1, 2, …, n of them (n the institutions the query is proposed to, at most
+//! [`MAX_HOLDERS`]). An institution's input is not a table of counts but its presence vector
+//! over the bins of the layout's [`Bins`]; the cells are what the encrypted circuit releases
+//! (`concord-query`): one histogram over all indicators ([`IndicatorOverlap`]), or one per
+//! group of indicator types ([`IndicatorOverlapByType`], [`Bins::by_group`]). The catalogue's
+//! layout is that of a community of up to 16 under [`OVERLAP_SET`]; a query's plan sizes it for
+//! the institutions it is proposed to ([`overlap_set`], [`holders`]).
 
 use super::{dimension, Cells, Definition, Profile, Tally};
 use crate::catalogue::{PrivacyUnit, TemplateError, TemplateInfo, HELD_INDICATOR};
@@ -12,15 +14,45 @@ use crate::layout::{Chart, Layout, Window};
 use crate::misp::Event;
 use crate::overlap::{estimated_distinct, merge_rate, Bins};
 
-/// The most institutions an overlap query counts (its cells are `j = 1..=MAX_HOLDERS`; the
-/// circuit's indicators are of degree `MAX_HOLDERS`).
-pub const MAX_HOLDERS: usize = 16;
+/// The parameter sets an overlap query runs under, each with the most institutions its
+/// circuit counts: the equality indicators of a sum of `n` presence bits are of degree `n`, so
+/// `n` bounds the depth (`⌈log2 n⌉`) and the noise. `MUL-16384-T26` counts up to 16 (78 bits of
+/// budget left at degree 16, `concord-bfv` `params`); `MUL-32768-T26`, twice the ring and three
+/// more levels, up to 127 (depth 7; 70 bits left at degree 100, `concord-mhe`
+/// `tests/evaluation_keys.rs`). A query takes the first set that counts the institutions it is
+/// proposed to ([`overlap_set`]).
+pub const OVERLAP_SETS: &[(&str, usize)] = &[(OVERLAP_SET, 16), ("MUL-32768-T26", 127)];
 
-/// The parameter set of the overlap templates: products, and counts up to `t ≈ 2^26`.
+/// The most institutions any overlap query counts: the last of [`OVERLAP_SETS`].
+pub const MAX_HOLDERS: usize = 127;
+
+/// The parameter set of the overlap templates in the catalogue (communities of up to 16):
+/// products, and counts up to `t ≈ 2^26`.
 pub const OVERLAP_SET: &str = "MUL-16384-T26";
 
 /// Slots per ciphertext of [`OVERLAP_SET`].
 const SLOTS: usize = 16384;
+
+/// The parameter set of an overlap query proposed to `institutions` institutions: the first of
+/// [`OVERLAP_SETS`] that counts that many; none above [`MAX_HOLDERS`].
+pub fn overlap_set(institutions: usize) -> Option<&'static str> {
+    OVERLAP_SETS
+        .iter()
+        .find(|(_, most)| institutions <= *most)
+        .map(|(set, _)| *set)
+}
+
+/// The labels `1..=n` of the dimension "institutions holding it": an overlap result has a
+/// cell per `j` up to the institutions its query was proposed to (`concord-query` sizes it;
+/// the catalogue shows the 16 of [`OVERLAP_SET`]).
+pub fn holders(n: usize) -> crate::layout::Dimension {
+    let labels: Vec<String> = (1..=n).map(|j| j.to_string()).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    dimension(HOLDERS, &labels)
+}
+
+/// The name of the dimension [`holders`]: the last of both overlap templates.
+pub const HOLDERS: &str = "institutions holding it";
 
 /// What a DP overlap result hides: one indicator held by one institution. Adding or removing
 /// it moves one bin's sum by one — the count of `j` down, that of `j ± 1` up, by one each.
@@ -30,12 +62,6 @@ const HOLDING: PrivacyUnit = PrivacyUnit {
     cells: 2,
 };
 
-fn holders() -> crate::layout::Dimension {
-    let labels: Vec<String> = (1..=MAX_HOLDERS).map(|j| j.to_string()).collect();
-    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-    dimension("institutions holding it", &labels)
-}
-
 /// The findings of an overlap result: distinct indicators, exclusive ones, the estimated
 /// merge rate of its bins.
 fn overlap_findings(layout: &Layout, cells: &[i128]) -> Vec<String> {
@@ -43,7 +69,11 @@ fn overlap_findings(layout: &Layout, cells: &[i128]) -> Vec<String> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    let histograms = cells.chunks(MAX_HOLDERS);
+    let per = layout
+        .dimensions
+        .last()
+        .map_or(1, |holders| holders.labels.len().max(1));
+    let histograms = cells.chunks(per);
     let labels = if bins.by_group {
         GROUPS.to_vec()
     } else {
@@ -100,7 +130,7 @@ impl Definition for IndicatorOverlap {
         }
     }
     fn cells(&self, _window: &Window) -> Cells {
-        super::table(vec![holders()], 1)
+        super::table(vec![holders(OVERLAP_SETS[0].1)], 1)
     }
     fn bins(&self) -> Option<Bins> {
         Some(OVERLAP_BINS)
@@ -146,7 +176,13 @@ impl Definition for IndicatorOverlapByType {
         }
     }
     fn cells(&self, _window: &Window) -> Cells {
-        super::table(vec![dimension("indicator type", GROUPS), holders()], 1)
+        super::table(
+            vec![
+                dimension("indicator type", GROUPS),
+                holders(OVERLAP_SETS[0].1),
+            ],
+            1,
+        )
     }
     fn bins(&self) -> Option<Bins> {
         Some(OVERLAP_BY_TYPE_BINS)
