@@ -116,7 +116,7 @@ impl Policy {
             return Err(Refusal::new(
                 RefusalCode::TooManyCells,
                 format!(
-                    "a contribution of {ciphertexts} ciphertexts (an overlap query's bins / 16,384); this institution's policy allows at most {}",
+                    "a contribution of {ciphertexts} ciphertexts (an overlap query's bins / N); this institution's policy allows at most {}",
                     self.max_ciphertexts
                 ),
             ));

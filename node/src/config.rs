@@ -39,7 +39,7 @@
 //! allowed_researchers = ["alice"]           # researchers' certificate names; empty or absent: any
 //! max_cells = 131072                        # the largest query (cells) this node takes part in
 //! max_ciphertexts = 64                      # the largest contribution (ciphertexts; an overlap
-//!                                           # query's bins / 16384: its work grows with them)
+//!                                           # query's bins / N: its work grows with them)
 //! require_signed_queries = true             # only queries signed by the researcher (default)
 //! approval = "automatic"                    # or "manual": the operator approves each query
 //!                                           # (concord-node approvals list|approve|deny)
@@ -153,7 +153,7 @@ pub struct Policy {
     pub max_cells: usize,
     /// The most ciphertexts a contribution may span: what a query costs this node — to
     /// encrypt, and at release to re-sum every institution's and (overlap) to evaluate the
-    /// circuit on — grows with them. An overlap query's bins set it (bins / 16,384); a
+    /// circuit on — grows with them. An overlap query's bins set it (bins / N); a
     /// table's cells (65,536 cells of a large-counter template: 8).
     #[serde(default = "default_max_ciphertexts")]
     pub max_ciphertexts: usize,

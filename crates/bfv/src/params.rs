@@ -132,7 +132,7 @@ pub const MUL_16384: ParameterSpec = ParameterSpec {
 /// Multiplicative set for counting, N = 16384, `t` the largest prime below `2^26` that is
 /// `≡ 1 (mod 2N)` (67,043,329): the moduli of [`MUL_16384`] with a plaintext space wide enough
 /// for counts over many ciphertexts — [`crate::Ciphertext::value_counts`] counts up to `t − 1`
-/// slots, 4,091 ciphertexts of 16,384 slots. The wider `t` costs about 9 bits of noise per
+/// slots, 4,092 ciphertexts of 16,384 slots. The wider `t` costs about 9 bits of noise per
 /// level: the 17 equality indicators of a sum of 16 parties' 0/1 vectors keep ≈ 78 bits of
 /// budget (139 under `t = 65537`), enough for 40 bits of smudging (`concord-mhe` `noise`).
 /// Contributions travel at the top level: products start there.
@@ -163,7 +163,7 @@ pub const MUL_32768: ParameterSpec = ParameterSpec {
 /// relation to [`MUL_16384`], one ring degree up. Seven levels: the equality indicators of a
 /// sum of up to 127 parties' 0/1 vectors (degree `n ≤ 127`), the overlap of 100 institutions
 /// (`concord-mhe` `tests/evaluation_keys.rs` measures the budget left; the `overlap` bench
-/// runs SACTI's 100 × 10,000). Counts up to `t − 1` slots: 2,045 ciphertexts of 32,768.
+/// runs SACTI's 100 × 10,000). Counts up to `t − 1` slots: 2,046 ciphertexts of 32,768.
 /// Contributions travel at the top level: products start there.
 pub const MUL_32768_T26: ParameterSpec = ParameterSpec {
     id: 7,

@@ -259,8 +259,8 @@ pub fn sizing_report(template: &str, sizing: &BinSizing) -> String {
     );
     if sizing.capped {
         line.push_str(&format!(
-            " (the most a query may ask, {} bins in all; the {:.0}% target needs more)",
-            concord_query::MAX_OVERLAP_BINS,
+            " (the most --bins auto asks, {} bins in all: what a node's policy takes by default; the {:.0}% target needs more, which --bins B asks where the nodes take it)",
+            concord_query::AUTO_MAX_BINS,
             100.0 * TARGET_MERGE_RATE
         ));
     }

@@ -34,9 +34,11 @@ use concord_stats::templates::overlap::{holders, overlap_set, MAX_HOLDERS};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
 
-/// The most bins an overlap query may ask for, over all its histograms: 64 ciphertexts of
-/// `N = 16,384` (a contribution of about 100 MB).
-pub const MAX_OVERLAP_BINS: usize = 64 * 16384;
+/// The most bins `--bins auto` gives an overlap query, over all its histograms: 64 ciphertexts
+/// of `N = 16,384` (a contribution of about 100 MB) — what a node takes by default (its
+/// policy's `max_ciphertexts`). A query may ask for more bins itself, as many as keep its
+/// counts exact ([`QueryPlan::with_bins`]); each node's policy decides whether it takes them.
+pub const AUTO_MAX_BINS: usize = 64 * 16384;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
@@ -150,9 +152,10 @@ impl QueryPlan {
     }
 
     /// The same overlap plan with `bins` bins per histogram instead of the template's own: a
-    /// multiple of `N`, at most [`MAX_OVERLAP_BINS`] over all histograms. More bins make
-    /// merges rarer (docs/overlap.md) and cost linearly more: contributions, traffic and the
-    /// circuit grow with the ciphertexts.
+    /// multiple of `N`, fewer than `t` (a count of bins must not wrap). More bins make merges
+    /// rarer (docs/overlap.md) and cost linearly more: contributions, traffic and the circuit
+    /// grow with the ciphertexts, and a node whose policy takes fewer ciphertexts refuses the
+    /// query (`too-many-cells`).
     pub fn with_bins(mut self, bins: usize) -> Result<Self, QueryError> {
         let n = self.params.degree();
         let Some(current) = self.layout.overlap else {
@@ -165,11 +168,10 @@ impl QueryPlan {
             per_group: bins,
             ..current
         };
-        if bins == 0 || !bins.is_multiple_of(n) || asked.total() > MAX_OVERLAP_BINS {
+        let t = self.params.plaintext_modulus();
+        if bins == 0 || !bins.is_multiple_of(n) || bins as u64 >= t {
             return Err(QueryError::Bins(format!(
-                "{bins} bins per histogram: a multiple of {n}, at most {} in all ({} histogram(s))",
-                MAX_OVERLAP_BINS,
-                current.histograms()
+                "{bins} bins per histogram: a multiple of {n}, fewer than t = {t} (a count of bins must not wrap)"
             )));
         }
         self.layout.overlap = Some(asked);
@@ -427,7 +429,7 @@ pub struct BinSizing {
     pub distinct: u64,
     /// The merge rate for that many distinct indicators: the result's, at most.
     pub merge_rate: f64,
-    /// Whether [`MAX_OVERLAP_BINS`] held the bins below what `target` needed.
+    /// Whether [`AUTO_MAX_BINS`] held the bins below what `target` needed.
     pub capped: bool,
 }
 
@@ -437,7 +439,7 @@ pub struct BinSizing {
 /// `k` institutions is counted `k` times, so the actual merge rate is at most the planned one):
 /// with `D` distinct indicators in `B` bins the rate is `1 − (1 − 1/B)^{D−1}`, so
 /// `B ≥ 1 / (1 − (1 − target)^{1/(D−1)})`, rounded up to a multiple of `N` and held to
-/// [`MAX_OVERLAP_BINS`] over all histograms. `N` is that of the set a query proposed to
+/// [`AUTO_MAX_BINS`] over all histograms. `N` is that of the set a query proposed to
 /// `institutions` runs under.
 pub fn size_bins(
     template: Template,
@@ -478,7 +480,7 @@ pub fn size_bins(
     } else {
         held.iter().sum()
     };
-    let most = MAX_OVERLAP_BINS / bins.histograms() / n * n;
+    let most = AUTO_MAX_BINS / bins.histograms() / n * n;
     let needed = if distinct <= 1 {
         1.0
     } else {
@@ -660,19 +662,26 @@ mod tests {
             .with_bins(3 * 16384)
             .unwrap();
         assert_eq!(by_type.ciphertexts(), 30);
-        for bins in [0, 1000, 16384 + 1, 65 * 16384] {
+        // t = 4,092·16,384 + 1: 4,093 ciphertexts of bins could wrap a count, 4,092 cannot
+        for bins in [0, 1000, 16384 + 1, 4093 * 16384] {
             assert!(
                 matches!(plan.clone().with_bins(bins), Err(QueryError::Bins(_))),
                 "{bins}"
             );
         }
-        // 10 histograms of 7 ciphertexts: 70 > 64
-        assert!(matches!(
+        assert_eq!(
+            plan.clone().with_bins(4092 * 16384).unwrap().ciphertexts(),
+            4092
+        );
+        // more than --bins auto gives (64 ciphertexts) is the nodes' policy to take or refuse
+        assert_eq!(
             QueryPlan::new(Template::IndicatorOverlapByType, window(), 4)
                 .unwrap()
-                .with_bins(7 * 16384),
-            Err(QueryError::Bins(_))
-        ));
+                .with_bins(7 * 16384)
+                .unwrap()
+                .ciphertexts(),
+            70
+        );
         assert!(matches!(
             QueryPlan::new(Template::EventsByMonthTlpDistribution, window(), 4)
                 .unwrap()
@@ -712,10 +721,10 @@ mod tests {
                 .with_bins(s.per_group)
                 .unwrap();
         }
-        // 16 institutions × 2^16 indicators: more than MAX_OVERLAP_BINS would keep at 5 %
+        // 16 institutions × 2^16 indicators: more than AUTO_MAX_BINS would keep at 5 %
         held = [1 << 20, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let s = size_bins(Template::IndicatorOverlap, 16, &held, TARGET_MERGE_RATE).unwrap();
-        assert_eq!(s.per_group, MAX_OVERLAP_BINS);
+        assert_eq!(s.per_group, AUTO_MAX_BINS);
         assert!(s.capped && s.merge_rate > TARGET_MERGE_RATE);
         let s = size_bins(
             Template::IndicatorOverlapByType,
@@ -724,7 +733,7 @@ mod tests {
             TARGET_MERGE_RATE,
         )
         .unwrap();
-        assert_eq!(s.per_group, MAX_OVERLAP_BINS / 10 / n * n);
+        assert_eq!(s.per_group, AUTO_MAX_BINS / 10 / n * n);
         // refused: a table, a wrong count of groups, a target out of range
         assert!(size_bins(Template::TimeToPublish, 16, &held, 0.05).is_err());
         assert!(size_bins(Template::IndicatorOverlap, 16, &held[..3], 0.05).is_err());
