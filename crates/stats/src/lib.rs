@@ -12,6 +12,7 @@ pub mod describe_types;
 pub mod generator;
 pub mod indicators;
 pub mod layout;
+pub mod learning;
 pub mod misp;
 pub mod overlap;
 pub mod page;

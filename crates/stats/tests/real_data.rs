@@ -548,26 +548,35 @@ fn the_overlap_presence_matches_the_raw_json() {
     }
 }
 
-#[test]
-fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
-    let Some(dir) = data_dir() else { return };
+/// Institutions as the data's creator organisations: each one's events.
+type ByCreator = std::collections::BTreeMap<Option<String>, Vec<concord_stats::Event>>;
+
+/// The pooled events, and the same split into institutions by creator organisation.
+fn split_by_creator(dir: &Path) -> (Vec<concord_stats::Event>, ByCreator) {
     let mut pooled = Vec::new();
     for group in GROUPS {
         pooled.extend(load(&dir.join(group)).unwrap().events);
     }
-    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
-    let nobody = Institution {
-        organisation_uuids: vec!["none".into()],
-        survey: None,
-        ..Default::default()
-    };
-    let mut by_creator: std::collections::BTreeMap<Option<String>, Vec<_>> = Default::default();
+    let mut by_creator = ByCreator::new();
     for e in &pooled {
         by_creator
             .entry(e.creator_uuid().map(str::to_owned))
             .or_default()
             .push(e.clone());
     }
+    (pooled, by_creator)
+}
+
+#[test]
+fn split_by_creator_the_institutions_sum_to_the_pooled_statistic() {
+    let Some(dir) = data_dir() else { return };
+    let (pooled, by_creator) = split_by_creator(&dir);
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let nobody = Institution {
+        organisation_uuids: vec!["none".into()],
+        survey: None,
+        ..Default::default()
+    };
     assert!(by_creator.len() >= 8);
     for template in [
         Template::EventsByMonthTlpDistribution,
@@ -760,6 +769,190 @@ fn removing_one_indicator_of_one_institution_moves_an_overlap_histogram_by_at_mo
             moved >= 10,
             "{}: {moved} removals moved it",
             template.info().id
+        );
+    }
+}
+
+/// The learning samples (issue 19) on the real data against the raw JSON: per label, the
+/// samples and positives; per flag feature, how many samples carry it.
+#[test]
+fn learning_samples_match_the_raw_json() {
+    use concord_stats::learning::{Design, Label, LABELS};
+    let Some(dir) = data_dir() else { return };
+    let mut pooled = Vec::new();
+    for group in GROUPS {
+        pooled.extend(load(&dir.join(group)).unwrap().events);
+    }
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let raw: Vec<Value> = raw_events(&dir)
+        .into_iter()
+        .filter(|e| raw_month(e, (2016, 12), 120).is_some())
+        .collect();
+    let present = |v: &Value| match v {
+        Value::Null => false,
+        Value::String(s) => !s.trim().is_empty(),
+        _ => true,
+    };
+    for label in LABELS {
+        let design = Design::new(*label);
+        let samples = design.samples(&pooled, &window);
+        // (samples, positives, and per flag: samples carrying it) from the raw JSON
+        let mut expected = (0usize, 0usize);
+        let flags = [
+            "in-object",
+            "attribute-tagged",
+            "first-seen",
+            "tlp:clear",
+            "tlp:amber",
+            "galaxy",
+        ];
+        let mut expected_flags = [0usize; 6];
+        for e in &raw {
+            let distribution = raw_distribution(e);
+            let galaxy = e["Tag"].as_array().into_iter().flatten().any(|t| {
+                t["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("misp-galaxy:"))
+            }) || e["Galaxy"].as_array().into_iter().flatten().any(|g| {
+                g["GalaxyCluster"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| {
+                        c["tag_name"]
+                            .as_str()
+                            .is_some_and(|n| n.starts_with("misp-galaxy:"))
+                    })
+            });
+            let object_attributes: usize = e["Object"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| o["Attribute"].as_array().map_or(0, Vec::len))
+                .sum();
+            let attributes = raw_attributes(e);
+            let event_level = attributes.len() - object_attributes;
+            for (k, a) in attributes.iter().enumerate() {
+                let y = match label {
+                    Label::ToIds => {
+                        if !present(&a["to_ids"]) {
+                            continue;
+                        }
+                        raw_truthy(&a["to_ids"])
+                    }
+                    Label::FalsePositive => a["Sighting"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|s| int(&s["type"]) == Some(1)),
+                    Label::SharedBeyondCommunity => {
+                        if distribution == 5 {
+                            continue;
+                        }
+                        distribution == 2 || distribution == 3
+                    }
+                };
+                expected.0 += 1;
+                expected.1 += usize::from(y);
+                let tagged = a["Tag"].as_array().is_some_and(|t| !t.is_empty());
+                let seen = present(&a["first_seen"]);
+                for (f, on) in [
+                    k >= event_level,
+                    tagged,
+                    seen,
+                    raw_tlp(e) == 0,
+                    matches!(raw_tlp(e), 2 | 3),
+                    galaxy,
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    expected_flags[f] += usize::from(on);
+                }
+            }
+        }
+        let positives = samples.iter().filter(|s| s.y).count();
+        assert_eq!((samples.len(), positives), expected, "{}", label.id());
+        let names = design.names();
+        for (f, name) in flags.iter().enumerate() {
+            let j = names.iter().position(|n| n == name).unwrap();
+            let carrying = samples.iter().filter(|s| s.x[j] == 1.0).count();
+            assert_eq!(carrying, expected_flags[f], "{}: {name}", label.id());
+        }
+        // every feature in [0, 1], the bias 1
+        assert!(samples
+            .iter()
+            .all(|s| s.x[0] == 1.0 && s.x.iter().all(|v| (0.0..=1.0).contains(v))));
+    }
+}
+
+/// Federated training (issue 19) over the real data split by creator: each institution's
+/// fixed-point gradient, summed, stepped — within the derived bound of gradient descent on the
+/// pooled data, coefficient by coefficient, for every label with both classes.
+#[test]
+fn federated_training_over_the_creators_matches_pooled_training() {
+    use concord_stats::learning::{
+        evaluate, train_federated, train_pooled, Design, Sample, TrainConfig, LABELS,
+    };
+    let Some(dir) = data_dir() else { return };
+    let (pooled, by_creator) = split_by_creator(&dir);
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    assert!(by_creator.len() >= 4);
+    for label in LABELS {
+        let design = Design::new(*label);
+        let parts: Vec<Vec<Sample>> = by_creator
+            .values()
+            .map(|events| design.samples(events, &window))
+            .collect();
+        let all: Vec<Sample> = parts.iter().flatten().cloned().collect();
+        assert_eq!(all.len(), design.samples(&pooled, &window).len());
+        let positives = all.iter().filter(|s| s.y).count();
+        if positives == 0 || positives == all.len() {
+            continue;
+        }
+        let config = TrainConfig {
+            rounds: 30,
+            learning_rate: TrainConfig::max_learning_rate(design.dimension()),
+            scale_bits: 16,
+        };
+        let reference = train_pooled(&design, &all, config).unwrap();
+        let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
+        let federated = train_federated(&design, &slices, config).unwrap();
+        let bound = config.divergence_bound(design.dimension());
+        for ((a, b), name) in federated
+            .coefficients
+            .iter()
+            .zip(&reference.coefficients)
+            .zip(design.names())
+        {
+            assert!(
+                (a - b).abs() <= bound,
+                "{}: {name}: federated {a}, pooled {b}, bound {bound}",
+                label.id()
+            );
+        }
+        // the descent learns: lower loss than the constant model, and it ranks better than chance
+        assert!(
+            reference.losses.last().unwrap() < &reference.losses[0],
+            "{}",
+            label.id()
+        );
+        let fit = evaluate(&federated, &all);
+        assert!(fit.auc.unwrap() > 0.5, "{}: {:?}", label.id(), fit.auc);
+        let largest = federated
+            .coefficients
+            .iter()
+            .zip(&reference.coefficients)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        println!(
+            "{}: {} samples over {} institutions, {positives} positive; federated − pooled ≤ {largest:.2e} (bound {bound:.2e}); loss {:.4} → {:.4}, AUC {:.3}",
+            label.id(),
+            all.len(),
+            parts.len(),
+            reference.losses[0],
+            reference.losses.last().unwrap(),
+            fit.auc.unwrap()
         );
     }
 }
