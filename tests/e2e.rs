@@ -130,10 +130,12 @@ fn pooled_counting(
     created: bool,
 ) -> Vec<i128> {
     let mut total = vec![0i128; template.layout(window).cells()];
+    let round = template.first_round(1);
     for (institution, events) in institutions {
-        let stat = match created {
-            false => template.compute(window, institution, events),
-            true => template.compute_created(window, institution, events),
+        let stat = match (&round, created) {
+            (Some((model, config)), _) => template.compute_training(window, events, model, config),
+            (None, false) => template.compute(window, institution, events),
+            (None, true) => template.compute_created(window, institution, events),
         }
         .unwrap();
         for (t, v) in total.iter_mut().zip(&stat.values) {
@@ -259,6 +261,8 @@ async fn four_node_processes_answer_every_template_exactly() {
         min_institutions: min,
         recipient_key: Vec::new(),
         signature: Vec::new(),
+        // a training template's first round: every node's gradient at the model 0
+        training: concord_api::v1::TrainingRound::first(template, 1),
         ..Default::default()
     };
     // signing stamps a fresh nonce and an expiry: the query id derives from the signed query
@@ -338,6 +342,72 @@ async fn four_node_processes_answer_every_template_exactly() {
         assert_ne!(plan.decode(&opened).unwrap(), expected);
         assert!(outcome.smudging_lambda >= 40.0);
         assert_eq!(outcome.contributors.len(), 4);
+    }
+
+    // training across the four node processes (docs/learning.md): rounds of train-to-ids, each
+    // a query carrying the public model; the model equals the same rounds in the clear exactly,
+    // and gradient descent on the pooled data within the fixed-point bound
+    {
+        use concord_stats::learning::{
+            train_federated, train_pooled, Design, LocalGradient, Model, Sample, TrainConfig,
+        };
+        let template = Template::TrainToIds;
+        let design = Design::new(template.training_label().unwrap());
+        let config = TrainConfig::standard(design.dimension(), 4);
+        let plan = QueryPlan::new(template, window, 4).unwrap();
+        let round_spec = |model: Vec<f64>, round: u32| {
+            signed(QuerySpec {
+                recipient_key: PublicKey::generate(&researcher[template.parameter_set()])
+                    .to_bytes(),
+                training: Some(concord_api::v1::TrainingRound {
+                    model,
+                    learning_rate: config.learning_rate,
+                    scale_bits: config.scale_bits,
+                    round,
+                    rounds: config.rounds,
+                }),
+                ..unsigned(&template, 3)
+            })
+        };
+        let mut model = Model::start(&design, config).unwrap();
+        for round in 0..config.rounds {
+            let spec = round_spec(model.coefficients.clone(), round);
+            let (_, cells) =
+                run_sealed(&mut coordinator, spec, &alice_der, &researcher, &plan).await;
+            model
+                .step(&LocalGradient::from_cells(&cells, &config).unwrap())
+                .unwrap();
+        }
+        let parts: Vec<Vec<Sample>> = institutions
+            .iter()
+            .map(|(_, events)| design.samples(events, &window))
+            .collect();
+        let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
+        let clear = train_federated(&design, &slices, config).unwrap();
+        assert_eq!(model.coefficients, clear.coefficients);
+        let reference = train_pooled(&design, &parts.concat(), config).unwrap();
+        let bound = config.divergence_bound(design.dimension());
+        for (a, b) in model.coefficients.iter().zip(&reference.coefficients) {
+            assert!(
+                (a - b).abs() <= bound,
+                "federated {a}, pooled {b}, bound {bound}"
+            );
+        }
+        assert!(model.losses.last() < model.losses.first());
+        // a model that is not the design's (one coefficient short), or not finite: refused
+        let short = round_spec(vec![0.0; design.dimension() - 1], 0);
+        assert!(coordinator.run_query(short, &alice_der).await.is_err());
+        let mut infinite = vec![0.0; design.dimension()];
+        infinite[2] = f64::INFINITY;
+        let err = coordinator
+            .run_query(round_spec(infinite, 0), &alice_der)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("coefficient 2 of the model is inf"),
+            "{err}"
+        );
     }
 
     // differential privacy with the attribute table (its unit: one attribute): the released

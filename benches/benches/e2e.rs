@@ -256,6 +256,8 @@ fn main() {
             recipient_key: recipient_key.clone(),
             signature: Vec::new(),
             bins: args.bins,
+            // a training template: its first round, every node's gradient at the model 0
+            training: concord_api::v1::TrainingRound::first(&template, 1),
             ..Default::default()
         };
         concord_api::submission::sign(&mut spec, &alice.key_pem).unwrap();

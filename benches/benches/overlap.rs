@@ -27,13 +27,13 @@
 //! every party's signed round-one RKG share rather than their sum: the report gives those costs
 //! per node as measured here once (each node's run is the same computation).
 
-use concord_benches::{human, usage};
+use concord_benches::{human, simulated_community, usage};
 use concord_bfv::params::{self, BfvParameters};
 use concord_bfv::{Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
 use concord_mhe::protocol::Protocol;
 use concord_mhe::{
     CommonReferenceString, EvaluationKeyAggregate, EvaluationKeyShare, KeySwitchShare,
-    NoiseEstimate, PartyId, PublicKeyGen, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
+    NoiseEstimate, PartyId, PublicKeySwitch, RelinearizationKeyGen, SmudgingPlan,
 };
 use concord_stats::indicators::{indicators, IndicatorDigest};
 use concord_stats::overlap::{estimated_distinct, merge_rate, BinningKey, Bins};
@@ -192,20 +192,8 @@ fn main() {
 
     // keys: CKG and RKG, every share serialized as it travels
     let start = Instant::now();
+    let (keys, pk, ckg_share) = simulated_community(&params, &parties);
     let crs = CommonReferenceString::random();
-    let keys: Vec<SecretKey> = parties
-        .iter()
-        .map(|_| SecretKey::generate(&params))
-        .collect();
-    let ckg = PublicKeyGen::new(&params, &crs);
-    let mut agg = ckg.aggregator();
-    let mut ckg_share = 0;
-    for (sk, &p) in keys.iter().zip(&parties) {
-        let share = ckg.share(sk, p).unwrap();
-        ckg_share = share.to_bytes().len();
-        agg.add(&share).unwrap();
-    }
-    let pk: PublicKey = ckg.finish(&agg, &parties).unwrap();
     let gen = RelinearizationKeyGen::new(&params, &crs).unwrap();
     let mut round_one = gen.round_one_aggregator();
     let mut ephemeral = Vec::new();

@@ -113,3 +113,27 @@ pub fn usage(pid: u32) -> Usage {
         peak_kib,
     }
 }
+
+/// The parties of a simulated community: their secret keys, the collective public key made by
+/// CKG from their shares (each serialized as it would travel), and the bytes of one share.
+pub fn simulated_community(
+    params: &std::sync::Arc<concord_bfv::BfvParameters>,
+    parties: &[concord_mhe::PartyId],
+) -> (Vec<concord_bfv::SecretKey>, concord_bfv::PublicKey, usize) {
+    use concord_mhe::protocol::Protocol;
+    let crs = concord_mhe::CommonReferenceString::random();
+    let keys: Vec<concord_bfv::SecretKey> = parties
+        .iter()
+        .map(|_| concord_bfv::SecretKey::generate(params))
+        .collect();
+    let ckg = concord_mhe::PublicKeyGen::new(params, &crs);
+    let mut agg = ckg.aggregator();
+    let mut share_bytes = 0;
+    for (sk, &p) in keys.iter().zip(parties) {
+        let share = ckg.share(sk, p).unwrap();
+        share_bytes = share.to_bytes().len();
+        agg.add(&share).unwrap();
+    }
+    let pk = ckg.finish(&agg, parties).unwrap();
+    (keys, pk, share_bytes)
+}

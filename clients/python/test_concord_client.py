@@ -190,3 +190,47 @@ def test_the_cli_sizes_the_bins_the_same_way(deployment):
         capture_output=True,
     )
     assert prepared.returncode != 0 and "concord query bins" in prepared.stderr.decode()
+
+
+def test_concord_train_learns_a_model_and_evaluate_scores_it(deployment):
+    researcher, work, bin_dir = deployment
+    model_path, roc = work / "model.json", work / "roc.svg"
+    trained = subprocess.run(
+        [bin_dir / "concord", "train", "--coordinator", researcher.coordinator, "--tls-dir", work,
+         "--name", "researcher", "--template", "train-to-ids", "--from", "2025-01",
+         "--months", "12", "--rounds", "3", "--out", model_path],
+        capture_output=True,
+    )
+    assert trained.returncode == 0, trained.stderr.decode()
+    model = json.loads(model_path.read_text())
+    # one query per round, each over the three institutions; one coefficient per feature
+    assert len(model["queries"]) == 3 and model["institutions"] == 3
+    assert model["label"] == "to-ids" and "to-ids" not in model["features"]
+    assert len(model["coefficients"]) == len(model["features"]) and model["features"][0] == "bias"
+    assert len(model["losses"]) == 3 and model["losses"][-1] < model["losses"][0]
+    for query in model["queries"]:
+        status = researcher.status(query)
+        assert phase_name(status) == "released" and status.sealed and not status.cells
+        assert status.spec.template == "train-to-ids"
+    # the rounds carried the model: the last round's is the model before the last step
+    assert status.spec.training.round == 2 and status.spec.training.rounds == 3
+    # scored on one institution's data, with its ROC curve
+    data = sorted((work / "data").iterdir())[0]
+    evaluated = subprocess.run(
+        [bin_dir / "concord", "evaluate", "--model", model_path, "--data", data, "--roc", roc,
+         "--json"],
+        capture_output=True,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr.decode()
+    scores = json.loads(evaluated.stdout)
+    assert scores["samples"] > 0 and 0.0 <= scores["accuracy"] <= 1.0
+    assert scores["roc"][0] == [0.0, 0.0] and scores["roc"][-1] == [1.0, 1.0]
+    assert roc.read_text().startswith("<svg") and "false-positive rate" in roc.read_text()
+    # a table is no training template: refused before anything is sent
+    refused = subprocess.run(
+        [bin_dir / "concord", "train", "--coordinator", researcher.coordinator, "--tls-dir", work,
+         "--name", "researcher", "--template", "time-to-publish", "--from", "2025-01",
+         "--out", work / "no.json"],
+        capture_output=True,
+    )
+    assert refused.returncode != 0 and "not a training template" in refused.stderr.decode()

@@ -57,6 +57,9 @@ impl Coordinator {
         let record = match self.store.get(query_id)? {
             Some(record) => record,
             None => {
+                // a query no node could agree to is refused before it is stored, as Submit
+                // refuses it (a non-finite model would not even store)
+                spec.agreement(self.pool.len().max(spec.min_institutions as usize))?;
                 let key = spec.recipient_key.clone();
                 let researcher = concord_api::pki::identity_of(researcher_certificate)
                     .map(|id| id.name)

@@ -19,7 +19,7 @@
 //! A query is released at most once: `released` is final, and its cells are served from here.
 
 use concord_api::lifecycle::Phase;
-use concord_api::v1::QuerySpec;
+use concord_api::v1::{QuerySpec, TrainingRound};
 use concord_query::ReleaseMode;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -101,6 +101,9 @@ pub struct QueryRecord {
     /// An overlap query's bins per histogram (0: the template's own).
     #[serde(default)]
     pub bins: u32,
+    /// A training template's round: the model and how it is trained (signed with the rest).
+    #[serde(default)]
+    pub training: Option<TrainingRecord>,
     /// Seconds since the Unix epoch.
     #[serde(default)]
     pub submitted_at: u64,
@@ -138,6 +141,40 @@ pub struct QueryRecord {
     pub smudging_lambda: f64,
 }
 
+/// A round of training as stored (the wire's `TrainingRound`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainingRecord {
+    pub model: Vec<f64>,
+    pub learning_rate: f64,
+    pub scale_bits: u32,
+    pub round: u32,
+    pub rounds: u32,
+}
+
+impl From<TrainingRound> for TrainingRecord {
+    fn from(t: TrainingRound) -> Self {
+        Self {
+            model: t.model,
+            learning_rate: t.learning_rate,
+            scale_bits: t.scale_bits,
+            round: t.round,
+            rounds: t.rounds,
+        }
+    }
+}
+
+impl From<TrainingRecord> for TrainingRound {
+    fn from(t: TrainingRecord) -> Self {
+        Self {
+            model: t.model,
+            learning_rate: t.learning_rate,
+            scale_bits: t.scale_bits,
+            round: t.round,
+            rounds: t.rounds,
+        }
+    }
+}
+
 impl QueryRecord {
     /// A query just submitted.
     pub fn submitted(
@@ -163,6 +200,7 @@ impl QueryRecord {
             nonce: spec.nonce,
             expires_at: spec.expires_at,
             bins: spec.bins,
+            training: spec.training.map(TrainingRecord::from),
             submitted_at: now(),
             phase: Phase::Submitted,
             ..Default::default()
@@ -185,6 +223,7 @@ impl QueryRecord {
             nonce: self.nonce.clone(),
             expires_at: self.expires_at,
             bins: self.bins,
+            training: self.training.clone().map(TrainingRound::from),
         }
     }
 

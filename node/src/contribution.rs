@@ -54,6 +54,10 @@ impl NodeService {
                 bins,
                 &binning.for_query(&req.query_id),
             )
+        } else if let Some(training) = &plan.training {
+            // a round of training: this institution's gradient at the query's public model
+            plan.template
+                .compute_training(&plan.window, &events, &training.model, &training.config)
         } else {
             // ... unless its unit is one indicator held by one institution: then what each
             // holds, as without DP

@@ -11,7 +11,7 @@
 //! are stable and machine-readable: they are what clients and audit logs see.
 
 use crate::v1::{QueryPhase, QuerySpec, QueryStatus};
-use concord_query::{AgreementError, QueryAgreement, QueryTerms, ReleaseMode};
+use concord_query::{AgreementError, QueryAgreement, QueryTerms, ReleaseMode, TrainingTerms};
 use serde::{Deserialize, Serialize};
 
 /// Where a query is in its life.
@@ -297,10 +297,27 @@ impl From<AgreementError> for Refusal {
             AgreementError::DpNotSupported(_) => RefusalCode::DpNotSupported,
             AgreementError::InvalidDp(_) => RefusalCode::InvalidDp,
             AgreementError::InvalidRecipientKey(_) => RefusalCode::InvalidRecipientKey,
-            AgreementError::InvalidBins(_) => RefusalCode::InvalidQuery,
+            AgreementError::InvalidBins(_) | AgreementError::InvalidTraining(_) => {
+                RefusalCode::InvalidQuery
+            }
         };
         debug_assert_eq!(code.as_str(), e.code());
         Self::new(code, e.to_string())
+    }
+}
+
+impl crate::v1::TrainingRound {
+    /// The first of `rounds` rounds of a training template at the standard configuration
+    /// (`concord-stats` `Template::first_round`: the model 0); `None` for the other templates.
+    pub fn first(template: &concord_stats::Template, rounds: u32) -> Option<Self> {
+        let (model, config) = template.first_round(rounds)?;
+        Some(Self {
+            model,
+            learning_rate: config.learning_rate,
+            scale_bits: config.scale_bits,
+            round: 0,
+            rounds,
+        })
     }
 }
 
@@ -318,6 +335,13 @@ impl QuerySpec {
             delta: self.delta,
             publish: self.publish,
             bins: self.bins,
+            training: self.training.as_ref().map(|t| TrainingTerms {
+                model: &t.model,
+                learning_rate: t.learning_rate,
+                scale_bits: t.scale_bits,
+                round: t.round,
+                rounds: t.rounds,
+            }),
         }
     }
 

@@ -332,6 +332,7 @@ pub fn spec(
         nonce: Vec::new(),
         expires_at: 0,
         bins: 0,
+        training: None,
     })
 }
 
@@ -793,4 +794,177 @@ pub fn print_budget(list: &concord_api::v1::BudgetList, json: bool) {
     for u in &list.unreachable {
         println!("not answered: {u}");
     }
+}
+
+/// What `concord train` asks: a training template over a window, and how to train.
+#[derive(clap::Args, Clone)]
+pub struct Training {
+    /// A training template (`train-to-ids`, `train-false-positive`,
+    /// `train-shared-beyond-community`; see `concord templates`).
+    #[arg(long)]
+    pub template: String,
+    /// First month of the window (YYYY-MM).
+    #[arg(long)]
+    pub from: String,
+    #[arg(long, default_value_t = 12)]
+    pub months: u16,
+    #[arg(long, default_value_t = 3)]
+    pub min_institutions: u32,
+    /// Gradient steps, one query each.
+    #[arg(long, default_value_t = 30)]
+    pub rounds: u32,
+    /// The step size; default: the largest the fixed-point bound holds for, 8/d.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Each sample's gradient term is rounded to a multiple of 2^-scale_bits.
+    #[arg(long, default_value_t = 16)]
+    pub scale_bits: u32,
+    /// Where the model is written (JSON).
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+}
+
+/// A trained model as `concord train` writes it: the model, and the queries that made it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TrainedModel {
+    pub template: String,
+    pub window_first: String,
+    pub window_months: u16,
+    /// The institutions each round aggregated (the fewest over the rounds).
+    pub institutions: u32,
+    /// The rounds' query ids, in order.
+    pub queries: Vec<String>,
+    #[serde(flatten)]
+    pub model: concord_stats::learning::Model,
+}
+
+/// Trains a model: one query per round, each sealed to the researcher, carrying the model
+/// the nodes compute their gradients at; each released sum steps the model
+/// (docs/learning.md). Follows the rounds with a progress bar.
+pub async fn train(
+    client: &mut CoordinatorClient<Channel>,
+    training: &Training,
+    keys_dir: &Path,
+    tls_dir: &Path,
+    name: &str,
+) -> Result<TrainedModel, Error> {
+    use concord_stats::learning::{Design, LocalGradient, Model, TrainConfig};
+    let template = Template::by_id(&training.template)?;
+    let label = template.training_label().ok_or_else(|| {
+        format!(
+            "{} is not a training template (train-to-ids, train-false-positive, train-shared-beyond-community)",
+            training.template
+        )
+    })?;
+    let design = Design::new(label);
+    let d = design.dimension();
+    let config = TrainConfig {
+        rounds: training.rounds,
+        learning_rate: training
+            .learning_rate
+            .unwrap_or(TrainConfig::max_learning_rate(d)),
+        scale_bits: training.scale_bits,
+    };
+    let mut model = Model::start(&design, config)?;
+    let institutions = client
+        .members(concord_api::v1::ListRequest {})
+        .await?
+        .into_inner()
+        .members
+        .len();
+    let bar = indicatif::ProgressBar::new(u64::from(training.rounds));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} round {pos}/{len} {msg}")
+            .expect("a valid progress template"),
+    );
+    let mut queries = Vec::new();
+    let mut fewest = u32::MAX;
+    for round in 0..training.rounds {
+        let mut spec = spec(
+            &training.template,
+            &training.from,
+            training.months,
+            training.min_institutions,
+        )?;
+        spec.training = Some(concord_api::v1::TrainingRound {
+            model: model.coefficients.clone(),
+            learning_rate: config.learning_rate,
+            scale_bits: config.scale_bits,
+            round,
+            rounds: training.rounds,
+        });
+        let set = spec
+            .agreement(institutions.max(spec.min_institutions as usize))?
+            .plan
+            .params
+            .name();
+        spec.recipient_key = crate::keys::public_key(keys_dir, name, set)?;
+        sign(&mut spec, tls_dir, name)?;
+        let id = client.submit(spec).await?.into_inner().query_id;
+        let watched = wait(client, &id, Duration::from_secs(600)).await?;
+        if !watched.is_released() {
+            bar.abandon();
+            return Err(format!(
+                "round {round}: query {id} is {}: {}",
+                watched.phase_name(),
+                watched.detail
+            )
+            .into());
+        }
+        // the result travels in Get's answer, not in Watch's
+        let status = client
+            .get(QueryRef {
+                query_id: id.clone(),
+            })
+            .await?
+            .into_inner();
+        let cells = cells_of(&status, keys_dir, name)?;
+        model.step(&LocalGradient::from_cells(&cells, &config)?)?;
+        fewest = fewest.min(status.institutions);
+        queries.push(id);
+        bar.set_message(format!(
+            "mean log-loss {:.4} ({} institutions)",
+            model.losses.last().copied().unwrap_or(f64::NAN),
+            status.institutions
+        ));
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(TrainedModel {
+        template: training.template.clone(),
+        window_first: training.from.clone(),
+        window_months: training.months,
+        institutions: fewest,
+        queries,
+        model,
+    })
+}
+
+/// How a model predicts the samples of MISP data the researcher holds (`concord evaluate`):
+/// accuracy, AUC and the ROC curve, and the samples counted.
+pub fn evaluate_model(
+    trained: &TrainedModel,
+    data: &Path,
+    window: &concord_stats::Window,
+) -> Result<concord_stats::learning::Evaluation, Error> {
+    use concord_stats::learning::{evaluate, Design};
+    let design = Design::new(trained.model.label);
+    if design.names() != trained.model.features {
+        return Err(format!(
+            "the model's features are not those of {} in this build (docs/learning.md)",
+            trained.model.label.id()
+        )
+        .into());
+    }
+    let events = concord_stats::load(data)?.events;
+    let samples = design.samples(&events, window);
+    if samples.is_empty() {
+        return Err(format!(
+            "{}: no samples of {} in the window",
+            data.display(),
+            trained.model.label.id()
+        )
+        .into());
+    }
+    Ok(evaluate(&trained.model, &samples))
 }

@@ -171,6 +171,8 @@ pub fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             let started = Instant::now();
             // the result is sealed to the researcher's key: the coordinator cannot read it
             let mut spec = client::spec(info.id, &first.to_string(), months, 3)?;
+            // a training template: its first round, every node's gradient at the model 0
+            spec.training = concord_api::v1::TrainingRound::first(template, 1);
             let set = spec.agreement(n)?.plan.params.name();
             spec.recipient_key = crate::keys::public_key(&work, "researcher", set)?;
             client::sign(&mut spec, &work, "researcher")?;

@@ -4,6 +4,8 @@
 //! - `concord ca issue --dir DIR --role node|coordinator|researcher --name NAME [--host H]…`;
 //! - `concord templates` — the statistics catalogue, one template a line;
 //! - `concord query submit|result …` — a researcher's queries to a coordinator;
+//! - `concord train …` / `concord evaluate …` — a model trained across the institutions, and
+//!   how it predicts held-out data (docs/learning.md);
 //! - `concord demo [--data DIR]` — a whole deployment on this machine (see [`demo`]).
 
 mod client;
@@ -77,6 +79,37 @@ enum Command {
         #[command(subcommand)]
         command: QueryCommand,
     },
+    /// Train a logistic-regression model across the institutions (docs/learning.md): one
+    /// query per round of gradient descent, each releasing only the summed gradient, sealed to
+    /// you; the model (coefficients, features, losses, the rounds' queries) is written as JSON.
+    Train {
+        #[command(flatten)]
+        connection: Connection,
+        #[command(flatten)]
+        training: client::Training,
+    },
+    /// How a trained model predicts MISP data you hold: accuracy, AUC, mean log-loss, and the
+    /// ROC curve as a chart. Nothing is sent anywhere.
+    Evaluate {
+        /// A model `concord train` wrote.
+        #[arg(long)]
+        model: PathBuf,
+        /// MISP data (a feed or event exports) held out from training.
+        #[arg(long)]
+        data: PathBuf,
+        /// First month of the window whose events are the samples (YYYY-MM; default: the
+        /// model's).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        months: Option<u16>,
+        /// Where the ROC chart is written (.png or .svg).
+        #[arg(long)]
+        roc: Option<PathBuf>,
+        /// The evaluation as JSON on standard output.
+        #[arg(long)]
+        json: bool,
+    },
     /// A whole deployment on this machine: CA, node processes, setup, one query per template.
     Demo {
         /// Work directory for certificates, configurations, data and logs (default: a temporary one).
@@ -129,6 +162,24 @@ struct Connection {
     /// Directory holding this researcher's result keys (`concord keys init`); default: --tls-dir.
     #[arg(long)]
     keys_dir: Option<PathBuf>,
+}
+
+impl Connection {
+    /// A client of the coordinator, over mutual TLS as this researcher.
+    async fn connect(
+        &self,
+    ) -> Result<
+        concord_api::v1::coordinator_client::CoordinatorClient<tonic::transport::Channel>,
+        client::Error,
+    > {
+        client::connect(
+            &self.coordinator,
+            &self.server_name,
+            &self.tls_dir,
+            &self.name,
+        )
+        .await
+    }
 }
 
 #[derive(Subcommand)]
@@ -325,6 +376,89 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 out.join(format!("{name}.pem")).display()
             );
         }
+        Command::Train {
+            connection,
+            training,
+        } => {
+            let keys_dir = connection.keys_dir.as_ref().unwrap_or(&connection.tls_dir);
+            let runtime = tokio::runtime::Runtime::new()?;
+            let trained = runtime.block_on(async {
+                let mut client = connection.connect().await?;
+                client::train(
+                    &mut client,
+                    &training,
+                    keys_dir,
+                    &connection.tls_dir,
+                    &connection.name,
+                )
+                .await
+            })?;
+            std::fs::write(&training.out, serde_json::to_string_pretty(&trained)?)?;
+            println!(
+                "{}: {} rounds over {} institutions, mean log-loss {:.4} → {:.4}; model written to {}",
+                trained.template,
+                trained.queries.len(),
+                trained.institutions,
+                trained.model.losses.first().copied().unwrap_or(f64::NAN),
+                trained.model.losses.last().copied().unwrap_or(f64::NAN),
+                training.out.display()
+            );
+        }
+        Command::Evaluate {
+            model,
+            data,
+            from,
+            months,
+            roc,
+            json,
+        } => {
+            let trained: client::TrainedModel = serde_json::from_slice(&std::fs::read(&model)?)
+                .map_err(|e| {
+                    format!(
+                        "{}: not a model `concord train` wrote: {e}",
+                        model.display()
+                    )
+                })?;
+            let first = from.as_deref().unwrap_or(&trained.window_first);
+            let months = months.unwrap_or(trained.window_months);
+            let window = concord_stats::Window::new(
+                concord_stats::YearMonth::parse(first).ok_or("--from must be YYYY-MM")?,
+                months,
+            )?;
+            let evaluation = client::evaluate_model(&trained, &data, &window)?;
+            let auc = evaluation
+                .auc
+                .map_or("undefined (one class only)".to_owned(), |a| {
+                    format!("{a:.4}")
+                });
+            if json {
+                println!("{}", serde_json::to_string(&evaluation)?);
+            } else {
+                println!(
+                    "{} on {}: {} samples ({} positive); accuracy {:.4}, AUC {auc}, mean log-loss {:.4}",
+                    trained.model.label.id(),
+                    data.display(),
+                    evaluation.samples,
+                    evaluation.positives,
+                    evaluation.accuracy,
+                    evaluation.mean_log_loss
+                );
+            }
+            if let Some(path) = roc {
+                plot::roc(
+                    &path,
+                    &format!("ROC of {} ({})", trained.template, trained.model.label.id()),
+                    &evaluation.roc,
+                    &format!(
+                        "{} samples of {} in {first} + {months} months; AUC {auc}; trained over {} institutions in {} rounds",
+                        evaluation.samples,
+                        data.display(),
+                        trained.institutions,
+                        trained.queries.len()
+                    ),
+                )?;
+            }
+        }
         Command::Query {
             connection,
             command,
@@ -360,13 +494,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let mut client = client::connect(
-                    &connection.coordinator,
-                    &connection.server_name,
-                    &connection.tls_dir,
-                    &connection.name,
-                )
-                .await?;
+                let mut client = connection.connect().await?;
                 match command {
                     QueryCommand::Prepare { .. } | QueryCommand::Open | QueryCommand::Bins { .. } => {
                         unreachable!("answered above, without a connection")

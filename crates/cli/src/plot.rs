@@ -68,26 +68,34 @@ fn register_font() {
     });
 }
 
+/// Draws with `$draw(&root, args…)` into `$path`, as PNG or SVG by its extension.
+macro_rules! render {
+    ($path:expr, $draw:ident($($arg:expr),*)) => {{
+        register_font();
+        let path: &Path = $path;
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("png") => {
+                let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+                $draw(&root, $($arg),*)?;
+                root.present().map_err(draw_error)
+            }
+            Some("svg") => {
+                let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
+                $draw(&root, $($arg),*)?;
+                root.present().map_err(draw_error)
+            }
+            _ => Err(PlotError::Format(path.display().to_string())),
+        }
+    }};
+}
+
 /// Draws `figure` into `path`, as PNG or SVG by its extension.
 pub fn write(path: &Path, figure: &Figure) -> Result<(), PlotError> {
-    register_font();
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("png") => {
-            let root = BitMapBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-            draw(&root, figure)?;
-            root.present().map_err(draw_error)
-        }
-        Some("svg") => {
-            let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
-            draw(&root, figure)?;
-            root.present().map_err(draw_error)
-        }
-        _ => Err(PlotError::Format(path.display().to_string())),
-    }
+    render!(path, draw(figure))
 }
 
 fn draw<DB: DrawingBackend>(
@@ -568,6 +576,54 @@ fn colour_scale<DB: DrawingBackend>(
         (8, bottom + 14),
     )
     .map_err(draw_error)
+}
+
+/// A model's ROC curve (`concord evaluate --roc out.png|out.svg`): true-positive rate against
+/// false-positive rate, the diagonal of a model that ranks at random beside it, and a caption
+/// (what was evaluated, the AUC).
+pub fn roc(path: &Path, title: &str, curve: &[(f64, f64)], caption: &str) -> Result<(), PlotError> {
+    render!(path, draw_roc(title, curve, caption))
+}
+
+fn draw_roc<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    curve: &[(f64, f64)],
+    caption: &str,
+) -> Result<(), PlotError> {
+    root.fill(&WHITE).map_err(draw_error)?;
+    let (top, bottom) = root.split_vertically(HEIGHT - 50);
+    let mut chart = ChartBuilder::on(&top)
+        .caption(title, (FONT, 22))
+        .margin(24)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("false-positive rate")
+        .y_desc("true-positive rate")
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 18))
+        .draw()
+        .map_err(draw_error)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            BLACK.mix(0.4).stroke_width(1),
+        ))
+        .map_err(draw_error)?;
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().copied(),
+            Palette99::pick(4).stroke_width(3),
+        ))
+        .map_err(draw_error)?;
+    bottom
+        .draw_text(caption, &TextStyle::from((FONT, 16).into_font()), (24, 12))
+        .map_err(draw_error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -230,9 +230,13 @@ async fn every_page_is_read_and_gives_the_statistics_of_the_export_directory() {
         }
         // an overlap template's input (presence bits under a binning key) alike
         let key = concord_stats::overlap::BinningKey::new([3; 32]);
-        let compute = |events: &[concord_stats::Event]| match t.is_overlap() {
-            true => t.compute_overlap(&window, events, &t.layout(&window).overlap.unwrap(), &key),
-            false => t.compute(&window, &institution, events),
+        let round = t.first_round(1);
+        let compute = |events: &[concord_stats::Event]| match (t.is_overlap(), &round) {
+            (true, _) => {
+                t.compute_overlap(&window, events, &t.layout(&window).overlap.unwrap(), &key)
+            }
+            (false, Some((model, config))) => t.compute_training(&window, events, model, config),
+            (false, None) => t.compute(&window, &institution, events),
         };
         let live = compute(&fetched.events).unwrap();
         let files = compute(&exported.events).unwrap();

@@ -91,9 +91,10 @@ fn main() {
     let mut all_exact = true;
 
     for template in TEMPLATES {
-        if template.is_overlap() {
+        if template.is_overlap() || template.training_label().is_some() {
             // bins under the nodes' binning key and a circuit under their relinearization
-            // key: run over real node processes in tests/e2e.rs
+            // key: run over real node processes in tests/e2e.rs; a round of training carries
+            // its model: tests/real_data.rs and the learning bench
             continue;
         }
         let plan = QueryPlan::new(*template, window, parties.len()).expect("plan");

@@ -40,6 +40,19 @@ pub struct QueryTerms<'a> {
     pub publish: bool,
     /// An overlap query's bins per histogram; 0: the template's own ([`QueryPlan::with_bins`]).
     pub bins: u32,
+    /// A training template's round: the model and how it is trained
+    /// ([`QueryPlan::with_training`]); `None` for the other templates.
+    pub training: Option<TrainingTerms<'a>>,
+}
+
+/// A training round's terms (the wire's `TrainingRound`, borrowed).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TrainingTerms<'a> {
+    pub model: &'a [f64],
+    pub learning_rate: f64,
+    pub scale_bits: u32,
+    pub round: u32,
+    pub rounds: u32,
 }
 
 impl QueryTerms<'_> {
@@ -159,6 +172,8 @@ pub enum AgreementError {
     InvalidRecipientKey(String),
     #[error("{0}")]
     InvalidBins(QueryError),
+    #[error("{0}")]
+    InvalidTraining(QueryError),
 }
 
 impl AgreementError {
@@ -171,7 +186,7 @@ impl AgreementError {
             Self::DpNotSupported(_) => "dp-not-supported",
             Self::InvalidDp(_) => "invalid-dp",
             Self::InvalidRecipientKey(_) => "invalid-recipient-key",
-            Self::InvalidBins(_) => "invalid-query",
+            Self::InvalidBins(_) | Self::InvalidTraining(_) => "invalid-query",
         }
     }
 }
@@ -199,6 +214,11 @@ impl QueryAgreement {
             plan = plan
                 .with_bins(terms.bins as usize)
                 .map_err(AgreementError::InvalidBins)?;
+        }
+        if template.training_label().is_some() || terms.training.is_some() {
+            plan = plan
+                .with_training(terms.training)
+                .map_err(AgreementError::InvalidTraining)?;
         }
         if terms.epsilon > 0.0 {
             plan = plan
@@ -340,6 +360,86 @@ mod tests {
         // an overlap query past the last set's reach
         let err = QueryAgreement::new(&terms("indicator-overlap", 1), 128).unwrap_err();
         assert_eq!(err.code(), "too-many-institutions");
+    }
+
+    #[test]
+    fn a_round_of_training_carries_a_model_the_bound_holds_for() {
+        let d =
+            concord_stats::learning::Design::new(concord_stats::learning::Label::ToIds).dimension();
+        let model = vec![0.5; d];
+        let round = TrainingTerms {
+            model: &model,
+            learning_rate: 0.1,
+            scale_bits: 16,
+            round: 2,
+            rounds: 10,
+        };
+        let mut agreed = terms("train-to-ids", 1);
+        agreed.training = Some(round);
+        let plan = QueryAgreement::new(&agreed, 4).unwrap().plan;
+        let training = plan.training.unwrap();
+        assert_eq!((training.model, training.round), (model.clone(), 2));
+        assert_eq!(training.config.rounds, 10);
+        let code = |training: Option<TrainingTerms>, template: &'static str| {
+            let mut t = terms(template, 1);
+            t.training = training;
+            QueryAgreement::new(&t, 4).unwrap_err()
+        };
+        // a training template without its model; a model for a table
+        assert_eq!(code(None, "train-to-ids").code(), "invalid-query");
+        let mut table = terms("time-to-publish", 1);
+        table.template_version = Template::by_id("time-to-publish").unwrap().info().version;
+        table.training = Some(round);
+        assert_eq!(
+            QueryAgreement::new(&table, 4).unwrap_err().code(),
+            "invalid-query"
+        );
+        // a coefficient short, one not finite, a step too large, too few bits, a late round
+        let short = vec![0.0; d - 1];
+        let mut infinite = model.clone();
+        infinite[3] = f64::NAN;
+        for (bad, why) in [
+            (
+                TrainingTerms {
+                    model: &short,
+                    ..round
+                },
+                "coefficients",
+            ),
+            (
+                TrainingTerms {
+                    model: &infinite,
+                    ..round
+                },
+                "coefficient 3",
+            ),
+            (
+                TrainingTerms {
+                    learning_rate: 1.0,
+                    ..round
+                },
+                "learning rate",
+            ),
+            (
+                TrainingTerms {
+                    scale_bits: 2,
+                    ..round
+                },
+                "scale",
+            ),
+            (TrainingTerms { round: 10, ..round }, "round 10 of 10"),
+        ] {
+            let err = code(Some(bad), "train-to-ids");
+            assert_eq!(err.code(), "invalid-query");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        // no DP for a round yet: refused as such
+        let mut dp = agreed;
+        (dp.epsilon, dp.delta) = (1.0, 1e-6);
+        assert_eq!(
+            QueryAgreement::new(&dp, 4).unwrap_err().code(),
+            "dp-not-supported"
+        );
     }
 
     #[test]

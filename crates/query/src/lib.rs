@@ -22,13 +22,16 @@
 pub mod agreement;
 pub mod dp;
 
-pub use agreement::{AgreementError, QueryAgreement, QueryTerms, Release, ReleaseMode};
+pub use agreement::{
+    AgreementError, QueryAgreement, QueryTerms, Release, ReleaseMode, TrainingTerms,
+};
 
 use concord_bfv::{
     params, BfvError, BfvParameters, Ciphertext, Plaintext, PublicKey, RelinearizationKey,
     ValueRange,
 };
 use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
+use concord_stats::learning::{check_model, Design, TrainConfig, TrainError};
 use concord_stats::overlap::Bins;
 use concord_stats::templates::overlap::{holders, overlap_set, MAX_HOLDERS};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
@@ -74,6 +77,8 @@ pub enum QueryError {
     },
     #[error("{0}")]
     Bins(String),
+    #[error("{0}")]
+    Training(String),
     #[error(
         "the DP noise of this query is split over {needed} parties, and only {sharing} give shares"
     )]
@@ -94,6 +99,16 @@ pub struct QueryPlan {
     pub max_institutions: usize,
     /// Differential privacy: every node adds its share of noise to every cell.
     pub dp: Option<dp::DpPlan>,
+    /// A training template's round: the public model each node computes its gradient at.
+    pub training: Option<Training>,
+}
+
+/// A round of training as node and researcher agree on it ([`QueryPlan::with_training`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Training {
+    pub model: Vec<f64>,
+    pub config: TrainConfig,
+    pub round: u32,
 }
 
 impl QueryPlan {
@@ -134,6 +149,7 @@ impl QueryPlan {
             params,
             max_institutions,
             dp: None,
+            training: None,
         };
         plan.check_range()?;
         Ok(plan)
@@ -176,6 +192,48 @@ impl QueryPlan {
         }
         self.layout.overlap = Some(asked);
         self.check_range()?;
+        Ok(self)
+    }
+
+    /// The same plan of a training template with its round: `d` finite coefficients, a
+    /// learning rate and scale within what the error bound holds for
+    /// (`concord-stats` `learning::TrainConfig::check`), a round below the rounds. A training
+    /// template without a round, or a round for another template, is refused.
+    pub fn with_training(mut self, terms: Option<TrainingTerms>) -> Result<Self, QueryError> {
+        let id = self.template.info().id;
+        let (label, terms) = match (self.template.training_label(), terms) {
+            (Some(label), Some(terms)) => (label, terms),
+            (Some(_), None) => {
+                return Err(QueryError::Training(format!(
+                    "template {id} is a round of training: the query carries the model"
+                )))
+            }
+            (None, _) => {
+                return Err(QueryError::Training(format!(
+                    "template {id} takes no model: only the train-* templates do"
+                )))
+            }
+        };
+        let d = Design::new(label).dimension();
+        let config = TrainConfig {
+            rounds: terms.rounds,
+            learning_rate: terms.learning_rate,
+            scale_bits: terms.scale_bits,
+        };
+        let refused = |e: TrainError| QueryError::Training(format!("{id}: {e}"));
+        check_model(terms.model, d).map_err(refused)?;
+        config.check(d).map_err(refused)?;
+        if terms.round >= terms.rounds {
+            return Err(refused(TrainError::Round {
+                round: terms.round,
+                rounds: terms.rounds,
+            }));
+        }
+        self.training = Some(Training {
+            model: terms.model.to_vec(),
+            config,
+            round: terms.round,
+        });
         Ok(self)
     }
 

@@ -95,7 +95,20 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
             // key: run over real node processes in tests/e2e.rs
             continue;
         }
-        let plan = QueryPlan::new(*template, window, institutions.len()).unwrap();
+        let mut plan = QueryPlan::new(*template, window, institutions.len()).unwrap();
+        // a training template's first round: every institution's gradient at the model 0
+        let round = template.first_round(1);
+        if let Some((model, config)) = &round {
+            plan = plan
+                .with_training(Some(concord_query::TrainingTerms {
+                    model,
+                    learning_rate: config.learning_rate,
+                    scale_bits: config.scale_bits,
+                    round: 0,
+                    rounds: 1,
+                }))
+                .unwrap();
+        }
         let params = &plan.params;
         // setup
         let keys: Vec<SecretKey> = parties
@@ -112,7 +125,12 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
         let mut expected = vec![0i128; plan.layout.cells()];
         let mut sums: Vec<Ciphertext> = Vec::new();
         for (institution, events) in &institutions {
-            let stat = template.compute(&window, institution, events).unwrap();
+            let stat = match &round {
+                Some((model, config)) => template
+                    .compute_training(&window, events, model, config)
+                    .unwrap(),
+                None => template.compute(&window, institution, events).unwrap(),
+            };
             assert_eq!(stat.clipped_cells, 0);
             for (e, v) in expected.iter_mut().zip(&stat.values) {
                 *e += *v as i128;

@@ -25,6 +25,7 @@ pub use crate::vocabulary::{
     PAP_LEVELS, SECTORS, SIGHTING_TYPES, THREAT_LEVELS, TLP_LEVELS,
 };
 
+use crate::learning::{Design, Label, LocalGradient, TrainConfig};
 use crate::misp::Event;
 use crate::templates::{self, Definition, Tally};
 
@@ -55,6 +56,10 @@ pub enum TemplateError {
     NeedsSurvey { template: &'static str },
     #[error("template {template} bins indicators with the deployment's binning key: the node computes it with Template::compute_overlap")]
     NeedsBinningKey { template: &'static str },
+    #[error("template {template} is a round of training: the node computes its gradient at the query's model with Template::compute_training")]
+    NeedsModel { template: &'static str },
+    #[error("{0}")]
+    Training(String),
     #[error("{slots} slot values where the layout has {expected}")]
     SlotCount { slots: usize, expected: usize },
 }
@@ -120,6 +125,9 @@ pub enum Template {
     IndicatorOverlap,
     IndicatorOverlapByType,
     IndicatorsHeld,
+    TrainToIds,
+    TrainFalsePositive,
+    TrainSharedBeyondCommunity,
 }
 
 /// The public description of a template.
@@ -157,6 +165,9 @@ pub const TEMPLATES: &[Template] = &[
     Template::IndicatorOverlap,
     Template::IndicatorOverlapByType,
     Template::IndicatorsHeld,
+    Template::TrainToIds,
+    Template::TrainFalsePositive,
+    Template::TrainSharedBeyondCommunity,
 ];
 
 impl Template {
@@ -198,6 +209,11 @@ impl Template {
             Template::IndicatorOverlap => &templates::overlap::IndicatorOverlap,
             Template::IndicatorOverlapByType => &templates::overlap::IndicatorOverlapByType,
             Template::IndicatorsHeld => &templates::overlap::IndicatorsHeld,
+            Template::TrainToIds => &templates::training::Train(Label::ToIds),
+            Template::TrainFalsePositive => &templates::training::Train(Label::FalsePositive),
+            Template::TrainSharedBeyondCommunity => {
+                &templates::training::Train(Label::SharedBeyondCommunity)
+            }
         }
     }
 
@@ -342,6 +358,55 @@ impl Template {
                 .into_iter()
                 .map(u64::from)
                 .collect(),
+            events_in_window: inside,
+            events_outside_window: events.len() - inside,
+            clipped_cells: 0,
+        })
+    }
+
+    /// The label a training template's rounds learn; `None` for the other templates.
+    pub fn training_label(&self) -> Option<Label> {
+        match self {
+            Template::TrainToIds => Some(Label::ToIds),
+            Template::TrainFalsePositive => Some(Label::FalsePositive),
+            Template::TrainSharedBeyondCommunity => Some(Label::SharedBeyondCommunity),
+            _ => None,
+        }
+    }
+
+    /// A training template's first round of `rounds` at the standard configuration
+    /// ([`TrainConfig::standard`]): every coefficient 0. `None` for the other templates.
+    pub fn first_round(&self, rounds: u32) -> Option<(Vec<f64>, TrainConfig)> {
+        let d = Design::new(self.training_label()?).dimension();
+        Some((vec![0.0; d], TrainConfig::standard(d, rounds)))
+    }
+
+    /// A training template's input at one institution: its part of the round at the public
+    /// `model` ([`crate::learning::LocalGradient`]) as the cells of
+    /// [`crate::learning::layout`].
+    pub fn compute_training(
+        &self,
+        window: &Window,
+        events: &[Event],
+        model: &[f64],
+        config: &TrainConfig,
+    ) -> Result<Statistic, TemplateError> {
+        let label = self.training_label().ok_or_else(|| {
+            TemplateError::Unknown(format!("{} is not a training template", self.info().id))
+        })?;
+        let design = Design::new(label);
+        let refused = |e: crate::learning::TrainError| TemplateError::Training(e.to_string());
+        crate::learning::check_model(model, design.dimension()).map_err(refused)?;
+        config.check(design.dimension()).map_err(refused)?;
+        let samples = design.samples(events, window);
+        let inside = events
+            .iter()
+            .filter(|e| e.date.as_ref().and_then(|d| window.position(d)).is_some())
+            .count();
+        Ok(Statistic {
+            values: LocalGradient::compute(&samples, model, config)
+                .values(config)
+                .map_err(refused)?,
             events_in_window: inside,
             events_outside_window: events.len() - inside,
             clipped_cells: 0,

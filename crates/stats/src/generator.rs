@@ -574,6 +574,8 @@ mod tests {
                     &t.layout(&window).overlap.unwrap(),
                     &key,
                 )
+            } else if let Some((model, config)) = t.first_round(1) {
+                t.compute_training(&window, &set.events, &model, &config)
             } else {
                 t.compute(&window, &me, &set.events)
             }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod overlap;
 pub mod survey;
 pub mod timing;
+pub mod training;
 
 use crate::catalogue::{Institution, PrivacyUnit, TemplateError, TemplateInfo};
 use crate::layout::{Chart, Dimension, Layout, SummaryCell, Window};
