@@ -83,7 +83,7 @@ async fn run_sealed(
 /// What an overlap query must release, in the clear: every institution's presence bits binned
 /// under the query's key — derived from the binning key the nodes agreed at setup, read here
 /// from node-a's key directory (the coordinator never held it) — summed, histogram by
-/// histogram, `j = 1..=4` (four institutions) then zeros up to 16. With the bins' merges
+/// histogram, `j = 1..=4` (four institutions). With the bins' merges
 /// reproduced exactly; and the merge rate the result reports is checked against the exact
 /// distinct indicators.
 fn overlap_reference(
@@ -345,17 +345,18 @@ async fn four_node_processes_answer_every_template_exactly() {
     }
 
     // training across the four node processes (docs/learning.md): rounds of train-to-ids, each
-    // a query carrying the public model; the model equals the same rounds in the clear exactly,
+    // a query carrying the public model — logistic regression, then linear — each round's
+    // release exactly the summed parts; the model equals the same rounds in the clear exactly,
     // and gradient descent on the pooled data within the fixed-point bound
     {
         use concord_stats::learning::{
-            train_federated, train_pooled, Design, LocalGradient, Model, Sample, TrainConfig,
+            train_federated, train_pooled, Design, LocalGradient, Model, Objective, Sample,
+            TrainConfig,
         };
         let template = Template::TrainToIds;
         let design = Design::new(template.training_label().unwrap());
-        let config = TrainConfig::standard(design.dimension(), 4);
         let plan = QueryPlan::new(template, window, 4).unwrap();
-        let round_spec = |model: Vec<f64>, round: u32| {
+        let round_spec = |model: Vec<f64>, round: u32, config: &TrainConfig| {
             signed(QuerySpec {
                 recipient_key: PublicKey::generate(&researcher[template.parameter_set()])
                     .to_bytes(),
@@ -365,42 +366,72 @@ async fn four_node_processes_answer_every_template_exactly() {
                     scale_bits: config.scale_bits,
                     round,
                     rounds: config.rounds,
+                    objective: config.objective.id().into(),
                 }),
                 ..unsigned(&template, 3)
             })
         };
-        let mut model = Model::start(&design, config).unwrap();
-        for round in 0..config.rounds {
-            let spec = round_spec(model.coefficients.clone(), round);
-            let (_, cells) =
-                run_sealed(&mut coordinator, spec, &alice_der, &researcher, &plan).await;
-            model
-                .step(&LocalGradient::from_cells(&cells, &config).unwrap())
-                .unwrap();
-        }
         let parts: Vec<Vec<Sample>> = institutions
             .iter()
             .map(|(_, events)| design.samples(events, &window))
             .collect();
-        let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
-        let clear = train_federated(&design, &slices, config).unwrap();
-        assert_eq!(model.coefficients, clear.coefficients);
-        let reference = train_pooled(&design, &parts.concat(), config).unwrap();
-        let bound = config.divergence_bound(design.dimension());
-        for (a, b) in model.coefficients.iter().zip(&reference.coefficients) {
-            assert!(
-                (a - b).abs() <= bound,
-                "federated {a}, pooled {b}, bound {bound}"
-            );
+        let d = design.dimension();
+        let linear = TrainConfig {
+            rounds: 2,
+            learning_rate: TrainConfig::max_learning_rate(Objective::Linear, d),
+            scale_bits: 16,
+            objective: Objective::Linear,
+        };
+        for config in [TrainConfig::standard(d, 4), linear] {
+            let mut model = Model::start(&design, config).unwrap();
+            for round in 0..config.rounds {
+                let spec = round_spec(model.coefficients.clone(), round, &config);
+                let (outcome, cells) =
+                    run_sealed(&mut coordinator, spec, &alice_der, &researcher, &plan).await;
+                // what the round reveals is the design's and nothing more: the slots of the
+                // summed parts (samples, loss, the offset gradient), every other slot zero
+                let mut expected = vec![0i64; plan.params.degree()];
+                for samples in &parts {
+                    let part = LocalGradient::compute(samples, &model.coefficients, &config);
+                    let slots = plan.layout.to_slots(&part.values(&config).unwrap());
+                    for (e, v) in expected.iter_mut().zip(slots) {
+                        *e += v;
+                    }
+                }
+                let sealed = Ciphertext::from_bytes(&plan.params, &outcome.sealed[0]).unwrap();
+                let released = researcher[plan.layout.parameter_set]
+                    .decrypt(&sealed)
+                    .unwrap()
+                    .decode();
+                assert_eq!(outcome.sealed.len(), 1);
+                assert_eq!(released, expected, "{:?} round {round}", config.objective);
+                model
+                    .step(&LocalGradient::from_cells(&cells, &config).unwrap())
+                    .unwrap();
+            }
+            let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
+            let clear = train_federated(&design, &slices, config).unwrap();
+            assert_eq!(model.coefficients, clear.coefficients);
+            let reference = train_pooled(&design, &parts.concat(), config).unwrap();
+            let bound = config.divergence_bound(d);
+            for (a, b) in model.coefficients.iter().zip(&reference.coefficients) {
+                assert!(
+                    (a - b).abs() <= bound,
+                    "{:?}: federated {a}, pooled {b}, bound {bound}",
+                    config.objective
+                );
+            }
+            assert!(model.losses.last() < model.losses.first());
         }
-        assert!(model.losses.last() < model.losses.first());
-        // a model that is not the design's (one coefficient short), or not finite: refused
-        let short = round_spec(vec![0.0; design.dimension() - 1], 0);
+        // a model that is not the design's (one coefficient short), or not finite, or a step
+        // too large for linear regression: refused
+        let logistic = TrainConfig::standard(d, 4);
+        let short = round_spec(vec![0.0; d - 1], 0, &logistic);
         assert!(coordinator.run_query(short, &alice_der).await.is_err());
-        let mut infinite = vec![0.0; design.dimension()];
+        let mut infinite = vec![0.0; d];
         infinite[2] = f64::INFINITY;
         let err = coordinator
-            .run_query(round_spec(infinite, 0), &alice_der)
+            .run_query(round_spec(infinite, 0, &logistic), &alice_der)
             .await
             .unwrap_err();
         assert!(
@@ -408,6 +439,15 @@ async fn four_node_processes_answer_every_template_exactly() {
                 .contains("coefficient 2 of the model is inf"),
             "{err}"
         );
+        let too_fast = TrainConfig {
+            objective: Objective::Linear,
+            ..logistic
+        };
+        let err = coordinator
+            .run_query(round_spec(vec![0.0; d], 0, &too_fast), &alice_der)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("learning rate"), "{err}");
     }
 
     // differential privacy with the attribute table (its unit: one attribute): the released

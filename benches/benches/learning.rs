@@ -24,8 +24,8 @@ use concord_bfv::{Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
 use concord_mhe::protocol::Protocol;
 use concord_mhe::{KeySwitchShare, NoiseEstimate, PartyId, PublicKeySwitch, SmudgingPlan};
 use concord_stats::learning::{
-    layout, sigmoid, train_federated, train_pooled, Design, Label, LocalGradient, Model, Sample,
-    TrainConfig,
+    layout, sigmoid, train_federated, train_pooled, Design, Label, LocalGradient, Model, Objective,
+    Sample, TrainConfig,
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -105,8 +105,9 @@ fn main() {
     let params = BfvParameters::new(spec).unwrap();
     let config = TrainConfig {
         rounds: a.rounds,
-        learning_rate: TrainConfig::max_learning_rate(d),
+        learning_rate: TrainConfig::max_learning_rate(Objective::Logistic, d),
         scale_bits: 16,
+        objective: Objective::Logistic,
     };
     println!(
         "federated logistic regression: {} providers, {} samples, {} coefficients ({} features and the intercept), {} rounds, η = {:.3}, scale 2^{} under {}",

@@ -149,6 +149,8 @@ pub struct TrainingRecord {
     pub scale_bits: u32,
     pub round: u32,
     pub rounds: u32,
+    #[serde(default)]
+    pub objective: String,
 }
 
 impl From<TrainingRound> for TrainingRecord {
@@ -159,6 +161,7 @@ impl From<TrainingRound> for TrainingRecord {
             scale_bits: t.scale_bits,
             round: t.round,
             rounds: t.rounds,
+            objective: t.objective,
         }
     }
 }
@@ -171,6 +174,7 @@ impl From<TrainingRecord> for TrainingRound {
             scale_bits: t.scale_bits,
             round: t.round,
             rounds: t.rounds,
+            objective: t.objective,
         }
     }
 }

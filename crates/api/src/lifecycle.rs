@@ -317,6 +317,7 @@ impl crate::v1::TrainingRound {
             scale_bits: config.scale_bits,
             round: 0,
             rounds,
+            objective: config.objective.id().into(),
         })
     }
 }
@@ -341,6 +342,7 @@ impl QuerySpec {
                 scale_bits: t.scale_bits,
                 round: t.round,
                 rounds: t.rounds,
+                objective: &t.objective,
             }),
         }
     }

@@ -813,7 +813,12 @@ pub struct Training {
     /// Gradient steps, one query each.
     #[arg(long, default_value_t = 30)]
     pub rounds: u32,
-    /// The step size; default: the largest the fixed-point bound holds for, 8/d.
+    /// `logistic` regression, or `linear` regression of the 0/1 label (residuals clipped to
+    /// [−1, 1]).
+    #[arg(long, default_value = "logistic")]
+    pub objective: String,
+    /// The step size; default: the largest the fixed-point bound holds for (8/d logistic,
+    /// 2/d linear).
     #[arg(long)]
     pub learning_rate: Option<f64>,
     /// Each sample's gradient term is rounded to a multiple of 2^-scale_bits.
@@ -848,7 +853,7 @@ pub async fn train(
     tls_dir: &Path,
     name: &str,
 ) -> Result<TrainedModel, Error> {
-    use concord_stats::learning::{Design, LocalGradient, Model, TrainConfig};
+    use concord_stats::learning::{Design, LocalGradient, Model, Objective, TrainConfig};
     let template = Template::by_id(&training.template)?;
     let label = template.training_label().ok_or_else(|| {
         format!(
@@ -858,12 +863,15 @@ pub async fn train(
     })?;
     let design = Design::new(label);
     let d = design.dimension();
+    let objective = Objective::by_id(&training.objective)
+        .ok_or_else(|| format!("--objective {}: logistic or linear", training.objective))?;
     let config = TrainConfig {
         rounds: training.rounds,
         learning_rate: training
             .learning_rate
-            .unwrap_or(TrainConfig::max_learning_rate(d)),
+            .unwrap_or(TrainConfig::max_learning_rate(objective, d)),
         scale_bits: training.scale_bits,
+        objective,
     };
     let mut model = Model::start(&design, config)?;
     let institutions = client
@@ -892,6 +900,7 @@ pub async fn train(
             scale_bits: config.scale_bits,
             round,
             rounds: training.rounds,
+            objective: objective.id().into(),
         });
         let set = spec
             .agreement(institutions.max(spec.min_institutions as usize))?
@@ -923,7 +932,7 @@ pub async fn train(
         fewest = fewest.min(status.institutions);
         queries.push(id);
         bar.set_message(format!(
-            "mean log-loss {:.4} ({} institutions)",
+            "mean loss {:.4} ({} institutions)",
             model.losses.last().copied().unwrap_or(f64::NAN),
             status.institutions
         ));

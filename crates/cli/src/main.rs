@@ -395,7 +395,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             })?;
             std::fs::write(&training.out, serde_json::to_string_pretty(&trained)?)?;
             println!(
-                "{}: {} rounds over {} institutions, mean log-loss {:.4} → {:.4}; model written to {}",
+                "{}: {} rounds over {} institutions, mean loss {:.4} → {:.4}; model written to {}",
                 trained.template,
                 trained.queries.len(),
                 trained.institutions,
@@ -435,13 +435,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 println!("{}", serde_json::to_string(&evaluation)?);
             } else {
                 println!(
-                    "{} on {}: {} samples ({} positive); accuracy {:.4}, AUC {auc}, mean log-loss {:.4}",
+                    "{} ({}) on {}: {} samples ({} positive); accuracy {:.4}, AUC {auc}, mean loss {:.4}",
                     trained.model.label.id(),
+                    trained.model.config.objective.id(),
                     data.display(),
                     evaluation.samples,
                     evaluation.positives,
                     evaluation.accuracy,
-                    evaluation.mean_log_loss
+                    evaluation.mean_loss
                 );
             }
             if let Some(path) = roc {

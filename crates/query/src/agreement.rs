@@ -53,6 +53,8 @@ pub struct TrainingTerms<'a> {
     pub scale_bits: u32,
     pub round: u32,
     pub rounds: u32,
+    /// `logistic` (or empty) or `linear` (`concord-stats` `learning::Objective`).
+    pub objective: &'a str,
 }
 
 impl QueryTerms<'_> {
@@ -373,6 +375,7 @@ mod tests {
             scale_bits: 16,
             round: 2,
             rounds: 10,
+            objective: "",
         };
         let mut agreed = terms("train-to-ids", 1);
         agreed.training = Some(round);
@@ -428,6 +431,22 @@ mod tests {
                 "scale",
             ),
             (TrainingTerms { round: 10, ..round }, "round 10 of 10"),
+            (
+                TrainingTerms {
+                    objective: "poisson",
+                    ..round
+                },
+                "objective",
+            ),
+            // a step the logistic bound holds for is too large for linear regression
+            (
+                TrainingTerms {
+                    learning_rate: 4.0 / d as f64,
+                    objective: "linear",
+                    ..round
+                },
+                "learning rate",
+            ),
         ] {
             let err = code(Some(bad), "train-to-ids");
             assert_eq!(err.code(), "invalid-query");

@@ -31,7 +31,7 @@ use concord_bfv::{
     ValueRange,
 };
 use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
-use concord_stats::learning::{check_model, Design, TrainConfig, TrainError};
+use concord_stats::learning::{check_model, Design, Objective, TrainConfig, TrainError};
 use concord_stats::overlap::Bins;
 use concord_stats::templates::overlap::{holders, overlap_set, MAX_HOLDERS};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
@@ -215,10 +215,17 @@ impl QueryPlan {
             }
         };
         let d = Design::new(label).dimension();
+        let objective = Objective::by_id(terms.objective).ok_or_else(|| {
+            QueryError::Training(format!(
+                "{id}: objective {:?}: logistic or linear",
+                terms.objective
+            ))
+        })?;
         let config = TrainConfig {
             rounds: terms.rounds,
             learning_rate: terms.learning_rate,
             scale_bits: terms.scale_bits,
+            objective,
         };
         let refused = |e: TrainError| QueryError::Training(format!("{id}: {e}"));
         check_model(terms.model, d).map_err(refused)?;

@@ -106,6 +106,7 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
                     scale_bits: config.scale_bits,
                     round: 0,
                     rounds: 1,
+                    objective: config.objective.id(),
                 }))
                 .unwrap();
         }

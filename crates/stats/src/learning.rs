@@ -7,16 +7,17 @@
 //! attributes are samples (one without the label's field is none) and which features are left
 //! out because they would give the label away ([`Design`]).
 //!
-//! **Training.** Logistic regression by full-batch gradient descent on the mean log-loss
-//! (SPINDLE, Froelicher et al., PETS 2021, §4, trains generalised linear models the same way).
-//! In a federated round every institution computes, at the public model `w`, the gradient of
-//! its samples' log-loss in fixed point — each sample's `(σ(w·x) − y)·x_j` rounded to a
-//! multiple of `1/scale` ([`LocalGradient`]) — and only the sum over the institutions is
-//! released; the researcher steps `w ← w − η·G/M` with `M` the samples in all
-//! ([`Model::step`]). [`train_pooled`] is the same descent on the pooled samples in `f64`:
+//! **Training.** Logistic regression (or linear regression of the label, [`Objective`]) by
+//! full-batch gradient descent on the mean loss (SPINDLE, Froelicher et al., PETS 2021, §4,
+//! trains generalised linear models the same way). In a federated round every institution
+//! computes, at the public model `w`, the gradient of its samples' loss in fixed point — each
+//! sample's `r·x_j`, with the residual `r = σ(w·x) − y` (or the clipped `w·x − y`) in
+//! `[−1, 1]`, rounded to a multiple of `1/scale` ([`LocalGradient`]) — and only the sum over
+//! the institutions is released; the researcher steps `w ← w − η·G/M` with `M` the samples in
+//! all ([`Model::step`]). [`train_pooled`] is the same descent on the pooled samples in `f64`:
 //! what a researcher would compute holding everyone's data. The two differ by the rounding
 //! alone, at most [`TrainConfig::divergence_bound`] per coefficient (docs/learning.md derives
-//! it: `T·η·√d / (2·scale)` for `η ≤ 8/d`).
+//! it: `T·η·√d / (2·scale)` for `η` up to `8/d`, logistic, or `2/d`, linear).
 //!
 //! This module knows nothing of encryption: a node encodes a [`LocalGradient`] as a statistic
 //! (`concord-query`), exactly as it encodes a table.
@@ -321,15 +322,83 @@ fn dot(w: &[f64], x: &[f64]) -> f64 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 
-/// The log-loss of one sample at `w`, computed without overflow.
-fn log_loss(w: &[f64], sample: &Sample) -> f64 {
-    let z = dot(w, &sample.x);
-    // −log σ(z) = softplus(−z); −log(1 − σ(z)) = softplus(z)
-    let softplus = |t: f64| t.max(0.0) + (-t.abs()).exp().ln_1p();
-    if sample.y {
-        softplus(-z)
-    } else {
-        softplus(z)
+/// What a model predicts and which loss the descent minimises. Both keep every sample's
+/// gradient term `r·x_j` in `[−1, 1]`, so the fixed point, the cells and the bound are shared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Logistic regression: `p = σ(w·x)`, the log-loss; residual `σ(w·x) − y ∈ (−1, 1)`.
+    #[default]
+    Logistic,
+    /// Linear regression of the 0/1 label (a linear probability model): the prediction `w·x`,
+    /// the squared error with each residual clipped to `[−1, 1]` — the Huber loss with `δ = 1`,
+    /// least squares wherever `|w·x − y| ≤ 1` (from `w = 0`, every residual starts there).
+    Linear,
+}
+
+/// Every objective, in a fixed order.
+pub const OBJECTIVES: &[Objective] = &[Objective::Logistic, Objective::Linear];
+
+impl Objective {
+    pub fn id(&self) -> &'static str {
+        match self {
+            Self::Logistic => "logistic",
+            Self::Linear => "linear",
+        }
+    }
+
+    /// `logistic` or `linear`; the empty id is the default, logistic.
+    pub fn by_id(id: &str) -> Option<Self> {
+        match id {
+            "" => Some(Self::Logistic),
+            _ => OBJECTIVES.iter().copied().find(|o| o.id() == id),
+        }
+    }
+
+    /// The residual of one sample, `∂loss/∂(w·x)`: in `[−1, 1]`.
+    fn residual(&self, z: f64, y: bool) -> f64 {
+        let y = f64::from(u8::from(y));
+        match self {
+            Self::Logistic => sigmoid(z) - y,
+            Self::Linear => (z - y).clamp(-1.0, 1.0),
+        }
+    }
+
+    /// The loss of one sample at `z = w·x`, computed without overflow.
+    fn loss(&self, z: f64, y: bool) -> f64 {
+        match self {
+            Self::Logistic => {
+                // −log σ(z) = softplus(−z); −log(1 − σ(z)) = softplus(z)
+                let softplus = |t: f64| t.max(0.0) + (-t.abs()).exp().ln_1p();
+                softplus(if y { -z } else { z })
+            }
+            Self::Linear => {
+                let r = (z - f64::from(u8::from(y))).abs();
+                if r <= 1.0 {
+                    r * r / 2.0
+                } else {
+                    r - 0.5
+                }
+            }
+        }
+    }
+
+    /// The model's prediction for `z = w·x`: a probability, or the linear score clipped to
+    /// `[0, 1]`.
+    pub fn predict(&self, z: f64) -> f64 {
+        match self {
+            Self::Logistic => sigmoid(z),
+            Self::Linear => z.clamp(0.0, 1.0),
+        }
+    }
+
+    /// `L/max‖x‖²` of the mean loss: `σ' ≤ 1/4` for the log-loss, `1` for the (Huber)
+    /// squared error.
+    fn curvature(&self) -> f64 {
+        match self {
+            Self::Logistic => 0.25,
+            Self::Linear => 1.0,
+        }
     }
 }
 
@@ -342,12 +411,15 @@ pub struct TrainConfig {
     pub learning_rate: f64,
     /// A per-sample gradient coordinate is rounded to a multiple of `2^-scale_bits`.
     pub scale_bits: u32,
+    /// Logistic (the default) or linear regression.
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 /// Why a training configuration is refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TrainError {
-    #[error("learning rate {rate}: between 0 and 8/d = {max:.4} for {d} coefficients (larger steps may diverge, and the fixed-point bound no longer holds)")]
+    #[error("learning rate {rate}: between 0 and {max:.4} for {d} coefficients (8/d for logistic, 2/d for linear regression: larger steps may diverge, and the fixed-point bound no longer holds)")]
     LearningRate { rate: f64, max: f64, d: usize },
     #[error("{0} rounds: 1 to 1000")]
     Rounds(u32),
@@ -364,27 +436,29 @@ pub enum TrainError {
 }
 
 impl TrainConfig {
-    /// The largest step for `d` coefficients: the mean log-loss is `L`-smooth with
-    /// `L ≤ max‖x‖²/4 ≤ d/4` (every feature in `[0, 1]`), and a gradient step of a convex
-    /// `L`-smooth function is non-expansive for `η ≤ 2/L`.
-    pub fn max_learning_rate(d: usize) -> f64 {
-        8.0 / d as f64
+    /// The largest step of `objective` for `d` coefficients: the mean loss is convex and
+    /// `L`-smooth with `L ≤ c·max‖x‖² ≤ c·d` (every feature in `[0, 1]`; `c = 1/4` for the
+    /// log-loss, 1 for the squared error), and a gradient step of a convex `L`-smooth function
+    /// is non-expansive for `η ≤ 2/L`: `8/d` and `2/d`.
+    pub fn max_learning_rate(objective: Objective, d: usize) -> f64 {
+        2.0 / (objective.curvature() * d as f64)
     }
 
-    /// `rounds` rounds for `d` coefficients at the largest step the bound holds for and a scale
-    /// of `2^16` (at 30 rounds and 33 coefficients: a federated model within 3.2·10⁻⁴ of the
-    /// pooled one).
+    /// `rounds` rounds of logistic regression for `d` coefficients at the largest step the
+    /// bound holds for and a scale of `2^16` (at 30 rounds and 33 coefficients: a federated
+    /// model within 3.2·10⁻⁴ of the pooled one).
     pub fn standard(d: usize, rounds: u32) -> Self {
         Self {
             rounds,
-            learning_rate: Self::max_learning_rate(d),
+            learning_rate: Self::max_learning_rate(Objective::Logistic, d),
             scale_bits: 16,
+            objective: Objective::Logistic,
         }
     }
 
     /// Refuses a configuration outside the bounds the error analysis holds for.
     pub fn check(&self, d: usize) -> Result<(), TrainError> {
-        let max = Self::max_learning_rate(d);
+        let max = Self::max_learning_rate(self.objective, d);
         if !(self.learning_rate > 0.0 && self.learning_rate <= max) {
             return Err(TrainError::LearningRate {
                 rate: self.learning_rate,
@@ -408,7 +482,8 @@ impl TrainConfig {
     /// How far a federated model may be from the pooled one, per coefficient, after all rounds:
     /// each round's mean gradient is off by at most `1/(2·scale)` per coordinate (every
     /// sample's rounding at most that, averaged), so by `√d/(2·scale)` in L2; a step is
-    /// non-expansive for `η ≤ 8/d`, so the errors add up: `T·η·√d/(2·scale)`.
+    /// non-expansive for `η` up to [`TrainConfig::max_learning_rate`], so the errors add up:
+    /// `T·η·√d/(2·scale)`.
     pub fn divergence_bound(&self, d: usize) -> f64 {
         self.rounds as f64 * self.learning_rate * (d as f64).sqrt() / (2.0 * self.scale())
     }
@@ -496,12 +571,14 @@ impl LocalGradient {
         let scale = config.scale();
         let mut gradient = vec![0i64; w.len()];
         let mut loss = 0i64;
+        let objective = config.objective;
         for sample in samples {
-            let error = sigmoid(dot(w, &sample.x)) - f64::from(u8::from(sample.y));
+            let z = dot(w, &sample.x);
+            let error = objective.residual(z, sample.y);
             for (g, x) in gradient.iter_mut().zip(&sample.x) {
                 *g += (scale * error * x).round() as i64;
             }
-            loss += (scale * log_loss(w, sample).min(MAX_LOSS)).round() as i64;
+            loss += (scale * objective.loss(z, sample.y).min(MAX_LOSS)).round() as i64;
         }
         Self {
             gradient,
@@ -589,9 +666,17 @@ impl Model {
         Ok(())
     }
 
-    /// The predicted probability of the label for features `x`.
+    /// The predicted probability of the label for features `x` (a linear model's score,
+    /// clipped to `[0, 1]`).
     pub fn predict(&self, x: &[f64]) -> f64 {
-        sigmoid(dot(&self.coefficients, x))
+        self.config.objective.predict(dot(&self.coefficients, x))
+    }
+
+    /// The objective's loss of one sample.
+    fn loss(&self, sample: &Sample) -> f64 {
+        self.config
+            .objective
+            .loss(dot(&self.coefficients, &sample.x), sample.y)
     }
 }
 
@@ -607,12 +692,12 @@ pub fn train_pooled(
         let mut gradient = vec![0.0; design.dimension()];
         let mut loss = 0.0;
         for sample in samples {
-            let error =
-                sigmoid(dot(&model.coefficients, &sample.x)) - f64::from(u8::from(sample.y));
+            let z = dot(&model.coefficients, &sample.x);
+            let error = config.objective.residual(z, sample.y);
             for (g, x) in gradient.iter_mut().zip(&sample.x) {
                 *g += error * x;
             }
-            loss += log_loss(&model.coefficients, sample);
+            loss += config.objective.loss(z, sample.y);
         }
         for (w, g) in model.coefficients.iter_mut().zip(&gradient) {
             *w -= config.learning_rate * g / m;
@@ -659,7 +744,8 @@ pub struct Evaluation {
     /// The area under the ROC curve (the probability that a random positive scores above a
     /// random negative, ties counting one half); `None` without both classes.
     pub auc: Option<f64>,
-    pub mean_log_loss: f64,
+    /// The objective's mean loss (log-loss, or the clipped squared error).
+    pub mean_loss: f64,
     /// The ROC curve: (false-positive rate, true-positive rate), from (0, 0) to (1, 1).
     pub roc: Vec<(f64, f64)>,
 }
@@ -670,11 +756,8 @@ pub fn evaluate(model: &Model, samples: &[Sample]) -> Evaluation {
     let positives = scored.iter().filter(|(_, y)| *y).count();
     let negatives = scored.len() - positives;
     let correct = scored.iter().filter(|(p, y)| (*p >= 0.5) == *y).count();
-    let mean_log_loss = samples
-        .iter()
-        .map(|s| log_loss(&model.coefficients, s))
-        .sum::<f64>()
-        / samples.len().max(1) as f64;
+    let mean_loss =
+        samples.iter().map(|s| model.loss(s)).sum::<f64>() / samples.len().max(1) as f64;
     // by descending score; a run of ties is one step of the curve
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut roc = vec![(0.0, 0.0)];
@@ -702,7 +785,7 @@ pub fn evaluate(model: &Model, samples: &[Sample]) -> Evaluation {
         positives,
         accuracy: correct as f64 / samples.len().max(1) as f64,
         auc: (positives > 0 && negatives > 0).then(|| area / (positives as f64 * negatives as f64)),
-        mean_log_loss,
+        mean_loss,
         roc,
     }
 }
@@ -745,6 +828,7 @@ mod tests {
                 rounds: 1,
                 learning_rate: 1.0,
                 scale_bits: 8,
+                objective: Objective::Logistic,
             },
             losses: vec![],
         };
@@ -779,6 +863,7 @@ mod tests {
             rounds: 1,
             learning_rate: 0.1,
             scale_bits: 24,
+            objective: Objective::Logistic,
         };
         let d = design.dimension();
         // extreme parts: every term at −scale, at +scale, and a mix
@@ -841,34 +926,47 @@ mod tests {
             institutions[(k % 3) as usize]
                 .push(sample(&[1.0, v], (k * 7919) % 10 < (v * 10.0) as u32));
         }
-        let config = TrainConfig {
-            rounds: 40,
-            learning_rate: 2.0,
-            scale_bits: 10,
-        };
         let pooled: Vec<Sample> = institutions.iter().flatten().cloned().collect();
-        let reference = train_pooled(&design, &pooled, config).unwrap();
         let parts: Vec<&[Sample]> = institutions.iter().map(Vec::as_slice).collect();
-        let federated = train_federated(&design, &parts, config).unwrap();
-        let bound = config.divergence_bound(design.dimension());
-        for (a, b) in federated.coefficients.iter().zip(&reference.coefficients) {
-            assert!((a - b).abs() <= bound, "{a} vs {b}, bound {bound}");
+        for objective in OBJECTIVES {
+            let config = TrainConfig {
+                rounds: 40,
+                learning_rate: TrainConfig::max_learning_rate(*objective, 2),
+                scale_bits: 10,
+                objective: *objective,
+            };
+            let reference = train_pooled(&design, &pooled, config).unwrap();
+            let federated = train_federated(&design, &parts, config).unwrap();
+            let bound = config.divergence_bound(design.dimension());
+            for (a, b) in federated.coefficients.iter().zip(&reference.coefficients) {
+                assert!(
+                    (a - b).abs() <= bound,
+                    "{objective:?}: {a} vs {b}, bound {bound}"
+                );
+            }
+            // it learned: the loss went down
+            assert!(reference.losses.last() < reference.losses.first());
+            // too large a step, too few bits: refused
+            let too_fast = TrainConfig {
+                learning_rate: 1.01 * config.learning_rate,
+                ..config
+            };
+            assert!(matches!(
+                Model::start(&design, too_fast),
+                Err(TrainError::LearningRate { .. })
+            ));
+            let coarse = TrainConfig {
+                scale_bits: 2,
+                ..config
+            };
+            assert_eq!(Model::start(&design, coarse), Err(TrainError::Scale(2)));
         }
-        // it learned: the loss went down
-        assert!(reference.losses.last() < reference.losses.first());
-        // too large a step, too few bits: refused
-        let too_fast = TrainConfig {
-            learning_rate: 4.5,
-            ..config
-        };
-        assert!(matches!(
-            Model::start(&design, too_fast),
-            Err(TrainError::LearningRate { .. })
-        ));
-        let coarse = TrainConfig {
-            scale_bits: 2,
-            ..config
-        };
-        assert_eq!(Model::start(&design, coarse), Err(TrainError::Scale(2)));
+        // linear regression's residual is clipped: a sample far off moves the gradient by 1
+        assert_eq!(Objective::Linear.residual(5.0, false), 1.0);
+        assert_eq!(Objective::Linear.residual(0.25, true), -0.75);
+        assert_eq!(Objective::Linear.loss(3.0, false), 2.5);
+        assert_eq!(Objective::by_id(""), Some(Objective::Logistic));
+        assert_eq!(Objective::by_id("linear"), Some(Objective::Linear));
+        assert_eq!(Objective::by_id("poisson"), None);
     }
 }

@@ -900,7 +900,7 @@ fn learning_samples_match_the_raw_json() {
 #[test]
 fn federated_training_over_the_creators_matches_pooled_training() {
     use concord_stats::learning::{
-        evaluate, train_federated, train_pooled, Design, Sample, TrainConfig, LABELS,
+        evaluate, train_federated, train_pooled, Design, Sample, TrainConfig, LABELS, OBJECTIVES,
     };
     let Some(dir) = data_dir() else { return };
     let (pooled, by_creator) = split_by_creator(&dir);
@@ -918,49 +918,54 @@ fn federated_training_over_the_creators_matches_pooled_training() {
         if positives == 0 || positives == all.len() {
             continue;
         }
-        let config = TrainConfig {
-            rounds: 30,
-            learning_rate: TrainConfig::max_learning_rate(design.dimension()),
-            scale_bits: 16,
-        };
-        let reference = train_pooled(&design, &all, config).unwrap();
-        let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
-        let federated = train_federated(&design, &slices, config).unwrap();
-        let bound = config.divergence_bound(design.dimension());
-        for ((a, b), name) in federated
-            .coefficients
-            .iter()
-            .zip(&reference.coefficients)
-            .zip(design.names())
-        {
+        for objective in OBJECTIVES {
+            let config = TrainConfig {
+                rounds: 30,
+                learning_rate: TrainConfig::max_learning_rate(*objective, design.dimension()),
+                scale_bits: 16,
+                objective: *objective,
+            };
+            let reference = train_pooled(&design, &all, config).unwrap();
+            let slices: Vec<&[Sample]> = parts.iter().map(Vec::as_slice).collect();
+            let federated = train_federated(&design, &slices, config).unwrap();
+            let bound = config.divergence_bound(design.dimension());
+            for ((a, b), name) in federated
+                .coefficients
+                .iter()
+                .zip(&reference.coefficients)
+                .zip(design.names())
+            {
+                assert!(
+                    (a - b).abs() <= bound,
+                    "{} ({}): {name}: federated {a}, pooled {b}, bound {bound}",
+                    label.id(),
+                    objective.id()
+                );
+            }
+            // the descent learns: lower loss than the constant model, and it ranks better than chance
             assert!(
-                (a - b).abs() <= bound,
-                "{}: {name}: federated {a}, pooled {b}, bound {bound}",
+                reference.losses.last().unwrap() < &reference.losses[0],
+                "{}",
                 label.id()
             );
+            let fit = evaluate(&federated, &all);
+            assert!(fit.auc.unwrap() > 0.5, "{}: {:?}", label.id(), fit.auc);
+            let largest = federated
+                .coefficients
+                .iter()
+                .zip(&reference.coefficients)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            println!(
+                "{} ({}): {} samples over {} institutions, {positives} positive; federated − pooled ≤ {largest:.2e} (bound {bound:.2e}); loss {:.4} → {:.4}, AUC {:.3}",
+                label.id(),
+                objective.id(),
+                all.len(),
+                parts.len(),
+                reference.losses[0],
+                reference.losses.last().unwrap(),
+                fit.auc.unwrap()
+            );
         }
-        // the descent learns: lower loss than the constant model, and it ranks better than chance
-        assert!(
-            reference.losses.last().unwrap() < &reference.losses[0],
-            "{}",
-            label.id()
-        );
-        let fit = evaluate(&federated, &all);
-        assert!(fit.auc.unwrap() > 0.5, "{}: {:?}", label.id(), fit.auc);
-        let largest = federated
-            .coefficients
-            .iter()
-            .zip(&reference.coefficients)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        println!(
-            "{}: {} samples over {} institutions, {positives} positive; federated − pooled ≤ {largest:.2e} (bound {bound:.2e}); loss {:.4} → {:.4}, AUC {:.3}",
-            label.id(),
-            all.len(),
-            parts.len(),
-            reference.losses[0],
-            reference.losses.last().unwrap(),
-            fit.auc.unwrap()
-        );
     }
 }

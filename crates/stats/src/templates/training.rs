@@ -19,18 +19,18 @@ impl Definition for Train {
         let (id, question, definition) = match self.0 {
             Label::ToIds => (
                 "train-to-ids",
-                "Which attributes do institutions flag for detection (to_ids)? One round of training a logistic-regression model of it across the institutions.",
-                "One sample per attribute with a to_ids field, of the events dated in the window; its features are docs/learning.md's, less to-ids. Each institution computes, at the round's public model, Σ round(scale·(σ(w·x) − y)·x_j) over its samples, the scaled log-loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
+                "Which attributes do institutions flag for detection (to_ids)? One round of training a logistic- or linear-regression model of it across the institutions.",
+                "One sample per attribute with a to_ids field, of the events dated in the window; its features are docs/learning.md's, less to-ids. Each institution computes, at the round's public model, Σ round(scale·r·x_j) over its samples (r = σ(w·x) − y, or w·x − y clipped to [−1, 1] for linear regression), the scaled loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
             ),
             Label::FalsePositive => (
                 "train-false-positive",
-                "Which attributes turn out to be false positives (a sighting of type 1)? One round of training a logistic-regression model of it across the institutions.",
-                "One sample per attribute of the events dated in the window, every feature of docs/learning.md; label 1 with a false-positive sighting. Each institution computes, at the round's public model, Σ round(scale·(σ(w·x) − y)·x_j) over its samples, the scaled log-loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
+                "Which attributes turn out to be false positives (a sighting of type 1)? One round of training a logistic- or linear-regression model of it across the institutions.",
+                "One sample per attribute of the events dated in the window, every feature of docs/learning.md; label 1 with a false-positive sighting. Each institution computes, at the round's public model, Σ round(scale·r·x_j) over its samples (r = σ(w·x) − y, or w·x − y clipped to [−1, 1] for linear regression), the scaled loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
             ),
             Label::SharedBeyondCommunity => (
                 "train-shared-beyond-community",
-                "Which events get shared beyond their community (distribution 2 or 3)? One round of training a logistic-regression model of it, per attribute, across the institutions.",
-                "One sample per attribute of the events dated in the window that carry a distribution (0–4); its features are docs/learning.md's, less the four distribution:*. Each institution computes, at the round's public model, Σ round(scale·(σ(w·x) − y)·x_j) over its samples, the scaled log-loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
+                "Which events get shared beyond their community (distribution 2 or 3)? One round of training a logistic- or linear-regression model of it, per attribute, across the institutions.",
+                "One sample per attribute of the events dated in the window that carry a distribution (0–4); its features are docs/learning.md's, less the four distribution:*. Each institution computes, at the round's public model, Σ round(scale·r·x_j) over its samples (r = σ(w·x) − y, or w·x − y clipped to [−1, 1] for linear regression), the scaled loss and the sample count; only the sum over the institutions is released, and the researcher steps the model.",
             ),
         };
         Profile {
