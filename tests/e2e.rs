@@ -576,8 +576,8 @@ async fn four_node_processes_answer_every_template_exactly() {
         other => panic!("expected a refusal for too few institutions: {other:?}"),
     }
 
-    // a query the researcher did not sign, and one whose recipient key was swapped after
-    // signing (a coordinator trying to read the result): every node refuses
+    // a query the researcher did not sign, one whose recipient key was swapped after signing
+    // (a coordinator trying to read the result), and one whose model was: every node refuses
     // (swapped to a key of the query's own parameter set, as a coordinator would: a key of
     // another set is refused by the query's agreement before anything is proposed)
     let mut swapped = sealed_spec(&Template::EventsByMonthTlpDistribution, 3);
@@ -587,12 +587,18 @@ async fn four_node_processes_answer_every_template_exactly() {
     )
     .unwrap();
     swapped.recipient_key = PublicKey::generate(&SecretKey::generate(&params)).to_bytes();
+    // a round of training whose model was changed after signing (a coordinator choosing the
+    // point the gradient is taken at, to probe the data): still a valid round, and refused
+    let mut probed = sealed_spec(&Template::TrainToIds, 3);
+    let round = probed.training.as_mut().unwrap();
+    round.model[1] = 3.0;
     for (id, query) in [
         (
             "q-unsigned",
             unsigned(&Template::EventsByMonthTlpDistribution, 3),
         ),
         ("q-swapped", swapped),
+        ("q-probed", probed),
     ] {
         match coordinator.run_query(query, &alice_der).await {
             Err(CoordinatorError::TooFewAgreed {

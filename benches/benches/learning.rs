@@ -3,9 +3,11 @@
 //! cluster), the providers simulated in one process (issue 19): every round as Concord runs it
 //! (docs/learning.md) — each provider's fixed-point gradient at the public model
 //! (`concord-stats` `learning::LocalGradient`), encoded in the cells of `learning::layout` and
-//! encrypted under the collective key of 160 parties (`ADD-8192-T33`), the sum, one PCKS share
-//! per provider to the researcher, the researcher's decryption and step — with the bytes each
-//! message would carry and the time each role spends.
+//! encrypted under the collective key of 160 parties, the sum, one PCKS share per provider to
+//! the researcher, the researcher's decryption and step — with the bytes each message would
+//! carry and the time each role spends. The parameter set is the one a round's query plan takes
+//! for that many institutions (`concord-query` `QueryPlan`): `ADD-8192-T33` up to 153,
+//! `ADD-8192-T33-Q120` above (160 providers).
 //!
 //! ```sh
 //! cargo bench -p concord-benches --bench learning -- [--providers 160] [--samples 1000000] \
@@ -19,13 +21,13 @@
 //! clear) exactly, and is within `TrainConfig::divergence_bound` of `train_pooled`.
 
 use concord_benches::{human, simulated_community, usage};
-use concord_bfv::params::{self, BfvParameters};
 use concord_bfv::{Ciphertext, Plaintext, PublicKey, SecretKey, ValueRange};
 use concord_mhe::protocol::Protocol;
 use concord_mhe::{KeySwitchShare, NoiseEstimate, PartyId, PublicKeySwitch, SmudgingPlan};
+use concord_query::QueryPlan;
 use concord_stats::learning::{
-    layout, sigmoid, train_federated, train_pooled, Design, Label, LocalGradient, Model, Objective,
-    Sample, TrainConfig,
+    sigmoid, train_federated, train_pooled, Design, Label, LocalGradient, Model, Objective, Sample,
+    TrainConfig,
 };
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -100,9 +102,22 @@ fn main() {
     let a = args();
     let design = Design::new(Label::FalsePositive);
     let d = design.dimension();
-    let cells = layout(&design);
-    let spec = params::spec_by_name(cells.parameter_set).unwrap();
-    let params = BfvParameters::new(spec).unwrap();
+    // a round's plan for this many institutions: its cells and its parameter set
+    let window =
+        concord_stats::Window::new(concord_stats::YearMonth::parse("2025-01").unwrap(), 12)
+            .unwrap();
+    let plan = QueryPlan::new(
+        concord_stats::Template::TrainFalsePositive,
+        window,
+        a.providers,
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("a round for {} providers: {e}", a.providers);
+        std::process::exit(2)
+    });
+    let cells = plan.layout.clone();
+    let params = plan.params.clone();
+    let spec = params.spec();
     let config = TrainConfig {
         rounds: a.rounds,
         learning_rate: TrainConfig::max_learning_rate(Objective::Logistic, d),
@@ -132,7 +147,7 @@ fn main() {
     let researcher_pk = PublicKey::generate(&researcher);
     let setup = start.elapsed();
 
-    // the release as a node plans it: refused where the smudging cannot reach 40 bits
+    // the release as a node plans it (the plan's set reaches 40 bits for this many)
     let smudging = SmudgingPlan::for_key_switch(
         &params,
         NoiseEstimate::aggregate(&params, a.providers, a.providers),

@@ -226,6 +226,18 @@ def test_concord_train_learns_a_model_and_evaluate_scores_it(deployment):
     assert scores["samples"] > 0 and 0.0 <= scores["accuracy"] <= 1.0
     assert scores["roc"][0] == [0.0, 0.0] and scores["roc"][-1] == [1.0, 1.0]
     assert roc.read_text().startswith("<svg") and "false-positive rate" in roc.read_text()
+    # linear regression, two rounds of it: the model says so, and its loss falls
+    linear_path = work / "linear.json"
+    linear = subprocess.run(
+        [bin_dir / "concord", "train", "--coordinator", researcher.coordinator, "--tls-dir", work,
+         "--name", "researcher", "--template", "train-to-ids", "--from", "2025-01",
+         "--months", "12", "--rounds", "2", "--objective", "linear", "--out", linear_path],
+        capture_output=True,
+    )
+    assert linear.returncode == 0, linear.stderr.decode()
+    linear_model = json.loads(linear_path.read_text())
+    assert linear_model["config"]["objective"] == "linear" and len(linear_model["queries"]) == 2
+    assert linear_model["losses"][-1] < linear_model["losses"][0]
     # a table is no training template: refused before anything is sent
     refused = subprocess.run(
         [bin_dir / "concord", "train", "--coordinator", researcher.coordinator, "--tls-dir", work,

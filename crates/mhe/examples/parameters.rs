@@ -34,12 +34,19 @@ fn main() {
             .unwrap();
         ct.switch_to_transmit_level().unwrap();
         let ct_bytes = ct.serialized_len();
-        let max_parties = (1..=4096usize)
-            .take_while(|&k| {
-                SmudgingPlan::for_decryption(&p, NoiseEstimate::aggregate(&p, k, k), k).is_ok()
-            })
-            .last()
-            .unwrap_or(0);
+        // the largest community whose aggregate smudging hides with λ ≥ 40 (by bisection)
+        let releases = |k: usize| {
+            SmudgingPlan::for_decryption(&p, NoiseEstimate::aggregate(&p, k, k), k).is_ok()
+        };
+        let (mut max_parties, mut beyond) = (0usize, 1usize << 20);
+        while beyond - max_parties > 1 {
+            let mid = max_parties + (beyond - max_parties) / 2;
+            if releases(mid) {
+                max_parties = mid;
+            } else {
+                beyond = mid;
+            }
+        }
         for parties in [4usize, 16, 64] {
             let Ok(plan) = SmudgingPlan::for_decryption(
                 &p,

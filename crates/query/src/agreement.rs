@@ -238,13 +238,15 @@ impl QueryAgreement {
             ReleaseMode::Sealed => {
                 let key =
                     PublicKey::from_bytes(&plan.params, terms.recipient_key).map_err(|e| {
-                        // an overlap query's set follows the community: say so
-                        let why = match plan.layout.overlap {
-                            Some(_) => format!(
-                                " (an overlap query proposed to {institutions} institutions runs under {})",
+                        // the set follows the community: say so where it has a choice
+                        let why = if template.parameter_sets().len() > 1 {
+                            format!(
+                                " (a {} query proposed to {institutions} institutions runs under {})",
+                                template.info().id,
                                 plan.params.name()
-                            ),
-                            None => String::new(),
+                            )
+                        } else {
+                            String::new()
                         };
                         AgreementError::InvalidRecipientKey(format!(
                             "not a {} public key: {e}{why}",

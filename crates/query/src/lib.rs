@@ -33,7 +33,7 @@ use concord_bfv::{
 use concord_mhe::{CollectiveDecryption, MheError, NoiseEstimate, PublicKeySwitch, SmudgingPlan};
 use concord_stats::learning::{check_model, Design, Objective, TrainConfig, TrainError};
 use concord_stats::overlap::Bins;
-use concord_stats::templates::overlap::{holders, overlap_set, MAX_HOLDERS};
+use concord_stats::templates::overlap::{holders, most_holders};
 use concord_stats::{Layout, Statistic, Template, TemplateError, Window};
 use std::sync::Arc;
 
@@ -69,11 +69,14 @@ pub enum QueryError {
     Count { given: usize, expected: usize },
     #[error("the statistic has {given} cells where the layout has {expected}")]
     Cells { given: usize, expected: usize },
-    #[error("template {template} counts indicators held by up to {max} institutions; this query is proposed to {institutions}")]
-    TooManyHolders {
+    #[error("template {template} is computed for at most {max} institutions, under {set}, the widest of its parameter sets ({limit}); this query is proposed to {institutions}")]
+    CommunityTooLarge {
         template: &'static str,
         institutions: usize,
+        set: &'static str,
         max: usize,
+        /// What stops it there.
+        limit: &'static str,
     },
     #[error("{0}")]
     Bins(String),
@@ -119,40 +122,101 @@ impl QueryPlan {
         max_institutions: usize,
     ) -> Result<Self, QueryError> {
         let mut layout = template.layout(&window);
-        let id = template.info().id;
         if layout.overlap.is_some() {
-            // the circuit counts up to the institutions proposed to: the set that reaches them
-            layout.parameter_set =
-                overlap_set(max_institutions).ok_or(QueryError::TooManyHolders {
-                    template: id,
-                    institutions: max_institutions,
-                    max: MAX_HOLDERS,
-                })?;
+            // the circuit counts up to the institutions proposed to
             if let Some(last) = layout.dimensions.last_mut() {
                 *last = holders(max_institutions.max(1));
             }
         }
-        let spec =
-            params::spec_by_name(layout.parameter_set).ok_or(QueryError::UnknownParameterSet {
-                template: id,
-                set: layout.parameter_set,
-            })?;
-        let params = BfvParameters::new(spec)?;
-        if let Some(bins) = layout.overlap.as_mut() {
-            // the template's bins, in whole ciphertexts of the set's degree
-            bins.per_group = bins.per_group.next_multiple_of(params.degree());
-        }
-        let plan = Self {
+        let mut plan = Self {
+            params: parameters(template, layout.parameter_set)?,
             template,
             window,
             layout,
-            params,
             max_institutions,
             dp: None,
             training: None,
         };
-        plan.check_range()?;
+        plan.fit()?;
+        if let Some(bins) = plan.layout.overlap.as_mut() {
+            // the template's bins, in whole ciphertexts of the set's degree
+            bins.per_group = bins.per_group.next_multiple_of(plan.params.degree());
+        }
         Ok(plan)
+    }
+
+    /// Puts the plan under the first of its template's parameter sets that computes it for
+    /// its institutions — whose plaintext modulus holds their sum ([`Self::check_range`]) and
+    /// whose smudging hides the aggregate's noise at release with 40 bits of statistical
+    /// security ([`Self::check_smudging`]) — or, for an overlap template, under the first whose
+    /// circuit counts them (its bins are whole ciphertexts of that set). Node, coordinator and
+    /// researcher derive the same set from the same terms and community. None: the widest
+    /// set's refusal.
+    fn fit(&mut self) -> Result<(), QueryError> {
+        let sets = self.template.parameter_sets();
+        let candidates: Vec<&'static str> = if self.layout.overlap.is_some() {
+            vec![overlap_set(self.template, self.max_institutions)]
+        } else {
+            sets.to_vec()
+        };
+        let mut refusal = None;
+        for set in candidates {
+            if self.layout.parameter_set != set {
+                self.params = parameters(self.template, set)?;
+                self.layout.parameter_set = set;
+            }
+            match self.check_range().and_then(|()| self.check_smudging()) {
+                Ok(()) => return Ok(()),
+                Err(e) => refusal = Some(e),
+            }
+        }
+        Err(refusal.expect("at least one candidate"))
+    }
+
+    /// Refuses a plan whose release, by every institution's share under the key of all of
+    /// them, smudging could not hide with 40 bits of statistical security (sealed, the
+    /// stricter of the two releases), or whose circuit does not count its institutions.
+    fn check_smudging(&self) -> Result<(), QueryError> {
+        let n = self.max_institutions;
+        let overlap = self.layout.overlap.is_some();
+        let too_large = |max: usize, limit: &'static str| QueryError::CommunityTooLarge {
+            template: self.template.info().id,
+            institutions: n,
+            set: self.params.name(),
+            max,
+            limit,
+        };
+        if overlap && n > most_holders(self.params.name()) {
+            return Err(too_large(most_holders(self.params.name()), CIRCUIT_LIMIT));
+        }
+        if self.released_securely(n) {
+            return Ok(());
+        }
+        // the reach, for the refusal: the largest community it still releases for
+        let (mut lo, mut hi) = (0usize, n);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.released_securely(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Err(too_large(
+            lo,
+            "beyond it, smudging no longer hides the aggregate's noise with 40 bits of statistical security",
+        ))
+    }
+
+    /// Whether the aggregate of `n` institutions, under their key, released sealed by all of
+    /// them, keeps 40 bits of statistical security.
+    fn released_securely(&self, n: usize) -> bool {
+        let noise = self.output_noise(n, n);
+        if self.layout.overlap.is_some() {
+            SmudgingPlan::for_key_switch_at_lowest_level(&self.params, noise, n, n).is_ok()
+        } else {
+            SmudgingPlan::for_key_switch(&self.params, noise, n).is_ok()
+        }
     }
 
     /// The same plan with differential privacy: `(ε, δ)` over at least `k` institutions
@@ -163,7 +227,8 @@ impl QueryPlan {
             return Err(dp::DpError::NotSupported(self.template.info().id).into());
         }
         self.dp = Some(dp::DpPlan::new(self.template, epsilon, delta, k)?);
-        self.check_range()?;
+        // the noise widens the range: a wider set may be needed
+        self.fit()?;
         Ok(self)
     }
 
@@ -356,8 +421,9 @@ impl QueryPlan {
         }
     }
 
-    /// An overlap query's largest `j`: the institutions it is proposed to (at most
-    /// [`MAX_HOLDERS`], the plan refuses more), a cell each per histogram.
+    /// An overlap query's largest `j`: the institutions it is proposed to (at most the
+    /// template's [`Template::max_institutions`], the plan refuses more), a cell each per
+    /// histogram.
     pub fn holders(&self) -> usize {
         self.max_institutions.max(1)
     }
@@ -498,6 +564,27 @@ pub struct BinSizing {
     pub capped: bool,
 }
 
+/// What stops an overlap query's community at its set's reach.
+const CIRCUIT_LIMIT: &str = "the degree its circuit evaluates";
+
+/// The set an overlap query proposed to `institutions` runs under: the first of the
+/// template's whose circuit counts them, or the widest (which then refuses the plan).
+fn overlap_set(template: Template, institutions: usize) -> &'static str {
+    let sets = template.parameter_sets();
+    sets.iter()
+        .find(|set| most_holders(set) >= institutions)
+        .unwrap_or_else(|| sets.last().expect("every template has a set"))
+}
+
+/// The built parameter set `set` of `template`.
+fn parameters(template: Template, set: &'static str) -> Result<Arc<BfvParameters>, QueryError> {
+    let spec = params::spec_by_name(set).ok_or(QueryError::UnknownParameterSet {
+        template: template.info().id,
+        set,
+    })?;
+    Ok(BfvParameters::new(spec)?)
+}
+
 /// The fewest bins per histogram of the overlap `template` that keep an indicator's chance of
 /// sharing its bin at most `target`, given `held[g]`, the indicators of group `g` the
 /// institutions hold summed over them (an upper bound of the distinct ones: an indicator held by
@@ -530,16 +617,17 @@ pub fn size_bins(
             "a target merge rate of {target}: between 0 and 1"
         )));
     }
-    let set = overlap_set(institutions).ok_or(QueryError::TooManyHolders {
-        template: template.info().id,
-        institutions,
-        max: MAX_HOLDERS,
-    })?;
-    let spec = params::spec_by_name(set).ok_or(QueryError::UnknownParameterSet {
-        template: template.info().id,
-        set,
-    })?;
-    let n = 1usize << spec.log_n;
+    let set = overlap_set(template, institutions);
+    if most_holders(set) < institutions {
+        return Err(QueryError::CommunityTooLarge {
+            template: template.info().id,
+            institutions,
+            set,
+            max: most_holders(set),
+            limit: CIRCUIT_LIMIT,
+        });
+    }
+    let n = parameters(template, set)?.degree();
     let distinct = if bins.by_group {
         held.iter().copied().max().unwrap_or(0)
     } else {
@@ -651,6 +739,136 @@ mod tests {
         ));
     }
 
+    /// The largest community each of `template`'s sets is taken for (0: never), found by
+    /// bisection on the plan's own choice.
+    fn reach(template: Template) -> Vec<(&'static str, usize)> {
+        let sets = template.parameter_sets();
+        let rank = |n: usize| match QueryPlan::new(template, window(), n) {
+            Ok(plan) => sets.iter().position(|s| *s == plan.params.name()).unwrap(),
+            Err(_) => sets.len(),
+        };
+        (0..sets.len())
+            .map(|k| {
+                let (mut lo, mut hi) = (0usize, 1usize << 20);
+                while hi - lo > 1 {
+                    let mid = lo + (hi - lo) / 2;
+                    if rank(mid) <= k {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (sets[k], lo)
+            })
+            .collect()
+    }
+
+    /// A query runs under the first of its template's sets that computes it: 16 institutions'
+    /// small counts fit `t = 65537`, a survey's 0/1 answers 51 (where smudging stops), 127
+    /// institutions' attribute counts of up to 2^26 − 1 fit a 33-bit `t`, 153 institutions'
+    /// aggregate is all `ADD-8192-T33`'s smudging hides, 39,321 all `ADD-8192-T33-Q120`'s;
+    /// a round of training takes 511 institutions of up to 2^24 − 1 samples, the overlap
+    /// circuit 16 and 127 holders. Past the last, the widest set's reason.
+    #[test]
+    fn a_query_runs_under_the_first_set_that_computes_it_for_its_community() {
+        let expected: [(Template, &[(&str, usize)]); 6] = [
+            (
+                Template::EventsByMonthTlpDistribution,
+                &[
+                    ("ADD-8192", 16),
+                    ("ADD-8192-T33", 153),
+                    ("ADD-8192-T33-Q120", 39_321),
+                ],
+            ),
+            (
+                Template::SurveySharingMotivations,
+                &[
+                    ("ADD-8192", 51),
+                    ("ADD-8192-T33", 153),
+                    ("ADD-8192-T33-Q120", 39_321),
+                ],
+            ),
+            (
+                Template::TimeToPublish,
+                &[("ADD-8192-T33", 153), ("ADD-8192-T33-Q120", 39_321)],
+            ),
+            (
+                Template::AttributesByCategoryTypeToIds,
+                &[("ADD-8192-T33", 127), ("ADD-8192-T33-Q120", 127)],
+            ),
+            (
+                Template::TrainToIds,
+                &[("ADD-8192-T33", 153), ("ADD-8192-T33-Q120", 511)],
+            ),
+            (
+                Template::IndicatorOverlap,
+                &[("MUL-16384-T26", 16), ("MUL-32768-T26", 127)],
+            ),
+        ];
+        for (template, sets) in expected {
+            assert_eq!(reach(template), sets, "{template:?}");
+            let most = sets.last().unwrap().1;
+            let refused = QueryPlan::new(template, window(), most + 1).unwrap_err();
+            let said = match refused {
+                QueryError::CommunityTooLarge { max, .. } => max,
+                QueryError::TooManyInstitutions { max, .. } => max as usize,
+                other => panic!("{template:?}: {other}"),
+            };
+            assert_eq!(said, most, "{template:?}");
+        }
+        // the figures the refusals give are the reach
+        let refused = QueryPlan::new(Template::EventsByMonthTlpDistribution, window(), 40_000);
+        assert!(matches!(
+            refused,
+            Err(QueryError::CommunityTooLarge {
+                set: "ADD-8192-T33-Q120",
+                max: 39_321,
+                ..
+            })
+        ));
+        let refused = QueryPlan::new(Template::IndicatorOverlap, window(), 128);
+        assert!(matches!(
+            refused,
+            Err(QueryError::CommunityTooLarge {
+                set: "MUL-32768-T26",
+                max: 127,
+                ..
+            })
+        ));
+    }
+
+    /// At the edge of every set a plan takes, the agreement's release keeps 40 bits of
+    /// statistical security, sealed and public, with every institution's share.
+    #[test]
+    fn every_set_releases_the_largest_community_it_is_taken_for() {
+        use crate::agreement::{QueryAgreement, Release};
+        for (template, most) in [
+            (Template::EventsByMonthTlpDistribution, 16),
+            (Template::SurveySharingMotivations, 51),
+            (Template::TimeToPublish, 153),
+            (Template::TimeToPublish, 39_321),
+            (Template::IndicatorOverlap, 16),
+            (Template::IndicatorOverlap, 127),
+        ] {
+            let plan = QueryPlan::new(template, window(), most).unwrap();
+            let researcher = concord_bfv::SecretKey::generate(&plan.params);
+            for release in [
+                Release::Public,
+                Release::Sealed(PublicKey::generate(&researcher)),
+            ] {
+                let agreement = QueryAgreement {
+                    plan: plan.clone(),
+                    release,
+                    min_institutions: 1,
+                    institutions: most,
+                    publish: false,
+                };
+                let smudging = agreement.smudging(most, most, most).unwrap();
+                assert!(smudging.lambda >= 40.0, "{template:?} at {most}");
+            }
+        }
+    }
+
     #[test]
     fn an_overlap_query_runs_under_the_set_that_counts_its_institutions() {
         for (institutions, set, degree) in [
@@ -658,7 +876,7 @@ mod tests {
             (16, "MUL-16384-T26", 16384),
             (17, "MUL-32768-T26", 32768),
             (100, "MUL-32768-T26", 32768),
-            (MAX_HOLDERS, "MUL-32768-T26", 32768),
+            (127, "MUL-32768-T26", 32768),
         ] {
             for template in [Template::IndicatorOverlap, Template::IndicatorOverlapByType] {
                 let plan = QueryPlan::new(template, window(), institutions).unwrap();
@@ -689,14 +907,15 @@ mod tests {
             }
         }
         // more than the last set counts: refused with the reason
-        let err =
-            QueryPlan::new(Template::IndicatorOverlap, window(), MAX_HOLDERS + 1).unwrap_err();
+        let err = QueryPlan::new(Template::IndicatorOverlap, window(), 128).unwrap_err();
         assert_eq!(
             err,
-            QueryError::TooManyHolders {
+            QueryError::CommunityTooLarge {
                 template: "indicator-overlap",
-                institutions: MAX_HOLDERS + 1,
-                max: MAX_HOLDERS
+                institutions: 128,
+                set: "MUL-32768-T26",
+                max: 127,
+                limit: CIRCUIT_LIMIT,
             }
         );
         // bins of the larger set: multiples of 32,768
@@ -711,7 +930,7 @@ mod tests {
         held[0] = 100;
         let s = size_bins(Template::IndicatorOverlap, 20, &held, TARGET_MERGE_RATE).unwrap();
         assert_eq!((s.per_group, s.slots), (32768, 32768));
-        assert!(size_bins(Template::IndicatorOverlap, MAX_HOLDERS + 1, &held, 0.05).is_err());
+        assert!(size_bins(Template::IndicatorOverlap, 128, &held, 0.05).is_err());
     }
 
     #[test]

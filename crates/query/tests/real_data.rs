@@ -82,6 +82,23 @@ fn institutions(dir: &Path) -> Vec<(Institution, Vec<Event>)> {
     out
 }
 
+/// Every party's secret key and their collective public key (CKG).
+fn setup(
+    params: &std::sync::Arc<concord_bfv::BfvParameters>,
+    parties: &[PartyId],
+) -> (Vec<SecretKey>, concord_bfv::PublicKey) {
+    let keys: Vec<SecretKey> = parties
+        .iter()
+        .map(|_| SecretKey::generate(params))
+        .collect();
+    let ckg = PublicKeyGen::new(params, &CommonReferenceString::random());
+    let mut agg = ckg.aggregator();
+    for (sk, &p) in keys.iter().zip(parties) {
+        agg.add(&ckg.share(sk, p).unwrap()).unwrap();
+    }
+    (keys, ckg.finish(&agg, parties).unwrap())
+}
+
 #[test]
 fn four_institutions_jointly_decrypt_every_template_exactly() {
     let Some(dir) = data_dir() else { return };
@@ -111,17 +128,7 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
                 .unwrap();
         }
         let params = &plan.params;
-        // setup
-        let keys: Vec<SecretKey> = parties
-            .iter()
-            .map(|_| SecretKey::generate(params))
-            .collect();
-        let ckg = PublicKeyGen::new(params, &CommonReferenceString::random());
-        let mut agg = ckg.aggregator();
-        for (sk, &p) in keys.iter().zip(&parties) {
-            agg.add(&ckg.share(sk, p).unwrap()).unwrap();
-        }
-        let pk = ckg.finish(&agg, &parties).unwrap();
+        let (keys, pk) = setup(params, &parties);
         // contributions, and the plaintext statistic they must sum to
         let mut expected = vec![0i128; plan.layout.cells()];
         let mut sums: Vec<Ciphertext> = Vec::new();
@@ -169,16 +176,20 @@ fn four_institutions_jointly_decrypt_every_template_exactly() {
 }
 
 #[test]
-fn plans_refuse_more_institutions_than_the_plaintext_modulus_holds() {
+fn a_plan_takes_a_wider_plaintext_modulus_where_the_first_would_wrap() {
     let window = Window::new(YearMonth::parse("2024-01").unwrap(), 12).unwrap();
     let ok = QueryPlan::new(Template::EventsByMonthTlpDistribution, window, 16).unwrap();
-    assert_eq!(ok.ciphertexts(), 1);
-    let err = QueryPlan::new(Template::EventsByMonthTlpDistribution, window, 17).unwrap_err();
+    assert_eq!((ok.params.name(), ok.ciphertexts()), ("ADD-8192", 1));
+    // 17 institutions' counts of up to 4,095 can reach 69,615 > t = 65,537
+    let wider = QueryPlan::new(Template::EventsByMonthTlpDistribution, window, 17).unwrap();
+    assert_eq!(wider.params.name(), "ADD-8192-T33");
+    // attribute counts of up to 2^26 − 1 wrap every 33-bit t above 127 institutions
+    let err = QueryPlan::new(Template::AttributesByCategoryTypeToIds, window, 128).unwrap_err();
     assert!(
-        matches!(err, QueryError::TooManyInstitutions { max: 16, .. }),
+        matches!(err, QueryError::TooManyInstitutions { max: 127, .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("at most 16 institutions"));
+    assert!(err.to_string().contains("at most 127 institutions"));
     // a window of 120 months × 6 × 6 cells still fits one ciphertext of 8192 slots
     let wide = QueryPlan::new(
         Template::EventsByMonthTlpDistribution,
@@ -187,4 +198,84 @@ fn plans_refuse_more_institutions_than_the_plaintext_modulus_holds() {
     )
     .unwrap();
     assert_eq!((wide.layout.slots(), wide.ciphertexts()), (4320, 1));
+}
+
+/// A community larger than `ADD-8192-T33`'s smudging hides (153): the real events dealt out to
+/// 160 institutions, each computing the template on its share; the plan takes
+/// `ADD-8192-T33-Q120`, the 160 key-switch shares seal the sum to the researcher with at least
+/// 40 bits of statistical security, and the opened cells equal the plaintext sum exactly.
+#[test]
+fn a_community_of_160_institutions_is_released_exactly_under_the_wide_set() {
+    use concord_bfv::PublicKey;
+    use concord_mhe::PublicKeySwitch;
+    let Some(dir) = data_dir() else { return };
+    const INSTITUTIONS: usize = 160;
+    let mut dealt: Vec<Vec<Event>> = vec![Vec::new(); INSTITUTIONS];
+    for (i, e) in load(&dir.join("events/misp-training"))
+        .unwrap()
+        .events
+        .into_iter()
+        .chain(load(&dir.join("feed-tweetfeed")).unwrap().events)
+        .enumerate()
+    {
+        dealt[i % INSTITUTIONS].push(e);
+    }
+    let window = Window::new(YearMonth::parse("2016-12").unwrap(), 120).unwrap();
+    let parties: Vec<PartyId> = (1..=INSTITUTIONS as u32).map(PartyId).collect();
+    for template in [
+        Template::TimeToPublish,
+        Template::EventsByMonthTlpDistribution,
+    ] {
+        let plan = QueryPlan::new(template, window, INSTITUTIONS).unwrap();
+        assert_eq!(plan.params.name(), "ADD-8192-T33-Q120");
+        let params = &plan.params;
+        let (keys, pk) = setup(params, &parties);
+        let mut expected = vec![0i128; plan.layout.cells()];
+        let mut sums: Vec<Ciphertext> = Vec::new();
+        for events in &dealt {
+            let stat = template
+                .compute(&window, &Institution::default(), events)
+                .unwrap();
+            for (e, v) in expected.iter_mut().zip(&stat.values) {
+                *e += *v as i128;
+            }
+            let cts = plan.encrypt(&pk, &stat).unwrap();
+            if sums.is_empty() {
+                sums = cts;
+            } else {
+                for (s, c) in sums.iter_mut().zip(&cts) {
+                    s.add_assign(c).unwrap();
+                }
+            }
+        }
+        let n = INSTITUTIONS;
+        let smudging =
+            SmudgingPlan::for_key_switch(params, NoiseEstimate::aggregate(params, n, n), n)
+                .unwrap();
+        assert!(smudging.lambda >= 40.0);
+        // the narrower set cannot release it
+        let narrow = concord_bfv::BfvParameters::new(&concord_bfv::params::ADD_8192_T33).unwrap();
+        assert!(
+            SmudgingPlan::for_key_switch(&narrow, NoiseEstimate::aggregate(&narrow, n, n), n)
+                .is_err()
+        );
+        let researcher = SecretKey::generate(params);
+        let recipient = PublicKey::generate(&researcher);
+        let plaintexts: Vec<Plaintext> = plan
+            .key_switches(&sums, &recipient, smudging)
+            .unwrap()
+            .iter()
+            .map(|pcks| {
+                let mut shares = pcks.aggregator();
+                for (sk, &p) in keys.iter().zip(&parties) {
+                    shares.add(&pcks.share(sk, p).unwrap()).unwrap();
+                }
+                let sealed: Ciphertext = PublicKeySwitch::finish(pcks, &shares, &parties).unwrap();
+                researcher.decrypt(&sealed).unwrap()
+            })
+            .collect();
+        let cells = plan.decode(&plaintexts).unwrap();
+        assert_eq!(cells, expected, "{}", template.info().id);
+        assert!(expected.iter().any(|&c| c > 0));
+    }
 }

@@ -240,24 +240,18 @@ impl Template {
         self.definition().profile().privacy_unit
     }
 
-    /// The parameter set the template's queries run under: large-counter cells (attribute
-    /// counts, sums of delays) need `t > 2^32`.
+    /// The parameter set of the template's layout in the catalogue: the first of
+    /// [`Self::parameter_sets`], the cheapest (large-counter cells — attribute counts, sums of
+    /// delays — need `t > 2^32`).
     pub fn parameter_set(&self) -> &'static str {
-        self.definition().profile().parameter_set
+        self.parameter_sets()[0]
     }
 
-    /// Every parameter set a query of the template may run under: its own, and for an overlap
-    /// template each of [`crate::templates::overlap::OVERLAP_SETS`] (chosen by the size of the
-    /// community). A researcher holds a result key for each.
-    pub fn parameter_sets(&self) -> Vec<&'static str> {
-        if self.is_overlap() {
-            crate::templates::overlap::OVERLAP_SETS
-                .iter()
-                .map(|(set, _)| *set)
-                .collect()
-        } else {
-            vec![self.parameter_set()]
-        }
+    /// Every parameter set a query of the template may run under, cheapest first: the first
+    /// that computes it for the institutions it is proposed to is taken
+    /// ([`crate::templates::SetLadder`]). A researcher holds a result key for each.
+    pub fn parameter_sets(&self) -> crate::templates::SetLadder {
+        self.definition().profile().parameter_sets
     }
 
     /// The chart that shows the template's result best.

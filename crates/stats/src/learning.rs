@@ -522,7 +522,7 @@ pub fn layout(design: &Design) -> Layout {
         }],
         cell_bound: MAX_SAMPLES,
         summary,
-        parameter_set: crate::templates::LARGE_COUNTS,
+        parameter_set: crate::templates::LARGE_COUNTS[0],
         overlap: None,
     }
 }

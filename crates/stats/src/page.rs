@@ -147,23 +147,29 @@ pub fn markdown() -> String {
         for s in &layout.summary {
             let _ = write!(page, "; {} ≤ {}", s.name, s.bound);
         }
-        if layout.overlap.is_some() {
-            let sets: Vec<String> = crate::templates::overlap::OVERLAP_SETS
-                .iter()
-                .map(|(set, most)| format!("`{set}` up to {most} institutions"))
-                .collect();
-            let _ = write!(
-                page,
-                ". Parameter set by the institutions the query is proposed to: {}; one cell per `j` up to them.\n\n**Differential privacy:** ",
-                sets.join(", ")
-            );
-        } else {
-            let _ = write!(
-                page,
-                ". Parameter set `{}`.\n\n**Differential privacy:** ",
-                layout.parameter_set
-            );
-        }
+        let sets: Vec<String> = t
+            .parameter_sets()
+            .iter()
+            .map(|set| match crate::templates::overlap::most_holders(set) {
+                0 => format!("`{set}`"),
+                most => format!("`{set}` (up to {most} institutions)"),
+            })
+            .collect();
+        let _ = write!(
+            page,
+            ". Parameter sets, cheapest first: {} — a query runs under the first that {} for the institutions it is proposed to{}.\n\n**Differential privacy:** ",
+            sets.join(", "),
+            if layout.overlap.is_some() {
+                "counts"
+            } else {
+                "holds their sum and hides its noise"
+            },
+            if layout.overlap.is_some() {
+                "; one cell per `j` up to them"
+            } else {
+                ""
+            }
+        );
         match t.privacy_unit() {
             Some(unit) if layout.overlap.is_some() => {
                 let _ = write!(

@@ -77,7 +77,7 @@ impl Definition for AttributesByCategoryTypeToIds {
                 definition: "Each attribute of an event dated in the window (objects' attributes included) counts once, in the cell of its (category, type) pair — MISP's table of valid pairs, anything else under \"other\" — and its `to_ids` flag.",
                 fields: "event `date`, `Attribute[]` and `Object[].Attribute[]`: `category`, `type`, `to_ids`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(ATTRIBUTE),
             chart: Chart::Bars {
                 dimension: 0,
@@ -108,7 +108,7 @@ impl Definition for AttributesByMonthCategoryTypeToIds {
                 definition: "As attributes-by-category-type-ids, per month of the event's date.",
                 fields: "event `date`, attributes' `category`, `type`, `to_ids`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(ATTRIBUTE),
             chart: Chart::Lines { series: 2 },
             counts: "attributes",
@@ -139,7 +139,7 @@ impl Definition for AttributesByEventAndAttributeDistribution {
                 definition: "Each attribute of an event dated in the window counts once, in the cell of its event's distribution level and its own (0-4, 5 \"inherit event\"; else unknown): how often attributes narrow or widen what their event allows.",
                 fields: "event `date`, `distribution`; attributes' `distribution`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(ATTRIBUTE),
             chart: Chart::Heatmap {
                 rows: 0,
@@ -184,7 +184,7 @@ impl Definition for AttributesByMonthRoleTlp {
                 definition: "Each attribute of an event dated in the window counts once, in the event's month, its role for the institution and its TLP level.",
                 fields: "event `date`, `Orgc.uuid`, `Tag[].name` (`tlp:*`), attributes; the node's `organisation_uuids`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(ATTRIBUTE),
             chart: Chart::Lines { series: 1 },
             counts: "attributes",
@@ -221,7 +221,7 @@ impl Definition for AttributesPerEvent {
                 definition: "Each event dated in the window counts once, in the bucket of its number of attributes (objects' included); its count (capped at 100,000) and its square add to the sums.",
                 fields: "event `date`, `Attribute[]`, `Object[].Attribute[]`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             // An event adds its count and its square to the sums: no unit of sensitivity 1.
             privacy_unit: None,
             chart: Chart::Bars {

@@ -37,7 +37,7 @@ impl Definition for ObjectsByTemplate {
                 definition: "Each MISP object of an event dated in the window counts once, in the cell of its template `name` (a list of common templates; others under \"other\").",
                 fields: "event `date`, `Object[].name`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(PrivacyUnit {
                 unit: "object",
                 sensitivity: 1.0,
@@ -77,7 +77,7 @@ impl Definition for GalaxyClustersByType {
                 definition: "Each galaxy cluster attached to an event dated in the window counts once in \"clusters attached\" of its galaxy (the type in `misp-galaxy:<type>=\"…\"`; a cluster carried both as a tag and in the `Galaxy` list counts once); each event counts once in \"events\" of every galaxy it uses.",
                 fields: "event `date`, `Tag[].name` (`misp-galaxy:*`), `Galaxy[].GalaxyCluster[].tag_name`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             // An event adds to several cells at once (each of its galaxy clusters).
             privacy_unit: None,
             chart: Chart::Heatmap {
@@ -136,7 +136,7 @@ impl Definition for SightingsByAttributeType {
                 definition: "Each sighting of an attribute of an event dated in the window counts once, in the cell of the attribute's type (MISP's types, \"other\" among them; any other under \"(not a MISP type)\") and the sighting's type (0 sighting, 1 false positive, 2 expiration, else other).",
                 fields: "event `date`; attributes' `type`, `Sighting[].type`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             privacy_unit: Some(PrivacyUnit {
                 unit: "sighting",
                 sensitivity: 1.0,

@@ -27,7 +27,7 @@ impl Definition for EventsByMonthTlpDistribution {
                 definition: "Each event dated in the window counts once, in the cell of its month, its most restrictive `tlp:` tag (`tlp:white` read as `clear`; none: unknown) and its distribution level (absent in feeds: unknown).",
                 fields: "event `date`, event `Tag[].name` (`tlp:*`), event `distribution`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Lines { series: 1 },
             counts: "events",
@@ -62,7 +62,7 @@ impl Definition for ProducerVsReceiverByMonth {
                 definition: "Each event dated in the window counts once, in its month and in \"produced\" when its creator (`Orgc`) is one of the node's `organisation_uuids`, \"received\" when it is another organisation, \"creator unknown\" when the export names none.",
                 fields: "event `date`, `Orgc.uuid`; the node's `organisation_uuids`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Lines { series: 1 },
             counts: "events",
@@ -91,7 +91,7 @@ impl Definition for EventsByMonthThreatLevel {
                 definition: "Each event dated in the window counts once, in its month and its `threat_level_id` (1 high, 2 medium, 3 low, 4 undefined; else unknown).",
                 fields: "event `date`, `threat_level_id`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Lines { series: 1 },
             counts: "events",
@@ -122,7 +122,7 @@ impl Definition for EventsByDistributionTlpPap {
                 definition: "Each event dated in the window counts once, in the cell of its distribution level (4: sharing group), its most restrictive TLP tag and its most restrictive `PAP:` tag (`PAP:WHITE` read as clear; none: unknown).",
                 fields: "event `date`, `distribution`, `Tag[].name` (`tlp:*`, `PAP:*`)",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Heatmap {
                 rows: 0,
@@ -164,7 +164,7 @@ impl Definition for InstitutionsByEventsPerMonth {
                 definition: "Each institution counts once per month of the window, in the bucket of the number of events it dated in that month: the released cells say how many institutions shared 0, 1, 2-5, … events that month, never which.",
                 fields: "event `date`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             // one event more or less moves the institution's month from one bucket to the
             // next: −1 in one cell, +1 in another
             privacy_unit: Some(PrivacyUnit {
@@ -214,7 +214,7 @@ impl Definition for EventsByMonthRoleTlpDistribution {
                 definition: "Each event dated in the window counts once, in its month, its role for the institution (as producer-vs-receiver-by-month), its TLP level and its distribution level.",
                 fields: "event `date`, `Orgc.uuid`, `Tag[].name` (`tlp:*`), `distribution`; the node's `organisation_uuids`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Lines { series: 1 },
             counts: "events",
@@ -266,7 +266,7 @@ impl Definition for EventsBySectorOrganisationTypeRole {
                 definition: "Each event dated in the window counts once, in the row of the institution's declared sector and organisation type (node configuration `sector`, `organisation_type`; else \"not declared\") and its role for the institution. A row with a single institution is that institution's count: query with DP, or combine rows.",
                 fields: "event `Orgc.uuid`, `date`; the node's `organisation_uuids`, `sector`, `organisation_type`",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             privacy_unit: Some(EVENT),
             chart: Chart::Heatmap {
                 rows: 0,

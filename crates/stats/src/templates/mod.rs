@@ -33,11 +33,19 @@ pub const MAX_COUNT: u64 = 4095;
 /// Per-institution bound of an attribute-count cell (large feeds hold tens of thousands).
 pub const MAX_ATTRIBUTE_COUNT: u64 = (1 << 26) - 1;
 
-/// The parameter set of templates whose cells are small counts.
-pub const SMALL_COUNTS: &str = "ADD-8192";
-/// The parameter set of templates with large-counter cells (attribute counts, sums of delays):
-/// `t > 2^32`.
-pub const LARGE_COUNTS: &str = "ADD-8192-T33";
+/// The parameter sets a template's queries may run under, cheapest first. A query runs under
+/// the first that computes it for the institutions it is proposed to: whose plaintext modulus
+/// holds their sum, whose smudging hides the aggregate's noise with 40 bits of statistical
+/// security, and — for an overlap template — whose circuit counts them (`concord-query`
+/// `QueryPlan`; `concord-bfv` `params` on how far each set reaches).
+pub type SetLadder = &'static [&'static str];
+
+/// The parameter sets of templates whose cells are small counts: `t = 65537` holds 16
+/// institutions' counts of up to [`MAX_COUNT`]; the 33-bit `t` sets take larger communities.
+pub const SMALL_COUNTS: SetLadder = &["ADD-8192", "ADD-8192-T33", "ADD-8192-T33-Q120"];
+/// The parameter sets of templates with large-counter cells (attribute counts, sums of
+/// delays): `t > 2^32`; the `-Q120` set for communities above 153 institutions.
+pub const LARGE_COUNTS: SetLadder = &["ADD-8192-T33", "ADD-8192-T33-Q120"];
 
 /// A template's cells over a window, before the parameter set is attached.
 pub struct Cells {
@@ -53,8 +61,9 @@ pub struct Cells {
 pub struct Profile {
     /// Its id, version, question, definition and the MISP fields it reads.
     pub info: TemplateInfo,
-    /// The parameter set its queries run under ([`SMALL_COUNTS`] or [`LARGE_COUNTS`]).
-    pub parameter_set: &'static str,
+    /// The parameter sets its queries run under, by community size ([`SMALL_COUNTS`],
+    /// [`LARGE_COUNTS`] or [`overlap::OVERLAP_SETS`]).
+    pub parameter_sets: SetLadder,
     /// What a differentially private result hides, and the cells' L2 sensitivity to one such
     /// unit; `None`: the template refuses DP.
     pub privacy_unit: Option<PrivacyUnit>,

@@ -1,11 +1,11 @@
 //! Indicator overlap (`crate::overlap`): of the indicators the institutions hold, how many are
 //! held by exactly 1, 2, …, n of them (n the institutions the query is proposed to, at most
-//! [`MAX_HOLDERS`]). An institution's input is not a table of counts but its presence vector
+//! the last of [`OVERLAP_SETS`]). An institution's input is not a table of counts but its presence vector
 //! over the bins of the layout's [`Bins`]; the cells are what the encrypted circuit releases
 //! (`concord-query`): one histogram over all indicators ([`IndicatorOverlap`]), or one per
 //! group of indicator types ([`IndicatorOverlapByType`], [`Bins::by_group`]). The catalogue's
 //! layout is that of a community of up to 16 under [`OVERLAP_SET`]; a query's plan sizes it for
-//! the institutions it is proposed to ([`overlap_set`], [`holders`]).
+//! the institutions it is proposed to (its set by [`OVERLAP_SETS`], [`holders`]).
 
 use super::{dimension, Cells, Definition, Profile, Tally};
 use crate::catalogue::{PrivacyUnit, TemplateError, TemplateInfo, HELD_INDICATOR};
@@ -14,17 +14,22 @@ use crate::layout::{Chart, Layout, Window};
 use crate::misp::Event;
 use crate::overlap::{estimated_distinct, merge_rate, Bins};
 
-/// The parameter sets an overlap query runs under, each with the most institutions its
-/// circuit counts: the equality indicators of a sum of `n` presence bits are of degree `n`, so
-/// `n` bounds the depth (`⌈log2 n⌉`) and the noise. `MUL-16384-T26` counts up to 16 (78 bits of
-/// budget left at degree 16, `concord-bfv` `params`); `MUL-32768-T26`, twice the ring and three
-/// more levels, up to 127 (depth 7; 70 bits left at degree 100, `concord-mhe`
-/// `tests/evaluation_keys.rs`). A query takes the first set that counts the institutions it is
-/// proposed to ([`overlap_set`]).
-pub const OVERLAP_SETS: &[(&str, usize)] = &[(OVERLAP_SET, 16), ("MUL-32768-T26", 127)];
+/// The parameter sets an overlap query runs under: the first whose circuit counts the
+/// institutions it is proposed to ([`most_holders`]), none above 127.
+pub const OVERLAP_SETS: super::SetLadder = &[OVERLAP_SET, "MUL-32768-T26"];
 
-/// The most institutions any overlap query counts: the last of [`OVERLAP_SETS`].
-pub const MAX_HOLDERS: usize = 127;
+/// The most institutions the overlap circuit counts under `set`: the equality indicators of a
+/// sum of `n` presence bits are of degree `n`, so `n` bounds the depth (`⌈log2 n⌉`) and the
+/// noise. `MUL-16384-T26` counts up to 16 (78 bits of budget left at degree 16, `concord-bfv`
+/// `params`); `MUL-32768-T26`, twice the ring and three more levels, up to 127 (depth 7; 70
+/// bits left at degree 100, `concord-mhe` `tests/evaluation_keys.rs`). 0 for any other set.
+pub fn most_holders(set: &str) -> usize {
+    match set {
+        OVERLAP_SET => 16,
+        "MUL-32768-T26" => 127,
+        _ => 0,
+    }
+}
 
 /// The parameter set of the overlap templates in the catalogue (communities of up to 16):
 /// products, and counts up to `t ≈ 2^26`.
@@ -32,15 +37,6 @@ pub const OVERLAP_SET: &str = "MUL-16384-T26";
 
 /// Slots per ciphertext of [`OVERLAP_SET`].
 const SLOTS: usize = 16384;
-
-/// The parameter set of an overlap query proposed to `institutions` institutions: the first of
-/// [`OVERLAP_SETS`] that counts that many; none above [`MAX_HOLDERS`].
-pub fn overlap_set(institutions: usize) -> Option<&'static str> {
-    OVERLAP_SETS
-        .iter()
-        .find(|(_, most)| institutions <= *most)
-        .map(|(set, _)| *set)
-}
 
 /// The labels `1..=n` of the dimension "institutions holding it": an overlap result has a
 /// cell per `j` up to the institutions its query was proposed to (`concord-query` sizes it;
@@ -119,7 +115,7 @@ impl Definition for IndicatorOverlap {
                 definition: "Each distinct indicator (domain, IP, URL, hash, e-mail: the value normalised per MISP type, composites split) of the events dated in the window is hashed into one of 131,072 bins with a key the nodes agree on and the coordinator never learns; each institution sets one presence bit per bin. The bits are summed under encryption and only the histogram of the sums is released: cell j counts the bins held by exactly j institutions. Two indicators in one bin count once, as held by the union of their holders; the result reports the expected share of such merges.",
                 fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
             },
-            parameter_set: OVERLAP_SET,
+            parameter_sets: OVERLAP_SETS,
             privacy_unit: Some(HOLDING),
             chart: Chart::Bars {
                 dimension: 0,
@@ -130,7 +126,7 @@ impl Definition for IndicatorOverlap {
         }
     }
     fn cells(&self, _window: &Window) -> Cells {
-        super::table(vec![holders(OVERLAP_SETS[0].1)], 1)
+        super::table(vec![holders(most_holders(OVERLAP_SET))], 1)
     }
     fn bins(&self) -> Option<Bins> {
         Some(OVERLAP_BINS)
@@ -164,7 +160,7 @@ impl Definition for IndicatorOverlapByType {
                 definition: "As indicator-overlap, with each group of indicator types (domain, ip, url, md5, sha1, sha256, sha512, imphash, authentihash, email) in its own 16,384 bins and its own histogram: cell (group, j) counts the bins of that group held by exactly j institutions. Fewer bins per group than indicator-overlap has in all: the result reports each group's expected merge rate, and a group of many thousand indicators is better counted by indicator-overlap.",
                 fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
             },
-            parameter_set: OVERLAP_SET,
+            parameter_sets: OVERLAP_SETS,
             privacy_unit: Some(HOLDING),
             chart: Chart::Heatmap {
                 rows: 0,
@@ -179,7 +175,7 @@ impl Definition for IndicatorOverlapByType {
         super::table(
             vec![
                 dimension("indicator type", GROUPS),
-                holders(OVERLAP_SETS[0].1),
+                holders(most_holders(OVERLAP_SET)),
             ],
             1,
         )
@@ -217,7 +213,7 @@ impl Definition for IndicatorsHeld {
                 definition: "Each institution counts the distinct indicators (domain, IP, URL, hash, e-mail: the value normalised per MISP type, composites split; an indicator held twice counts once) of its events dated in the window, per group of indicator types; the counts are summed over the institutions. An indicator held by several institutions is counted by each, so the sum bounds the community's distinct indicators from above. `concord query submit --bins auto` sizes an overlap query's bins from it.",
                 fields: "event `date`, `Attribute[].type`, `Attribute[].value` and those of objects (hashed at parsing, never kept)",
             },
-            parameter_set: super::LARGE_COUNTS,
+            parameter_sets: super::LARGE_COUNTS,
             privacy_unit: Some(PrivacyUnit {
                 unit: HELD_INDICATOR,
                 sensitivity: 1.0,

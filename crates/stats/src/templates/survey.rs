@@ -19,7 +19,7 @@ impl Definition for SurveySharingMotivations {
                 definition: "Each institution counts once per answer it gave: 1 in each chosen reason, 1 in its level of each rating, or 1 in \"not answered\". No MISP data is read.",
                 fields: "the node's survey answers file (`[data] survey`)",
             },
-            parameter_set: SMALL_COUNTS,
+            parameter_sets: SMALL_COUNTS,
             // One institution's whole questionnaire moves several cells; the tally's protection is
             // the minimum number of institutions.
             privacy_unit: None,

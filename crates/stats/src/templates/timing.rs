@@ -64,7 +64,7 @@ impl Definition for TimeToPublish {
                 definition: "Each event dated in the window counts once, in the bucket of whole days from its date to its `publish_timestamp` (UTC day), or \"no publish time\"; published events add their delay (clipped to [0, 3650] days) and its square to the sums.",
                 fields: "event `date`, `publish_timestamp`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             // An event adds its delay and squared delay to the sums: bounded only by the
             // per-institution caps, which would drown the histogram in noise.
             privacy_unit: None,
@@ -120,7 +120,7 @@ impl Definition for IndicatorAgeAtSharing {
                 definition: "Each attribute of an event dated in the window counts once: \"event not published\" without a publish time, \"no first_seen\" without a readable RFC 3339 `first_seen`, else in the bucket of whole UTC days from its `first_seen` to the event's `publish_timestamp` (negative: first seen after publication); aged attributes add their age (clipped to [0, 3650] days) and its square to the sums.",
                 fields: "event `date`, `publish_timestamp`; attributes' `first_seen`",
             },
-            parameter_set: LARGE_COUNTS,
+            parameter_sets: LARGE_COUNTS,
             // An attribute adds its age and squared age to the sums.
             privacy_unit: None,
             chart: HISTOGRAM,

@@ -41,7 +41,7 @@ impl Definition for Train {
                 definition,
                 fields: "event `date`, `distribution`, `threat_level_id`, `publish_timestamp`, tags and galaxies; attributes' `type`, `value` (as an indicator, never kept), `category`, `to_ids`, tags, `first_seen`, sightings, and object membership",
             },
-            parameter_set: super::LARGE_COUNTS,
+            parameter_sets: super::LARGE_COUNTS,
             // per-round DP is not built yet: a DP query of a training template is refused
             privacy_unit: None,
             chart: Chart::Bars {
