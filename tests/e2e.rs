@@ -707,6 +707,26 @@ async fn four_node_processes_answer_every_template_exactly() {
         assert_eq!(release["sharing_parties"], 4, "{name}");
     }
 
+    // node-a counted its refusals after agreement by step and reason: in each of the two runs
+    // of the malicious coordinator, one roster too short and four it could not verify
+    let (code, metrics) = concord_system_tests::http_get(
+        concord_system_tests::node_config(root, "node-a")
+            .operations
+            .unwrap()
+            .listen,
+        "/metrics",
+    );
+    assert_eq!(code, 200);
+    let refusals = |labels: &str| {
+        concord_system_tests::sample(&metrics, "concord_refusals_total", labels).unwrap_or(0.0)
+    };
+    assert_eq!(
+        refusals("step=\"reveal\",reason=\"too-few-contributions\""),
+        2.0,
+        "{metrics}"
+    );
+    assert!(refusals("step=\"reveal\",reason=\"aggregate-not-verified\"") >= 8.0);
+
     // node-d's audit log: its refusals with their reasons, its verification, its release, the
     // refused replay
     let audit: Vec<serde_json::Value> =

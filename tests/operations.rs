@@ -60,6 +60,27 @@ fn operators_and_researchers_see_what_happened() {
     .expect("queries per phase are exported");
     assert!(released_before >= 1.0, "the demo released queries");
 
+    // a query the coordinator refuses at submission: counted by its reason
+    let out = d.query(&[
+        "submit",
+        "--template",
+        "events-by-month-tlp-distribution",
+        "--from",
+        "2025-01",
+        "--min-institutions",
+        "5",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("3 institutions are enrolled"));
+    assert_eq!(
+        sample(
+            &metrics(coordinator),
+            "concord_submissions_refused_total",
+            "reason=\"min-institutions\""
+        ),
+        Some(1.0)
+    );
+
     let out = d.submit_with(&["--epsilon", "0.5"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_owned();

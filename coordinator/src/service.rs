@@ -130,44 +130,57 @@ impl CoordinatorApi for CoordinatorService {
             .and_then(|certs| certs.first().map(|c| c.to_vec()))
             .unwrap_or_default();
         let spec = request.into_inner();
-        let invalid = |e: &dyn std::fmt::Display| Status::invalid_argument(e.to_string());
+        // every refusal counted by its reason (a bounded set: the agreement's refusal codes
+        // and the checks below), `concord_submissions_refused_total{reason}`
+        let refused = |reason: &'static str, status: Status| {
+            metrics::counter!("concord_submissions_refused_total", "reason" => reason).increment(1);
+            status
+        };
+        let invalid = |reason: &'static str, e: &dyn std::fmt::Display| {
+            refused(reason, Status::invalid_argument(e.to_string()))
+        };
         if spec.min_institutions < 2 {
-            return Err(Status::invalid_argument(
-                "min_institutions must be at least 2",
+            return Err(invalid(
+                "min-institutions",
+                &"min_institutions must be at least 2",
             ));
         }
         // more institutions than are enrolled can never be met: said now, not after proposing
         let enrolled = enrolled(&self.store).map_err(internal)?.len();
         if spec.min_institutions as usize > enrolled {
-            return Err(Status::invalid_argument(format!(
+            return Err(invalid("min-institutions", &format!(
                 "min_institutions {} but {enrolled} institutions are enrolled (concord query members lists them)",
                 spec.min_institutions
             )));
         }
         // a query the nodes would refuse as invalid is refused here already (template and
-        // version, window, DP terms, recipient key — of the set an overlap query takes for
-        // this many institutions), for the enrolled nodes it will be proposed to
-        spec.agreement(enrolled).map_err(|e| invalid(&e))?;
+        // version, window, DP terms, recipient key — of the set the query takes for this many
+        // institutions), for the enrolled nodes it will be proposed to
+        spec.agreement(enrolled)
+            .map_err(|e| invalid(e.code(), &e))?;
         // a signed query must verify here already; nodes check it again themselves
         if !spec.signature.is_empty() {
             concord_api::submission::verify(&self.ca_pem, &certificate, &spec)
-                .map_err(|e| invalid(&e))?;
+                .map_err(|e| invalid("unsigned-query", &e))?;
         }
         // the id derives from the query as signed: submitting it again finds it
         let id = concord_api::submission::query_id(&spec);
         if let Some(detail) =
             concord_api::submission::check_binding(&id, &spec, concord_api::submission::now())
         {
-            return Err(Status::invalid_argument(detail));
+            return Err(invalid("invalid-query", &detail));
         }
         if spec.expires_at <= concord_api::submission::now() {
-            return Err(Status::invalid_argument("the query has expired"));
+            return Err(invalid("query-expired", &"the query has expired"));
         }
         if let Some(record) = self.store.get(&id).map_err(internal)? {
             if record.researcher == researcher.name {
                 return Ok(Response::new(status_of(&record)));
             }
-            return Err(Status::already_exists("this query was submitted already"));
+            return Err(refused(
+                "query-id-reused",
+                Status::already_exists("this query was submitted already"),
+            ));
         }
         let in_flight = self
             .store
@@ -177,11 +190,9 @@ impl CoordinatorApi for CoordinatorService {
             .filter(|r| r.researcher == researcher.name)
             .count();
         if in_flight >= self.max_in_flight {
-            metrics::counter!("concord_submissions_refused_total", "reason" => "in-flight-limit")
-                .increment(1);
-            return Err(Status::resource_exhausted(format!(
+            return Err(refused("in-flight-limit", Status::resource_exhausted(format!(
                 "{in_flight} of your queries are still running, the most this coordinator runs at once for one researcher; submit again when one has ended"
-            )));
+            ))));
         }
         metrics::counter!("concord_queries_submitted_total").increment(1);
         let key = spec.recipient_key.clone();

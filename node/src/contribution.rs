@@ -212,9 +212,11 @@ impl NodeService {
         Ok(contributors)
     }
 
-    /// Audits a refusal and turns it into the status the coordinator gets.
-    pub(crate) fn refuse(&self, query_id: &str, step: &str, refusal: Refusal) -> Status {
+    /// Audits a refusal (and counts it, [`count_refusal`]) and turns it into the status the
+    /// coordinator gets.
+    pub(crate) fn refuse(&self, query_id: &str, step: &'static str, refusal: Refusal) -> Status {
         tracing::warn!(query = %query_id, step, reason = %refusal.code, detail = %refusal.detail, "refused");
+        count_refusal(step, &refusal);
         if let Err(e) = self.audit(
             "refusal",
             json!({
@@ -229,4 +231,12 @@ impl NodeService {
         }
         Status::failed_precondition(refusal.to_string())
     }
+}
+
+/// Counts a refusal after agreement in `concord_refusals_total{step, reason}`: `step` one of
+/// the protocol's (`reveal`, `decryption`, …), `reason` a refusal code — both bounded sets.
+/// Proposals are counted apart (`concord_proposals_total`, by decision and reason).
+pub(crate) fn count_refusal(step: &'static str, refusal: &Refusal) {
+    metrics::counter!("concord_refusals_total", "step" => step, "reason" => refusal.code.as_str())
+        .increment(1);
 }

@@ -81,6 +81,7 @@ impl NodeService {
         )?;
         let (aggregate, contributors) = verified.map_err(|refusal| {
             tracing::warn!(query = %req.query_id, reason = %refusal.code, detail = %refusal.detail, "refused to decrypt an aggregate");
+            crate::contribution::count_refusal("decryption", &refusal);
             Status::failed_precondition(refusal.to_string())
         })?;
         let plan = &agreed.agreement.plan;
