@@ -192,6 +192,9 @@ pub fn markdown() -> String {
                     unit.unit, unit.sensitivity
                 );
             }
+            None if t.training_label().is_some() => page.push_str(
+                "not available yet for a round of training: one sample moves the count by one and the gradient by up to 2·scale·√d, so its noise must be scaled per part, and the summed gradient spans several slots (docs/learning.md says what it needs); its protection is the minimum number of institutions, each node's policy on the templates it takes, and the rounds sealed to the researcher.\n\n",
+            ),
             None => page.push_str(
                 "not available (one record moves several cells by amounts only the per-institution bounds limit); its protection is the minimum number of institutions.\n\n",
             ),
