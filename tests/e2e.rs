@@ -726,6 +726,14 @@ async fn four_node_processes_answer_every_template_exactly() {
         "{metrics}"
     );
     assert!(refusals("step=\"reveal\",reason=\"aggregate-not-verified\"") >= 8.0);
+    // every refused call, by method and gRPC code (the reveals above, and more)
+    let errors = concord_system_tests::sample(
+        &metrics,
+        "concord_grpc_errors_total",
+        "method=\"/concord.v1.Node/Reveal\",code=\"FailedPrecondition\"",
+    )
+    .unwrap_or(0.0);
+    assert!(errors >= 10.0, "{metrics}");
 
     // node-d's audit log: its refusals with their reasons, its verification, its release, the
     // refused replay

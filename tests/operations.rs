@@ -72,6 +72,15 @@ fn operators_and_researchers_see_what_happened() {
     ]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("3 institutions are enrolled"));
+    // and, as every call answered with an error, by method and gRPC code
+    assert_eq!(
+        sample(
+            &metrics(coordinator),
+            "concord_grpc_errors_total",
+            "method=\"/concord.v1.Coordinator/Submit\",code=\"InvalidArgument\""
+        ),
+        Some(1.0)
+    );
     assert_eq!(
         sample(
             &metrics(coordinator),

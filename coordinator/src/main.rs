@@ -134,6 +134,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .await;
     tonic::transport::Server::builder()
         .tls_config(server_config(&ca, &cert, &key))?
+        .layer(concord_api::operations::ErrorCounter)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(

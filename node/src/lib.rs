@@ -225,6 +225,7 @@ pub async fn run(
     tracing::info!(listen = %config.listen, "node serving");
     tonic::transport::Server::builder()
         .tls_config(tls)?
+        .layer(concord_api::operations::ErrorCounter)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(

@@ -79,6 +79,93 @@ pub fn router(
         .merge(views)
 }
 
+/// A layer for the gRPC server of the node and the coordinator that counts every call
+/// answered with an error in `concord_grpc_errors_total{method, code}`: refusals, malformed
+/// or oversized messages, wrong-parameter values, calls from a certificate of the wrong role —
+/// whatever a handler or tonic itself turns down before a response starts (an error inside a
+/// response stream travels in its trailers and is counted where it is made). `method` is the
+/// gRPC path of a method of Concord's services or of health checking, `unknown` otherwise (a
+/// caller chooses the path: labels stay a bounded set); `code` the gRPC status code's name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ErrorCounter;
+
+impl<S> tower::Layer<S> for ErrorCounter {
+    type Service = CountErrors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CountErrors { inner }
+    }
+}
+
+/// The service [`ErrorCounter`] wraps.
+#[derive(Clone, Debug)]
+pub struct CountErrors<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for CountErrors<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = method_label(request.uri().path());
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map(tonic::Code::from_i32);
+            if let Some(code) = code.filter(|c| *c != tonic::Code::Ok) {
+                let method = if code == tonic::Code::Unimplemented {
+                    "unknown".to_owned()
+                } else {
+                    method
+                };
+                metrics::counter!("concord_grpc_errors_total", "method" => method, "code" => format!("{code:?}"))
+                    .increment(1);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// The label of a gRPC path: the path of a method of `concord.v1` or of health checking
+/// (names of letters only), `unknown` for anything else.
+fn method_label(path: &str) -> String {
+    let known = [
+        "/concord.v1.Node/",
+        "/concord.v1.Coordinator/",
+        "/grpc.health.v1.Health/",
+    ];
+    match known.iter().find(|prefix| path.starts_with(*prefix)) {
+        Some(prefix)
+            if (1..=32).contains(&(path.len() - prefix.len()))
+                && path[prefix.len()..]
+                    .chars()
+                    .all(|c| c.is_ascii_alphabetic()) =>
+        {
+            path.to_owned()
+        }
+        _ => "unknown".to_owned(),
+    }
+}
+
 /// Binds the endpoint's address, so that a process whose operations port is busy says so
 /// before it serves anything.
 pub async fn bind(config: &OperationsConfig) -> Result<tokio::net::TcpListener, OperationsError> {
@@ -127,4 +214,34 @@ pub enum OperationsError {
     NotConfigured,
     #[error("{url}: {detail} (is the process running with this configuration?)")]
     Fetch { url: String, detail: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn a_method_label_is_a_concord_method_or_unknown() {
+        assert_eq!(
+            method_label("/concord.v1.Node/Propose"),
+            "/concord.v1.Node/Propose"
+        );
+        assert_eq!(
+            method_label("/concord.v1.Coordinator/Submit"),
+            "/concord.v1.Coordinator/Submit"
+        );
+        assert_eq!(
+            method_label("/grpc.health.v1.Health/Check"),
+            "/grpc.health.v1.Health/Check"
+        );
+        for path in [
+            "/other.Service/Call",
+            "/concord.v1.Node/Propose/../x",
+            "/concord.v1.Node/",
+            "/",
+            &format!("/concord.v1.Node/{}", "A".repeat(33)),
+        ] {
+            assert_eq!(method_label(path), "unknown", "{path}");
+        }
+    }
 }
