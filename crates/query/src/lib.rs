@@ -6,8 +6,8 @@
 //! plan, release mode, quorum, smudging — from the query's terms, in one place.
 //!
 //! A [`QueryPlan`] fixes the encoding both ends must agree on: the template and window (hence the
-//! [`Layout`]), the parameter set the template names (an overlap template's: the first that
-//! counts the institutions the query is proposed to, `overlap_set`), how many ciphertexts the slots need
+//! [`Layout`]), the parameter set — the first of the template's that computes it for the
+//! institutions it is proposed to ([`QueryPlan::new`]), how many ciphertexts the slots need
 //! (layouts larger than `N` slots span several, transparently), and the public range of every
 //! slot. It refuses a plan whose aggregate could exceed the plaintext modulus for the number of
 //! institutions it must hold, so an aggregate never wraps.
@@ -421,8 +421,8 @@ impl QueryPlan {
         }
     }
 
-    /// An overlap query's largest `j`: the institutions it is proposed to (at most the
-    /// template's [`Template::max_institutions`], the plan refuses more), a cell each per
+    /// An overlap query's largest `j`: the institutions it is proposed to (at most what the
+    /// widest of its sets counts, `most_holders`; the plan refuses more), a cell each per
     /// histogram.
     pub fn holders(&self) -> usize {
         self.max_institutions.max(1)
